@@ -1,0 +1,54 @@
+# One entry point for every job. Each target creates .venv when missing.
+# The interpreter is Debian's own python3 so that what we test is what the .deb ships.
+PYTHON ?= /usr/bin/python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: paper test lint typecheck unit integration system deb bench clean
+
+$(STAMP): pyproject.toml requirements/all.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/all.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+# The main job: the daemon in the foreground, paper trading against the built-in simulated exchange.
+paper: $(STAMP)
+	$(BIN)/trendbotd run --paper --foreground $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check trendbotd tests bench
+	$(BIN)/ruff format --check trendbotd tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+integration: $(STAMP)
+	$(BIN)/pytest -q tests/integration
+
+system: $(STAMP)
+	packaging/install-build-deps.sh
+	$(BIN)/pytest -q tests/system
+
+# The whole suite: lint, strict type check, unit, integration (real daemon + simulated exchange)
+# and system tests (real systemd in systemd-nspawn, the built .deb).
+test: $(STAMP)
+	$(BIN)/ruff check trendbotd tests bench
+	$(BIN)/ruff format --check trendbotd tests bench
+	$(BIN)/mypy
+	packaging/install-build-deps.sh
+	$(BIN)/pytest tests
+
+deb:
+	packaging/install-build-deps.sh
+	packaging/build-deb.sh
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) dist build .mypy_cache .ruff_cache .pytest_cache var

@@ -1,0 +1,72 @@
+"""Where the daemon's notion of time comes from. Nothing else reads the wall clock.
+
+``SystemClock`` for live runs; ``ScaledClock`` replays faster for paper mode (--speed);
+``ManualClock`` is driven by tests. All return integer UTC milliseconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int:
+        """Current time in UTC milliseconds (the daemon's view, before exchange offset)."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep for ``seconds`` of this clock's time (may be shorter in real time)."""
+        ...
+
+
+class SystemClock:
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+class ScaledClock:
+    """Runs ``speed`` times faster than real time from a chosen start instant."""
+
+    def __init__(self, *, start_ms: int, speed: float) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self._start_ms = start_ms
+        self._speed = speed
+        self._real_start = time.monotonic()
+
+    @property
+    def speed(self) -> float:
+        return self._speed
+
+    def now_ms(self) -> int:
+        elapsed = time.monotonic() - self._real_start
+        return self._start_ms + int(elapsed * self._speed * 1000)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds / self._speed)
+
+
+class ManualClock:
+    """A clock that tests move by hand; ``sleep`` advances it instantly."""
+
+    def __init__(self, start_ms: int = 0) -> None:
+        self._now = start_ms
+        self._lock = threading.Lock()
+
+    def now_ms(self) -> int:
+        with self._lock:
+            return self._now
+
+    def advance(self, ms: int) -> None:
+        with self._lock:
+            self._now += ms
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(int(seconds * 1000))

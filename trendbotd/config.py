@@ -1,0 +1,419 @@
+"""Configuration: TOML (stdlib tomllib) validated into frozen, typed sections.
+
+Every error names the file, the key and, where the key appears in the file, its line:
+``/etc/trendbotd/trendbotd.toml:12: risk.risk_per_trade: expected a number, got "1%"``.
+Unknown keys are errors: a typo must never silently fall back to a default.
+Secrets never live here: the config only names where credentials are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Literal
+
+from trendbotd.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/trendbotd/trendbotd.toml")
+
+_INSTANCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+_TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")
+
+ShutdownPolicy = Literal["leave", "cancel_entries", "flatten"]
+StrategyKind = Literal["ema_cross", "donchian"]
+Regime = Literal["trend", "range", "mixed"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceConfig:
+    name: str = "trendbotd"  # names the lock file, the journal and the log identifier
+    runtime_dir: Path | None = None  # lock lives here; default /run/trendbotd with fallbacks
+    state_dir: Path | None = None  # journal lives here; default /var/lib/trendbotd with fallbacks
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeConfig:
+    id: str = "binanceusdm"
+    paper: bool = True  # start the built-in simulated exchange in-process and trade on it
+    base_url: str = ""  # point every API entry at this host (simulator, proxy, tests)
+    demo: bool = False  # Binance demo trading hosts
+    credentials_file: Path | None = None  # TOML with api_key/api_secret, mode 0600 or stricter
+    credential_name: str = ""  # name under $CREDENTIALS_DIRECTORY (systemd LoadCredential=)
+    recv_window_ms: int = 5000
+    request_timeout_s: float = 10.0
+    max_clock_offset_ms: int = 500  # refuse orders while |offset| or its uncertainty exceed it
+    clock_resync_s: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class PaperConfig:
+    """The simulated exchange started by ``--paper`` (or ``exchange.paper = true``)."""
+
+    speed: float = 1.0  # replay candles this many times faster than real time
+    seed: int = 1
+    regime: Regime = "mixed"
+    data_csv: Path | None = None  # real candles instead of the generator
+    start_balance: Decimal = Decimal(10000)
+    response_delay_ms: int = 0  # delay every answer (shows that READY waits for the sync)
+    port: int = 0  # 0 picks a free port on 127.0.0.1
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyParams:
+    kind: StrategyKind = "ema_cross"
+    fast: int = 20
+    slow: int = 50
+    breakout: int = 55  # donchian entry channel
+    exit_breakout: int = 20  # donchian exit channel
+    atr_period: int = 14
+    atr_stop_mult: float = 2.0  # initial stop distance in ATRs
+    trail_mult: float = 3.0  # trailing exit distance in ATRs
+    allow_short: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TradingConfig:
+    symbols: tuple[str, ...] = ("BTC/USDT:USDT",)
+    timeframe: str = "1h"
+    leverage: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class RiskConfig:
+    risk_per_trade: float = 0.01  # fraction of equity lost if the initial stop is hit
+    max_leverage: int = 5
+    max_notional: Decimal = Decimal(50000)
+    max_open_positions: int = 3
+    daily_loss_limit: float = 0.05  # fraction of start-of-day equity; kill switch for entries
+    duplicate_window_s: float = 60.0
+    max_position_ratio: float = 2.0  # position above this multiple of expected blocks adding
+    min_balance: Decimal = Decimal(10)  # below this the balance is implausible: no new entries
+    shutdown_policy: ShutdownPolicy = "leave"
+    reduce_only: bool = False  # operator switch: manage exits only
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    startup_timeout_s: float = 90.0  # keep below the unit's TimeoutStartSec
+    log_level: LogLevel = "info"
+    log_file: Path | None = None  # --daemon mode; default is syslog
+    tick_interval_s: float = 5.0  # how often the loop wakes to check for a closed candle
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: Path | None = None  # the file it came from; None for built-in defaults
+    instance: InstanceConfig = field(default_factory=InstanceConfig)
+    exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
+    paper: PaperConfig = field(default_factory=PaperConfig)
+    trading: TradingConfig = field(default_factory=TradingConfig)
+    strategy: StrategyParams = field(default_factory=StrategyParams)
+    # per-symbol overrides: [strategy.symbols."ETH/USDT:USDT"] fast = 10
+    strategy_overrides: dict[str, StrategyParams] = field(default_factory=dict)
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+
+    def strategy_for(self, symbol: str) -> StrategyParams:
+        return self.strategy_overrides.get(symbol, self.strategy)
+
+    def describe(self) -> str:
+        """One line per setting for the start-up log. Holds no secrets by construction."""
+        lines = [f"config.source={self.source or '<built-in defaults>'}"]
+        for name in ("instance", "exchange", "paper", "trading", "strategy", "risk", "service"):
+            section = getattr(self, name)
+            for f in dataclasses.fields(section):
+                lines.append(f"config.{name}.{f.name}={getattr(section, f.name)!s}")
+        for symbol, params in sorted(self.strategy_overrides.items()):
+            lines.append(f"config.strategy.symbols.{symbol}={params}")
+        return "\n".join(lines)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "instance": InstanceConfig,
+    "exchange": ExchangeConfig,
+    "paper": PaperConfig,
+    "trading": TradingConfig,
+    "strategy": StrategyParams,
+    "risk": RiskConfig,
+    "service": ServiceConfig,
+}
+
+
+def load_config(path: Path | None, *, paper: bool = False) -> Config:
+    """Load and validate. ``path=None`` means the default path if it exists, else defaults.
+
+    ``paper=True`` (the ``--paper`` flag) forces the simulated exchange whatever the file says.
+    """
+    if path is None:
+        if DEFAULT_CONFIG_PATH.exists():
+            path = DEFAULT_CONFIG_PATH
+        else:
+            config = Config()
+            return _force_paper(config) if paper else config
+    text = _read(path)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: TOML syntax error: {e}") from e
+    config = _build(raw, path=path, text=text)
+    _check_semantics(config, path=path, text=text)
+    return _force_paper(config) if paper else config
+
+
+def _force_paper(config: Config) -> Config:
+    return dataclasses.replace(config, exchange=dataclasses.replace(config.exchange, paper=True))
+
+
+def _read(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: config file not found") from e
+    except IsADirectoryError as e:
+        raise ConfigError(f"{path}: is a directory, not a config file") from e
+    except PermissionError as e:
+        raise ConfigError(f"{path}: config file not readable (permission denied)") from e
+    except OSError as e:
+        raise ConfigError(f"{path}: config file not readable: {e.strerror}") from e
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from e
+
+
+def _where(path: Path, text: str, table: str, key: str | None) -> str:
+    line = _line_of(text, table, key)
+    return f"{path}:{line}" if line else str(path)
+
+
+def _line_of(text: str, table: str, key: str | None) -> int | None:
+    """Best-effort line number of ``key`` inside ``[table]`` (or of the table header)."""
+    current = ""
+    header = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
+    for number, line in enumerate(text.splitlines(), start=1):
+        m = header.match(line)
+        if m:
+            current = m.group(1).replace('"', "").replace(" ", "")
+            if key is None and current == table:
+                return number
+            continue
+        if key is not None and current == table:
+            km = re.match(r'^\s*"?([A-Za-z0-9_.:/-]+)"?\s*=', line)
+            if km and km.group(1) == key:
+                return number
+    return None
+
+
+def _build(raw: dict[str, Any], *, path: Path, text: str) -> Config:
+    sections: dict[str, Any] = {}
+    overrides: dict[str, StrategyParams] = {}
+    for name, value in raw.items():
+        if name not in _SECTIONS:
+            known = ", ".join(sorted(_SECTIONS))
+            raise ConfigError(
+                f"{_where(path, text, name, None)}: unknown section [{name}] (known: {known})"
+            )
+        if not isinstance(value, dict):
+            raise ConfigError(f"{_where(path, text, '', name)}: {name} must be a [{name}] table")
+        if name == "strategy" and "symbols" in value:
+            per_symbol = value.pop("symbols")
+            overrides = _build_overrides(per_symbol, base=value, path=path, text=text)
+        sections[name] = _build_section(_SECTIONS[name], value, table=name, path=path, text=text)
+    return Config(source=path, strategy_overrides=overrides, **sections)
+
+
+def _build_overrides(
+    per_symbol: Any, *, base: dict[str, Any], path: Path, text: str
+) -> dict[str, StrategyParams]:
+    if not isinstance(per_symbol, dict):
+        raise ConfigError(f"{path}: strategy.symbols must be a table of per-symbol tables")
+    result: dict[str, StrategyParams] = {}
+    for symbol, table in per_symbol.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: strategy.symbols.{symbol!r} must be a table")
+        merged = {**base, **table}
+        result[symbol] = _build_section(
+            StrategyParams, merged, table=f"strategy.symbols.{symbol}", path=path, text=text
+        )
+    return result
+
+
+def _build_section(
+    cls: type[Any], values: dict[str, Any], *, table: str, path: Path, text: str
+) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(
+                f"{_where(path, text, table, key)}: {table}.{key}: unknown key "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        try:
+            kwargs[key] = _coerce(value, hints[key])
+        except _TypeMismatchError as e:
+            raise ConfigError(
+                f"{_where(path, text, table, key)}: {table}.{key}: expected {e.expected}, "
+                f"got {_show(value)}"
+            ) from None
+    return cls(**kwargs)
+
+
+class _TypeMismatchError(Exception):
+    def __init__(self, expected: str) -> None:
+        super().__init__(expected)
+        self.expected = expected
+
+
+def _show(value: Any) -> str:
+    shown = repr(value) if not isinstance(value, str) else f'"{value}"'
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def _coerce(value: Any, hint: Any) -> Any:  # noqa: PLR0911, PLR0912 - one branch per supported type
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0])
+    if origin is Literal:
+        if value not in args:
+            raise _TypeMismatchError("one of " + ", ".join(f'"{a}"' for a in args))
+        return value
+    if origin is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _TypeMismatchError("a list of strings")
+        return tuple(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _TypeMismatchError("true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _TypeMismatchError("an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _TypeMismatchError("a number")
+        return float(value)
+    if hint is Decimal:
+        return _to_decimal(value)
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise _TypeMismatchError("a path string")
+        return Path(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise _TypeMismatchError("a string")
+        return value
+    raise _TypeMismatchError(str(hint))  # pragma: no cover - a schema field of unsupported type
+
+
+def _to_decimal(value: Any) -> Decimal:
+    # Money as a string ("10000.5") keeps exact decimals; integers are exact too.
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _TypeMismatchError("a decimal number or a string holding one")
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        raise _TypeMismatchError("a decimal number or a string holding one") from None
+    if not result.is_finite():
+        raise _TypeMismatchError("a finite decimal number")
+    return result
+
+
+def _check_semantics(config: Config, *, path: Path, text: str) -> None:
+    problems: list[tuple[str, str, str]] = []  # (table, key, message)
+
+    def check(ok: bool, table: str, key: str, message: str) -> None:
+        if not ok:
+            problems.append((table, key, message))
+
+    check(
+        bool(_INSTANCE_NAME.match(config.instance.name)),
+        "instance",
+        "name",
+        "must be 1-32 characters of letters, digits, '_', '.', '-', starting alphanumeric",
+    )
+    ex = config.exchange
+    check(bool(re.fullmatch(r"[a-z0-9]+", ex.id)), "exchange", "id", "must be a ccxt exchange id")
+    check(
+        ex.base_url == "" or re.match(r"^https?://[^\s/]+", ex.base_url) is not None,
+        "exchange",
+        "base_url",
+        "must be an http:// or https:// URL",
+    )
+    check(
+        not (ex.credentials_file and ex.credential_name),
+        "exchange",
+        "credential_name",
+        "set credentials_file or credential_name, not both",
+    )
+    check(
+        ex.paper or bool(ex.credentials_file or ex.credential_name),
+        "exchange",
+        "paper",
+        "live trading (paper = false) needs credentials_file or credential_name",
+    )
+    check(1000 <= ex.recv_window_ms <= 60000, "exchange", "recv_window_ms", "must be 1000..60000")
+    check(0 < ex.request_timeout_s <= 120, "exchange", "request_timeout_s", "must be in (0, 120]")
+    check(
+        10 <= ex.max_clock_offset_ms <= 5000,
+        "exchange",
+        "max_clock_offset_ms",
+        "must be 10..5000",
+    )
+    check(ex.clock_resync_s >= 10, "exchange", "clock_resync_s", "must be at least 10")
+    pp = config.paper
+    check(0 < pp.speed <= 100000, "paper", "speed", "must be in (0, 100000]")
+    check(pp.start_balance > 0, "paper", "start_balance", "must be positive")
+    check(0 <= pp.response_delay_ms <= 60000, "paper", "response_delay_ms", "must be 0..60000")
+    check(0 <= pp.port <= 65535, "paper", "port", "must be 0..65535")
+    tr = config.trading
+    check(len(tr.symbols) >= 1, "trading", "symbols", "needs at least one symbol")
+    check(len(set(tr.symbols)) == len(tr.symbols), "trading", "symbols", "has duplicates")
+    check(
+        all(re.fullmatch(r"[A-Z0-9]+/[A-Z0-9]+:[A-Z0-9]+", s) for s in tr.symbols),
+        "trading",
+        "symbols",
+        'must be unified perpetual symbols like "BTC/USDT:USDT"',
+    )
+    check(tr.timeframe in _TIMEFRAMES, "trading", "timeframe", f"must be one of {_TIMEFRAMES}")
+    check(1 <= tr.leverage <= 125, "trading", "leverage", "must be 1..125")
+    for table, params in [("strategy", config.strategy)] + [
+        (f"strategy.symbols.{s}", p) for s, p in config.strategy_overrides.items()
+    ]:
+        check(2 <= params.fast < params.slow, table, "fast", "must be >= 2 and below slow")
+        check(params.slow <= 1000, table, "slow", "must be at most 1000")
+        check(2 <= params.breakout <= 1000, table, "breakout", "must be 2..1000")
+        check(2 <= params.exit_breakout <= 1000, table, "exit_breakout", "must be 2..1000")
+        check(2 <= params.atr_period <= 500, table, "atr_period", "must be 2..500")
+        check(0 < params.atr_stop_mult <= 50, table, "atr_stop_mult", "must be in (0, 50]")
+        check(0 < params.trail_mult <= 50, table, "trail_mult", "must be in (0, 50]")
+    for symbol in config.strategy_overrides:
+        check(symbol in tr.symbols, "strategy.symbols", symbol, "is not in trading.symbols")
+    rk = config.risk
+    check(0 < rk.risk_per_trade <= 0.1, "risk", "risk_per_trade", "must be in (0, 0.1]")
+    check(1 <= rk.max_leverage <= 125, "risk", "max_leverage", "must be 1..125")
+    check(tr.leverage <= rk.max_leverage, "trading", "leverage", "exceeds risk.max_leverage")
+    check(rk.max_notional > 0, "risk", "max_notional", "must be positive")
+    check(1 <= rk.max_open_positions <= 100, "risk", "max_open_positions", "must be 1..100")
+    check(0 < rk.daily_loss_limit <= 1, "risk", "daily_loss_limit", "must be in (0, 1]")
+    check(0 <= rk.duplicate_window_s <= 3600, "risk", "duplicate_window_s", "must be 0..3600")
+    check(rk.max_position_ratio >= 1, "risk", "max_position_ratio", "must be at least 1")
+    check(rk.min_balance >= 0, "risk", "min_balance", "must not be negative")
+    sv = config.service
+    check(5 <= sv.startup_timeout_s <= 3600, "service", "startup_timeout_s", "must be 5..3600")
+    check(0.05 <= sv.tick_interval_s <= 3600, "service", "tick_interval_s", "must be 0.05..3600")
+    if problems:
+        table, key, message = problems[0]
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise ConfigError(f"{_where(path, text, table, key)}: {table}.{key}: {message}{more}")
