@@ -1,0 +1,36 @@
+"""What the lifecycle drives: startup sync, then ticks, reload, stop.
+
+The composition of concrete adapters (exchange, simulated exchange, journal) happens in
+``build_runner``; everything heavy (ccxt, numpy) is imported from here, after the lock.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from trendbotd.config import Config
+from trendbotd.ports import Notifier, StartupProgress
+
+
+class Runner(Protocol):
+    def start(self, progress: StartupProgress) -> str:
+        """Startup sync. Returns the READY status text; raises TrendbotError on failure."""
+        ...
+
+    def seconds_until_next_tick(self) -> float: ...
+
+    def tick(self) -> str:
+        """One loop iteration. Returns the STATUS= text."""
+        ...
+
+    def reload(self, config: Config) -> None: ...
+
+    def stop(self) -> None:
+        """Apply the shutdown policy, close the exchange and the journal."""
+        ...
+
+
+def build_runner(config: Config, *, notifier: Notifier) -> Runner:
+    from trendbotd.trading_runner import TradingRunner  # heavy imports stay behind the lock
+
+    return TradingRunner(config, notifier=notifier)
