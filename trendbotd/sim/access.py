@@ -1,0 +1,189 @@
+"""Thread-safe helpers on the simulated account for tests and the /sim/ control API."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+from trendbotd.domain import Balance, Order, OrderStatus, OrderType, Position, Side
+from trendbotd.sim import errors, views
+from trendbotd.sim.ledger import ZERO
+from trendbotd.sim.orders import SimAlgoOrder, SimOrder
+from trendbotd.sim.state import NewOrder, SimState
+
+logger = logging.getLogger(__name__)
+
+_STATUS = {
+    "NEW": OrderStatus.OPEN,
+    "PARTIALLY_FILLED": OrderStatus.OPEN,
+    "FILLED": OrderStatus.FILLED,
+    "FINISHED": OrderStatus.FILLED,
+    "CANCELED": OrderStatus.CANCELED,
+    "EXPIRED": OrderStatus.EXPIRED,
+    "REJECTED": OrderStatus.REJECTED,
+}
+
+
+def to_domain(order: SimOrder | SimAlgoOrder) -> Order:
+    if isinstance(order, SimOrder):
+        return Order(
+            symbol=order.spec.unified,
+            side=Side(order.side.lower()),
+            type=OrderType.LIMIT if order.type == "LIMIT" else OrderType.MARKET,
+            amount=order.qty,
+            filled=order.executed,
+            status=_STATUS[order.status],
+            client_order_id=order.client_id,
+            exchange_order_id=str(order.order_id),
+            price=order.price or None,
+            average_price=order.avg_price or None,
+            reduce_only=order.reduce_only,
+            updated_ms=order.update_ms,
+        )
+    return Order(
+        symbol=order.spec.unified,
+        side=Side(order.side.lower()),
+        type=OrderType.STOP_MARKET,
+        amount=order.qty,
+        filled=ZERO,
+        status=_STATUS[order.status],
+        client_order_id=order.client_algo_id,
+        exchange_order_id=str(order.algo_id),
+        stop_price=order.trigger_price,
+        reduce_only=order.reduce_only or order.close_position,
+        conditional=True,
+        updated_ms=order.update_ms,
+    )
+
+
+class SimAccountState(SimState):
+    """``SimState`` plus helpers that set up or inspect the account directly."""
+
+    def set_position(self, symbol: str, amount: Decimal, entry_price: Decimal) -> None:
+        with self.synced() as now:
+            book = self.books[self.spec(symbol).id]
+            book.amount = Decimal(amount)
+            book.entry_price = Decimal(entry_price) if amount else ZERO
+            book.update_ms = now
+            logger.info(
+                "sim.set_position symbol=%s amount=%s entry=%s", symbol, amount, entry_price
+            )
+
+    def set_balance(self, balance: Decimal) -> None:
+        with self.synced() as now:
+            self.wallet = Decimal(balance)
+            self.wallet_update_ms = now
+
+    def set_leverage(self, symbol: str, leverage: int) -> None:
+        with self.lock:
+            self.books[self.spec(symbol).id].leverage = leverage
+
+    def set_hedge_mode(self, enabled: bool) -> None:
+        with self.lock:
+            self.dual_side = enabled
+
+    def set_multi_assets(self, enabled: bool) -> None:
+        with self.lock:
+            self.multi_assets = enabled
+
+    def positions(self) -> list[Position]:
+        """Open (non-flat) positions."""
+        with self.synced() as now:
+            return [
+                Position(
+                    symbol=self.specs[sid].unified,
+                    amount=book.amount,
+                    entry_price=book.entry_price,
+                    unrealized_pnl=self.unrealized(sid, now),
+                    leverage=book.leverage,
+                )
+                for sid, book in self.books.items()
+                if book.amount != 0
+            ]
+
+    def position(self, symbol: str) -> Position:
+        sid = self.spec(symbol).id
+        found = [p for p in self.positions() if p.symbol == self.specs[sid].unified]
+        return found[0] if found else Position(self.specs[sid].unified, ZERO, ZERO)
+
+    def balance(self) -> Balance:
+        with self.synced() as now:
+            upnl = sum((self.unrealized(s, now) for s in self.specs), ZERO)
+            return Balance("USDT", self.wallet + upnl, self.available(now))
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        """Plain and algo open orders, as domain objects."""
+        sid = self.spec(symbol).id if symbol else None
+        items: list[SimOrder | SimAlgoOrder] = [*self.open_plain(sid), *self.open_algos(sid)]
+        return [to_domain(o) for o in items]
+
+    def order(self, symbol: str, client_order_id: str, *, conditional: bool = False) -> Order:
+        """The latest order with this client id (raises SimError -2013 if there is none)."""
+        sid = self.spec(symbol).id
+        found: SimOrder | SimAlgoOrder | None
+        if conditional:
+            found = self.find_algo(sid, algo_id=None, client_id=client_order_id)
+        else:
+            found = self.find_order(sid, order_id=None, client_id=client_order_id)
+        if found is None:
+            raise errors.order_not_found()
+        return to_domain(found)
+
+    def place_order(
+        self,
+        symbol: str,
+        side: str,
+        type: str,  # the exchange's word for it
+        amount: Decimal,
+        price: Decimal | None = None,
+        *,
+        client_order_id: str = "",
+        reduce_only: bool = False,
+        stop_price: Decimal | None = None,
+        close_position: bool = False,
+        time_in_force: str = "GTC",
+    ) -> Order:
+        """Place an order as if a client had sent it (same checks, same SimError codes).
+        ``type``: market, limit, stop_market or take_profit_market."""
+        spec = self.spec(symbol)
+        kind = type.upper()
+        req = NewOrder(
+            spec=spec,
+            side=side.upper(),
+            type=kind,
+            qty=Decimal(amount),
+            price=Decimal(price) if price is not None else ZERO,
+            stop_price=Decimal(stop_price) if stop_price is not None else ZERO,
+            client_id=client_order_id,
+            reduce_only=reduce_only,
+            close_position=close_position,
+            time_in_force=time_in_force,
+        )
+        if kind in ("MARKET", "LIMIT"):
+            return to_domain(self.place(req))
+        return to_domain(self.place_algo(req))
+
+    def fill_order(self, symbol: str, client_order_id: str, qty: Decimal, price: Decimal) -> Order:
+        """Fill part or all of an open plain order now (e.g. to produce PARTIALLY_FILLED)."""
+        found = self.find_order(self.spec(symbol).id, order_id=None, client_id=client_order_id)
+        if found is None:
+            raise errors.order_not_found()
+        self.fill_manually(found, Decimal(qty), Decimal(price))
+        return to_domain(found)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a test might want to look at, JSON-ready."""
+        with self.synced() as now:
+            return {
+                "server_time_ms": now,
+                "dual_side": self.dual_side,
+                "multi_assets": self.multi_assets,
+                "account": views.account(self, now, version=3),
+                "prices": {sid: str(self.price(sid, now)) for sid in self.specs},
+                "positions": views.position_risk(self, None, now, version=2),
+                "open_orders": [o.wire() for o in self.open_plain(None)],
+                "open_algo_orders": [a.wire() for a in self.open_algos(None)],
+                "orders": [o.wire() for o in self.orders.values()],
+                "algo_orders": [a.wire() for a in self.algos.values()],
+            }

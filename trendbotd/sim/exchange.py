@@ -1,0 +1,214 @@
+"""``SimExchange``: the simulated Binance USD-M exchange, served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import secrets
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from trendbotd.clock import Clock, SystemClock
+from trendbotd.sim.access import SimAccountState
+from trendbotd.sim.control import ControlAPI
+from trendbotd.sim.faults import FaultSet
+from trendbotd.sim.market import (
+    BASE_PRICES,
+    TIMEFRAMES_MS,
+    CandleSource,
+    CsvCandles,
+    GeneratedCandles,
+    Tape,
+)
+from trendbotd.sim.ratelimit import WeightLimiter
+from trendbotd.sim.server import SimHTTPServer
+from trendbotd.sim.specs import spec_for
+
+logger = logging.getLogger(__name__)
+
+MAX_RECORDED = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    symbols: tuple[str, ...] = ("BTC/USDT:USDT",)
+    start_balance: Decimal = Decimal(10000)
+    seed: int = 1
+    regime: str = "mixed"  # "trend" | "range" | "mixed"
+    data_csv: Path | None = None  # real candles replayed instead of the generator
+    timeframe: str = "1h"  # the generator's base bar (CSV: its own spacing wins)
+    clock: Clock | None = None  # None: SystemClock; paper mode passes a ScaledClock
+    response_delay_ms: int = 0
+    api_key: str | None = None  # None: random, readable as sim.api_key
+    api_secret: str | None = None
+    port: int = 0  # 0: a free port on 127.0.0.1
+    host: str = "127.0.0.1"
+    weight_limit_per_minute: int = 2400  # 0 disables the request-weight limit
+    csv_warmup_bars: int = 500  # CSV replay: bars of history before the start instant
+    match_interval_s: float = 0.2  # background matching period (real seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    method: str
+    path: str
+    params: dict[str, str]
+    accepted: bool  # executed and answered 2xx (drop_after/timeout count as accepted)
+    at_ms: int  # server time
+    status: int = 200
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "params": self.params,
+            "accepted": self.accepted,
+            "at_ms": self.at_ms,
+            "status": self.status,
+        }
+
+
+@dataclass(slots=True)
+class _Runtime:
+    server: SimHTTPServer | None = None
+    threads: list[threading.Thread] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+class SimExchange:
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.config = config or SimConfig()
+        cfg = self.config
+        if cfg.timeframe not in TIMEFRAMES_MS:
+            raise ValueError(f"unsupported timeframe {cfg.timeframe!r}")
+        self.clock: Clock = cfg.clock or SystemClock()
+        self.api_key = cfg.api_key or secrets.token_hex(32)
+        self.api_secret = cfg.api_secret or secrets.token_hex(32)
+        self.clock_skew_ms = 0
+        start_ms = self.clock.now_ms()
+        specs = {}
+        tapes = {}
+        for unified in cfg.symbols:
+            spec = spec_for(unified)
+            specs[spec.id] = spec
+            tapes[spec.id] = Tape(self._source(spec.base, start_ms))
+        self.state = SimAccountState(
+            specs=specs, tapes=tapes, start_balance=cfg.start_balance, now_fn=self.server_time_ms
+        )
+        self.faults = FaultSet()
+        self.limiter = WeightLimiter(limit_per_minute=cfg.weight_limit_per_minute)
+        self.control = ControlAPI(self)
+        self._requests: collections.deque[RecordedRequest] = collections.deque(maxlen=MAX_RECORDED)
+        self._requests_lock = threading.Lock()
+        self._rt = _Runtime()
+
+    def _source(self, base: str, start_ms: int) -> CandleSource:
+        cfg = self.config
+        if cfg.data_csv is not None:
+            csv_source = CsvCandles(Path(cfg.data_csv))
+            if not csv_source.first_open_ms <= start_ms <= csv_source.last_open_ms:
+                csv_source.replay_from(start_ms, warmup_bars=cfg.csv_warmup_bars)
+            return csv_source
+        return GeneratedCandles(
+            seed=cfg.seed,
+            symbol=base,
+            regime=cfg.regime,
+            timeframe_ms=TIMEFRAMES_MS[cfg.timeframe],
+            base_price=BASE_PRICES.get(base, 50.0),
+        )
+
+    # ----- lifecycle -----
+
+    @property
+    def port(self) -> int:
+        if self._rt.server is None:
+            raise RuntimeError("the simulated exchange is not started")
+        return int(self._rt.server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    def start(self) -> SimExchange:
+        if self._rt.server is not None:
+            return self
+        self._rt = _Runtime(server=SimHTTPServer((self.config.host, self.config.port), self))
+        serve = threading.Thread(target=self._rt.server.serve_forever, name="sim-http", daemon=True)  # type: ignore[union-attr]
+        match = threading.Thread(target=self._match_loop, name="sim-match", daemon=True)
+        self._rt.threads = [serve, match]
+        for t in self._rt.threads:
+            t.start()
+        logger.info(
+            "sim.started url=%s symbols=%s regime=%s seed=%s csv=%s",
+            self.base_url,
+            ",".join(self.state.specs),
+            self.config.regime,
+            self.config.seed,
+            self.config.data_csv,
+        )
+        return self
+
+    def stop(self) -> None:
+        server = self._rt.server
+        if server is None:
+            return
+        self._rt.stop.set()
+        server.shutdown()
+        server.server_close()
+        for t in self._rt.threads:
+            t.join(timeout=5)
+        self._rt = _Runtime()
+        logger.info("sim.stopped")
+
+    def __enter__(self) -> SimExchange:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _match_loop(self) -> None:
+        stop = self._rt.stop
+        while not stop.wait(self.config.match_interval_s):
+            try:
+                self.state.sync()
+            except Exception:
+                logger.exception("sim.match_failed")
+
+    # ----- time -----
+
+    def server_time_ms(self) -> int:
+        """The exchange's clock: the sim clock plus the configured skew."""
+        return self.clock.now_ms() + self.clock_skew_ms
+
+    def set_clock_skew_ms(self, skew_ms: int) -> None:
+        self.clock_skew_ms = int(skew_ms)
+        logger.info("sim.skew ms=%s", skew_ms)
+
+    def advance_clock(self, ms: int) -> None:
+        advance = getattr(self.clock, "advance", None)
+        if advance is None:
+            raise TypeError("the sim clock cannot be advanced (use a ManualClock)")
+        advance(ms)
+        self.state.sync()
+
+    # ----- request log -----
+
+    def record(
+        self, method: str, path: str, params: Mapping[str, str], *, accepted: bool, status: int
+    ) -> None:
+        entry = RecordedRequest(method, path, dict(params), accepted, self.server_time_ms(), status)
+        with self._requests_lock:
+            self._requests.append(entry)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._requests_lock:
+            return list(self._requests)
+
+    def clear_requests(self) -> None:
+        with self._requests_lock:
+            self._requests.clear()

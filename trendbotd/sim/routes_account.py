@@ -1,0 +1,150 @@
+"""Signed account endpoints: balances, positions, leverage, position and asset modes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trendbotd.sim import errors, views
+from trendbotd.sim.params import Call, Handler
+
+
+def account_v2(call: Call) -> Any:
+    with call.state.synced() as now:
+        return views.account(call.state, now, version=2)
+
+
+def account_v3(call: Call) -> Any:
+    with call.state.synced() as now:
+        return views.account(call.state, now, version=3)
+
+
+def balance(call: Call) -> Any:
+    with call.state.synced() as now:
+        acct = views.account(call.state, now, version=3)
+        asset = acct["assets"][0]
+        return [
+            {
+                "accountAlias": "SgsR",
+                "asset": "USDT",
+                "balance": asset["walletBalance"],
+                "crossWalletBalance": asset["crossWalletBalance"],
+                "crossUnPnl": asset["crossUnPnl"],
+                "availableBalance": asset["availableBalance"],
+                "maxWithdrawAmount": asset["maxWithdrawAmount"],
+                "marginAvailable": True,
+                "updateTime": asset["updateTime"],
+            }
+        ]
+
+
+def position_risk_v2(call: Call) -> Any:
+    spec = call.spec(required=False)
+    with call.state.synced() as now:
+        return views.position_risk(call.state, spec.id if spec else None, now, version=2)
+
+
+def position_risk_v3(call: Call) -> Any:
+    spec = call.spec(required=False)
+    with call.state.synced() as now:
+        return views.position_risk(call.state, spec.id if spec else None, now, version=3)
+
+
+def leverage_bracket(call: Call) -> Any:
+    spec = call.spec(required=False)
+    return views.leverage_brackets(call.state, spec.id if spec else None)
+
+
+def set_leverage(call: Call) -> Any:
+    spec = call.symbol()
+    leverage = call.integer("leverage")
+    if leverage is None:
+        raise errors.mandatory("leverage")
+    if not 1 <= leverage <= spec.max_leverage:
+        raise errors.SimError(-4028, f"Leverage {leverage} is not valid")
+    with call.state.synced():
+        call.state.books[spec.id].leverage = leverage
+    return {"leverage": leverage, "maxNotionalValue": "50000000", "symbol": spec.id}
+
+
+def margin_type(call: Call) -> Any:
+    call.symbol()
+    kind = call.text("marginType").upper()
+    if kind in ("CROSSED", "CROSS"):
+        raise errors.SimError(-4046, "No need to change margin type.")
+    raise errors.SimError(-4047, "The simulated exchange trades cross margin only.")
+
+
+def get_dual(call: Call) -> Any:
+    return {"dualSidePosition": call.state.dual_side}
+
+
+def set_dual(call: Call) -> Any:
+    wanted = call.flag("dualSidePosition")
+    with call.state.synced():
+        if wanted == call.state.dual_side:
+            raise errors.SimError(-4059, "No need to change position side.")
+        if any(b.amount != 0 for b in call.state.books.values()):
+            raise errors.SimError(
+                -4068, "Position side cannot be changed if there exists position."
+            )
+        call.state.dual_side = wanted
+    return {"code": 200, "msg": "success"}
+
+
+def get_multi_assets(call: Call) -> Any:
+    return {"multiAssetsMargin": call.state.multi_assets}
+
+
+def set_multi_assets(call: Call) -> Any:
+    wanted = call.flag("multiAssetsMargin")
+    with call.state.synced():
+        call.state.multi_assets = wanted
+    return {"code": 200, "msg": "success"}
+
+
+def user_trades(call: Call) -> Any:
+    spec = call.symbol()
+    limit = min(call.integer("limit", 500) or 500, 1000)
+    start = call.integer("startTime")
+    with call.state.synced():
+        rows = []
+        for i, f in enumerate(call.state.fills, start=1):
+            if f.symbol != spec.id or (start is not None and f.at_ms < start):
+                continue
+            rows.append(
+                {
+                    "buyer": f.side == "BUY",
+                    "commission": views.money(f.fee),
+                    "commissionAsset": "USDT",
+                    "id": i,
+                    "maker": f.maker,
+                    "orderId": f.order_id,
+                    "price": spec.fmt_price(f.price),
+                    "qty": spec.fmt_qty(f.qty),
+                    "quoteQty": views.money(f.qty * f.price),
+                    "realizedPnl": views.money(f.realized_pnl),
+                    "side": f.side,
+                    "positionSide": "BOTH",
+                    "symbol": spec.id,
+                    "time": f.at_ms,
+                }
+            )
+        return rows[-limit:]
+
+
+ROUTES: dict[tuple[str, str], tuple[Handler, int]] = {
+    ("GET", "/fapi/v2/account"): (account_v2, 5),
+    ("GET", "/fapi/v3/account"): (account_v3, 5),
+    ("GET", "/fapi/v2/balance"): (balance, 5),
+    ("GET", "/fapi/v3/balance"): (balance, 5),
+    ("GET", "/fapi/v2/positionRisk"): (position_risk_v2, 5),
+    ("GET", "/fapi/v3/positionRisk"): (position_risk_v3, 5),
+    ("GET", "/fapi/v1/leverageBracket"): (leverage_bracket, 1),
+    ("POST", "/fapi/v1/leverage"): (set_leverage, 1),
+    ("POST", "/fapi/v1/marginType"): (margin_type, 1),
+    ("GET", "/fapi/v1/positionSide/dual"): (get_dual, 30),
+    ("POST", "/fapi/v1/positionSide/dual"): (set_dual, 1),
+    ("GET", "/fapi/v1/multiAssetsMargin"): (get_multi_assets, 30),
+    ("POST", "/fapi/v1/multiAssetsMargin"): (set_multi_assets, 1),
+    ("GET", "/fapi/v1/userTrades"): (user_trades, 5),
+}

@@ -1,0 +1,202 @@
+"""The HTTP front of the simulated exchange: Binance's wire protocol on 127.0.0.1.
+
+Each request: faults first (they act like the network or the exchange's front door),
+then rate limit, route, authentication and the handler. Any failure becomes Binance's
+error JSON; a traceback never reaches the client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import struct
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+from trendbotd.sim import errors, routes_account, routes_market, routes_trade, signing
+from trendbotd.sim.faults import Fault
+from trendbotd.sim.params import Call, Handler
+
+if TYPE_CHECKING:
+    from trendbotd.sim.exchange import SimExchange
+
+logger = logging.getLogger(__name__)
+
+PUBLIC: dict[tuple[str, str], tuple[Handler, int]] = dict(routes_market.ROUTES)
+SIGNED: dict[tuple[str, str], tuple[Handler, int]] = {
+    **routes_account.ROUTES,
+    **routes_trade.ROUTES,
+}
+MAX_BODY = 1 << 20
+
+
+class SimHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], sim: SimExchange) -> None:
+        self.sim = sim
+        super().__init__(address, SimRequestHandler)
+
+
+class SimRequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: SimHTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("sim.http " + format, *args)
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    # ----- plumbing -----
+
+    def _handle(self, method: str) -> None:
+        sim = self.server.sim
+        url = urlsplit(self.path)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            self._send_json(400, {"code": -1000, "msg": "Invalid Content-Length."})
+            return
+        body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+        if url.path.startswith("/sim/"):
+            status, payload = sim.control.handle(method, url.path, url.query, body)
+            self._send_json(status, payload)
+            return
+        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        if "json" not in (self.headers.get("Content-Type") or ""):
+            params.update(parse_qsl(body, keep_blank_values=True))
+        fault = sim.faults.take(method, url.path, params)
+        if fault is not None and fault.kind == "delay":
+            time.sleep(fault.delay_ms / 1000)
+            fault = None
+        if sim.config.response_delay_ms:
+            time.sleep(sim.config.response_delay_ms / 1000)
+        if fault is not None and fault.kind in (
+            "error",
+            "http_status",
+            "drop_before",
+            "rate_limit",
+        ):
+            sim.record(method, url.path, params, accepted=False, status=fault.status())
+            self._fail_before(fault)
+            return
+        status, payload, weight = self._execute(method, url.path, url.query, body, params)
+        sim.record(method, url.path, params, accepted=status < 400, status=status)
+        if fault is not None and fault.kind == "drop_after":
+            logger.info("sim.fault.drop_after method=%s path=%s", method, url.path)
+            self._drop()
+            return
+        if fault is not None and fault.kind == "timeout":
+            logger.info(
+                "sim.fault.timeout method=%s path=%s ms=%s", method, url.path, fault.delay_ms
+            )
+            time.sleep(fault.delay_ms / 1000)
+        self._send_json(status, payload, weight=weight)
+
+    def _execute(
+        self, method: str, path: str, query: str, body: str, params: dict[str, str]
+    ) -> tuple[int, Any, int]:
+        sim = self.server.sim
+        route = PUBLIC.get((method, path)) or SIGNED.get((method, path))
+        weight = route[1] if route else 1
+        used, allowed = sim.limiter.charge(weight)
+        try:
+            payload = self._run(method, path, query, body, params, route=route, allowed=allowed)
+        except errors.SimError as e:
+            if e.code not in (-2013, -2011):
+                logger.info(
+                    "sim.reject method=%s path=%s code=%s msg=%s", method, path, e.code, e.msg
+                )
+            return e.http_status, e.body(), used
+        except Exception:
+            # the client gets Binance's generic answer; the traceback stays in our log
+            logger.exception("sim.handler_failed method=%s path=%s", method, path)
+            return 500, errors.unknown_error().body(), used
+        return 200, payload, used
+
+    def _run(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        body: str,
+        params: dict[str, str],
+        *,
+        route: tuple[Handler, int] | None,
+        allowed: bool,
+    ) -> Any:
+        sim = self.server.sim
+        if not allowed:
+            raise errors.too_many_requests(sim.limiter.limit)
+        if route is None:
+            raise errors.not_found_path(method, path)
+        now = sim.server_time_ms()
+        if (method, path) in SIGNED:
+            signing.check_api_key(self.headers.get("X-MBX-APIKEY"), sim.api_key)
+            signing.check_signature(query, body, sim.api_secret)
+            signing.check_timestamp(params, now)
+        return route[0](Call(method, path, params, sim.state, now))
+
+    def _fail_before(self, fault: Fault) -> None:
+        logger.info(
+            "sim.fault kind=%s method=%s path=%s", fault.kind, self.command, self.path.split("?")[0]
+        )
+        if fault.kind == "drop_before":
+            self._drop()
+        elif fault.kind == "rate_limit":
+            self._send_json(429, errors.too_many_requests(self.server.sim.limiter.limit).body())
+        elif fault.kind == "error":
+            msg = fault.msg or "An unknown error occured while processing the request."
+            self._send_json(fault.status(), {"code": fault.binance_code, "msg": msg})
+        else:
+            text = (
+                fault.body
+                or f"<html><body><h1>{fault.status()} Service Unavailable</h1></body></html>"
+            )
+            self._send_raw(fault.status(), text.encode(), "text/html")
+
+    def _drop(self) -> None:
+        """Close the connection without any reply (RST, as a dead peer or proxy would)."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError as e:
+            logger.debug("sim.drop.linger_failed err=%s", e)
+
+    def _send_json(self, status: int, payload: Any, *, weight: int | None = None) -> None:
+        headers = {}
+        if weight is not None:
+            headers["X-MBX-USED-WEIGHT-1M"] = str(weight)
+        self._send_raw(status, json.dumps(payload).encode(), "application/json", headers)
+
+    def _send_raw(
+        self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError as e:
+            # the client gave up (e.g. its timeout fired during a withheld reply)
+            logger.debug("sim.reply_failed err=%s", e)
+            self.close_connection = True

@@ -1,0 +1,504 @@
+"""The simulated account: wallet, one-way positions, orders, algo orders and their matching.
+
+Everything here runs under one re-entrant lock. Matching is lazy: each request (and a
+light background thread) calls ``sync()``, which walks every symbol's price path from the
+last synced instant to the server's now and fills or triggers what the path crosses.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from trendbotd.sim import errors
+from trendbotd.sim.ledger import MAKER_FEE, TAKER_FEE, ZERO, apply_fill, increase_qty, reduces
+from trendbotd.sim.market import Tape
+from trendbotd.sim.orders import SimAlgoOrder, SimOrder
+from trendbotd.sim.specs import SymbolSpec
+
+logger = logging.getLogger(__name__)
+
+RETENTION_MS = 3 * 86_400_000  # canceled/expired orders without fills vanish after 3 days
+DEFAULT_LEVERAGE = 20
+
+
+@dataclass(slots=True)
+class PositionBook:
+    amount: Decimal = ZERO  # signed: > 0 long, < 0 short
+    entry_price: Decimal = ZERO
+    leverage: int = DEFAULT_LEVERAGE
+    update_ms: int = 0
+
+
+@dataclass(slots=True)
+class Fill:
+    order_id: int
+    symbol: str
+    side: str
+    qty: Decimal
+    price: Decimal
+    fee: Decimal
+    realized_pnl: Decimal
+    maker: bool
+    at_ms: int
+
+
+@dataclass(slots=True)
+class NewOrder:
+    """A validated order request (quantities already checked against the symbol's rules)."""
+
+    spec: SymbolSpec
+    side: str
+    type: str
+    qty: Decimal
+    price: Decimal = ZERO
+    stop_price: Decimal = ZERO
+    client_id: str = ""
+    reduce_only: bool = False
+    close_position: bool = False
+    time_in_force: str = "GTC"
+    fills: list[Fill] = field(default_factory=list)
+
+
+class SimState:
+    def __init__(
+        self,
+        *,
+        specs: dict[str, SymbolSpec],
+        tapes: dict[str, Tape],
+        start_balance: Decimal,
+        now_fn: Callable[[], int],
+    ) -> None:
+        self.lock = threading.RLock()
+        self.specs = specs  # by exchange id
+        self.tapes = tapes
+        self.now_ms = now_fn
+        self.wallet = start_balance
+        self.wallet_update_ms = now_fn()
+        self.books = {sid: PositionBook() for sid in specs}
+        self.orders: dict[int, SimOrder] = {}
+        self.algos: dict[int, SimAlgoOrder] = {}
+        self.fills: list[Fill] = []
+        self.dual_side = False
+        self.multi_assets = False
+        self._pins: dict[str, Decimal] = {}
+        self._synced_ms = dict.fromkeys(specs, now_fn())
+        self._next_order_id = 4_000_000_001
+        self._next_algo_id = 1_000_001
+        self._next_cid = 1
+
+    @contextmanager
+    def synced(self) -> Iterator[int]:
+        """Hold the lock with matching advanced to now; yields now."""
+        with self.lock:
+            now = self.now_ms()
+            self.sync(now)
+            yield now
+
+    # ----- prices -----
+
+    def spec(self, symbol: str) -> SymbolSpec:
+        """Rules for an exchange id (``BTCUSDT``) or unified symbol (``BTC/USDT:USDT``)."""
+        found = self.specs.get(symbol) or next(
+            (s for s in self.specs.values() if s.unified == symbol), None
+        )
+        if found is None:
+            raise errors.invalid_symbol()
+        return found
+
+    def _raw_price(self, sid: str, now: int) -> float:
+        pin = self._pins.get(sid)
+        return float(pin) if pin is not None else self.tapes[sid].price_at(now)
+
+    def price(self, sid: str, now: int | None = None) -> Decimal:
+        with self.lock:
+            t = self.now_ms() if now is None else now
+            return self.specs[sid].round_price(self._raw_price(sid, t))
+
+    def pinned(self, sid: str) -> Decimal | None:
+        return self._pins.get(sid)
+
+    def set_price(self, symbol: str, price: Decimal | None) -> None:
+        """Pin the symbol's price (``None`` returns it to the generated path). Orders the
+        jump crosses fill or trigger, as if the market had moved there."""
+        with self.synced() as now:
+            sid = self.spec(symbol).id
+            before = self._raw_price(sid, now)
+            if price is None:
+                self._pins.pop(sid, None)
+            else:
+                self._pins[sid] = Decimal(price)
+            self._cross(sid, before, self._raw_price(sid, now), now)
+
+    # ----- matching -----
+
+    def sync(self, now: int | None = None) -> None:
+        with self.lock:
+            t = self.now_ms() if now is None else now
+            for sid, tape in self.tapes.items():
+                last = self._synced_ms[sid]
+                if t <= last:
+                    continue
+                self._synced_ms[sid] = t
+                if sid in self._pins:
+                    continue
+                working = self._working(sid)
+                for piece in tape.pieces(last, t) if working else ():
+                    self._cross(sid, piece.p0, piece.p1, piece.t0, piece.t1, working=working)
+                    working = [w for w in working if w.is_open]
+                    if not working:
+                        break
+
+    def _working(self, sid: str) -> list[SimOrder | SimAlgoOrder]:
+        limits: list[SimOrder | SimAlgoOrder] = [
+            o for o in self.orders.values() if o.is_open and o.spec.id == sid and o.type == "LIMIT"
+        ]
+        return limits + [a for a in self.algos.values() if a.is_open and a.spec.id == sid]
+
+    def _cross(
+        self,
+        sid: str,
+        p0: float,
+        p1: float,
+        t0: int,
+        t1: int | None = None,
+        *,
+        working: list[SimOrder | SimAlgoOrder] | None = None,
+    ) -> None:
+        """Fill limit orders and trigger algo orders that the move p0 -> p1 reaches, in the
+        order the path reaches them."""
+        end = t0 if t1 is None else t1
+        lo, hi = min(p0, p1), max(p0, p1)
+        events: list[tuple[int, int, SimOrder | SimAlgoOrder, float]] = []
+
+        def hit_time(level: float) -> int:
+            if p1 == p0 or end == t0:
+                return t0
+            frac = min(1.0, max(0.0, (level - p0) / (p1 - p0)))
+            return t0 + int((end - t0) * frac)
+
+        for item in self._working(sid) if working is None else working:
+            if not item.is_open:
+                continue
+            if isinstance(item, SimOrder):
+                limit = float(item.price)
+                buy = item.side == "BUY"
+                if (buy and lo <= limit) or (not buy and hi >= limit):
+                    already = (buy and p0 <= limit) or (not buy and p0 >= limit)
+                    events.append((t0 if already else hit_time(limit), item.order_id, item, limit))
+            elif item.triggered_by(p0):
+                events.append((t0, item.algo_id, item, p0))
+            elif item.triggered_by(lo) or item.triggered_by(hi):
+                level = float(item.trigger_price)
+                events.append((hit_time(level), item.algo_id, item, level))
+        for at, _, item, level in sorted(events, key=lambda e: (e[0], e[1])):
+            if not item.is_open:
+                continue
+            if isinstance(item, SimOrder):
+                self._fill_limit(item, at)
+            else:
+                self._trigger(item, item.spec.round_price(level), at)
+
+    def _fill_limit(self, order: SimOrder, at: int) -> None:
+        book = self.books[order.spec.id]
+        qty = order.qty - order.executed
+        if order.reduce_only:
+            if not reduces(book.amount, order.side):
+                self._finish(order, "EXPIRED", at)
+                return
+            qty = min(qty, abs(book.amount))
+        self._execute(order, qty, order.price, maker=True, at=at)
+        if order.executed < order.qty and order.reduce_only:
+            self._finish(order, "EXPIRED", at)
+
+    def _trigger(self, algo: SimAlgoOrder, price: Decimal, at: int) -> None:
+        book = self.books[algo.spec.id]
+        qty = algo.qty
+        algo.trigger_ms = at
+        algo.update_ms = at
+        limited = algo.reduce_only or algo.close_position
+        if limited:
+            qty = abs(book.amount) if algo.close_position else min(qty, abs(book.amount))
+        order = self._new_plain(
+            NewOrder(
+                spec=algo.spec,
+                side=algo.side,
+                type="MARKET",
+                qty=qty if qty > 0 else algo.qty,
+                client_id=algo.client_algo_id,
+                reduce_only=algo.reduce_only,
+                close_position=algo.close_position,
+            ),
+            at,
+        )
+        order.orig_type = algo.order_type
+        order.stop_price = algo.trigger_price
+        algo.actual_order_id = order.order_id
+        if limited and (qty <= 0 or not reduces(book.amount, algo.side)):
+            self._finish(order, "EXPIRED", at)
+            algo.status = "EXPIRED"
+            logger.info("sim.algo.expired symbol=%s cid=%s", algo.spec.id, algo.client_algo_id)
+            return
+        self._execute(order, qty, price, maker=False, at=at)
+        algo.actual_price = order.avg_price
+        algo.status = "FINISHED"
+        logger.info(
+            "sim.algo.triggered symbol=%s cid=%s price=%s", algo.spec.id, algo.client_algo_id, price
+        )
+
+    def _execute(
+        self, order: SimOrder, qty: Decimal, price: Decimal, *, maker: bool, at: int
+    ) -> None:
+        if qty <= 0:
+            return
+        book = self.books[order.spec.id]
+        effect = apply_fill(
+            amount=book.amount,
+            entry_price=book.entry_price,
+            side=order.side,
+            qty=qty,
+            price=price,
+            fee_rate=MAKER_FEE if maker else TAKER_FEE,
+        )
+        book.amount, book.entry_price, book.update_ms = effect.amount, effect.entry_price, at
+        self.wallet += effect.realized_pnl - effect.fee
+        self.wallet_update_ms = at
+        order.record_fill(qty, price, at)
+        order.realized_pnl += effect.realized_pnl
+        order.commission += effect.fee
+        self.fills.append(
+            Fill(
+                order.order_id,
+                order.spec.id,
+                order.side,
+                qty,
+                price,
+                effect.fee,
+                effect.realized_pnl,
+                maker,
+                at,
+            )
+        )
+        logger.debug(
+            "sim.fill symbol=%s id=%s qty=%s price=%s", order.spec.id, order.order_id, qty, price
+        )
+        self._expire_stale_reduce_only(order.spec.id, at)
+
+    def _expire_stale_reduce_only(self, sid: str, at: int) -> None:
+        amount = self.books[sid].amount
+        for o in self.orders.values():
+            if o.spec.id == sid and o.is_open and o.reduce_only and not reduces(amount, o.side):
+                self._finish(o, "EXPIRED", at)
+
+    def _finish(self, order: SimOrder, status: str, at: int) -> None:
+        order.status = status
+        order.update_ms = at
+
+    # ----- margin -----
+
+    def unrealized(self, sid: str, now: int) -> Decimal:
+        book = self.books[sid]
+        return (self.price(sid, now) - book.entry_price) * book.amount if book.amount else ZERO
+
+    def position_margin(self, sid: str, now: int) -> Decimal:
+        book = self.books[sid]
+        return abs(book.amount) * self.price(sid, now) / book.leverage
+
+    def open_order_margin(self, sid: str) -> Decimal:
+        book = self.books[sid]
+        total = ZERO
+        for o in self.orders.values():
+            if o.spec.id == sid and o.is_open and o.type == "LIMIT" and not o.reduce_only:
+                left = increase_qty(book.amount, o.side, o.qty - o.executed)
+                total += left * o.price / book.leverage
+        return total
+
+    def available(self, now: int) -> Decimal:
+        upnl = sum((self.unrealized(s, now) for s in self.specs), ZERO)
+        used = sum(
+            (self.position_margin(s, now) + self.open_order_margin(s) for s in self.specs), ZERO
+        )
+        return self.wallet + upnl - used
+
+    # ----- orders -----
+
+    def _new_plain(self, req: NewOrder, now: int) -> SimOrder:
+        if not req.client_id:
+            req.client_id = f"sim-{self._next_cid}"
+            self._next_cid += 1
+        order = SimOrder(
+            spec=req.spec,
+            order_id=self._next_order_id,
+            client_id=req.client_id,
+            side=req.side,
+            type=req.type,
+            qty=req.qty,
+            price=req.price if req.type == "LIMIT" else ZERO,
+            reduce_only=req.reduce_only,
+            time_in_force=req.time_in_force,
+            created_ms=now,
+            update_ms=now,
+            close_position=req.close_position,
+        )
+        self._next_order_id += 1
+        self.orders[order.order_id] = order
+        return order
+
+    def place(self, req: NewOrder) -> SimOrder:
+        """A MARKET or LIMIT order, checked like Binance checks it (raises SimError)."""
+        with self.synced() as now:
+            spec, book = req.spec, self.books[req.spec.id]
+            if self.dual_side:
+                raise errors.position_side_mismatch()
+            if any(o.is_open and o.client_id == req.client_id for o in self.orders.values()):
+                raise errors.duplicate_client_id()
+            market = self.price(spec.id, now)
+            ref = req.price if req.type == "LIMIT" else market
+            if req.reduce_only and not reduces(book.amount, req.side):
+                raise errors.reduce_only_rejected()
+            if not req.reduce_only and req.qty * ref < spec.min_notional:
+                raise errors.notional_too_small(f"{spec.min_notional.normalize():f}")
+            increase = increase_qty(book.amount, req.side, req.qty)
+            if (
+                increase > 0
+                and increase * ref / book.leverage + increase * ref * TAKER_FEE
+                > self.available(now)
+            ):
+                raise errors.margin_insufficient()
+            order = self._new_plain(req, now)
+            marketable = req.type == "MARKET" or (
+                (req.side == "BUY" and req.price >= market)
+                or (req.side == "SELL" and req.price <= market)
+            )
+            if req.type == "LIMIT" and marketable and req.time_in_force == "GTX":
+                self._finish(order, "EXPIRED", now)
+            elif marketable:
+                qty = min(req.qty, abs(book.amount)) if req.reduce_only else req.qty
+                self._execute(order, qty, market, maker=False, at=now)
+                if order.executed < order.qty:
+                    self._finish(order, "EXPIRED", now)
+            elif req.time_in_force in ("IOC", "FOK"):
+                self._finish(order, "EXPIRED", now)
+            logger.info(
+                "sim.order.new symbol=%s cid=%s side=%s type=%s qty=%s status=%s",
+                spec.id,
+                order.client_id,
+                order.side,
+                order.type,
+                order.qty,
+                order.status,
+            )
+            return order
+
+    def place_algo(self, req: NewOrder) -> SimAlgoOrder:
+        with self.synced() as now:
+            if self.dual_side:
+                raise errors.position_side_mismatch()
+            if any(a.is_open and a.client_algo_id == req.client_id for a in self.algos.values()):
+                raise errors.duplicate_client_id()
+            if not req.client_id:
+                req.client_id = f"sim-algo-{self._next_cid}"
+                self._next_cid += 1
+            spec = req.spec
+            algo = SimAlgoOrder(
+                spec=spec,
+                algo_id=self._next_algo_id,
+                client_algo_id=req.client_id,
+                side=req.side,
+                order_type=req.type,
+                qty=req.qty,
+                trigger_price=req.stop_price,
+                price=req.price,
+                reduce_only=req.reduce_only,
+                close_position=req.close_position,
+                time_in_force=req.time_in_force,
+                created_ms=now,
+                update_ms=now,
+            )
+            if algo.triggered_by(float(self.price(spec.id, now))):
+                raise errors.would_trigger_immediately()
+            if (
+                not (req.reduce_only or req.close_position)
+                and req.qty * req.stop_price < spec.min_notional
+            ):
+                raise errors.notional_too_small(f"{spec.min_notional.normalize():f}")
+            self._next_algo_id += 1
+            self.algos[algo.algo_id] = algo
+            logger.info(
+                "sim.algo.new symbol=%s cid=%s side=%s type=%s trigger=%s",
+                spec.id,
+                algo.client_algo_id,
+                algo.side,
+                algo.order_type,
+                algo.trigger_price,
+            )
+            return algo
+
+    def _visible(self, order: SimOrder, now: int) -> bool:
+        return order.is_open or order.executed > 0 or now - order.update_ms <= RETENTION_MS
+
+    def find_order(
+        self, sid: str, *, order_id: int | None, client_id: str | None
+    ) -> SimOrder | None:
+        with self.synced() as now:
+            if order_id is not None:
+                found = self.orders.get(order_id)
+                ok = (
+                    found is not None
+                    and found.spec.id == sid
+                    and (client_id is None or found.client_id == client_id)
+                )
+                return found if ok and found is not None and self._visible(found, now) else None
+            for o in reversed(self.orders.values()):
+                if o.spec.id == sid and o.client_id == client_id and self._visible(o, now):
+                    return o
+            return None
+
+    def cancel(self, order: SimOrder) -> SimOrder:
+        with self.synced() as now:
+            if not order.is_open:
+                raise errors.unknown_order_on_cancel()
+            self._finish(order, "CANCELED", now)
+            logger.info("sim.order.canceled symbol=%s cid=%s", order.spec.id, order.client_id)
+            return order
+
+    def find_algo(
+        self, sid: str | None, *, algo_id: int | None, client_id: str | None
+    ) -> SimAlgoOrder | None:
+        with self.synced():
+            for a in reversed(self.algos.values()):
+                if sid is not None and a.spec.id != sid:
+                    continue
+                if (algo_id is not None and a.algo_id == algo_id) or (
+                    algo_id is None and a.client_algo_id == client_id
+                ):
+                    return a
+            return None
+
+    def cancel_algo(self, algo: SimAlgoOrder) -> SimAlgoOrder:
+        with self.synced() as now:
+            if not algo.is_open:
+                raise errors.unknown_order_on_cancel()
+            algo.status = "CANCELED"
+            algo.update_ms = now
+            logger.info("sim.algo.canceled symbol=%s cid=%s", algo.spec.id, algo.client_algo_id)
+            return algo
+
+    def open_plain(self, sid: str | None) -> list[SimOrder]:
+        with self.synced():
+            return [o for o in self.orders.values() if o.is_open and sid in (None, o.spec.id)]
+
+    def open_algos(self, sid: str | None) -> list[SimAlgoOrder]:
+        with self.synced():
+            return [a for a in self.algos.values() if a.is_open and sid in (None, a.spec.id)]
+
+    def fill_manually(self, order: SimOrder, qty: Decimal, price: Decimal) -> None:
+        """Test hook: fill part of an open order now at ``price`` (e.g. a partial fill)."""
+        with self.synced() as now:
+            if not order.is_open:
+                raise errors.unknown_order_on_cancel()
+            self._execute(order, min(qty, order.qty - order.executed), price, maker=True, at=now)
