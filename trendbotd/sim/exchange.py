@@ -136,8 +136,14 @@ class SimExchange:
     def start(self) -> SimExchange:
         if self._rt.server is not None:
             return self
-        self._rt = _Runtime(server=SimHTTPServer((self.config.host, self.config.port), self))
-        serve = threading.Thread(target=self._rt.server.serve_forever, name="sim-http", daemon=True)  # type: ignore[union-attr]
+        server = SimHTTPServer((self.config.host, self.config.port), self)
+        self._rt = _Runtime(server=server)
+        serve = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="sim-http",
+            daemon=True,
+        )
         match = threading.Thread(target=self._match_loop, name="sim-match", daemon=True)
         self._rt.threads = [serve, match]
         for t in self._rt.threads:

@@ -114,10 +114,12 @@ class SimState:
         pin = self._pins.get(sid)
         return float(pin) if pin is not None else self.tapes[sid].price_at(now)
 
-    def price(self, sid: str, now: int | None = None) -> Decimal:
+    def price(self, symbol: str, now: int | None = None) -> Decimal:
+        """The current price (tick-rounded) of an exchange id or unified symbol."""
         with self.lock:
+            spec = self.spec(symbol)
             t = self.now_ms() if now is None else now
-            return self.specs[sid].round_price(self._raw_price(sid, t))
+            return spec.round_price(self._raw_price(spec.id, t))
 
     def pinned(self, sid: str) -> Decimal | None:
         return self._pins.get(sid)
