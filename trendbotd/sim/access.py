@@ -180,7 +180,7 @@ class SimAccountState(SimState):
                 "dual_side": self.dual_side,
                 "multi_assets": self.multi_assets,
                 "account": views.account(self, now, version=3),
-                "prices": {sid: str(self.price(sid, now)) for sid in self.specs},
+                "prices": {sid: s.fmt_price(self.price(sid, now)) for sid, s in self.specs.items()},
                 "positions": views.position_risk(self, None, now, version=2),
                 "open_orders": [o.wire() for o in self.open_plain(None)],
                 "open_algo_orders": [a.wire() for a in self.open_algos(None)],
