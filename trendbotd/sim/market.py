@@ -14,6 +14,7 @@ import itertools
 import math
 import random
 import struct
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -105,6 +106,7 @@ class GeneratedCandles:
         self._fwd: list[tuple[float, int]] = [(0.0, self._initial_direction())]
         self._bwd: list[tuple[float, int]] = [(0.0, self._initial_direction())]
         self._segments: OrderedDict[int, list[Bar]] = OrderedDict()
+        self._lock = threading.Lock()
 
     @property
     def timeframe_ms(self) -> int:
@@ -178,17 +180,17 @@ class GeneratedCandles:
         return bars
 
     def bar(self, index: int) -> Bar:
-        rel = index - self._anchor_index
-        seg, k = divmod(rel, SEGMENT_BARS)
-        bars = self._segments.get(seg)
-        if bars is None:
-            bars = self._build_segment(seg)
-            self._segments[seg] = bars
-            if len(self._segments) > 64:
-                self._segments.popitem(last=False)
-        else:
-            self._segments.move_to_end(seg)
-        return bars[k]
+        seg, k = divmod(index - self._anchor_index, SEGMENT_BARS)
+        with self._lock:  # the caches grow lazily; request threads share them
+            bars = self._segments.get(seg)
+            if bars is None:
+                bars = self._build_segment(seg)
+                self._segments[seg] = bars
+                if len(self._segments) > 64:
+                    self._segments.popitem(last=False)
+            else:
+                self._segments.move_to_end(seg)
+            return bars[k]
 
 
 class CsvCandles:
