@@ -9,8 +9,9 @@ from typing import Any
 from trendbotd.domain import Balance, Order, OrderStatus, OrderType, Position, Side
 from trendbotd.sim import errors, views
 from trendbotd.sim.ledger import ZERO
+from trendbotd.sim.matching import MatchingState
 from trendbotd.sim.orders import SimAlgoOrder, SimOrder
-from trendbotd.sim.state import NewOrder, SimState
+from trendbotd.sim.state import NewOrder
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +58,8 @@ def to_domain(order: SimOrder | SimAlgoOrder) -> Order:
     )
 
 
-class SimAccountState(SimState):
-    """``SimState`` plus helpers that set up or inspect the account directly."""
+class SimAccountState(MatchingState):
+    """``MatchingState`` plus helpers that set up or inspect the account directly."""
 
     def set_position(self, symbol: str, amount: Decimal, entry_price: Decimal) -> None:
         with self.synced() as now:

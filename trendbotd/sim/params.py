@@ -9,8 +9,8 @@ from decimal import Decimal
 from typing import Any
 
 from trendbotd.sim import errors
+from trendbotd.sim.access import SimAccountState
 from trendbotd.sim.specs import SymbolSpec
-from trendbotd.sim.state import SimState
 
 _DECIMAL = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 
@@ -22,7 +22,7 @@ class Call:
     method: str
     path: str
     params: Mapping[str, str]
-    state: SimState
+    state: SimAccountState
     now: int  # the server's time (the sim clock plus any skew)
 
     def text(self, name: str, default: str | None = None) -> str:

@@ -64,6 +64,15 @@ class SimRequestHandler(BaseHTTPRequestHandler):
     # ----- plumbing -----
 
     def _handle(self, method: str) -> None:
+        try:
+            self._dispatch(method)
+        except Exception:
+            # never a traceback to the client: Binance's generic error, details in our log
+            logger.exception("sim.request_failed method=%s path=%s", method, self.path)
+            self._send_json(500, errors.unknown_error().body())
+            self.close_connection = True
+
+    def _dispatch(self, method: str) -> None:
         sim = self.server.sim
         url = urlsplit(self.path)
         try:
