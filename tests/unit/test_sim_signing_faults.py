@@ -92,7 +92,8 @@ def test_fault_skip_and_round_trip() -> None:
     fault = rules.add(Fault(kind="timeout", delay_ms=50, skip=2))
     assert [rules.take("GET", "/x", {}) for _ in range(3)] == [None, None, fault]
     assert Fault.from_dict(fault.to_dict()) == fault
-    assert Fault(kind="error").status() == 400
-    assert Fault(kind="http_status").status() == 503
+    assert Fault(kind="error").reply_status() == 400
+    assert Fault(kind="http_status").reply_status() == 503
+    assert Fault(kind="http_status", status=502).reply_status() == 502
     with pytest.raises(ValueError, match="kind"):
         Fault(kind="explode")

@@ -16,7 +16,8 @@ class Fault:
     prefix. ``times`` is how many matching requests it hits (``None``: all), after letting
     ``skip`` matching requests through untouched. ``match`` filters on request params.
 
-    kinds: ``error`` (binance_code, http_status, msg), ``http_status`` (http_status, body),
+    kinds: ``error`` (binance_code, http_status, msg), ``http_status`` (http_status or
+    status, body text; default 503),
     ``delay`` (delay_ms, then the request runs normally), ``drop_before`` (connection
     closed, request not executed), ``drop_after`` (executed, connection closed without a
     reply), ``timeout`` (executed, reply withheld for delay_ms), ``rate_limit`` (429 -1003).
@@ -29,6 +30,7 @@ class Fault:
     skip: int = 0
     binance_code: int = -1000
     http_status: int | None = None
+    status: int | None = None  # alias of http_status for the http_status kind
     msg: str = ""
     body: str = ""
     delay_ms: int = 0
@@ -49,9 +51,11 @@ class Fault:
                 return False
         return all(params.get(k) == str(v) for k, v in self.match.items())
 
-    def status(self) -> int:
+    def reply_status(self) -> int:
         if self.http_status is not None:
             return self.http_status
+        if self.status is not None:
+            return self.status
         return {"error": 400, "http_status": 503, "rate_limit": 429}.get(self.kind, 200)
 
     def to_dict(self) -> dict[str, Any]:

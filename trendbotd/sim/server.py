@@ -103,7 +103,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             "drop_before",
             "rate_limit",
         ):
-            sim.record(method, url.path, params, accepted=False, status=fault.status())
+            sim.record(method, url.path, params, accepted=False, status=fault.reply_status())
             self._fail_before(fault)
             return
         status, payload, weight = self._execute(method, url.path, url.query, body, params)
@@ -173,13 +173,13 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             self._send_json(429, errors.too_many_requests(self.server.sim.limiter.limit).body())
         elif fault.kind == "error":
             msg = fault.msg or "An unknown error occured while processing the request."
-            self._send_json(fault.status(), {"code": fault.binance_code, "msg": msg})
+            self._send_json(fault.reply_status(), {"code": fault.binance_code, "msg": msg})
         else:
             text = (
                 fault.body
-                or f"<html><body><h1>{fault.status()} Service Unavailable</h1></body></html>"
+                or f"<html><body><h1>{fault.reply_status()} Service Unavailable</h1></body></html>"
             )
-            self._send_raw(fault.status(), text.encode(), "text/html")
+            self._send_raw(fault.reply_status(), text.encode(), "text/html")
 
     def _drop(self) -> None:
         """Close the connection without any reply (RST, as a dead peer or proxy would)."""
