@@ -1,0 +1,170 @@
+"""Command line: ``trendbotd <command>`` and ``python -m trendbotd <command>``.
+
+Every failure ends as one line on stderr and a documented exit code (trendbotd.exitcodes).
+``run`` imports nothing heavy before the instance lock is held; ``sim-exchange`` and
+``backtest`` live in other packages and are imported only when chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from trendbotd import __version__
+from trendbotd.config import DEFAULT_CONFIG_PATH, Config, load_config
+from trendbotd.errors import TrendbotError
+from trendbotd.exitcodes import ExitCode
+from trendbotd.service.pidlock import query_holder, resolve_lock_path
+
+PROG = "trendbotd"
+
+# command -> (module with add_arguments(parser) and run(args) -> int, help)
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "sim-exchange": ("trendbotd.sim.main", "run the simulated Binance USD-M exchange on 127.0.0.1"),
+    "backtest": ("trendbotd.backtest.main", "run the strategy over historical candles"),
+}
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=f"TOML configuration (default: {DEFAULT_CONFIG_PATH} if it exists, else defaults)",
+    )
+
+
+def build_parser(command: str | None) -> tuple[argparse.ArgumentParser, Any]:
+    """The parser, plus the imported module of a lazy command when ``command`` is one."""
+    parser = _Parser(prog=PROG, description="Trend-following trading daemon.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the daemon")
+    _add_config(run)
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--foreground", action="store_true", help="never fork (default; what systemd uses)"
+    )
+    mode.add_argument(
+        "--daemon",
+        action="store_true",
+        help="double-fork; return once the daemon is ready (exit 0) or has failed",
+    )
+    run.add_argument("--paper", action="store_true", help="trade on the built-in simulator")
+
+    check = sub.add_parser("check-config", help="validate the configuration and print it")
+    _add_config(check)
+    status = sub.add_parser("status", help="is the daemon running, and what is it doing")
+    _add_config(status)
+
+    module: Any = None
+    for name, (module_name, help_text) in LAZY_COMMANDS.items():
+        lazy = sub.add_parser(name, help=help_text)
+        if name == command:
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as e:
+                raise TrendbotError(
+                    f"{name} is not available in this installation ({e.name} is missing)"
+                ) from e
+            module.add_arguments(lazy)
+    return parser, module
+
+
+def _chosen_command(argv: Sequence[str]) -> str | None:
+    # The top-level parser takes no option with a value, so the first word is the command.
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(argv)
+    except UsageError as e:
+        print(e, file=sys.stderr)
+        return ExitCode.USAGE
+    except TrendbotError as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 128 + 2  # the shell's convention for SIGINT
+    except Exception as e:  # noqa: BLE001 - last resort: a bug, shown with its traceback
+        traceback.print_exc()
+        print(f"{PROG}: internal error: {e!r}", file=sys.stderr)
+        return ExitCode.FAILURE
+
+
+def _main(argv: list[str]) -> int:
+    command = _chosen_command(argv)
+    parser, module = build_parser(command)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help / --version
+        return e.code if isinstance(e.code, int) else ExitCode.OK
+    if args.command == "run":
+        return _run(args)
+    if args.command == "check-config":
+        return _check_config(args)
+    if args.command == "status":
+        return _status(args)
+    return int(module.run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from trendbotd import app  # noqa: PLC0415 - python-daemon loads only for `run`
+
+    config = load_config(args.config, paper=args.paper)
+    options = app.RunOptions(config_path=args.config, paper=args.paper, daemon=args.daemon)
+    return app.run(config, options)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    print(config.describe())
+    print(f"{PROG}: configuration OK ({config.source or 'built-in defaults'})", file=sys.stderr)
+    return ExitCode.OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    location = resolve_lock_path(
+        config.instance.name,
+        config.instance.runtime_dir,
+        env=os.environ,
+        euid=os.geteuid(),
+        cwd=Path.cwd(),
+        create=False,
+    )
+    holder = query_holder(location.path)
+    print(f"instance: {config.instance.name}")
+    print(f"lock: {location.path} ({location.source})")
+    print(f"state: running, {holder.description}" if holder else "state: not running")
+    for line in status_lines(config):
+        print(line)
+    return ExitCode.OK
+
+
+def status_lines(config: Config) -> list[str]:
+    """The operational part of ``status`` (mode, positions and their stops, unfinished
+    orders, last tick), read without disturbing a running daemon. The journal reader that
+    fills it is composed here by the integrator; until then ``status`` shows the lock only."""
+    del config
+    return []

@@ -1,0 +1,1 @@
+"""The OS-facing shell: instance lock, daemonizing, sd_notify, signals, logging."""
