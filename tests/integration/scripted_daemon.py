@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import time
+import types
 from pathlib import Path
 
 from trendbotd import runner as runner_module
@@ -47,9 +48,10 @@ class ScriptedRunner:
         progress.step("syncing positions")
         secret = os.environ.get("SCRIPT_LOG_SECRET")
         if secret:
+            _register_secret(secret)
             logger.info("credentials loaded api_key=%s raw=%s", secret, secret)
             try:
-                raise ValueError(f"request failed with secret {secret}")
+                _fail_with(secret)
             except ValueError:
                 logger.exception("scripted failure")
         failure = os.environ.get("SCRIPT_FAIL_START")
@@ -75,6 +77,24 @@ class ScriptedRunner:
 
     def stop(self) -> None:
         logger.info("scripted.stop ticks=%d", self._ticks)
+
+
+def _register_secret(secret: str) -> None:
+    """Through the credentials adapter's registry; a stand-in until that module exists."""
+    try:
+        from trendbotd.adapters import credentials
+    except ImportError:
+        stand_in = types.ModuleType("trendbotd.adapters.credentials")
+        secrets: list[str] = []
+        stand_in.register_secret = secrets.append  # type: ignore[attr-defined]
+        stand_in.registered_secrets = lambda: tuple(secrets)  # type: ignore[attr-defined]
+        sys.modules[stand_in.__name__] = stand_in
+        credentials = stand_in  # type: ignore[assignment]
+    credentials.register_secret(secret)
+
+
+def _fail_with(secret: str) -> None:
+    raise ValueError(f"request failed with secret {secret}")
 
 
 def build_runner(config: Config, *, notifier: Notifier) -> ScriptedRunner:

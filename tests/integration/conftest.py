@@ -1,0 +1,269 @@
+"""Shared fixtures for tests that run the real daemon process.
+
+``notify_listener``: an AF_UNIX datagram socket standing in for systemd's NOTIFY_SOCKET; it
+records every datagram with the monotonic time it arrived.
+``daemon``: starts ``python -m trendbotd ...`` (or the scripted-runner variant) in its own
+directory and kills whatever is left at teardown, by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+SCRIPTED = str(Path(__file__).with_name("scripted_daemon.py"))
+REAL_CMD = [PYTHON, "-m", "trendbotd"]
+SCRIPTED_CMD = [PYTHON, SCRIPTED]
+
+
+@dataclass
+class Notification:
+    at: float  # time.monotonic() on arrival
+    fields: dict[str, str]
+    raw: bytes
+
+
+@dataclass
+class NotifyListener:
+    path: str
+    sock: socket.socket
+    received: list[Notification] = field(default_factory=list)
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                return
+            if not data:
+                continue
+            fields = dict(
+                line.split("=", 1) for line in data.decode("utf-8").split("\n") if "=" in line
+            )
+            with self._cond:
+                self.received.append(Notification(time.monotonic(), fields, data))
+                self._cond.notify_all()
+
+    def messages(self) -> list[Notification]:
+        with self._cond:
+            return list(self.received)
+
+    def wait_for(
+        self,
+        predicate: Callable[[Notification], bool],
+        *,
+        timeout: float = 20.0,
+        after: int = 0,
+        proc: subprocess.Popen[str] | None = None,
+    ) -> tuple[int, Notification]:
+        """Index and message of the first message from index ``after`` matching ``predicate``.
+        Gives up early when ``proc`` exits."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for i, msg in enumerate(self.received[after:], start=after):
+                    if predicate(msg):
+                        return i, msg
+                remaining = deadline - time.monotonic()
+                shown = [m.raw for m in self.received]
+                if proc is not None and proc.poll() is not None:
+                    raise AssertionError(f"process exited {proc.returncode}; got {shown}")
+                if remaining <= 0:
+                    raise AssertionError(f"no matching notification within {timeout} s: {shown}")
+                self._cond.wait(min(remaining, 0.2))
+
+    def wait_key(
+        self,
+        key: str,
+        value: str | None = None,
+        *,
+        timeout: float = 20.0,
+        after: int = 0,
+        proc: subprocess.Popen[str] | None = None,
+    ) -> tuple[int, Notification]:
+        return self.wait_for(
+            lambda m: key in m.fields and (value is None or m.fields[key] == value),
+            timeout=timeout,
+            after=after,
+            proc=proc,
+        )
+
+
+@pytest.fixture
+def notify_listener() -> Iterator[NotifyListener]:
+    # A short path: AF_UNIX paths are limited to 108 bytes and pytest's tmp_path can be long.
+    directory = tempfile.mkdtemp(prefix="tbd-notify-", dir="/tmp")
+    path = os.path.join(directory, "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    listener = NotifyListener(path, sock)
+    thread = threading.Thread(target=listener._serve, daemon=True)
+    thread.start()
+    yield listener
+    sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+    thread.join(timeout=2)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def write_config(directory: Path, extra: str = "", *, name: str = "itest") -> Path:
+    """A paper-mode config whose lock, state and log live under ``directory``."""
+    path = directory / "trendbotd.toml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            [instance]
+            name = "{name}"
+            runtime_dir = "{directory / "run"}"
+            state_dir = "{directory / "state"}"
+
+            [exchange]
+            paper = true
+
+            [service]
+            tick_interval_s = 0.2
+            startup_timeout_s = 60
+            """
+        )
+        + textwrap.dedent(extra)
+    )
+    return path
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a daemon under test: no inherited systemd variables."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {
+            "NOTIFY_SOCKET",
+            "WATCHDOG_USEC",
+            "WATCHDOG_PID",
+            "JOURNAL_STREAM",
+            "INVOCATION_ID",
+            "RUNTIME_DIRECTORY",
+        }
+    }
+    env["PYTHONPATH"] = str(REPO)
+    env.update(extra)
+    return env
+
+
+class DaemonHandle:
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def output(self, timeout: float = 10) -> tuple[str, str]:
+        out, err = self.proc.communicate(timeout=timeout)
+        return out, err
+
+
+class DaemonFactory:
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+        self.started: list[DaemonHandle] = []
+        self.extra_pids: list[int] = []
+
+    def start(
+        self,
+        args: list[str],
+        *,
+        cmd: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> DaemonHandle:
+        proc = subprocess.Popen(
+            [*(cmd or REAL_CMD), *args],
+            cwd=self.cwd,
+            env=env or clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        handle = DaemonHandle(proc)
+        self.started.append(handle)
+        return handle
+
+    def run(
+        self,
+        args: list[str],
+        *,
+        cmd: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*(cmd or REAL_CMD), *args],
+            check=False,
+            cwd=self.cwd,
+            env=env or clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def cleanup(self) -> None:
+        for handle in self.started:
+            if handle.proc.poll() is None:
+                os.kill(handle.pid, signal.SIGCONT)  # in case a test left it stopped
+                handle.proc.kill()
+                handle.proc.wait(timeout=10)
+            for stream in (handle.proc.stdout, handle.proc.stderr):
+                if stream is not None:
+                    stream.close()
+        for pid in self.extra_pids:  # detached daemons (--daemon) are not our children
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
+    factory = DaemonFactory(tmp_path)
+    yield factory
+    factory.cleanup()
+
+
+def real_runner_available() -> bool:
+    """True once trendbotd.runner.build_runner has its trading implementation."""
+    try:
+        __import__("trendbotd.trading_runner")
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

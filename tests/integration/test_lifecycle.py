@@ -1,0 +1,315 @@
+"""Acceptance (c), (e), (f): the real daemon process talking sd_notify to a test listener,
+stopping and reloading on signals, refusing bad configs fast, never logging a secret."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import (
+    REAL_CMD,
+    SCRIPTED_CMD,
+    DaemonFactory,
+    DaemonHandle,
+    NotifyListener,
+    clean_env,
+    real_runner_available,
+    write_config,
+)
+
+from trendbotd.exitcodes import ExitCode
+
+
+def _daemon_cmd() -> list[str]:
+    return REAL_CMD if real_runner_available() else SCRIPTED_CMD
+
+
+def _start(
+    daemon: DaemonFactory,
+    config: Path,
+    listener: NotifyListener,
+    *,
+    cmd: list[str] | None = None,
+    **env: str,
+) -> tuple[DaemonHandle, int]:
+    handle = daemon.start(
+        ["run", "--foreground", "--paper", "--config", str(config)],
+        cmd=cmd or _daemon_cmd(),
+        env=clean_env(NOTIFY_SOCKET=listener.path, **env),
+    )
+    index, _ = listener.wait_key("READY", "1", timeout=60, proc=handle.proc)
+    return handle, index
+
+
+def test_ready_only_after_sync_steps_then_sigterm_stops_cleanly(
+    tmp_path: Path, daemon: DaemonFactory, notify_listener: NotifyListener
+) -> None:
+    config = write_config(tmp_path)
+    handle, ready_at = _start(daemon, config, notify_listener)
+    messages = notify_listener.messages()
+    before = [m.fields["STATUS"] for m in messages[:ready_at] if "STATUS" in m.fields]
+    assert len(before) >= 2, before  # startup sync announced its steps before READY
+    assert not any("READY" in m.fields for m in messages[:ready_at])
+    assert messages[ready_at].fields.get("STATUS")  # READY carries the status text
+    # the loop runs: ticks update STATUS after READY
+    notify_listener.wait_for(lambda m: "STATUS" in m.fields, after=ready_at + 1, timeout=30)
+    sent = time.monotonic()
+    handle.signal(signal.SIGTERM)
+    code = handle.wait(timeout=10)
+    elapsed = time.monotonic() - sent
+    assert code == 0
+    assert elapsed < 2.0, elapsed
+    notify_listener.wait_key("STOPPING", "1", after=ready_at, timeout=2)
+    assert not (tmp_path / "run" / "itest.pid").exists()
+
+
+def test_sigint_also_stops_with_exit_0(
+    tmp_path: Path, daemon: DaemonFactory, notify_listener: NotifyListener
+) -> None:
+    config = write_config(tmp_path)
+    handle, ready_at = _start(daemon, config, notify_listener)
+    handle.signal(signal.SIGINT)
+    assert handle.wait(timeout=10) == 0
+    notify_listener.wait_key("STOPPING", "1", after=ready_at, timeout=2)
+
+
+def _watchdog_times(listener: NotifyListener, start: int = 0) -> list[float]:
+    return [m.at for m in listener.messages()[start:] if m.fields.get("WATCHDOG") == "1"]
+
+
+def test_watchdog_keeps_cadence_and_stops_when_the_process_is_frozen(
+    tmp_path: Path, daemon: DaemonFactory, notify_listener: NotifyListener
+) -> None:
+    # tick every 5 s: the pings between ticks come from the sleeping loop, not from ticks
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace("tick_interval_s = 0.2", "tick_interval_s = 5"))
+    handle, ready_at = _start(daemon, config, notify_listener, WATCHDOG_USEC="1000000")
+    time.sleep(3)
+    pings = _watchdog_times(notify_listener, ready_at)
+    assert len(pings) >= 6, pings  # at least every 0.5 s over 3 s
+    gaps = [b - a for a, b in itertools.pairwise(pings)]
+    assert max(gaps) < 0.6, gaps  # within half of WATCHDOG_USEC (+ scheduling slack)
+    assert min(gaps) > 0.1, gaps  # rate-limited, not a flood
+    os.kill(handle.pid, signal.SIGSTOP)
+    try:
+        time.sleep(0.3)  # let an in-flight datagram land
+        frozen_at = len(notify_listener.messages())
+        time.sleep(2)
+        assert _watchdog_times(notify_listener, frozen_at) == []
+    finally:
+        os.kill(handle.pid, signal.SIGCONT)
+    resumed = len(notify_listener.messages())
+    notify_listener.wait_key("WATCHDOG", "1", after=resumed, timeout=3)
+    handle.signal(signal.SIGTERM)
+    assert handle.wait(timeout=10) == 0
+
+
+def test_watchdog_stops_when_a_tick_hangs(
+    tmp_path: Path, daemon: DaemonFactory, notify_listener: NotifyListener
+) -> None:
+    config = write_config(tmp_path)
+    hang = tmp_path / "hang"
+    handle, ready_at = _start(
+        daemon,
+        config,
+        notify_listener,
+        cmd=SCRIPTED_CMD,
+        WATCHDOG_USEC="1000000",
+        SCRIPT_HANG_FILE=str(hang),
+    )
+    time.sleep(1)
+    assert len(_watchdog_times(notify_listener, ready_at)) >= 2
+    hang.touch()
+    time.sleep(0.8)  # the next tick (0.2 s) starts hanging
+    stuck_at = len(notify_listener.messages())
+    time.sleep(2)
+    assert _watchdog_times(notify_listener, stuck_at) == []
+    handle.signal(signal.SIGKILL)
+
+
+def test_watchdog_not_sent_when_armed_for_another_pid(
+    tmp_path: Path, daemon: DaemonFactory, notify_listener: NotifyListener
+) -> None:
+    config = write_config(tmp_path)
+    handle, _ = _start(daemon, config, notify_listener, WATCHDOG_USEC="1000000", WATCHDOG_PID="1")
+    time.sleep(1.5)
+    assert _watchdog_times(notify_listener, 0) == []
+    handle.signal(signal.SIGTERM)
+    assert handle.wait(timeout=10) == 0
+
+
+def test_sighup_reloads_with_monotonic_timestamp_and_survives_a_broken_config(
+    tmp_path: Path, daemon: DaemonFactory, notify_listener: NotifyListener
+) -> None:
+    config = write_config(tmp_path)
+    handle, ready_at = _start(daemon, config, notify_listener)
+    config.write_text(config.read_text().replace("tick_interval_s = 0.2", "tick_interval_s = 0.3"))
+    before_us = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    handle.signal(signal.SIGHUP)
+    i, reloading = notify_listener.wait_key("RELOADING", "1", after=ready_at + 1, timeout=10)
+    after_us = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    assert before_us <= int(reloading.fields["MONOTONIC_USEC"]) <= after_us
+    j, ready = notify_listener.wait_key("READY", "1", after=i + 1, timeout=10)
+    assert "reloaded" in ready.fields["STATUS"]
+
+    config.write_text(config.read_text() + "\n[service]\nbogus = 1\n")  # now invalid
+    handle.signal(signal.SIGHUP)
+    k, _ = notify_listener.wait_key("RELOADING", "1", after=j + 1, timeout=10)
+    _, ready = notify_listener.wait_key("READY", "1", after=k + 1, timeout=10)
+    assert "reload failed" in ready.fields["STATUS"]
+    assert handle.proc.poll() is None
+    handle.signal(signal.SIGTERM)
+    assert handle.wait(timeout=10) == 0
+    _, err = handle.output()
+    assert "config.reload_failed" in err
+
+
+def test_status_text_in_any_language_reaches_the_listener(
+    tmp_path: Path, daemon: DaemonFactory, notify_listener: NotifyListener
+) -> None:
+    config = write_config(tmp_path, name="itest")
+    text = "синхронизация ✓ 時間"
+    code = f"from trendbotd.service.notify import make_notifier; make_notifier().status({text!r})"
+    result = daemon.run(
+        ["-c", code],
+        cmd=[REAL_CMD[0]],
+        env=clean_env(NOTIFY_SOCKET=notify_listener.path),
+        timeout=20,
+    )
+    assert result.returncode == 0, result.stderr
+    _, msg = notify_listener.wait_key("STATUS", timeout=5)
+    assert msg.fields["STATUS"] == text
+    del config
+
+
+def test_journald_stream_gets_priority_prefixes_without_timestamps(
+    tmp_path: Path, daemon: DaemonFactory, notify_listener: NotifyListener
+) -> None:
+    config = write_config(tmp_path)
+    read_fd, write_fd = os.pipe()
+    st = os.fstat(write_fd)
+    stream = f"{st.st_dev}:{st.st_ino}"
+    proc = subprocess.Popen(
+        [*_daemon_cmd(), "run", "--foreground", "--paper", "--config", str(config)],
+        cwd=tmp_path,
+        env=clean_env(NOTIFY_SOCKET=notify_listener.path, JOURNAL_STREAM=stream),
+        stderr=write_fd,
+        stdout=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    try:
+        notify_listener.wait_key("READY", "1", timeout=60, proc=proc)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with os.fdopen(read_fd, encoding="utf-8") as f:
+        lines = [line for line in f.read().splitlines() if line]
+    assert lines
+    assert all(line[:3] in {"<2>", "<3>", "<4>", "<6>", "<7>"} for line in lines), lines[:5]
+    assert any(line.startswith("<6>trendbotd.app: daemon.ready") for line in lines), lines[:5]
+    assert not any(line[3:7].isdigit() for line in lines)  # no timestamp of our own
+
+
+# --- (e) bad configuration: one line, exit 78, fast ---
+
+
+def _bad_configs(tmp_path: Path) -> dict[str, Path]:
+    cases: dict[str, Path] = {}
+    syntax = tmp_path / "syntax.toml"
+    syntax.write_text("[service\nlog_level = 'info'\n")
+    cases["syntax error"] = syntax
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("[service]\nlog_levle = 'info'\n")
+    cases["unknown key"] = unknown
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text("[risk]\nrisk_per_trade = '1%'\n")
+    cases["wrong type"] = wrong
+    cases["missing file"] = tmp_path / "missing.toml"
+    unreadable = tmp_path / "unreadable.toml"
+    unreadable.write_text("[service]\n")
+    unreadable.chmod(0)
+    cases["unreadable file"] = unreadable
+    directory = tmp_path / "a-directory.toml"
+    directory.mkdir()
+    cases["directory"] = directory
+    return cases
+
+
+_EXPECTED = {
+    "syntax error": "TOML syntax error",
+    "unknown key": "service.log_levle: unknown key",
+    "wrong type": "risk.risk_per_trade: expected",
+    "missing file": "not found",
+    "unreadable file": "permission denied",
+    "directory": "is a directory",
+}
+
+
+def _as_nobody() -> None:
+    os.setgid(65534)
+    os.setuid(65534)
+
+
+@pytest.mark.parametrize("case", list(_EXPECTED))
+@pytest.mark.parametrize("command", ["run", "check-config"])
+def test_bad_config_one_line_exit_78_fast(
+    tmp_path: Path, daemon: DaemonFactory, case: str, command: str
+) -> None:
+    path = _bad_configs(tmp_path)[case]
+    preexec = None
+    if case == "unreadable file":
+        if os.geteuid() != 0:
+            pass  # mode 000 already stops a normal user
+        else:  # root reads anything: drop to nobody for this case
+            preexec = _as_nobody
+            tmp_path.chmod(tmp_path.stat().st_mode | stat.S_IXOTH | stat.S_IROTH)
+    args = [command, "--config", str(path)] + (["--foreground"] if command == "run" else [])
+    started = time.monotonic()
+    result = subprocess.run(
+        [*REAL_CMD, *args],
+        check=False,
+        cwd="/",
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=20,
+        preexec_fn=preexec,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == ExitCode.CONFIG_ERROR, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("trendbotd: ") and str(path) in lines[0]
+    assert _EXPECTED[case] in lines[0], lines[0]
+    assert elapsed < 2.0, elapsed
+
+
+# --- (f) redaction ---
+
+
+def test_registered_secret_never_appears_in_the_output(
+    tmp_path: Path, daemon: DaemonFactory, notify_listener: NotifyListener
+) -> None:
+    config = write_config(tmp_path)
+    secret = "Zq9sEcReT0x5f3a1b2c3d4e5f60718293a4b5c6d7e8f9"
+    handle = daemon.start(
+        ["run", "--foreground", "--paper", "--config", str(config)],
+        cmd=SCRIPTED_CMD,
+        env=clean_env(NOTIFY_SOCKET=notify_listener.path, SCRIPT_LOG_SECRET=secret),
+    )
+    notify_listener.wait_key("READY", "1", timeout=60, proc=handle.proc)
+    handle.signal(signal.SIGTERM)
+    assert handle.wait(timeout=10) == 0
+    out, err = handle.output()
+    assert "scripted failure" in err and "Traceback" in err  # the lines were logged...
+    assert "credentials loaded api_key=***" in err
+    assert secret not in out + err  # ...without the secret
