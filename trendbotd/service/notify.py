@@ -75,20 +75,27 @@ class NullNotifier:
 
 
 class SdNotifier:
-    """Sends to $NOTIFY_SOCKET. Send failures are logged (once per kind until a send works)."""
+    """Sends to $NOTIFY_SOCKET. A failed send is logged once per failure streak; the socket
+    is reconnected on the next send (a datagram socket whose peer went away stays broken)."""
 
     def __init__(self, *, watchdog_interval_s: float | None) -> None:
         self._interval = watchdog_interval_s
-        self._failing: str | None = None
+        self._failing = False
+        self._notifier: sdnotify.SystemdNotifier | None = None
+        self._connect()
+
+    def _connect(self) -> sdnotify.SystemdNotifier | None:
         try:
-            self._notifier: sdnotify.SystemdNotifier | None = sdnotify.SystemdNotifier(debug=True)
+            self._notifier = sdnotify.SystemdNotifier(debug=True)
         except OSError as e:
-            logger.error(  # noqa: TRY400 - the reason fits one line
-                "notify.connect_failed socket=%s error=%s",
-                os.environ.get("NOTIFY_SOCKET"),
-                e,
-            )
             self._notifier = None
+            self._report(f"notify.connect_failed socket={os.environ.get('NOTIFY_SOCKET')}", e)
+        return self._notifier
+
+    def _report(self, event: str, error: OSError) -> None:
+        if not self._failing:
+            logger.error("%s error=%s", event, error)
+            self._failing = True
 
     @property
     def watchdog_interval_s(self) -> float | None:
@@ -115,20 +122,18 @@ class SdNotifier:
         self._send(f"STOPPING=1\nSTATUS={clean_status(status)}")
 
     def _send(self, message: str) -> None:
-        if self._notifier is None:
+        notifier = self._notifier or self._connect()
+        if notifier is None:
             return
         try:
-            self._notifier.notify(_wire(message))
+            notifier.notify(_wire(message))
         except OSError as e:
-            kind = f"{type(e).__name__}:{e.errno}"
-            if kind != self._failing:
-                first = message.split("\n", 1)[0]
-                logger.error("notify.send_failed message=%s error=%s", first, e)  # noqa: TRY400
-                self._failing = kind
+            self._report(f"notify.send_failed message={message.split(chr(10), 1)[0]}", e)
+            self._notifier = None  # reconnect next time
             return
-        if self._failing is not None:
+        if self._failing:
             logger.info("notify.send_recovered")
-            self._failing = None
+            self._failing = False
 
 
 def make_notifier(env: Mapping[str, str] | None = None, *, pid: int | None = None) -> Notifier:
