@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,12 +110,18 @@ class _Service:
     def serve(self, handshake: daemonize.Handshake, context: Any) -> int:
         """Runs inside the open daemon context (foreground or detached)."""
         self.signals.open_wakeup()
-        where = configure_logging(
-            level=self.config.service.log_level,
-            mode=self.mode,
-            ident=self.config.instance.name,
-            log_file=self.config.service.log_file,
-        )
+        try:
+            where = configure_logging(
+                level=self.config.service.log_level,
+                mode=self.mode,
+                ident=self.config.instance.name,
+                log_file=self.config.service.log_file,
+            )
+        except OSError as e:
+            message = f"cannot set up logging ({self.mode}): {e}"
+            print(f"trendbotd: {message}", file=sys.stderr)
+            handshake.failed(ExitCode.CANT_CREATE, message)
+            return ExitCode.CANT_CREATE
         enable_faulthandler()
         self.notifier = make_notifier()
         logger.info(

@@ -152,7 +152,12 @@ def _run_child(
     handshake = Handshake(wfd)
     code = int(ExitCode.FAILURE)
     try:
-        stderr = stderr_path.open("a", encoding="utf-8") if stderr_path else None
+        try:
+            stderr = stderr_path.open("a", encoding="utf-8") if stderr_path else None
+        except OSError as e:
+            code = int(ExitCode.CANT_CREATE)
+            handshake.failed(code, f"{stderr_path}: cannot open the log file: {e.strerror}")
+            return
         context = make_context(lock, detach=True, handlers=handlers, preserve=[wfd], stderr=stderr)
         with context:  # forks twice; from here on we are the daemon and hold the lock
             code = serve(handshake, context)
