@@ -1,0 +1,267 @@
+"""Walk closed candles through the live decision code and simulate the fills.
+
+Per bar ``i``, in the order the live daemon meets them against the simulated exchange:
+
+1. at the open: a market order decided at the previous close fills at the open plus
+   slippage (buys higher, sells lower); an entry is sized by ``size_position`` with the
+   cash equity and that fill price, and its stop is live from then on;
+2. inside the bar: a stop fills at its price when the bar's range reaches it, or at the
+   open when the bar opens beyond it (gap-through);
+3. at the close: ``decide_bar`` -- the function the live loop calls through ``decide`` --
+   sees the bar and the position. A trailing move takes effect from the next bar; a
+   market decision is queued for the next open. A decision at the last bar is dropped.
+
+Every fill pays ``fee_rate`` of its notional (market and stop orders are both taker).
+Money is Decimal; the per-bar equity curve for the metrics is float.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from trendbotd.config import StrategyParams
+from trendbotd.domain import ZERO, Market
+from trendbotd.risk.sizing import round_stop, size_position, to_decimal
+from trendbotd.strategy.candles import CandleArrays
+from trendbotd.strategy.signals import (
+    FLAT,
+    Action,
+    Decision,
+    Direction,
+    PositionView,
+    compute_signals,
+    decide_bar,
+)
+
+DEFAULT_FEE_RATE = Decimal("0.0005")  # Binance USD-M taker
+_BPS = Decimal(10000)
+
+
+def synthetic_market(symbol: str, reference_price: float) -> Market:
+    """Exchange rules for a backtest: about 6 significant digits of price and an amount
+    step worth 1-10 quote units at ``reference_price``; minimum notional 5 (Binance's)."""
+    if not (math.isfinite(reference_price) and reference_price > 0):
+        raise ValueError(f"reference price must be positive, not {reference_price}")
+    magnitude = math.floor(math.log10(reference_price))
+    amount_step = Decimal(1).scaleb(-magnitude)
+    return Market(
+        symbol=symbol,
+        exchange_symbol=symbol.partition(":")[0].replace("/", ""),
+        amount_step=amount_step,
+        price_step=Decimal(1).scaleb(magnitude - 5),
+        min_amount=amount_step,
+        min_notional=Decimal(5),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestSettings:
+    market: Market
+    start_equity: Decimal = Decimal(10000)
+    risk_per_trade: float = 0.01
+    max_leverage: int = 3  # the leverage positions have on the exchange
+    max_notional: Decimal = Decimal(50000)
+    fee_rate: Decimal = DEFAULT_FEE_RATE
+    slippage_bps: Decimal = ZERO  # on market fills only; stops fill at their price
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    direction: Direction
+    amount: Decimal
+    entry_ms: int
+    entry_price: Decimal
+    initial_stop: Decimal
+    exit_ms: int
+    exit_price: Decimal
+    exit_reason: str  # "stop", "stop gap", "exit signal", "reverse", "end of data", ...
+    fees: Decimal
+    pnl: Decimal  # net of both fees
+
+    @property
+    def gross(self) -> Decimal:
+        return self.pnl + self.fees
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedEntry:
+    time_ms: int
+    direction: Direction
+    reason: str
+
+
+@dataclass(slots=True)
+class BacktestResult:
+    settings: BacktestSettings
+    trades: list[Trade]
+    skipped: list[SkippedEntry]
+    equity: NDArray[np.float64]  # equity at each bar's close (open positions marked)
+    in_position: NDArray[np.bool_]  # a position was open at the bar's close
+    final_equity: Decimal
+    decisions: int = 0  # decide_bar calls (one per bar)
+
+    @property
+    def fees(self) -> Decimal:
+        return sum((t.fees for t in self.trades), ZERO)
+
+
+@dataclass(slots=True)
+class _Book:
+    """Cash and the one open position of the simulated account."""
+
+    settings: BacktestSettings
+    cash: Decimal
+    trades: list[Trade] = field(default_factory=list)
+    skipped: list[SkippedEntry] = field(default_factory=list)
+    direction: Direction = Direction.FLAT
+    amount: Decimal = ZERO
+    entry_price: Decimal = ZERO
+    entry_ms: int = 0
+    entry_fee: Decimal = ZERO
+    initial_stop: Decimal = ZERO
+    stop: Decimal = ZERO
+    # float copies for the per-bar mark-to-market and stop checks
+    cash_f: float = 0.0
+    amount_f: float = 0.0
+    entry_f: float = 0.0
+    stop_f: float = 0.0
+
+    def view(self) -> PositionView:
+        if self.direction is Direction.FLAT:
+            return FLAT
+        return PositionView(self.direction, self.entry_f, self.stop_f)
+
+    def mark(self, price: float) -> float:
+        if self.direction is Direction.FLAT:
+            return self.cash_f
+        return self.cash_f + self.direction * self.amount_f * (price - self.entry_f)
+
+    def _fee(self, amount: Decimal, price: Decimal) -> Decimal:
+        return amount * price * self.settings.fee_rate
+
+    def _market_price(self, open_price: float, *, buy: bool) -> Decimal:
+        slip = self.settings.slippage_bps / _BPS
+        return to_decimal(open_price) * (1 + slip if buy else 1 - slip)
+
+    def enter(
+        self, direction: Direction, stop_price: float, *, at_ms: int, open_price: float
+    ) -> None:
+        fill = self._market_price(open_price, buy=direction is Direction.LONG)
+        sized = size_position(
+            equity=self.cash,
+            entry_price=fill,
+            stop_price=to_decimal(stop_price),
+            risk_per_trade=self.settings.risk_per_trade,
+            max_leverage=self.settings.max_leverage,
+            max_notional=self.settings.max_notional,
+            market=self.settings.market,
+        )
+        if not sized.ok:
+            self.skipped.append(SkippedEntry(at_ms, direction, sized.skip_reason or "skipped"))
+            return
+        self.direction, self.amount, self.entry_price = direction, sized.amount, fill
+        self.entry_ms, self.initial_stop, self.stop = at_ms, sized.stop_price, sized.stop_price
+        self.entry_fee = self._fee(sized.amount, fill)
+        self.cash -= self.entry_fee
+        self.cash_f, self.amount_f = float(self.cash), float(sized.amount)
+        self.entry_f, self.stop_f = float(fill), float(sized.stop_price)
+
+    def close(self, price: Decimal, *, at_ms: int, reason: str) -> None:
+        exit_fee = self._fee(self.amount, price)
+        gross = self.direction * self.amount * (price - self.entry_price)
+        self.cash += gross - exit_fee
+        fees = self.entry_fee + exit_fee
+        self.trades.append(
+            Trade(
+                direction=self.direction,
+                amount=self.amount,
+                entry_ms=self.entry_ms,
+                entry_price=self.entry_price,
+                initial_stop=self.initial_stop,
+                exit_ms=at_ms,
+                exit_price=price,
+                exit_reason=reason,
+                fees=fees,
+                pnl=gross - fees,
+            )
+        )
+        self.direction, self.amount, self.cash_f = Direction.FLAT, ZERO, float(self.cash)
+
+    def close_at_market(self, open_price: float, *, at_ms: int, reason: str) -> None:
+        price = self._market_price(open_price, buy=self.direction is Direction.SHORT)
+        self.close(price, at_ms=at_ms, reason=reason)
+
+    def check_stop(self, open_price: float, high: float, low: float, *, at_ms: int) -> bool:
+        """Fill the stop if the bar reaches it; True when it did."""
+        long = self.direction is Direction.LONG
+        if (low > self.stop_f) if long else (high < self.stop_f):
+            return False
+        if (open_price <= self.stop_f) if long else (open_price >= self.stop_f):
+            self.close(to_decimal(open_price), at_ms=at_ms, reason="stop gap")
+        else:
+            self.close(self.stop, at_ms=at_ms, reason="stop")
+        return True
+
+    def move_stop(self, stop_price: float) -> None:
+        long = self.direction is Direction.LONG
+        stop = round_stop(stop_price, long=long, market=self.settings.market)
+        if (stop > self.stop) if long else (stop < self.stop):  # only ever tighten
+            self.stop, self.stop_f = stop, float(stop)
+
+
+def _execute(book: _Book, decision: Decision, *, at_ms: int, open_price: float) -> None:
+    if decision.action in (Action.EXIT, Action.REVERSE) and book.direction is not Direction.FLAT:
+        reason = "reverse" if decision.action is Action.REVERSE else decision.reason
+        book.close_at_market(open_price, at_ms=at_ms, reason=reason)
+    if decision.action in (Action.ENTER, Action.REVERSE) and decision.stop_price is not None:
+        book.enter(decision.direction, decision.stop_price, at_ms=at_ms, open_price=open_price)
+
+
+def run_backtest(
+    candles: CandleArrays, params: StrategyParams, settings: BacktestSettings
+) -> BacktestResult:
+    """Simulate ``params`` over ``candles`` (closed, ascending) with ``settings``."""
+    n = len(candles)
+    signals = compute_signals(candles, params)
+    opens, highs, lows = candles.open.tolist(), candles.high.tolist(), candles.low.tolist()
+    times = candles.open_time_ms.tolist()
+    book = _Book(settings=settings, cash=settings.start_equity, cash_f=float(settings.start_equity))
+    equity = np.empty(n)
+    held = np.zeros(n, dtype=np.bool_)
+    pending: Decision | None = None
+    view = FLAT
+    for i, bar in enumerate(signals.rows()):
+        if pending is not None:
+            _execute(book, pending, at_ms=times[i], open_price=opens[i])
+            pending = None
+            view = book.view()
+        if book.direction is not Direction.FLAT and book.check_stop(
+            opens[i], highs[i], lows[i], at_ms=times[i]
+        ):
+            view = FLAT
+        decision = decide_bar(bar, params, view)
+        if decision.action is Action.MOVE_STOP and decision.stop_price is not None:
+            book.move_stop(decision.stop_price)
+            view = book.view()
+        elif decision.action is not Action.HOLD:
+            pending = decision
+        equity[i] = book.mark(bar.close)
+        held[i] = book.direction is not Direction.FLAT
+    if n and book.direction is not Direction.FLAT:
+        # Close what is still open at the last close so the result counts its exit fee.
+        book.close(to_decimal(float(candles.close[-1])), at_ms=times[-1], reason="end of data")
+        equity[-1] = book.cash_f
+    return BacktestResult(
+        settings=settings,
+        trades=book.trades,
+        skipped=book.skipped,
+        equity=equity,
+        in_position=held,
+        final_equity=book.cash,
+        decisions=n,
+    )

@@ -1,0 +1,5 @@
+"""Risk arithmetic: position sizing (pure, Decimal)."""
+
+from trendbotd.risk.sizing import SizingResult, round_stop, round_to_step, size_position
+
+__all__ = ["SizingResult", "round_stop", "round_to_step", "size_position"]
