@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_TICK_FAILURES = 5  # consecutive; then exit 1 and let systemd restart us
+TICK_RETRY_BASE_S = 1.0  # back-off after a failed tick: 1, 2, 4, 8 s ...
+TICK_RETRY_MAX_S = 30.0
 _MAX_SLEEP_S = 1.0
 _LAUNCHER_GRACE_S = 30.0  # the --daemon launcher waits startup_timeout_s plus this
 
@@ -167,7 +169,15 @@ class _Service:
             logger.info("daemon.ready %s", ready_text)
             self.notifier.ready(ready_text)
             handshake.ready(ready_text)
-            code = _Loop(self, runner).run()
+            loop = Loop(
+                runner,
+                notifier=self.notifier,
+                signals=self.signals,
+                config=self.config,
+                options=self.options,
+            )
+            code = loop.run()
+            self.config = loop.config
         finally:
             if runner is not None:
                 code = _stop_runner(runner, code)
@@ -237,13 +247,26 @@ class _Watchdog:
             self._last = now
 
 
-class _Loop:
-    def __init__(self, service: _Service, runner: Runner) -> None:
-        self._service = service
+class Loop:
+    """Ticks on the runner's schedule, acts on queued signals, feeds the watchdog.
+
+    ``config`` is the configuration in force (replaced by a successful reload)."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        *,
+        notifier: Notifier,
+        signals: SignalQueue,
+        config: Config,
+        options: RunOptions,
+    ) -> None:
+        self.config = config
+        self._options = options
         self._runner = runner
-        self._notifier = service.notifier
-        self._signals = service.signals
-        self._watchdog = _Watchdog(service.notifier)
+        self._notifier = notifier
+        self._signals = signals
+        self._watchdog = _Watchdog(notifier)
         self._failures = 0
         self._retry_at = 0.0
 
@@ -283,7 +306,7 @@ class _Loop:
                 self._notifier.stopping(f"stopped after {self._failures} failed ticks: {e!r}")
                 logger.critical("daemon.giving_up failed_ticks=%d", self._failures)
                 return ExitCode.FAILURE
-            backoff = min(2.0 ** (self._failures - 1), 30.0)
+            backoff = min(TICK_RETRY_BASE_S * 2.0 ** (self._failures - 1), TICK_RETRY_MAX_S)
             self._retry_at = time.monotonic() + backoff
             self._notifier.status(
                 f"tick failed ({self._failures}/{MAX_TICK_FAILURES}), retry in {backoff:g} s: {e}"
@@ -300,12 +323,11 @@ class _Loop:
         return ExitCode.OK
 
     def _reload(self) -> None:
-        service = self._service
         self._notifier.reloading()
-        path = service.options.config_path
-        logger.info("config.reload path=%s", path or service.config.source)
+        path = self._options.config_path
+        logger.info("config.reload path=%s", path or self.config.source)
         try:
-            new = load_config(path, paper=service.options.paper)
+            new = load_config(path, paper=self._options.paper)
             self._runner.reload(new)
         except ConfigError as e:
             logger.error("config.reload_failed keeping=previous %s", e)  # noqa: TRY400
@@ -315,13 +337,13 @@ class _Loop:
             logger.exception("config.reload_crashed keeping=previous")
             self._notifier.ready("reload failed, running with the previous configuration")
             return
-        if new.instance != service.config.instance:
+        if new.instance != self.config.instance:
             logger.warning("config.reload instance.* changes take effect at the next restart")
-        old_lines = set(service.config.describe().splitlines())
+        old_lines = set(self.config.describe().splitlines())
         changed = [line for line in new.describe().splitlines() if line not in old_lines]
         for line in changed:
             logger.info("config.changed %s", line)
         set_level(new.service.log_level)
-        service.config = new
+        self.config = new
         logger.info("config.reloaded changed=%d", len(changed))
         self._notifier.ready(f"configuration reloaded ({len(changed)} settings changed)")

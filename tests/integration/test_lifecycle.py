@@ -94,7 +94,8 @@ def test_watchdog_keeps_cadence_and_stops_when_the_process_is_frozen(
     pings = _watchdog_times(notify_listener, ready_at)
     assert len(pings) >= 6, pings  # at least every 0.5 s over 3 s
     gaps = [b - a for a, b in itertools.pairwise(pings)]
-    assert max(gaps) < 0.6, gaps  # within half of WATCHDOG_USEC (+ scheduling slack)
+    # designed for <= 0.375 s; bound generous for a loaded machine, below the 1 s timeout
+    assert max(gaps) < 0.75, gaps
     assert min(gaps) > 0.1, gaps  # rate-limited, not a flood
     os.kill(handle.pid, signal.SIGSTOP)
     try:
