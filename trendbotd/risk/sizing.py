@@ -47,7 +47,8 @@ def round_to_step(value: Decimal, step: Decimal, *, rounding: str) -> Decimal:
     """``value`` as a whole number of ``step`` (ROUND_FLOOR, ROUND_CEILING, ROUND_HALF_EVEN...)."""
     if step <= 0:
         raise ValueError(f"step must be positive, not {step}")
-    return (value / step).to_integral_value(rounding=rounding) * step
+    # quantize: the result carries the step's decimal places, as the exchange prints them
+    return ((value / step).to_integral_value(rounding=rounding) * step).quantize(step)
 
 
 def round_stop(stop_price: Decimal | float, *, long: bool, market: Market) -> Decimal:

@@ -18,6 +18,7 @@ Conventions (those of TA-Lib and most charting tools):
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -37,6 +38,19 @@ def _as_float(values: FloatArray | list[float]) -> FloatArray:
 def _check_period(period: int) -> None:
     if period < 1:
         raise ValueError(f"period must be at least 1, not {period}")
+
+
+@functools.lru_cache(maxsize=64)
+def _filter_weights(alpha: float, block: int) -> tuple[FloatArray, FloatArray]:
+    """(transposed response matrix, carry weights) of one block; read-only, cached."""
+    decay = 1.0 - alpha
+    k = np.arange(block)
+    lag = k[None, :] - k[:, None]  # transposed: row = input position, column = output
+    weights_t = np.where(lag >= 0, alpha * decay ** np.maximum(lag, 0), 0.0)
+    carry_weight = decay ** (k + 1)
+    weights_t.setflags(write=False)
+    carry_weight.setflags(write=False)
+    return weights_t, carry_weight
 
 
 def smoothed(values: FloatArray, *, alpha: float, start: int, seed: float) -> FloatArray:
@@ -59,16 +73,12 @@ def smoothed(values: FloatArray, *, alpha: float, start: int, seed: float) -> Fl
     m = len(rest)
     if m == 0:
         return out
-    decay = 1.0 - alpha
     block = min(_BLOCK, m)
     blocks = -(-m // block)
     padded = np.zeros(blocks * block)
     padded[:m] = rest
-    k = np.arange(block)
-    lag = k[:, None] - k[None, :]
-    weights = np.where(lag >= 0, alpha * decay ** np.maximum(lag, 0), 0.0)
-    response = padded.reshape(blocks, block) @ weights.T
-    carry_weight = decay ** (k + 1)
+    weights_t, carry_weight = _filter_weights(alpha, block)
+    response = padded.reshape(blocks, block) @ weights_t
     carries = np.empty(blocks)
     state = seed
     last_weight = float(carry_weight[-1])
