@@ -46,8 +46,8 @@ def _filter_weights(alpha: float, block: int) -> tuple[FloatArray, FloatArray]:
     decay = 1.0 - alpha
     k = np.arange(block)
     lag = k[None, :] - k[:, None]  # transposed: row = input position, column = output
-    weights_t = np.where(lag >= 0, alpha * decay ** np.maximum(lag, 0), 0.0)
-    carry_weight = decay ** (k + 1)
+    weights_t = np.where(lag >= 0, alpha * decay ** np.maximum(lag, 0), 0.0).astype(np.float64)
+    carry_weight = (decay ** (k + 1)).astype(np.float64)
     weights_t.setflags(write=False)
     carry_weight.setflags(write=False)
     return weights_t, carry_weight
