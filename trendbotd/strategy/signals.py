@@ -157,7 +157,7 @@ class SignalArrays:
             self.exit_short.tolist(),
             strict=True,
         )
-        return (BarSignal._make(row) for row in columns)
+        return map(BarSignal._make, columns)
 
 
 def min_history(params: StrategyParams) -> int:
@@ -264,7 +264,7 @@ def _manage_stop(bar: BarSignal, params: StrategyParams, position: PositionView)
 
 def _decide_open(bar: BarSignal, params: StrategyParams, position: PositionView) -> Decision:
     sign = int(position.direction)  # +1 long, -1 short
-    opposite = Direction(-sign)
+    opposite = Direction.SHORT if sign > 0 else Direction.LONG
     if bar.entry == -sign and (opposite is Direction.LONG or params.allow_short):
         reverse = _enter(bar, params, opposite, Action.REVERSE)
         if reverse.action is Action.REVERSE:
