@@ -52,6 +52,18 @@ class JournalError(OperationalError):
     exit_code = ExitCode.DATA_ERROR
 
 
+class JournalIOError(JournalError):
+    """The journal could not be written or read (disk full, I/O error, permissions)."""
+
+    exit_code = ExitCode.IO_ERROR
+
+
+class StatePathError(OperationalError):
+    """No usable state directory for the journal (configured one unusable, none found)."""
+
+    exit_code = ExitCode.CANT_CREATE
+
+
 class StartupSyncError(OperationalError):
     """Startup could not learn the exchange's truth within the start timeout."""
 

@@ -1,0 +1,412 @@
+"""The order executor: one intent at a time, write-ahead, never two orders for one intent.
+
+Life of an intent::
+
+    PENDING (committed) -> SENT (committed, attempt counted) -> request
+        reply                   -> ACKED / FILLED / CANCELED (adopted from the reply)
+        refused (-2022, -2019..) -> REJECTED
+        not executed (429, -1021) -> PENDING again, re-sent with the SAME client id
+        anything else            -> UNKNOWN -> query by client id (bounded):
+            found                -> adopt its real state
+            confirmed absent     -> re-send with the SAME id, or ABANDONED by rule
+            no answer            -> stays UNKNOWN; the caller must not trade the symbol
+
+"Confirmed absent" only counts once the request is older than the exchange's recvWindow
+(plus a margin): after that the exchange would reject a delayed copy of it, so a re-send
+cannot make two orders. A duplicate-id error (-4116) means the order exists: it is
+queried, never treated as a rejection.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from trendbotd.clock import Clock
+from trendbotd.config import Config
+from trendbotd.domain import Order, OrderType
+from trendbotd.errors import (
+    ClockSkewError,
+    DuplicateClientOrderIdError,
+    ExchangeAuthError,
+    ExchangeError,
+    InvalidOrderError,
+    OrderNotFoundError,
+    RateLimitedError,
+    TrendbotError,
+)
+from trendbotd.exitcodes import ExitCode
+from trendbotd.orders.client_ids import make_client_id
+from trendbotd.orders.crashpoints import CrashHook, NoCrashPoints
+from trendbotd.orders.journal import Journal
+from trendbotd.orders.reconcile import update_from_order
+from trendbotd.orders.records import (
+    Intent,
+    IntentSpec,
+    IntentState,
+    IntentUpdate,
+    Purpose,
+    TradingMode,
+)
+from trendbotd.ports import Exchange
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class EntryBlockedError(TrendbotError):
+    """An entry was submitted while the journal's mode forbids entries (a caller bug)."""
+
+    exit_code = ExitCode.FAILURE
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorPolicy:
+    """Every retry is bounded; no field has a silent default."""
+
+    query_attempts: int  # queries by client id before an outcome stays UNKNOWN
+    query_backoff_s: float  # first pause between failed queries; doubles up to max_backoff_s
+    max_backoff_s: float
+    absent_settle_ms: int  # "absent" counts only this long after the request left
+    max_sends: int  # requests per intent (same client id), counted across restarts
+    entry_resend_window_ms: int  # an absent entry is re-sent only this soon after the decision
+    fill_polls: int  # queries for the fill of an acknowledged market order
+    max_rate_limit_wait_s: float  # a longer Retry-After gives up on the intent
+
+    @classmethod
+    def from_config(cls, config: Config) -> ExecutorPolicy:
+        return cls(
+            query_attempts=6,
+            query_backoff_s=0.5,
+            max_backoff_s=8.0,
+            absent_settle_ms=config.exchange.recv_window_ms + 1000,
+            max_sends=3,
+            entry_resend_window_ms=60_000,
+            fill_polls=5,
+            max_rate_limit_wait_s=30.0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Lookup:
+    order: Order | None
+    absent: bool  # the exchange said "no such order" (and, if asked, the request settled)
+
+
+class OrderExecutor:
+    def __init__(
+        self,
+        *,
+        exchange: Exchange,
+        journal: Journal,
+        clock: Clock,
+        instance: str,
+        policy: ExecutorPolicy,
+        crash: CrashHook | None = None,
+        waiting: Callable[[float], None] | None = None,
+    ) -> None:
+        """``waiting(seconds)`` is told before every pause (watchdog / start-timeout)."""
+        self.exchange = exchange
+        self.journal = journal
+        self.clock = clock
+        self.instance = instance
+        self.policy = policy
+        self.crash: CrashHook = crash or NoCrashPoints()
+        self._waiting = waiting
+
+    # ----- public -----
+
+    def client_id(self, spec: IntentSpec) -> str:
+        return make_client_id(
+            instance=self.instance,
+            symbol=spec.symbol,
+            candle_time_ms=spec.candle_time_ms,
+            seq=spec.seq,
+            purpose=spec.purpose,
+        )
+
+    def submit(self, spec: IntentSpec) -> Intent:
+        """Journal the intent, then send it. An intent already journalled under the same
+        id is driven forward (queried, never blindly re-sent) or returned if final."""
+        cid = self.client_id(spec)
+        existing = self.journal.get_intent(cid)
+        if existing is not None:
+            if existing.state.is_final:
+                logger.info("order.already_final cid=%s state=%s", cid, existing.state)
+                return existing
+            logger.warning("order.resume cid=%s state=%s", cid, existing.state)
+            return self.drive(existing, allow_resend=True)
+        if spec.purpose is Purpose.ENTRY:
+            mode = self.journal.mode()
+            if mode.mode is not TradingMode.NORMAL:
+                raise EntryBlockedError(f"entry {cid} refused: mode is {mode.mode} ({mode.reason})")
+        self.crash.hit("before_journal")
+        now = self.clock.now_ms()
+        intent, _ = self.journal.add_intent(
+            Intent(
+                client_order_id=cid,
+                symbol=spec.symbol,
+                side=spec.side,
+                type=spec.type,
+                amount=spec.amount,
+                purpose=spec.purpose,
+                candle_time_ms=spec.candle_time_ms,
+                seq=spec.seq,
+                state=IntentState.PENDING,
+                created_ms=now,
+                updated_ms=now,
+                price=spec.price,
+                stop_price=spec.stop_price,
+                reduce_only=spec.reduce_only,
+                protective_stop=spec.protective_stop,
+                parent_client_order_id=spec.parent_client_order_id,
+            )
+        )
+        logger.info("order.journalled %s", intent.describe())
+        return self.drive(intent, allow_resend=True)
+
+    def drive(self, intent: Intent, *, allow_resend: bool) -> Intent:
+        """Move a non-final intent as far as it can go now.
+
+        ``allow_resend=False`` is the startup resolver: every intent is queried by id and
+        one the exchange confirms absent is abandoned, not re-sent: a decision made before
+        a crash is stale and the engine decides afresh.
+        """
+        while True:
+            state = intent.state
+            if state.is_final:
+                return intent
+            if state is IntentState.ACKED:
+                return self._await_market_fill(intent)
+            if state is IntentState.PENDING and allow_resend:
+                if not self._may_resend(intent):
+                    return self._abandon(intent, intent.last_error or "send attempts used up")
+                intent = self._send(intent)
+                continue
+            intent = self._resolve(intent, allow_resend=allow_resend)
+            if intent.state is IntentState.UNKNOWN:
+                return intent  # no answer: the next sync asks again
+
+    def refresh(self, intent: Intent) -> Intent:
+        """Ask the exchange about one ACKED intent (a resting entry, a live stop)."""
+        found = self._lookup(intent, confirm_absent=False)
+        if found.order is None:
+            return intent
+        return self._adopt(intent, found.order)
+
+    def cancel(self, intent: Intent, *, reason: str) -> Intent:
+        """Cancel a resting order of ours; adopt whatever the exchange says it became."""
+        logger.info("order.cancel cid=%s reason=%s", intent.client_order_id, reason)
+        order: Order | None
+        try:
+            order = self.exchange.cancel_order_by_client_id(
+                intent.symbol, intent.client_order_id, conditional=intent.conditional
+            )
+        except ExchangeAuthError:
+            raise
+        except ExchangeError as e:
+            # Gone already (filled, triggered) or outcome unknown: ask.
+            logger.warning("order.cancel_failed cid=%s error=%s", intent.client_order_id, e)
+            order = None
+        if order is None:
+            order = self._lookup(intent, confirm_absent=False).order
+        if order is None:
+            logger.error("order.cancel_unresolved cid=%s", intent.client_order_id)
+            return intent
+        return self._adopt(intent, order)
+
+    def read_with_retry(self, what: str, read: Callable[[], T]) -> T:
+        """A read-only exchange call with bounded retries; the last error propagates."""
+        delay = self.policy.query_backoff_s
+        for attempt in range(1, self.policy.query_attempts + 1):
+            try:
+                return read()
+            except ExchangeAuthError:
+                raise
+            except ExchangeError as e:
+                if attempt == self.policy.query_attempts:
+                    raise
+                logger.warning("exchange.read_failed what=%s attempt=%s error=%s", what, attempt, e)
+                if isinstance(e, ClockSkewError):
+                    self._remeasure_clock()
+                    continue
+                self.pause(delay, f"{what}_retry")
+                delay = min(delay * 2, self.policy.max_backoff_s)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ----- sending -----
+
+    def _send(self, intent: Intent) -> Intent:
+        cid = intent.client_order_id
+        intent = self.journal.mark_sent(cid, now_ms=self.clock.now_ms())
+        self.crash.hit("after_journal_before_send")
+        logger.info("order.sent cid=%s attempt=%s", cid, intent.attempts)
+        try:
+            order = self.exchange.create_order(intent.to_request())
+        except ExchangeError as e:
+            return self._after_send_error(intent, e)
+        self.crash.hit("after_reply_before_journal")
+        return self._adopt(intent, order)
+
+    def _after_send_error(self, intent: Intent, e: ExchangeError) -> Intent:
+        cid = intent.client_order_id
+        if isinstance(e, DuplicateClientOrderIdError):
+            # -4116: an open order carries this id, i.e. an earlier send went through.
+            return self._mark(intent, IntentState.UNKNOWN, f"duplicate id: order exists ({e})")
+        if isinstance(e, ExchangeAuthError):
+            self._mark(intent, IntentState.REJECTED, f"credentials refused: {e}")
+            raise e
+        if isinstance(e, InvalidOrderError):
+            logger.warning("order.rejected cid=%s code=%s error=%s", cid, e.code, e)
+            return self._mark(intent, IntentState.REJECTED, str(e))
+        if isinstance(e, RateLimitedError):
+            return self._rate_limited(intent, e)
+        if isinstance(e, ClockSkewError):
+            # -1021 is checked before execution: re-measure, then the same id again.
+            intent = self._mark(intent, IntentState.PENDING, f"clock skew: {e}")
+            self._remeasure_clock()
+            return intent
+        logger.warning("order.outcome_unknown cid=%s error=%s", cid, e)
+        return self._mark(intent, IntentState.UNKNOWN, str(e))
+
+    def _rate_limited(self, intent: Intent, e: RateLimitedError) -> Intent:
+        # 429/-1003/418 are refusals: nothing executed. Wait and re-send the same id.
+        wait = e.retry_after_s if e.retry_after_s is not None else self.policy.max_backoff_s
+        logger.warning("order.rate_limited cid=%s wait_s=%s", intent.client_order_id, wait)
+        intent = self._mark(intent, IntentState.PENDING, f"rate limited: {e}")
+        if wait > self.policy.max_rate_limit_wait_s:
+            return self._abandon(intent, f"rate limited for {wait:.0f}s")
+        self.pause(wait, "rate_limited")
+        return intent
+
+    def _may_resend(self, intent: Intent) -> bool:
+        if intent.attempts >= self.policy.max_sends:
+            return False
+        if intent.purpose is Purpose.ENTRY:
+            age = self.clock.now_ms() - intent.created_ms
+            return age <= self.policy.entry_resend_window_ms
+        return True
+
+    # ----- resolving an unknown outcome -----
+
+    def _resolve(self, intent: Intent, *, allow_resend: bool) -> Intent:
+        found = self._lookup(intent, confirm_absent=True)
+        if found.order is not None:
+            logger.info(
+                "order.resolved cid=%s found=%s", intent.client_order_id, found.order.status
+            )
+            return self._adopt(intent, found.order)
+        if not found.absent:
+            logger.error(
+                "order.unresolved cid=%s: no answer after %s queries; outcome stays unknown",
+                intent.client_order_id,
+                self.policy.query_attempts,
+            )
+            if intent.state is not IntentState.UNKNOWN:
+                return self._mark(intent, IntentState.UNKNOWN, "no answer to the query")
+            return intent
+        if allow_resend and self._may_resend(intent):
+            logger.warning("order.absent_resend cid=%s", intent.client_order_id)
+            return self._mark(intent, IntentState.PENDING, "confirmed absent; re-sending")
+        return self._abandon(intent, "confirmed absent on the exchange")
+
+    def _lookup(self, intent: Intent, *, confirm_absent: bool) -> _Lookup:
+        """Query by client id with bounded retries. With ``confirm_absent`` a "no such
+        order" only counts once the last request is older than the settle time."""
+        delay = self.policy.query_backoff_s
+        for _ in range(self.policy.query_attempts):
+            try:
+                order = self.exchange.fetch_order_by_client_id(
+                    intent.symbol, intent.client_order_id, conditional=intent.conditional
+                )
+            except OrderNotFoundError:
+                order = None
+            except ExchangeAuthError:
+                raise
+            except ClockSkewError as e:
+                logger.warning("order.query_skew cid=%s error=%s", intent.client_order_id, e)
+                self._remeasure_clock()
+                continue
+            except ExchangeError as e:
+                logger.warning("order.query_failed cid=%s error=%s", intent.client_order_id, e)
+                wait = delay
+                if isinstance(e, RateLimitedError) and e.retry_after_s is not None:
+                    wait = min(e.retry_after_s, self.policy.max_rate_limit_wait_s)
+                self.pause(wait, "query_retry")
+                delay = min(delay * 2, self.policy.max_backoff_s)
+                continue
+            if order is not None:
+                return _Lookup(order, absent=False)
+            settle_left = self._settle_left_ms(intent)
+            if not confirm_absent or settle_left <= 0:
+                return _Lookup(None, absent=True)
+            self.pause(settle_left / 1000, "absent_settle")
+        return _Lookup(None, absent=False)
+
+    def _settle_left_ms(self, intent: Intent) -> int:
+        if intent.sent_ms is None:
+            return 0
+        return intent.sent_ms + self.policy.absent_settle_ms - self.clock.now_ms()
+
+    def _await_market_fill(self, intent: Intent) -> Intent:
+        """A market order acknowledged without its fill (ACK response): ask until final."""
+        if intent.type is not OrderType.MARKET:
+            return intent
+        delay = 0.1
+        for _ in range(self.policy.fill_polls):
+            if intent.state is not IntentState.ACKED:
+                return intent
+            self.pause(delay, "fill_poll")
+            delay = min(delay * 2, self.policy.max_backoff_s)
+            intent = self.refresh(intent)
+        if intent.state is IntentState.ACKED:
+            logger.warning("order.fill_pending cid=%s", intent.client_order_id)
+        return intent
+
+    # ----- journal helpers -----
+
+    def _adopt(self, intent: Intent, order: Order) -> Intent:
+        update = update_from_order(order)
+        adopted = self.journal.update_intent(
+            intent.client_order_id, update, now_ms=self.clock.now_ms()
+        )
+        if adopted.state != intent.state or adopted.filled != intent.filled:
+            logger.info(
+                "order.%s cid=%s filled=%s avg=%s",
+                adopted.state.value.lower(),
+                adopted.client_order_id,
+                adopted.filled,
+                adopted.average_price,
+            )
+        return adopted
+
+    def _mark(self, intent: Intent, state: IntentState, error: str) -> Intent:
+        return self.journal.update_intent(
+            intent.client_order_id,
+            IntentUpdate(state=state, last_error=error),
+            now_ms=self.clock.now_ms(),
+        )
+
+    def _abandon(self, intent: Intent, reason: str) -> Intent:
+        logger.warning("order.abandoned cid=%s reason=%s", intent.client_order_id, reason)
+        return self._mark(intent, IntentState.ABANDONED, reason)
+
+    def _remeasure_clock(self) -> None:
+        try:
+            offset = self.exchange.measure_clock()
+            logger.info("clock.remeasured offset_ms=%s", offset.offset_ms)
+        except ExchangeError as e:
+            logger.warning("clock.remeasure_failed error=%s", e)
+            self.pause(self.policy.query_backoff_s, "clock_retry")
+
+    def pause(self, seconds: float, why: str) -> None:
+        """Sleep on the executor's clock, telling ``waiting`` first."""
+        if seconds <= 0:
+            return
+        logger.debug("order.wait seconds=%.2f why=%s", seconds, why)
+        if self._waiting is not None:
+            self._waiting(seconds)
+        self.clock.sleep(seconds)

@@ -1,0 +1,148 @@
+"""Data for ``trendbotd status``: read from the journal (read-only), formatted purely.
+
+Safe while the daemon runs: the journal is opened with ``mode=ro`` and WAL lets readers
+see the last committed state without blocking the writer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from trendbotd.orders.journal import Journal, open_journal
+from trendbotd.orders.records import DailyStart, Intent, ModeState, PositionView
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    journal_path: Path
+    schema_version: int
+    mode: ModeState
+    last_tick_ms: int | None
+    last_sync_ms: int | None
+    positions: tuple[PositionView, ...]  # as seen at the last sync, with their stops
+    expected: dict[str, Decimal]  # what the journal expects now
+    open_intents: tuple[Intent, ...]  # non-final journal entries
+    daily_start: DailyStart | None
+    recent_blocks: tuple[tuple[int, str, str, str], ...]  # (at_ms, symbol, guard, reason)
+
+
+def collect(journal: Journal) -> StatusReport:
+    sync = journal.last_sync()
+    blocks = tuple(
+        (at, symbol, guard, reason)
+        for at, symbol, guard, allowed, reason in journal.guard_decisions(limit=5)
+        if not allowed
+    )
+    return StatusReport(
+        journal_path=journal.path,
+        schema_version=journal.schema_version,
+        mode=journal.mode(),
+        last_tick_ms=journal.last_tick_ms(),
+        last_sync_ms=sync[0] if sync else None,
+        positions=tuple(sync[1]) if sync else (),
+        expected=journal.expected_positions(),
+        open_intents=tuple(journal.non_final_intents()),
+        daily_start=journal.daily_start(),
+        recent_blocks=blocks,
+    )
+
+
+def read_status(path: Path) -> StatusReport:
+    """Open the journal read-only, collect, close. Raises JournalError if unreadable."""
+    with open_journal(path, read_only=True) as journal:
+        return collect(journal)
+
+
+def _when(ms: int | None, now_ms: int) -> str:
+    if ms is None:
+        return "never"
+    stamp = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    age_s = max(0, (now_ms - ms) // 1000)
+    return f"{stamp} ({age_s}s ago)"
+
+
+def format_status(report: StatusReport, *, now_ms: int) -> str:
+    """Human-readable, one fact per line."""
+    mode = report.mode
+    lines = [
+        f"journal:   {report.journal_path} (schema v{report.schema_version})",
+        f"mode:      {mode.mode}" + (f" - {mode.reason}" if mode.reason else ""),
+        f"last tick: {_when(report.last_tick_ms, now_ms)}",
+        f"last sync: {_when(report.last_sync_ms, now_ms)}",
+    ]
+    if report.daily_start is not None:
+        lines.append(f"day start equity: {report.daily_start.equity}")
+    lines.append("positions (as last seen):")
+    if not report.positions:
+        lines.append("  none")
+    for p in report.positions:
+        stop = (
+            f"stop {p.stop_price} ({p.stop_client_order_id})"
+            if p.stop_price is not None
+            else "NO STOP"
+        )
+        lines.append(f"  {p.symbol} {p.amount} @ {p.entry_price}  {stop}")
+    seen = {p.symbol: p.amount for p in report.positions}
+    for symbol, amount in sorted(report.expected.items()):
+        if seen.get(symbol) != amount:
+            lines.append(f"  journal expects {symbol} {amount} (not what the last sync saw)")
+    lines.append("unfinished orders:")
+    if not report.open_intents:
+        lines.append("  none")
+    for i in report.open_intents:
+        error = f"  last error: {i.last_error}" if i.last_error else ""
+        lines.append(
+            f"  {i.client_order_id} {i.state} {i.purpose} {i.side} {i.type} {i.amount} "
+            f"{i.symbol} filled={i.filled}{error}"
+        )
+    if report.recent_blocks:
+        lines.append("recent guard blocks:")
+        for at, symbol, guard, reason in report.recent_blocks:
+            lines.append(f"  {_when(at, now_ms)} {symbol} {guard}: {reason}")
+    return "\n".join(lines)
+
+
+def status_dict(report: StatusReport) -> dict[str, Any]:
+    """JSON-ready (``trendbotd status --json``); decimals as strings."""
+    return {
+        "journal": str(report.journal_path),
+        "schema_version": report.schema_version,
+        "mode": report.mode.mode.value,
+        "mode_reason": report.mode.reason,
+        "mode_since_ms": report.mode.since_ms,
+        "last_tick_ms": report.last_tick_ms,
+        "last_sync_ms": report.last_sync_ms,
+        "positions": [
+            {
+                "symbol": p.symbol,
+                "amount": str(p.amount),
+                "entry_price": str(p.entry_price),
+                "stop_price": None if p.stop_price is None else str(p.stop_price),
+                "stop_client_order_id": p.stop_client_order_id,
+                "seen_at_ms": p.seen_at_ms,
+            }
+            for p in report.positions
+        ],
+        "expected_positions": {s: str(a) for s, a in report.expected.items()},
+        "open_orders": [
+            {
+                "client_order_id": i.client_order_id,
+                "state": i.state.value,
+                "purpose": i.purpose.value,
+                "symbol": i.symbol,
+                "side": i.side.value,
+                "type": i.type.value,
+                "amount": str(i.amount),
+                "filled": str(i.filled),
+                "last_error": i.last_error,
+            }
+            for i in report.open_intents
+        ],
+        "daily_start_equity": (
+            None if report.daily_start is None else str(report.daily_start.equity)
+        ),
+    }
