@@ -14,7 +14,7 @@ import pytest
 from trendbotd.config import StrategyParams
 from trendbotd.domain import Candle, Position
 from trendbotd.strategy import indicators
-from trendbotd.strategy.candles import CandleArrays, closed_candles
+from trendbotd.strategy.candles import CandleArrays, closed_candles, timeframe_ms
 from trendbotd.strategy.signals import (
     FLAT,
     HOLD,
@@ -131,6 +131,17 @@ def test_no_shorts_when_not_allowed(params: StrategyParams) -> None:
 @pytest.mark.parametrize("params", [EMA, DONCHIAN], ids=["ema_cross", "donchian"])
 def test_chop_takes_no_trades(params: StrategyParams) -> None:
     assert walk(make_candles(flat(300)), params) == []
+
+
+def test_ema_cross_reenters_a_running_trend_on_a_new_high_only() -> None:
+    # flat in mid-trend (stopped out, or just started): a new `fast`-bar high re-enters,
+    # a pullback inside the trend does not
+    closes = flat(30) + ramp(100.0, 1.0, 30)
+    assert decide(make_candles(closes), EMA, FLAT).direction is Direction.LONG
+    pullback = [*closes, 128.5, 128.0]
+    assert decide(make_candles(pullback), EMA, FLAT) is HOLD
+    resumed = [*pullback, 131.0]
+    assert decide(make_candles(resumed), EMA, FLAT).action is Action.ENTER
 
 
 def test_reverses_on_an_opposite_cross_and_only_exits_without_shorts() -> None:
@@ -298,3 +309,17 @@ def test_live_window_decides_like_a_backtest_from_the_start(kind: str) -> None:
                 assert live.stop_price == pytest.approx(backtest.stop_price, rel=1e-5)
     signals_seen = int(np.count_nonzero(full.entry[window - 1 :]))
     assert signals_seen > 3, "the series had entries to compare"
+
+
+def test_timeframe_ms() -> None:
+    assert [timeframe_ms(t) for t in ("1m", "15m", "1h", "4h", "1d", "1w")] == [
+        60_000,
+        900_000,
+        HOUR,
+        4 * HOUR,
+        24 * HOUR,
+        168 * HOUR,
+    ]
+    for bad in ("", "h", "0h", "1x", "1.5h"):
+        with pytest.raises(ValueError, match="not a timeframe"):
+            timeframe_ms(bad)

@@ -32,11 +32,10 @@ from trendbotd.backtest.report import metric_lines, skipped_lines, trade_lines
 from trendbotd.config import Config, load_config
 from trendbotd.errors import ConfigError
 from trendbotd.exitcodes import ExitCode
-from trendbotd.strategy.candles import CandleArrays
+from trendbotd.strategy.candles import CandleArrays, timeframe_ms
 from trendbotd.strategy.signals import min_history
 
 _MAX_EQUITY = Decimal(10) ** 12
-_TIMEFRAME_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,10 +92,6 @@ def _decimal_option(name: str, text: str, *, low: Decimal, high: Decimal) -> Dec
     if not (value.is_finite() and low <= value <= high):
         raise ValueError(f"{name} {text} must be in [{low}, {high}]")
     return value
-
-
-def _timeframe_ms(timeframe: str) -> int:
-    return int(timeframe[:-1]) * _TIMEFRAME_MS[timeframe[-1]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     settings = _settings(options, config, symbol=symbol, candles=candles)
     for line in report.lines():
         print(line)
-    if _timeframe_ms(config.trading.timeframe) != report.timeframe_ms:
+    if timeframe_ms(config.trading.timeframe) != report.timeframe_ms:
         print(
             f"warning: the config trades {config.trading.timeframe} bars, the data has "
             f"{format_timeframe(report.timeframe_ms)} bars; the data's are used",

@@ -1,6 +1,6 @@
 """Trading decisions as pure functions of closed candles and the current position."""
 
-from trendbotd.strategy.candles import CandleArrays, closed_candles
+from trendbotd.strategy.candles import CandleArrays, closed_candles, timeframe_ms
 from trendbotd.strategy.signals import (
     FLAT,
     HOLD,
@@ -33,4 +33,5 @@ __all__ = [
     "decide_bar",
     "min_history",
     "required_history",
+    "timeframe_ms",
 ]

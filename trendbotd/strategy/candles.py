@@ -10,6 +10,16 @@ from numpy.typing import NDArray
 
 from trendbotd.domain import Candle
 
+_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+def timeframe_ms(timeframe: str) -> int:
+    """Bar length of a ccxt timeframe string: "1h" -> 3600000."""
+    count, unit = timeframe[:-1], timeframe[-1:]
+    if not count.isdigit() or unit not in _UNIT_MS or int(count) == 0:
+        raise ValueError(f"not a timeframe: {timeframe!r}")
+    return int(count) * _UNIT_MS[unit]
+
 
 @dataclass(frozen=True, slots=True)
 class CandleArrays:

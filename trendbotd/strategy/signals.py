@@ -15,6 +15,8 @@ Systems (``StrategyParams.kind``):
 
 - ``ema_cross``: the fast EMA rising above the slow one by more than ``CROSS_BAND_ATR``
   ATRs enters long; falling below it by as much enters short (only with ``allow_short``).
+  While the trend holds, a close above the highest high of the previous ``fast`` bars
+  enters long again (after a stop-out, or a start in mid-trend); likewise for shorts.
   A long is exited while fast < slow - band (the bar that crosses reverses it to short
   when shorts are allowed); symmetrically for shorts. Inside the band nothing changes.
 - ``donchian``: a close above the highest high of the previous ``breakout`` bars enters
@@ -204,8 +206,11 @@ def compute_signals(candles: CandleArrays, params: StrategyParams) -> SignalArra
             band = CROSS_BAND_ATR * atr
             up, down = diff > band, diff < -band
             defined_before = _previous(~np.isnan(diff - band))
-            long_entry = up & ~_previous(up) & defined_before
-            short_entry = down & ~_previous(down) & defined_before
+            # the cross itself, or a trend resuming: a close beyond the last `fast` bars
+            resume_up = up & (close > indicators.donchian_high(candles.high, params.fast))
+            resume_down = down & (close < indicators.donchian_low(candles.low, params.fast))
+            long_entry = (up & ~_previous(up) & defined_before) | resume_up
+            short_entry = (down & ~_previous(down) & defined_before) | resume_down
             exit_long, exit_short = down, up
         else:
             long_entry = close > indicators.donchian_high(candles.high, params.breakout)
