@@ -1,0 +1,298 @@
+"""OrderExecutor against an in-memory exchange: write-ahead, outcome-unknown handling,
+bounded retries with the same client id, never two orders for one intent."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from orders_fakes import SYMBOL, FakeExchange
+
+from trendbotd.clock import ManualClock
+from trendbotd.domain import OrderType, Side
+from trendbotd.errors import (
+    ClockSkewError,
+    DuplicateClientOrderIdError,
+    ExchangeAuthError,
+    InsufficientFundsError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    TransientExchangeError,
+)
+from trendbotd.orders.executor import EntryBlockedError, ExecutorPolicy, OrderExecutor
+from trendbotd.orders.journal import Journal, open_journal
+from trendbotd.orders.records import IntentSpec, IntentState, Purpose, TradingMode
+
+D = Decimal
+T0 = 1_700_000_000_000
+CANDLE = T0 - 3_600_000
+POLICY = ExecutorPolicy(
+    query_attempts=4,
+    query_backoff_s=0.5,
+    max_backoff_s=4.0,
+    absent_settle_ms=6000,
+    max_sends=3,
+    entry_resend_window_ms=60_000,
+    fill_polls=3,
+    max_rate_limit_wait_s=30.0,
+)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def fake() -> FakeExchange:
+    return FakeExchange()
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    j = open_journal(tmp_path / "bot.db")
+    yield j  # type: ignore[misc]
+    j.close()
+
+
+@pytest.fixture
+def executor(fake: FakeExchange, journal: Journal, clock: ManualClock) -> OrderExecutor:
+    return OrderExecutor(exchange=fake, journal=journal, clock=clock, instance="bot", policy=POLICY)
+
+
+def entry(**kw: object) -> IntentSpec:
+    values: dict[str, object] = {
+        "symbol": SYMBOL,
+        "side": Side.BUY,
+        "type": OrderType.MARKET,
+        "amount": D("0.010"),
+        "purpose": Purpose.ENTRY,
+        "candle_time_ms": CANDLE,
+        "protective_stop": D(49000),
+    }
+    values.update(kw)
+    return IntentSpec(**values)  # type: ignore[arg-type]
+
+
+def creates(fake: FakeExchange) -> list[str]:
+    return [cid for method, cid in fake.calls if method == "create_order"]
+
+
+def test_happy_entry_is_journalled_before_it_is_sent(
+    executor: OrderExecutor, fake: FakeExchange, journal: Journal
+) -> None:
+    seen_states: list[IntentState] = []
+    original = fake.create_order
+
+    def spy(request):  # type: ignore[no-untyped-def]
+        stored = journal.get_intent(request.client_order_id)
+        assert stored is not None  # write-ahead: the intent is durable before the request
+        seen_states.append(stored.state)
+        return original(request)
+
+    fake.create_order = spy  # type: ignore[method-assign]
+    done = executor.submit(entry())
+    assert seen_states == [IntentState.SENT]
+    assert done.state is IntentState.FILLED
+    assert done.filled == D("0.010")
+    assert done.attempts == 1
+    assert journal.expected_positions() == {SYMBOL: D("0.010")}
+    assert fake.accepted(done.client_order_id) == 1
+
+
+def test_same_decision_twice_sends_one_order(executor: OrderExecutor, fake: FakeExchange) -> None:
+    first = executor.submit(entry())
+    again = executor.submit(entry())
+    assert again.client_order_id == first.client_order_id
+    assert again.state is IntentState.FILLED
+    assert creates(fake) == [first.client_order_id]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OutcomeUnknownError("connection reset"),
+        TransientExchangeError("read timeout"),
+        OutcomeUnknownError("503 -1001 execution status unknown"),
+    ],
+)
+def test_reply_lost_after_acceptance_is_adopted_not_resent(
+    executor: OrderExecutor, fake: FakeExchange, error: Exception
+) -> None:
+    fake.fault("create_order", error, when="after")
+    done = executor.submit(entry())
+    assert done.state is IntentState.FILLED
+    assert fake.accepted(done.client_order_id) == 1
+    assert creates(fake) == [done.client_order_id]  # queried, never re-sent
+
+
+def test_request_lost_before_acceptance_is_resent_with_the_same_id(
+    executor: OrderExecutor, fake: FakeExchange, clock: ManualClock
+) -> None:
+    fake.fault("create_order", OutcomeUnknownError("connection reset"), when="before")
+    done = executor.submit(entry())
+    assert done.state is IntentState.FILLED
+    assert done.attempts == 2
+    assert creates(fake) == [done.client_order_id, done.client_order_id]
+    assert fake.accepted(done.client_order_id) == 1
+    # "absent" was only believed once the first request was older than the settle time
+    assert clock.now_ms() >= T0 + POLICY.absent_settle_ms
+
+
+def test_unanswered_queries_leave_the_outcome_unknown_and_send_nothing_more(
+    executor: OrderExecutor, fake: FakeExchange, journal: Journal
+) -> None:
+    fake.fault("create_order", OutcomeUnknownError("reset"), when="after")
+    fake.fault("fetch_order", TransientExchangeError("502"), times=POLICY.query_attempts)
+    done = executor.submit(entry())
+    assert done.state is IntentState.UNKNOWN
+    assert len(creates(fake)) == 1
+    # next time the same decision comes round it is queried, not re-sent
+    later = executor.submit(entry())
+    assert later.state is IntentState.FILLED
+    assert len(creates(fake)) == 1
+    assert journal.expected_positions() == {SYMBOL: D("0.010")}
+
+
+def test_query_retries_through_failures(executor: OrderExecutor, fake: FakeExchange) -> None:
+    fake.fault("create_order", OutcomeUnknownError("reset"), when="after")
+    fake.fault("fetch_order", TransientExchangeError("502"), times=2)
+    fake.fault("fetch_order", ClockSkewError("-1021"), times=1)
+    done = executor.submit(entry())
+    assert done.state is IntentState.FILLED
+    assert fake.clock_measures == 1
+    assert len(creates(fake)) == 1
+
+
+def test_duplicate_id_error_means_the_order_exists(
+    executor: OrderExecutor, fake: FakeExchange
+) -> None:
+    fake.fault(
+        "create_order",
+        DuplicateClientOrderIdError("ClientOrderId is duplicated. (-4116)", code=-4116),
+        when="after",
+    )
+    done = executor.submit(entry())
+    assert done.state is IntentState.FILLED  # adopted, never treated as a rejection
+    assert fake.accepted(done.client_order_id) == 1
+
+
+def test_clock_skew_is_remeasured_and_resent_with_the_same_id(
+    executor: OrderExecutor, fake: FakeExchange
+) -> None:
+    fake.fault("create_order", ClockSkewError("Timestamp outside recvWindow (-1021)"))
+    done = executor.submit(entry())
+    assert done.state is IntentState.FILLED
+    assert fake.clock_measures == 1
+    assert creates(fake) == [done.client_order_id] * 2
+    assert fake.accepted(done.client_order_id) == 1
+
+
+def test_rate_limit_waits_then_resends_same_id(
+    executor: OrderExecutor, fake: FakeExchange, clock: ManualClock
+) -> None:
+    waits: list[float] = []
+    executor._waiting = waits.append
+    fake.fault("create_order", RateLimitedError("429 -1003", retry_after_s=2.0))
+    done = executor.submit(entry())
+    assert done.state is IntentState.FILLED
+    assert waits == [2.0]
+    assert clock.now_ms() == T0 + 2000
+    assert fake.accepted(done.client_order_id) == 1
+
+
+def test_long_rate_limit_abandons_the_entry(executor: OrderExecutor, fake: FakeExchange) -> None:
+    fake.fault("create_order", RateLimitedError("418 banned", retry_after_s=600))
+    done = executor.submit(entry())
+    assert done.state is IntentState.ABANDONED
+    assert fake.orders == []
+
+
+@pytest.mark.parametrize(
+    "error",
+    [InsufficientFundsError("Margin is insufficient. (-2019)", code=-2019)],
+)
+def test_refusals_are_final(executor: OrderExecutor, fake: FakeExchange, error: Exception) -> None:
+    fake.fault("create_order", error)
+    done = executor.submit(entry())
+    assert done.state is IntentState.REJECTED
+    assert "-2019" in (done.last_error or "")
+    assert len(creates(fake)) == 1
+
+
+def test_auth_failure_is_recorded_and_raised(
+    executor: OrderExecutor, fake: FakeExchange, journal: Journal
+) -> None:
+    fake.fault("create_order", ExchangeAuthError("-2015 invalid key"))
+    with pytest.raises(ExchangeAuthError):
+        executor.submit(entry())
+    (intent,) = journal.intents_since(0)
+    assert intent.state is IntentState.REJECTED
+
+
+def test_sends_are_bounded(executor: OrderExecutor, fake: FakeExchange) -> None:
+    fake.fault("create_order", OutcomeUnknownError("reset"), when="before", times=99)
+    done = executor.submit(entry(purpose=Purpose.EXIT, reduce_only=True, protective_stop=None))
+    assert done.state is IntentState.ABANDONED
+    assert len(creates(fake)) == POLICY.max_sends
+    assert fake.orders == []
+
+
+def test_stale_entry_is_not_resent(
+    executor: OrderExecutor, fake: FakeExchange, clock: ManualClock
+) -> None:
+    fake.fault("create_order", OutcomeUnknownError("reset"), when="before")
+    fake.fault("fetch_order", TransientExchangeError("502"), times=POLICY.query_attempts)
+    first = executor.submit(entry())
+    assert first.state is IntentState.UNKNOWN
+    clock.advance(POLICY.entry_resend_window_ms + 1)
+    done = executor.submit(entry())
+    assert done.state is IntentState.ABANDONED  # absent, and the signal is too old
+    assert len(creates(fake)) == 1
+
+
+def test_ack_only_market_order_is_polled_to_its_fill(
+    executor: OrderExecutor, fake: FakeExchange
+) -> None:
+    fake.ack_only = True
+    done = executor.submit(entry())
+    assert done.state is IntentState.FILLED
+    assert done.filled == D("0.010")
+
+
+def test_entries_refused_outside_normal_mode(
+    executor: OrderExecutor, fake: FakeExchange, journal: Journal
+) -> None:
+    journal.set_mode(TradingMode.REDUCE_ONLY, reason="mismatch", now_ms=T0)
+    with pytest.raises(EntryBlockedError, match="reduce_only"):
+        executor.submit(entry())
+    assert journal.intents_since(0) == []
+    fake.positions[SYMBOL] = D("0.010")
+    exit_ = executor.submit(
+        entry(purpose=Purpose.EXIT, side=Side.SELL, reduce_only=True, protective_stop=None)
+    )
+    assert exit_.state is IntentState.FILLED
+
+
+def test_cancel_adopts_what_the_order_became(
+    executor: OrderExecutor, fake: FakeExchange, journal: Journal
+) -> None:
+    fake.positions[SYMBOL] = D("0.010")
+    stop = executor.submit(
+        IntentSpec(
+            symbol=SYMBOL,
+            side=Side.SELL,
+            type=OrderType.STOP_MARKET,
+            amount=D("0.010"),
+            purpose=Purpose.STOP,
+            candle_time_ms=CANDLE,
+            stop_price=D(49000),
+            reduce_only=True,
+        )
+    )
+    assert stop.state is IntentState.ACKED
+    fake.trigger_stops()
+    gone = executor.cancel(stop, reason="test")
+    assert gone.state is IntentState.FILLED  # it triggered before the cancel arrived
+    assert [c for c in fake.calls if c[0] == "cancel"] == [("cancel", stop.client_order_id)]

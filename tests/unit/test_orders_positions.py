@@ -1,0 +1,409 @@
+"""PositionManager against an in-memory exchange: entry + stop, closing through faults,
+the startup resolver after a crash at every kill point, sync decisions, shutdown."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from orders_fakes import SYMBOL, FakeExchange
+
+from trendbotd.clock import ManualClock
+from trendbotd.domain import (
+    AccountMode,
+    AccountSnapshot,
+    Balance,
+    ClockOffset,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+)
+from trendbotd.errors import InvalidOrderError, OutcomeUnknownError, TransientExchangeError
+from trendbotd.orders.client_ids import parse_client_id
+from trendbotd.orders.crashpoints import STEPS
+from trendbotd.orders.executor import ExecutorPolicy, OrderExecutor
+from trendbotd.orders.journal import Journal, open_journal
+from trendbotd.orders.positions import CloseFailedError, PositionManager
+from trendbotd.orders.records import IntentSpec, IntentState, Purpose, TradingMode
+
+D = Decimal
+T0 = 1_700_000_000_000
+CANDLE = T0 - 3_600_000
+POLICY = ExecutorPolicy(
+    query_attempts=4,
+    query_backoff_s=0.5,
+    max_backoff_s=4.0,
+    absent_settle_ms=6000,
+    max_sends=3,
+    entry_resend_window_ms=60_000,
+    fill_polls=3,
+    max_rate_limit_wait_s=30.0,
+)
+
+
+class SimulatedCrash(BaseException):
+    """Stands in for SIGKILL inside one process: nothing after the step runs."""
+
+
+class CrashAt:
+    def __init__(self, step: str) -> None:
+        assert step in STEPS
+        self.step = step
+
+    def hit(self, step: str) -> None:
+        if step == self.step:
+            raise SimulatedCrash(step)
+
+
+class Bot:
+    """One 'process': a journal handle, an executor and a position manager."""
+
+    def __init__(
+        self, path: Path, fake: FakeExchange, clock: ManualClock, crash: CrashAt | None = None
+    ) -> None:
+        self.journal: Journal = open_journal(path)
+        self.executor = OrderExecutor(
+            exchange=fake,
+            journal=self.journal,
+            clock=clock,
+            instance="bot",
+            policy=POLICY,
+            crash=crash,
+        )
+        self.pm = PositionManager(executor=self.executor, symbols=[SYMBOL], close_rounds=4)
+        self.fake = fake
+        self.clock = clock
+
+    def snapshot(self) -> AccountSnapshot:
+        return AccountSnapshot(
+            taken_at_ms=self.clock.now_ms(),
+            clock=ClockOffset(0, 1, 0, 5),
+            mode=AccountMode.ONE_WAY,
+            balance=Balance("USDT", D(10000), D(9000)),
+            positions=tuple(self.fake.fetch_positions([SYMBOL])),
+            open_orders=tuple(self.fake.fetch_open_orders([SYMBOL])),
+        )
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def fake() -> FakeExchange:
+    return FakeExchange()
+
+
+@pytest.fixture
+def bot(tmp_path: Path, fake: FakeExchange, clock: ManualClock) -> Bot:
+    b = Bot(tmp_path / "bot.db", fake, clock)
+    yield b  # type: ignore[misc]
+    b.journal.close()
+
+
+def entry(side: Side = Side.BUY, stop: str = "49000") -> IntentSpec:
+    return IntentSpec(
+        symbol=SYMBOL,
+        side=side,
+        type=OrderType.MARKET,
+        amount=D("0.010"),
+        purpose=Purpose.ENTRY,
+        candle_time_ms=CANDLE,
+        protective_stop=D(stop),
+    )
+
+
+def assert_no_duplicates(fake: FakeExchange) -> None:
+    ids = [o.client_order_id for o in fake.orders]
+    assert len(ids) == len(set(ids)), ids
+
+
+def assert_protected(fake: FakeExchange) -> None:
+    held = fake.positions.get(SYMBOL, D(0))
+    if held != 0:
+        covered = sum((o.amount for o in fake.open_stops()), D(0))
+        assert covered >= abs(held), f"position {held} has stops for {covered}"
+
+
+# ----- entry and stop -----
+
+
+def test_entry_fill_gets_a_reduce_only_stop(bot: Bot, fake: FakeExchange) -> None:
+    result = bot.pm.open_position(entry())
+    assert result.protected
+    assert result.stop is not None
+    (stop,) = fake.open_stops()
+    assert (stop.side, stop.amount, stop.stop_price, stop.reduce_only) == (
+        Side.SELL,
+        D("0.010"),
+        D(49000),
+        True,
+    )
+    assert stop.client_order_id == result.stop.client_order_id
+    assert result.stop.parent_client_order_id == result.entry.client_order_id
+
+
+def test_short_entry_gets_a_buy_stop(bot: Bot, fake: FakeExchange) -> None:
+    result = bot.pm.open_position(entry(Side.SELL, stop="51000"))
+    assert result.protected
+    assert fake.open_stops()[0].side is Side.BUY
+
+
+def test_stop_that_cannot_be_placed_closes_the_position(bot: Bot, fake: FakeExchange) -> None:
+    result = bot.pm.open_position(entry(stop="50500"))  # above the price: would trigger now
+    assert not result.protected
+    assert result.stop is not None
+    assert result.stop.state is IntentState.REJECTED
+    assert result.close is not None
+    assert result.close.flat
+    assert fake.positions[SYMBOL] == 0
+    assert bot.journal.expected_positions() == {}
+
+
+def test_stop_placement_through_a_dropped_reply(bot: Bot, fake: FakeExchange) -> None:
+    fake.fault(
+        "create_order",
+        OutcomeUnknownError("reset"),
+        when="after",
+        match=lambda r: r.type is OrderType.STOP_MARKET,
+    )
+    result = bot.pm.open_position(entry())
+    assert result.protected
+    assert len(fake.open_stops()) == 1
+    assert_no_duplicates(fake)
+
+
+def test_unfilled_entry_gets_no_stop(bot: Bot, fake: FakeExchange) -> None:
+    fake.fault("create_order", InvalidOrderError("notional too small (-4164)", code=-4164))
+    result = bot.pm.open_position(entry())
+    assert result.entry.state is IntentState.REJECTED
+    assert result.stop is None
+    assert fake.orders == []
+
+
+def test_open_position_requires_a_protective_stop(bot: Bot) -> None:
+    spec = IntentSpec(SYMBOL, Side.BUY, OrderType.MARKET, D(1), Purpose.ENTRY, CANDLE)
+    with pytest.raises(ValueError, match="protective_stop"):
+        bot.pm.open_position(spec)
+
+
+# ----- closing -----
+
+
+def test_close_through_drops_uses_one_order(bot: Bot, fake: FakeExchange) -> None:
+    bot.pm.open_position(entry())
+    fake.fault(
+        "create_order", OutcomeUnknownError("reset"), when="after", match=lambda r: r.reduce_only
+    )
+    result = bot.pm.close_position(
+        SYMBOL, purpose=Purpose.EXIT, candle_time_ms=CANDLE, reason="signal"
+    )
+    assert result.flat
+    assert fake.positions[SYMBOL] == 0
+    assert fake.open_stops() == []  # the stop is canceled once flat
+    closes = [o for o in fake.accepted_plain() if o.reduce_only]
+    assert len(closes) == 1
+    assert_no_duplicates(fake)
+
+
+def test_close_request_lost_before_is_resent_with_same_id(bot: Bot, fake: FakeExchange) -> None:
+    bot.pm.open_position(entry())
+    fake.fault(
+        "create_order", OutcomeUnknownError("reset"), when="before", match=lambda r: r.reduce_only
+    )
+    result = bot.pm.close_position(
+        SYMBOL, purpose=Purpose.EXIT, candle_time_ms=CANDLE, reason="signal"
+    )
+    assert result.flat
+    (close,) = result.orders
+    assert close.attempts == 2
+    assert fake.accepted(close.client_order_id) == 1
+
+
+def test_close_rejected_reduce_only_because_stop_already_closed(
+    bot: Bot, fake: FakeExchange
+) -> None:
+    bot.pm.open_position(entry())
+    fake.trigger_stops()  # the stop fired just before our exit
+    result = bot.pm.close_position(
+        SYMBOL, purpose=Purpose.EXIT, candle_time_ms=CANDLE, reason="signal"
+    )
+    assert result.flat
+    assert result.orders == ()  # flat already: nothing sent
+    assert bot.journal.expected_positions() == {}
+
+
+def test_close_never_stacks_on_an_unknown_close(bot: Bot, fake: FakeExchange) -> None:
+    bot.pm.open_position(entry())
+    fake.fault(
+        "create_order", OutcomeUnknownError("reset"), when="before", match=lambda r: r.reduce_only
+    )
+    fake.fault("fetch_order", TransientExchangeError("502"), times=10_000)
+    with pytest.raises(CloseFailedError):
+        bot.pm.close_position(SYMBOL, purpose=Purpose.EXIT, candle_time_ms=CANDLE, reason="x")
+    exits = {
+        c
+        for m, c in fake.calls
+        if m == "create_order" and (p := parse_client_id(c)) and p.purpose is Purpose.EXIT
+    }
+    assert len(exits) == 1  # one close intent, never a second on top of an unknown one
+    assert_protected(fake)  # the stop was left in place
+
+
+# ----- the startup resolver after a crash at each kill point -----
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_crash_at_every_step_recovers_without_duplicates_or_gaps(
+    tmp_path: Path, fake: FakeExchange, clock: ManualClock, step: str
+) -> None:
+    path = tmp_path / "bot.db"
+    dying = Bot(path, fake, clock, CrashAt(step))
+    with pytest.raises(SimulatedCrash):
+        dying.pm.open_position(entry())
+        dying.pm.close_position(SYMBOL, purpose=Purpose.EXIT, candle_time_ms=CANDLE, reason="x")
+    dying.journal.close()
+    clock.advance(30_000)
+
+    restarted = Bot(path, fake, clock)
+    result = restarted.pm.sync(restarted.snapshot())
+    assert result.reconciliation.consistent, result.reconciliation.reduce_only_reason()
+    assert restarted.journal.mode().mode is TradingMode.NORMAL
+    assert restarted.journal.non_final_intents() == [
+        i for i in restarted.journal.non_final_intents() if i.state is IntentState.ACKED
+    ]
+    assert_no_duplicates(fake)
+    assert_protected(fake)
+    assert restarted.journal.expected_positions() == {
+        s: a for s, a in fake.positions.items() if a != 0
+    }
+    # the same decision made again after the restart never becomes a second order
+    again = restarted.executor.submit(entry())
+    assert again.state.is_final
+    assert_no_duplicates(fake)
+    restarted.journal.close()
+
+
+def test_fill_while_down_is_adopted_and_protected(
+    tmp_path: Path, fake: FakeExchange, clock: ManualClock
+) -> None:
+    path = tmp_path / "bot.db"
+    dying = Bot(path, fake, clock, CrashAt("after_reply_before_journal"))
+    with pytest.raises(SimulatedCrash):
+        dying.pm.open_position(entry())
+    cid = dying.journal.intents_since(0)[0].client_order_id
+    assert dying.journal.get_intent(cid).state is IntentState.SENT  # type: ignore[union-attr]
+    dying.journal.close()
+    restarted = Bot(path, fake, clock)
+    result = restarted.pm.sync(restarted.snapshot())
+    assert restarted.journal.get_intent(cid).state is IntentState.FILLED  # type: ignore[union-attr]
+    assert len(result.stops_placed) == 1
+    assert result.stops_placed[0].stop_price == D(49000)  # the entry's planned stop
+    assert_protected(fake)
+    synced = restarted.journal.last_sync()
+    assert synced is not None
+    assert synced[1][0].stop_client_order_id == result.stops_placed[0].client_order_id
+
+
+def test_stop_triggered_while_down_is_adopted_quietly(bot: Bot, fake: FakeExchange) -> None:
+    bot.pm.open_position(entry())
+    fake.trigger_stops()
+    result = bot.pm.sync(bot.snapshot())
+    assert result.reconciliation.consistent
+    assert len(result.reconciliation.adoptions) == 1
+    assert bot.journal.expected_positions() == {}
+    assert bot.journal.mode().mode is TradingMode.NORMAL
+    assert bot.journal.non_final_intents() == []
+
+
+def test_position_opened_by_hand_goes_reduce_only_without_orders(
+    bot: Bot, fake: FakeExchange
+) -> None:
+    fake.positions[SYMBOL] = D("0.5")
+    result = bot.pm.sync(bot.snapshot())
+    mode = bot.journal.mode()
+    assert mode.mode is TradingMode.REDUCE_ONLY
+    assert "opened outside the bot" in mode.reason
+    assert result.unprotected == (SYMBOL,)
+    assert fake.orders == []  # no synthetic corrective orders
+
+
+def test_unknown_open_order_goes_reduce_only(bot: Bot, fake: FakeExchange) -> None:
+    fake.orders.append(
+        Order(SYMBOL, Side.BUY, OrderType.LIMIT, D(1), D(0), OrderStatus.OPEN, "web_123", "1")
+    )
+    bot.pm.sync(bot.snapshot())
+    assert "unknown open order web_123" in bot.journal.mode().reason
+
+
+def test_missing_stop_of_an_owned_position_is_replaced(bot: Bot, fake: FakeExchange) -> None:
+    result = bot.pm.open_position(entry())
+    assert result.stop is not None
+    fake.cancel_order_by_client_id(SYMBOL, result.stop.client_order_id, conditional=True)
+    synced = bot.pm.sync(bot.snapshot())
+    assert len(synced.stops_placed) == 1
+    assert synced.stops_placed[0].client_order_id != result.stop.client_order_id
+    assert_protected(fake)
+    assert bot.journal.mode().mode is TradingMode.NORMAL
+
+
+def test_missing_stop_whose_price_is_gone_closes_the_position(bot: Bot, fake: FakeExchange) -> None:
+    result = bot.pm.open_position(entry())
+    assert result.stop is not None
+    fake.cancel_order_by_client_id(SYMBOL, result.stop.client_order_id, conditional=True)
+    fake.price = D(48000)  # below the stop while it was missing
+    synced = bot.pm.sync(bot.snapshot())
+    assert synced.closed and synced.closed[0].flat
+    assert fake.positions[SYMBOL] == 0
+
+
+def test_orphan_stop_on_a_flat_symbol_is_canceled(bot: Bot, fake: FakeExchange) -> None:
+    bot.pm.open_position(entry())
+    # the position went away (closed by hand) and the journal already agrees
+    fake.positions[SYMBOL] = D(0)
+    bot.journal.set_expected_position(SYMBOL, D(0), now_ms=T0)
+    bot.pm.sync(bot.snapshot())
+    assert fake.open_stops() == []
+    assert bot.journal.non_final_intents() == []
+
+
+# ----- shutdown -----
+
+
+def test_shutdown_leave_sends_nothing(bot: Bot, fake: FakeExchange) -> None:
+    bot.pm.open_position(entry())
+    before = list(fake.calls)
+    report = bot.pm.shutdown("leave")
+    assert (report.canceled, report.closed) == ((), ())
+    assert fake.calls == before
+    assert_protected(fake)
+
+
+def test_shutdown_cancel_entries(bot: Bot, fake: FakeExchange) -> None:
+    resting = bot.executor.submit(
+        IntentSpec(
+            SYMBOL,
+            Side.BUY,
+            OrderType.STOP_MARKET,  # stands in for a resting entry order
+            D("0.010"),
+            Purpose.ENTRY,
+            CANDLE,
+            stop_price=D(51000),
+        )
+    )
+    assert resting.state is IntentState.ACKED
+    report = bot.pm.shutdown("cancel_entries")
+    assert [i.state for i in report.canceled] == [IntentState.CANCELED]
+    assert fake.open_stops() == []
+
+
+def test_shutdown_flatten(bot: Bot, fake: FakeExchange) -> None:
+    bot.pm.open_position(entry())
+    report = bot.pm.shutdown("flatten")
+    assert [c.flat for c in report.closed] == [True]
+    assert fake.positions[SYMBOL] == 0
+    assert fake.open_stops() == []
+    assert bot.journal.non_final_intents() == []
