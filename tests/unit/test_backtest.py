@@ -8,6 +8,8 @@ import importlib.util
 import math
 import random
 import statistics
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -447,3 +449,19 @@ def test_cli_warns_when_config_timeframe_differs(
     config = write(tmp_path, CONFIG.replace('"1h"', '"4h"'), "4h.toml")
     assert run_cli("--data", str(data), "--config", str(config)) == 0
     assert "the config trades 4h bars, the data has 1h bars" in capsys.readouterr().err
+
+
+def test_real_command_line(tmp_path: Path, files: tuple[Path, Path]) -> None:
+    data, config = files
+    bad = write(tmp_path, HEADER + f"{T0},1,2,0.5,1.5,1\n{T0 + HOUR},1,0.4,0.5,0.45,1\n", "bad.csv")
+    command = [sys.executable, "-m", "trendbotd", "backtest", "--config", str(config)]
+    ok = subprocess.run(
+        [*command, "--data", str(data)], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "net return" in ok.stdout
+    failed = subprocess.run(
+        [*command, "--data", str(bad)], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert failed.returncode == 65
+    assert failed.stderr.strip() == f"trendbotd backtest: {bad}:3: high 0.4 is below low 0.5"
