@@ -231,8 +231,8 @@ def run_backtest(
     opens, highs, lows = candles.open.tolist(), candles.high.tolist(), candles.low.tolist()
     times = candles.open_time_ms.tolist()
     book = _Book(settings=settings, cash=settings.start_equity, cash_f=float(settings.start_equity))
-    equity = np.empty(n)
-    held = np.zeros(n, dtype=np.bool_)
+    equity: list[float] = []  # Python lists: appending beats numpy item assignment
+    held: list[bool] = []
     pending: Decision | None = None
     view = FLAT
     for i, bar in enumerate(signals.rows()):
@@ -250,8 +250,8 @@ def run_backtest(
             view = book.view()
         elif decision.action is not Action.HOLD:
             pending = decision
-        equity[i] = book.mark(bar.close)
-        held[i] = book.direction is not Direction.FLAT
+        equity.append(book.mark(bar.close))
+        held.append(book.direction is not Direction.FLAT)
     if n and book.direction is not Direction.FLAT:
         # Close what is still open at the last close so the result counts its exit fee.
         book.close(to_decimal(float(candles.close[-1])), at_ms=times[-1], reason="end of data")
@@ -260,8 +260,8 @@ def run_backtest(
         settings=settings,
         trades=book.trades,
         skipped=book.skipped,
-        equity=equity,
-        in_position=held,
+        equity=np.array(equity, dtype=np.float64),
+        in_position=np.array(held, dtype=np.bool_),
         final_equity=book.cash,
         decisions=n,
     )
