@@ -226,6 +226,37 @@ def test_fill_increase_is_booked_with_the_expected_position(journal: Journal) ->
     assert journal.expected_positions() == {}
 
 
+def test_reduce_only_fills_never_flip_the_expected_position(journal: Journal) -> None:
+    journal.add_intent(intent())
+    journal.update_intent("c1", IntentUpdate(IntentState.FILLED, filled=Decimal("0.010")), now_ms=1)
+    journal.add_intent(
+        intent(
+            "stop",
+            side=Side.SELL,
+            type=OrderType.STOP_MARKET,
+            purpose=Purpose.STOP,
+            amount=Decimal("0.5"),
+            reduce_only=True,
+            protective_stop=None,
+        )
+    )
+    journal.update_intent("stop", IntentUpdate(IntentState.FILLED, filled=Decimal("0.5")), now_ms=2)
+    assert journal.expected_positions() == {}
+
+
+def test_terminal_states_do_not_regress(journal: Journal) -> None:
+    journal.add_intent(intent())
+    journal.update_intent("c1", IntentUpdate(IntentState.FILLED, filled=Decimal("0.010")), now_ms=1)
+    stale = journal.update_intent("c1", IntentUpdate(IntentState.ACKED), now_ms=2)
+    assert stale.state is IntentState.FILLED
+    journal.add_intent(intent("c2", seq=1))
+    journal.update_intent("c2", IntentUpdate(IntentState.ABANDONED), now_ms=3)
+    found = journal.update_intent(
+        "c2", IntentUpdate(IntentState.FILLED, filled=Decimal(1)), now_ms=4
+    )
+    assert found.state is IntentState.FILLED  # an abandoned intent found later is adopted
+
+
 def test_non_final_and_open_intents(journal: Journal) -> None:
     journal.add_intent(intent("a", seq=0))
     journal.add_intent(intent("b", seq=1, created_ms=1001))

@@ -308,15 +308,32 @@ def test_fill_while_down_is_adopted_and_protected(
     assert synced[1][0].stop_client_order_id == result.stops_placed[0].client_order_id
 
 
-def test_stop_triggered_while_down_is_adopted_quietly(bot: Bot, fake: FakeExchange) -> None:
-    bot.pm.open_position(entry())
+def test_stop_triggered_while_down_is_booked_from_the_stop(bot: Bot, fake: FakeExchange) -> None:
+    opened = bot.pm.open_position(entry())
+    assert opened.stop is not None
     fake.trigger_stops()
     result = bot.pm.sync(bot.snapshot())
     assert result.reconciliation.consistent
-    assert len(result.reconciliation.adoptions) == 1
+    stop = bot.journal.get_intent(opened.stop.client_order_id)
+    assert stop is not None
+    assert stop.state is IntentState.FILLED
     assert bot.journal.expected_positions() == {}
     assert bot.journal.mode().mode is TradingMode.NORMAL
     assert bot.journal.non_final_intents() == []
+
+
+def test_position_gone_with_its_stop_is_adopted_quietly(bot: Bot, fake: FakeExchange) -> None:
+    opened = bot.pm.open_position(entry())
+    assert opened.stop is not None
+    # by hand while the bot was down: stop canceled, position closed
+    fake.cancel_order_by_client_id(SYMBOL, opened.stop.client_order_id, conditional=True)
+    fake.positions[SYMBOL] = D(0)
+    result = bot.pm.sync(bot.snapshot())
+    assert result.reconciliation.consistent
+    (adoption,) = result.reconciliation.adoptions
+    assert (adoption.expected, adoption.actual) == (D("0.010"), D(0))
+    assert bot.journal.expected_positions() == {}
+    assert bot.journal.mode().mode is TradingMode.NORMAL
 
 
 def test_position_opened_by_hand_goes_reduce_only_without_orders(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import pytest
@@ -231,6 +232,8 @@ def test_resolution_queries_and_order_adoption() -> None:
     assert update_from_order(expired).state is IntentState.CANCELED
     live = Order(SYM, Side.BUY, OrderType.LIMIT, D(1), D(0), OrderStatus.OPEN, "a", "7")
     assert update_from_order(live).state is IntentState.ACKED
+    triggered = dataclasses.replace(stop_order(), status=OrderStatus.FILLED)
+    assert update_from_order(triggered).filled == D("0.1")  # the algo API omits the quantity
 
 
 def test_position_views_carry_the_protecting_stop() -> None:

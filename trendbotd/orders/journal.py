@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 # Errors that mean "the file is damaged or not ours" rather than "the disk failed us".
 _CORRUPT_CODES = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_FORMAT"})
 _MARKS = ", ".join("?" * len(NON_FINAL_STATES))
+_TERMINAL = frozenset({IntentState.FILLED, IntentState.CANCELED, IntentState.REJECTED})
 _NON_FINAL = [s.value for s in NON_FINAL_STATES]
 
 
@@ -229,6 +230,17 @@ class Journal:
         expected position in the same transaction."""
         with self._tx() as conn:
             current = _require(conn, client_order_id, self.path)
+            state = update.state
+            if current.state in _TERMINAL and state is not current.state:
+                # The exchange never reopens a filled, canceled or refused order: a
+                # different report is stale. ABANDONED may still turn out to exist.
+                logger.warning(
+                    "journal.stale_update cid=%s state=%s reported=%s",
+                    client_order_id,
+                    current.state,
+                    state,
+                )
+                state = current.state
             filled = current.filled
             if update.filled is not None and update.filled > filled:
                 filled = update.filled
@@ -238,7 +250,7 @@ class Journal:
                 "filled = ?, average_price = COALESCE(?, average_price), "
                 "last_error = COALESCE(?, last_error), updated_ms = ? WHERE client_order_id = ?",
                 (
-                    update.state.value,
+                    state.value,
                     update.exchange_order_id,
                     str(filled),
                     dec_str(update.average_price),
@@ -262,7 +274,10 @@ class Journal:
                 )
                 signed = delta if current.side is Side.BUY else -delta
                 before = _expected(conn, current.symbol)
-                _set_expected(conn, current.symbol, before + signed, now_ms)
+                after = before + signed
+                if current.reduce_only and (after * before < 0 or before == 0):
+                    after = ZERO  # a reduce-only fill never opens or flips a position
+                _set_expected(conn, current.symbol, after, now_ms)
             return _require(conn, client_order_id, self.path)
 
     def non_final_intents(self) -> list[Intent]:

@@ -102,10 +102,15 @@ _STATE_OF = {
 
 def update_from_order(order: Order) -> IntentUpdate:
     """The journal update that adopts what the exchange reports for one of our ids."""
+    filled = order.filled
+    if order.conditional and order.status is OrderStatus.FILLED and filled == 0:
+        # The algo API reports a finished (triggered) stop without its executed quantity.
+        # A reduce-only stop closed up to its amount; the journal caps it at flat.
+        filled = order.amount
     return IntentUpdate(
         state=_STATE_OF[order.status],
         exchange_order_id=order.exchange_order_id or None,
-        filled=order.filled,
+        filled=filled,
         average_price=order.average_price,
     )
 
