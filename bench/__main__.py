@@ -1,0 +1,102 @@
+"""``make bench``: every benchmark, one table on stdout (progress goes to stderr).
+
+    .venv/bin/python -m bench [--runs N] [--idle-window S] [--only SECTION,...]
+
+Sections: imports, daemon (launch, RSS, SIGTERM, duplicate), idle, latency, backtest.
+Every figure is a median over N runs (default 5, at least 5 unless --quick) with its
+baseline measured in the same run. The simulated exchange runs as its own process on
+127.0.0.1 so that the daemon's CPU and memory figures never include it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from bench.common import Row, log, render_table, running_sim, scratch_dir
+
+SECTIONS = ("imports", "daemon", "idle", "latency", "backtest")
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="repetitions per figure (>= 5)")
+    parser.add_argument(
+        "--idle-window", type=float, default=60.0, help="seconds of idle CPU measurement"
+    )
+    parser.add_argument(
+        "--latency-closes", type=int, default=0, help="candle closes to observe (0: auto)"
+    )
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    parser.add_argument(
+        "--quick", action="store_true", help="debugging: allow fewer runs and a short idle window"
+    )
+    args = parser.parse_args(argv)
+    if not args.quick and args.runs < 5:
+        parser.error("--runs must be at least 5 (use --quick to debug with fewer)")
+    unknown = set(args.only.split(",")) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    chosen = [s for s in SECTIONS if s in args.only.split(",")]
+    runs = max(1, args.runs)
+    started = time.monotonic()
+    load = os.getloadavg()
+    log(f"runs={runs} sections={','.join(chosen)} load={load[0]:.2f},{load[1]:.2f},{load[2]:.2f}")
+    rows: list[Row] = []
+    notes: list[str] = []
+    if "imports" in chosen:
+        from bench.bench_imports import import_rows
+
+        rows += import_rows(runs)
+    if "daemon" in chosen or "idle" in chosen:
+        from bench.bench_daemon import SYMBOLS_10, idle_cpu_row, launch_rows
+
+        with (
+            scratch_dir("tbd-bench-") as directory,
+            running_sim(directory, symbols=SYMBOLS_10) as sim,
+        ):
+            log(f"simulated exchange pid {sim.proc.pid} at {sim.base_url}")
+            if "daemon" in chosen:
+                rows += launch_rows(directory, sim, runs)
+            if "idle" in chosen:
+                rows.append(idle_cpu_row(directory, sim, runs, window_s=args.idle_window))
+                notes.append(
+                    "idle CPU: user+system CPU time of each daemon over the window (real "
+                    "clock, no candle close inside it, WATCHDOG=1 armed at 30 s as under "
+                    "systemd), multiplied up to one hour."
+                )
+    if "latency" in chosen:
+        from bench.bench_latency import latency_rows
+
+        latency, latency_notes = latency_rows(runs, closes=args.latency_closes)
+        rows += latency
+        notes += latency_notes
+    if "backtest" in chosen:
+        from bench.bench_throughput import backtest_rows
+
+        rows += backtest_rows(runs)
+    elapsed = time.monotonic() - started
+    end_load = os.getloadavg()
+    print(render_table(rows))
+    print()
+    for note in notes:
+        print(f"- {note}")
+    print(
+        f"- {runs} runs per figure (medians, after a discarded warm-up), {elapsed:.0f} s in all; "
+        f"load average at start {load[0]:.2f}, at end {end_load[0]:.2f} on {os.cpu_count()} CPUs"
+    )
+    unmet = [r.figure for r in rows if r.verdict == "NOT MET"]
+    if unmet:
+        print(f"- targets not met: {'; '.join(unmet)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
