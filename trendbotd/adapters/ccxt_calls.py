@@ -1,0 +1,201 @@
+"""How the ccxt adapter makes calls: retried reads, never-retried order changes, the clock
+offset that signs requests and gates orders, and the rate-limit hold-off.
+
+No ccxt import: the client and its base exception class are handed in by ccxt_exchange.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from trendbotd.adapters.ccxt_errors import CODE_NO_SUCH_ORDER, facts_of, translate
+from trendbotd.adapters.retry import RetryPolicy
+from trendbotd.clock import Clock
+from trendbotd.domain import ClockOffset
+from trendbotd.errors import (
+    ClockSkewError,
+    ExchangeError,
+    OrderNotFoundError,
+    RateLimitedError,
+    TransientExchangeError,
+)
+from trendbotd.timesync import ClockGuard, TimeSample, estimate_offset
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+DEFAULT_RATE_LIMIT_HOLD_S = 1.0  # a 429 without Retry-After still pauses everything this long
+
+
+class CcxtCalls:
+    def __init__(
+        self,
+        *,
+        client: Any,
+        base_error: type[BaseException],
+        clock: Clock,
+        exchange_id: str,
+        max_clock_offset_ms: int,
+        clock_resync_s: float,
+        clock_samples: int,
+        read_retry: RetryPolicy,
+        rate_limit: bool,
+    ) -> None:
+        if clock_samples < 1:
+            raise ValueError("clock_samples must be at least 1")
+        self._client = client
+        self._base_error = base_error
+        self._clock = clock
+        self._id = exchange_id
+        self._guard = ClockGuard(
+            max_offset_ms=max_clock_offset_ms, max_age_ms=int(clock_resync_s * 1000)
+        )
+        self._clock_samples = clock_samples
+        self._retry = read_retry
+        self._rate_limit = rate_limit
+        self._offset: ClockOffset | None = None
+        self._hold_until_ms = 0  # no request before this (local ms) after a rate limit
+
+    @property
+    def clock_offset(self) -> ClockOffset | None:
+        """The last measured offset (None before the first ``measure_clock``)."""
+        return self._offset
+
+    @property
+    def clock_guard(self) -> ClockGuard:
+        return self._guard
+
+    def server_now_ms(self) -> int:
+        """The exchange's time as far as we know it: local clock plus the measured offset."""
+        return self._clock.now_ms() + (self._offset.offset_ms if self._offset else 0)
+
+    def measure_clock(self) -> ClockOffset:
+        raise NotImplementedError  # the adapter knows how to ask its exchange for the time
+
+    @staticmethod
+    def confirms_absence(error: OrderNotFoundError) -> bool:
+        """True only when the exchange itself said "no such order" (-2013)."""
+        cause = error.__cause__
+        return cause is not None and facts_of(cause).code == CODE_NO_SUCH_ORDER
+
+    # ----- clock -----
+
+    def _measure(self, take_sample: Callable[[], tuple[int, int, int]]) -> ClockOffset:
+        samples = [
+            TimeSample(*self._read("fetch_time", take_sample, remeasure_on_skew=False))
+            for _ in range(self._clock_samples)
+        ]
+        offset = estimate_offset(samples, measured_at_ms=self._clock.now_ms())
+        self._offset = offset
+        self._client.trendbot_offset_ms = offset.offset_ms
+        logger.info(
+            "clock.measured offset_ms=%s uncertainty_ms=%s samples=%s",
+            offset.offset_ms,
+            offset.uncertainty_ms,
+            offset.samples,
+        )
+        return offset
+
+    def _remeasure_after_skew(self) -> None:
+        try:
+            self.measure_clock()
+        except ExchangeError as e:
+            logger.warning("clock.remeasure_failed error=%s", e)
+
+    def _ready_for_orders(self) -> None:
+        """Re-measure a stale offset, then refuse (ClockNotSyncedError) unless it is good.
+        An offset that was never measured is not measured here: startup must do it."""
+        if self._offset is not None and self._guard.is_stale(
+            self._offset, now_ms=self._clock.now_ms()
+        ):
+            self.measure_clock()
+        self._guard.require(self._offset, now_ms=self._clock.now_ms())
+
+    # ----- rate limits -----
+
+    def _hold_remaining_s(self) -> float:
+        return max(0, self._hold_until_ms - self._clock.now_ms()) / 1000
+
+    def _note_rate_limit(self, error: RateLimitedError) -> None:
+        hold = error.retry_after_s if error.retry_after_s is not None else DEFAULT_RATE_LIMIT_HOLD_S
+        self._hold_until_ms = max(self._hold_until_ms, self._clock.now_ms() + int(hold * 1000))
+        logger.warning("exchange.rate_limited hold_s=%.1f error=%s", hold, error)
+
+    # ----- calls -----
+
+    def _failed(
+        self,
+        exc: BaseException,
+        *,
+        what: str,
+        order_changing: bool,
+        cid: str | None,
+        remeasure_on_skew: bool,
+    ) -> ExchangeError:
+        error = translate(exc, what=what, order_changing=order_changing, client_order_id=cid)
+        if isinstance(error, RateLimitedError):
+            self._note_rate_limit(error)
+        elif isinstance(error, ClockSkewError) and remeasure_on_skew:
+            logger.warning("clock.skew_rejected what=%s error=%s", what, error)
+            self._remeasure_after_skew()
+        return error
+
+    def _read(self, what: str, call: Callable[[], T], *, remeasure_on_skew: bool = True) -> T:
+        """Run a read, retrying transient failures within the RetryPolicy's bounds."""
+        policy = self._retry
+        started = self._clock.now_ms()
+        attempt = 0
+        while True:
+            attempt += 1
+            held = self._hold_remaining_s()
+            if held > 0:
+                if (self._clock.now_ms() - started) / 1000 + held > policy.max_total_s:
+                    raise RateLimitedError(f"{what}: rate limited", retry_after_s=held)
+                self._clock.sleep(held)
+            try:
+                return call()
+            except self._base_error as e:
+                error = self._failed(
+                    e,
+                    what=what,
+                    order_changing=False,
+                    cid=None,
+                    remeasure_on_skew=remeasure_on_skew,
+                )
+                if not isinstance(error, TransientExchangeError) or attempt >= policy.attempts:
+                    raise error from e
+                retry_after = error.retry_after_s if isinstance(error, RateLimitedError) else None
+                delay = policy.delay_s(attempt, retry_after_s=retry_after)
+                if (self._clock.now_ms() - started) / 1000 + delay > policy.max_total_s:
+                    raise error from e
+                logger.warning(
+                    "exchange.read_retry what=%s attempt=%s delay_s=%.2f error=%s",
+                    what,
+                    attempt,
+                    delay,
+                    error,
+                )
+                self._clock.sleep(delay)
+
+    def _change(self, what: str, cid: str, call: Callable[[], T]) -> T:
+        """Run an order-changing call exactly once; never retried here."""
+        held = self._hold_remaining_s()
+        if held > 0:
+            raise RateLimitedError(f"{what}: rate limited, not sent", retry_after_s=held)
+        self._ready_for_orders()
+        try:
+            result = call()
+        except self._base_error as e:
+            error = self._failed(e, what=what, order_changing=True, cid=cid, remeasure_on_skew=True)
+            logger.warning(
+                "order.call_failed what=%s cid=%s error_class=%s error=%s",
+                what,
+                cid,
+                type(error).__name__,
+                error,
+            )
+            raise error from e
+        logger.info("order.call_ok what=%s cid=%s", what, cid)
+        return result

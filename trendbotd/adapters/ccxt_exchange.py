@@ -1,0 +1,459 @@
+"""The Exchange port over ccxt (Binance USD-M first). The only module that imports ccxt.
+
+- ccxt is imported when an adapter is built, not when this module is imported, and only the
+  one exchange class (see ``load_exchange_class``).
+- ``base_url`` rewrites every API URL (paths kept), so nothing can reach a real host; the
+  client subclass then still picks Binance's USD-M error table for that URL.
+- Request timestamps are the daemon clock plus the measured exchange offset (``nonce``),
+  never ccxt's one-shot ``timeDifference``; the host clock is never changed.
+- Every ccxt error is translated here (trendbotd.adapters.ccxt_errors). Reads retry with
+  bounded backoff; order-changing calls never retry and raise OutcomeUnknownError when the
+  request may have executed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import importlib.util
+import logging
+import re
+import sys
+import threading
+import types
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from trendbotd.adapters import binance_parse as parse
+from trendbotd.adapters.ccxt_calls import CcxtCalls
+from trendbotd.adapters.ccxt_errors import ATTR_CODE, ATTR_RETRY_AFTER, ATTR_STATUS
+from trendbotd.adapters.retry import RetryPolicy, retry_after_seconds
+from trendbotd.clock import Clock
+from trendbotd.domain import (
+    AccountMode,
+    Balance,
+    Candle,
+    ClockOffset,
+    Market,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Position,
+)
+from trendbotd.errors import (
+    ConfigError,
+    ExchangeError,
+    OrderNotFoundError,
+    OutcomeUnknownError,
+    TransientExchangeError,
+    UnsupportedAccountModeError,
+)
+
+logger = logging.getLogger(__name__)
+
+_import_lock = threading.Lock()
+_EXCHANGE_ID = re.compile(r"^[a-z0-9]+$")
+# Binance path prefix -> the key of its error table in ``exceptions``.
+_MARKET_TYPE_BY_PATH = (
+    ("/fapi/", "linear"),
+    ("/futures/", "linear"),
+    ("/dapi/", "inverse"),
+    ("/eapi/", "option"),
+    ("/papi/", "portfolioMargin"),
+    ("/sapi/", "spot"),
+    ("/api/", "spot"),
+)
+
+
+def load_exchange_class(exchange_id: str, *, single: bool = True) -> tuple[Any, Any]:
+    """(ccxt exchange class, ccxt.base.errors module) for ``exchange_id``.
+
+    ``import ccxt`` (and ``from ccxt.X import X``, which runs ``ccxt/__init__`` first)
+    imports all ~100 exchanges. With ``single`` and ccxt not imported yet, a bare stand-in
+    parent package is put in ``sys.modules`` just long enough to import ``ccxt.<id>`` and
+    ``ccxt.base.errors``, then removed: a later ``import ccxt`` runs the real ``__init__``
+    and reuses the same submodules (same classes). Falls back to the full import if that
+    fails. Not for use while another thread may be importing ccxt.
+    """
+    if not _EXCHANGE_ID.match(exchange_id):
+        raise ConfigError(f"exchange.id {exchange_id!r} is not a ccxt exchange id")
+    with _import_lock:
+        try:
+            if single and "ccxt" not in sys.modules:
+                module, errors = _import_single(exchange_id)
+            else:
+                module = importlib.import_module(f"ccxt.{exchange_id}")
+                errors = importlib.import_module("ccxt.base.errors")
+        except ModuleNotFoundError as e:
+            if e.name in ("ccxt", f"ccxt.{exchange_id}"):
+                raise ConfigError(f"exchange.id {exchange_id!r}: no such ccxt exchange") from e
+            raise
+    cls = getattr(module, exchange_id, None)
+    if not isinstance(cls, type):
+        raise ConfigError(f"exchange.id {exchange_id!r}: ccxt has no exchange class of that name")
+    return cls, errors
+
+
+def _import_single(exchange_id: str) -> tuple[Any, Any]:
+    spec = importlib.util.find_spec("ccxt")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("ccxt is not installed", name="ccxt")
+    stub = types.ModuleType("ccxt")
+    stub.__path__ = list(spec.submodule_search_locations)
+    sys.modules["ccxt"] = stub
+    try:
+        module = importlib.import_module(f"ccxt.{exchange_id}")
+        errors = importlib.import_module("ccxt.base.errors")
+    except ImportError as e:
+        if isinstance(e, ModuleNotFoundError) and e.name == f"ccxt.{exchange_id}":
+            raise
+        logger.warning("exchange.single_import_failed id=%s error=%s", exchange_id, e)
+        for name in [m for m in sys.modules if m == "ccxt" or m.startswith("ccxt.")]:
+            del sys.modules[name]  # start clean for the full import below
+        module = importlib.import_module(f"ccxt.{exchange_id}")
+        return module, importlib.import_module("ccxt.base.errors")
+    finally:
+        if sys.modules.get("ccxt") is stub:
+            del sys.modules["ccxt"]
+    return module, errors
+
+
+def _tag(client: Any, exc: BaseException, status: Any, headers: Any, response: Any) -> None:
+    """Record what the reply said on the ccxt exception, for ccxt_errors.facts_of."""
+    if isinstance(status, int) and getattr(exc, ATTR_STATUS, None) is None:
+        setattr(exc, ATTR_STATUS, status)
+    if isinstance(response, dict) and getattr(exc, ATTR_CODE, None) is None:
+        # No numeric code in the reply: facts_of falls back to the text.
+        with contextlib.suppress(TypeError, ValueError):
+            setattr(exc, ATTR_CODE, int(response.get("code")))  # type: ignore[arg-type]
+    if headers is not None and getattr(exc, ATTR_RETRY_AFTER, None) is None:
+        seconds = retry_after_seconds(headers, now_ms=client.trendbot_clock.now_ms())
+        if seconds is not None:
+            setattr(exc, ATTR_RETRY_AFTER, seconds)
+
+
+def _client_class(base: type, errors: Any) -> Any:
+    """``base`` with our nonce, the loopback error table and tagged exceptions."""
+
+    def nonce(self: Any) -> int:
+        return int(self.trendbot_clock.now_ms()) + int(self.trendbot_offset_ms)
+
+    def get_exceptions_by_url(self: Any, url: str | None, exactOrBroad: str) -> Any:  # noqa: N803
+        prefix = self.trendbot_base_url
+        if prefix and url and url.startswith(prefix + "/"):
+            path = url[len(prefix) :]
+            for head, market_type in _MARKET_TYPE_BY_PATH:
+                if path.startswith(head):
+                    table = self.safe_dict(self.exceptions, market_type, {})
+                    return self.safe_dict(table, exactOrBroad, {})
+            return {}
+        return base.get_exceptions_by_url(self, url, exactOrBroad)  # type: ignore[attr-defined]
+
+    # ccxt calls these positionally: (code, reason, url, method, headers, body, response,
+    # request_headers, request_body) and (code, reason, url, method, body).
+    def handle_errors(self: Any, *args: Any) -> Any:
+        try:
+            return base.handle_errors(self, *args)  # type: ignore[attr-defined]
+        except errors.BaseError as e:
+            _tag(self, e, args[0], args[4], args[6])
+            raise
+
+    def handle_http_status_code(self: Any, *args: Any) -> None:
+        code, reason, url, method = args[:4]
+        try:
+            base.handle_http_status_code(self, *args)  # type: ignore[attr-defined]
+        except errors.BaseError as e:
+            _tag(self, e, code, None, None)
+            raise
+        if isinstance(code, int) and code >= 500:  # a 5xx ccxt has no class for
+            error = errors.ExchangeNotAvailable(f"{self.id} {method} {url} {code} {reason}")
+            _tag(self, error, code, None, None)
+            raise error
+
+    namespace: dict[str, Any] = {
+        "nonce": nonce,
+        "handle_errors": handle_errors,
+        "handle_http_status_code": handle_http_status_code,
+        "trendbot_base_url": "",
+        "trendbot_offset_ms": 0,
+    }
+    if hasattr(base, "get_exceptions_by_url"):
+        namespace["get_exceptions_by_url"] = get_exceptions_by_url
+    return type(f"Trendbot{base.__name__}", (base,), namespace)
+
+
+def rewrite_urls(urls: Any, base_url: str) -> Any:
+    """Every URL string in ``urls`` (nested dicts included) moved to ``base_url``."""
+    if isinstance(urls, str):
+        return base_url + urlsplit(urls).path if "://" in urls else urls
+    if isinstance(urls, dict):
+        return {k: rewrite_urls(v, base_url) for k, v in urls.items()}
+    if isinstance(urls, list):
+        return [rewrite_urls(v, base_url) for v in urls]
+    return urls
+
+
+def _all_urls(urls: Any) -> list[str]:
+    if isinstance(urls, str):
+        return [urls]
+    if isinstance(urls, dict):
+        return [u for v in urls.values() for u in _all_urls(v)]
+    if isinstance(urls, list):
+        return [u for v in urls for u in _all_urls(v)]
+    return []
+
+
+class CcxtExchange(CcxtCalls):
+    """trendbotd.ports.Exchange over one ccxt client. Not thread-safe: one caller at a time."""
+
+    def __init__(
+        self,
+        *,
+        exchange_id: str,
+        api_key: str,
+        api_secret: str,
+        base_url: str | None,
+        demo: bool,
+        recv_window_ms: int,
+        timeout_s: float,
+        clock: Clock,
+        rate_limit: bool = True,
+        max_clock_offset_ms: int = 500,
+        clock_resync_s: float = 600.0,
+        clock_samples: int = 5,
+        read_retry: RetryPolicy | None = None,
+        single_import: bool = True,
+    ) -> None:
+        base, errors = load_exchange_class(exchange_id, single=single_import)
+        client = _client_class(base, errors)(
+            {
+                "apiKey": api_key,
+                "secret": api_secret,
+                "enableRateLimit": rate_limit,
+                "timeout": int(timeout_s * 1000),
+                "options": {
+                    "fetchCurrencies": False,
+                    "adjustForTimeDifference": False,
+                    "recvWindow": recv_window_ms,
+                    "warnOnFetchOpenOrdersWithoutSymbol": False,
+                },
+            }
+        )
+        client.trendbot_clock = clock
+        if demo:
+            client.enable_demo_trading(True)
+        if base_url:
+            base_url = base_url.rstrip("/")
+            client.trendbot_base_url = base_url
+            for section in ("api", "test", "demo", "apiBackupDemoTrading"):
+                if section in client.urls:
+                    client.urls[section] = rewrite_urls(client.urls[section], base_url)
+            leaks = [u for u in _all_urls(client.urls["api"]) if not u.startswith(base_url + "/")]
+            if leaks:
+                raise ConfigError(f"exchange.base_url: API URLs not redirected: {leaks}")
+        super().__init__(
+            client=client,
+            base_error=errors.BaseError,
+            clock=clock,
+            exchange_id=exchange_id,
+            max_clock_offset_ms=max_clock_offset_ms,
+            clock_resync_s=clock_resync_s,
+            clock_samples=clock_samples,
+            read_retry=read_retry or RetryPolicy(),
+            rate_limit=rate_limit,
+        )
+        time_base = client.urls["api"].get("fapiPublic") if exchange_id == "binanceusdm" else None
+        self._time_url = f"{time_base}/time" if isinstance(time_base, str) else None
+        self._settle = "USDT"
+        logger.info(
+            "exchange.created id=%s base_url=%s demo=%s recv_window_ms=%s rate_limit=%s",
+            exchange_id,
+            base_url or "<exchange default>",
+            demo,
+            recv_window_ms,
+            rate_limit,
+        )
+
+    # ----- the Exchange port -----
+
+    def load_markets(self, symbols: Sequence[str]) -> dict[str, Market]:
+        markets = self._read("load_markets", lambda: self._client.load_markets(True))
+        result: dict[str, Market] = {}
+        for symbol in symbols:
+            m = markets.get(symbol)
+            if m is None:
+                raise ConfigError(f"trading.symbols: {symbol} is not listed by {self._id}")
+            if not (m.get("swap") and m.get("linear")):
+                raise ConfigError(f"trading.symbols: {symbol} is not a linear perpetual")
+            if m.get("active") is False:
+                status = m.get("info", {}).get("status")
+                raise TransientExchangeError(f"{symbol} is not trading (status {status})")
+            result[symbol] = parse.market(symbol, m["info"])
+        if symbols:
+            first = markets[symbols[0]]
+            self._settle = str(first.get("settle") or first["info"].get("marginAsset") or "USDT")
+        return result
+
+    def measure_clock(self) -> ClockOffset:
+        return self._measure(self._time_sample)
+
+    def fetch_account_mode(self) -> AccountMode:
+        dual = self._read("fetch_position_mode", self._client.fapiPrivateGetPositionSideDual)
+        multi = self._read("fetch_multi_assets", self._client.fapiPrivateGetMultiAssetsMargin)
+        mode, multi_assets = parse.account_mode(
+            dual_side=dual.get("dualSidePosition"), multi_assets=multi.get("multiAssetsMargin")
+        )
+        if multi_assets:
+            raise UnsupportedAccountModeError(
+                "the account is in multi-assets margin mode; the bot trades single-asset "
+                "margin only (switch it off in the futures preferences)"
+            )
+        return mode
+
+    def fetch_balance(self) -> Balance:
+        raw = self._read("fetch_balance", self._client.fetch_balance)
+        return parse.balance(raw["info"], self._settle)
+
+    def fetch_positions(self, symbols: Sequence[str]) -> list[Position]:
+        wanted = list(symbols)
+        rows = self._read("fetch_positions", lambda: self._client.fetch_positions(wanted))
+        positions = [parse.position(r["symbol"], r["info"]) for r in rows if r["symbol"] in wanted]
+        return [p for p in positions if not p.is_flat]
+
+    def fetch_open_orders(self, symbols: Sequence[str]) -> list[Order]:
+        orders: list[Order] = []
+        for symbol in symbols:
+            for params in ({}, {"trigger": True}):  # plain orders, then algo (conditional) ones
+
+                def fetch(s: str = symbol, p: dict[str, Any] = params) -> Any:
+                    return self._client.fetch_open_orders(s, None, None, p)
+
+                rows = self._read("fetch_open_orders", fetch)
+                orders.extend(parse.order(symbol, r["info"]) for r in rows)
+        return orders
+
+    def fetch_candles(
+        self, symbol: str, *, timeframe: str, since_ms: int | None, limit: int
+    ) -> list[Candle]:
+        rows = self._read(
+            "fetch_ohlcv", lambda: self._client.fetch_ohlcv(symbol, timeframe, since_ms, limit)
+        )
+        return [
+            Candle(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5] or 0))
+            for r in rows
+        ]
+
+    def create_order(self, request: OrderRequest) -> Order:
+        r = request
+        params: dict[str, Any] = {"clientOrderId": r.client_order_id}
+        if r.reduce_only:
+            params["reduceOnly"] = True
+        price: str | None = None
+        if r.type is OrderType.LIMIT:
+            if r.price is None:
+                raise ValueError("a limit order needs a price")
+            price, kind = str(r.price), "limit"
+        elif r.type is OrderType.STOP_MARKET:
+            if r.stop_price is None:
+                raise ValueError("a stop-market order needs a stop_price")
+            params["triggerPrice"] = str(r.stop_price)
+            kind = "STOP_MARKET"
+        else:
+            kind = "market"
+        reply = self._change(
+            "create_order",
+            r.client_order_id,
+            lambda: self._client.create_order(
+                r.symbol, kind, r.side.value, str(r.amount), price, params
+            ),
+        )
+        try:
+            order = parse.order(r.symbol, reply["info"])
+        except (ExchangeError, KeyError, TypeError) as e:
+            raise OutcomeUnknownError(
+                f"create_order: accepted but the reply is unreadable: {e}",
+                client_order_id=r.client_order_id,
+            ) from e
+        if order.amount != r.amount or order.client_order_id != r.client_order_id:
+            logger.warning(
+                "order.reply_differs cid=%s sent_amount=%s amount=%s reply_cid=%s",
+                r.client_order_id,
+                r.amount,
+                order.amount,
+                order.client_order_id,
+            )
+        return order
+
+    def fetch_order_by_client_id(
+        self, symbol: str, client_order_id: str, *, conditional: bool
+    ) -> Order | None:
+        params: dict[str, Any] = {"clientOrderId": client_order_id}
+        if conditional:
+            params["trigger"] = True
+        try:
+            reply = self._read(
+                "fetch_order", lambda: self._client.fetch_order(None, symbol, params)
+            )
+        except OrderNotFoundError as e:
+            if self.confirms_absence(e):
+                return None
+            raise
+        return parse.order(symbol, reply["info"])
+
+    def cancel_order_by_client_id(
+        self, symbol: str, client_order_id: str, *, conditional: bool
+    ) -> Order:
+        params: dict[str, Any] = {"clientOrderId": client_order_id}
+        before: Order | None = None
+        if conditional:
+            # Binance answers an algo cancel with ids only: read the order first.
+            params["trigger"] = True
+            before = self.fetch_order_by_client_id(symbol, client_order_id, conditional=True)
+            if before is None:
+                raise OrderNotFoundError(f"cancel_order: no conditional order {client_order_id}")
+        reply = self._change(
+            "cancel_order",
+            client_order_id,
+            lambda: self._client.cancel_order(None, symbol, params),
+        )
+        info = reply.get("info") or {}
+        if before is None or "algoStatus" in info:
+            return parse.order(symbol, info)
+        return dataclasses.replace(
+            before, status=OrderStatus.CANCELED, updated_ms=self.server_now_ms()
+        )
+
+    def set_leverage(self, symbol: str, leverage: int) -> None:
+        # Idempotent (same value twice is a no-op), so retried like a read.
+        self._read("set_leverage", lambda: self._client.set_leverage(leverage, symbol))
+
+    def close(self) -> None:
+        session = getattr(self._client, "session", None)
+        if session is not None:
+            session.close()
+
+    # ----- clock -----
+
+    def _time_sample(self) -> tuple[int, int, int]:
+        """(local send, server, local receive). Binance: GET /fapi/v1/time straight through
+        ``fetch`` so the rate limiter's sleep does not land inside the measured round trip."""
+        client = self._client
+        if self._time_url is None:
+            send = self._clock.now_ms()
+            server = int(client.fetch_time())
+            return send, server, self._clock.now_ms()
+        if self._rate_limit:
+            client.throttle(1)
+        send = self._clock.now_ms()
+        reply = client.fetch(self._time_url, "GET")
+        recv = self._clock.now_ms()
+        return send, int(reply["serverTime"]), recv
+
+
+if TYPE_CHECKING:  # the adapter must keep satisfying the port
+    from trendbotd.ports import Exchange
+
+    _PORT_CHECK: type[Exchange] = CcxtExchange

@@ -1,0 +1,203 @@
+"""API credentials: loaded from a private TOML file or a systemd credential, never logged.
+
+Sources, in the order the config names them:
+- ``exchange.credentials_file``: TOML with ``api_key`` and ``api_secret``. Refused unless it
+  is a regular file (not a symlink) owned by the running user with no group/other access.
+- ``$CREDENTIALS_DIRECTORY/<exchange.credential_name>`` (systemd ``LoadCredential=``): same
+  TOML. systemd owns and protects that directory, so only "regular file, not world
+  readable" is checked there.
+
+Every loaded value is registered for the logging redaction filter.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+import threading
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from trendbotd.errors import CredentialsError
+
+logger = logging.getLogger(__name__)
+
+MAX_FILE_BYTES: Final = 64 * 1024
+_KEYS: Final = ("api_key", "api_secret")
+
+_registry_lock = threading.Lock()
+_registry: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Make ``value`` known to the logging redaction filter. Empty strings are ignored."""
+    if value:
+        with _registry_lock:
+            _registry.add(value)
+
+
+def registered_secrets() -> tuple[str, ...]:
+    """Every registered secret, longest first (so longer ones are masked before parts)."""
+    with _registry_lock:
+        return tuple(sorted(_registry, key=lambda s: (-len(s), s)))
+
+
+class Secret:
+    """A string that does not show itself in repr/str/format; ``reveal()`` to use it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __format__(self, spec: str) -> str:
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a Secret is not picklable")
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    api_key: Secret
+    api_secret: Secret
+    source: str  # where they came from, for the start-up log (a path, never a value)
+
+
+def load_credentials(
+    *,
+    credentials_file: Path | None,
+    credential_name: str,
+    environ: Mapping[str, str] | None = None,
+) -> Credentials:
+    """Load and register the credentials from whichever source is configured."""
+    env = os.environ if environ is None else environ
+    if credentials_file is not None and credential_name:
+        raise CredentialsError("set exchange.credentials_file or credential_name, not both")
+    if credentials_file is not None:
+        creds = _parse(_read_private_file(credentials_file), credentials_file)
+    elif credential_name:
+        creds = _parse(_read_systemd_credential(credential_name, env), None, credential_name)
+    else:
+        raise CredentialsError(
+            "no credentials configured: set exchange.credentials_file or "
+            "exchange.credential_name (systemd LoadCredential=)"
+        )
+    register_secret(creds.api_key.reveal())
+    register_secret(creds.api_secret.reveal())
+    logger.info("credentials.loaded source=%s", creds.source)
+    return creds
+
+
+def _read_private_file(path: Path) -> bytes:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise CredentialsError(f"{path}: credentials file not found") from None
+    except OSError as e:
+        raise CredentialsError(f"{path}: cannot stat credentials file: {e.strerror}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise CredentialsError(f"{path}: credentials file is a symlink; point at the real file")
+    data, st = _read_nofollow(path)
+    if st.st_uid != os.geteuid():
+        raise CredentialsError(
+            f"{path}: credentials file is owned by uid {st.st_uid}, not by the running user "
+            f"(uid {os.geteuid()})"
+        )
+    if st.st_mode & 0o077:
+        raise CredentialsError(
+            f"{path}: credentials file has mode {stat.S_IMODE(st.st_mode):04o}; it must not be "
+            f"readable by group or others (chmod 600 {path})"
+        )
+    return data
+
+
+def _read_systemd_credential(name: str, env: Mapping[str, str]) -> bytes:
+    directory = env.get("CREDENTIALS_DIRECTORY", "")
+    if not directory:
+        raise CredentialsError(
+            f"exchange.credential_name = {name!r} but $CREDENTIALS_DIRECTORY is not set "
+            "(the unit needs LoadCredential=" + name + ":/path/to/file)"
+        )
+    if "/" in name or name in ("", ".", ".."):
+        raise CredentialsError(f"exchange.credential_name {name!r} is not a plain name")
+    path = Path(directory) / name
+    data, st = _read_nofollow(path)
+    if st.st_mode & 0o007:
+        raise CredentialsError(f"{path}: systemd credential is readable by others")
+    return data
+
+
+def _read_nofollow(path: Path) -> tuple[bytes, os.stat_result]:
+    """Read a regular file without following a symlink at the last component."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise CredentialsError(f"{path}: credentials not found") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise CredentialsError(f"{path}: credentials file is a symlink") from None
+        raise CredentialsError(f"{path}: cannot open credentials: {e.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CredentialsError(f"{path}: credentials path is not a regular file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise CredentialsError(f"{path}: credentials file is implausibly large")
+        chunks = []
+        while chunk := os.read(fd, MAX_FILE_BYTES + 1):
+            chunks.append(chunk)
+        return b"".join(chunks), st
+    except OSError as e:
+        raise CredentialsError(f"{path}: cannot read credentials: {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _parse(data: bytes, path: Path | None, name: str = "") -> Credentials:
+    where = str(path) if path is not None else f"$CREDENTIALS_DIRECTORY/{name}"
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise CredentialsError(f"{where}: credentials are not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        # The decoder's message names a line and column, never the text itself.
+        raise CredentialsError(f"{where}: not valid TOML ({e})") from None
+    unknown = sorted(set(raw) - set(_KEYS))
+    if unknown:
+        raise CredentialsError(
+            f"{where}: unknown keys {', '.join(unknown)} (expected api_key and api_secret)"
+        )
+    values: dict[str, str] = {}
+    for key in _KEYS:
+        value = raw.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise CredentialsError(f"{where}: {key} is missing or not a non-empty string")
+        value = value.strip()
+        if any(c.isspace() for c in value):
+            raise CredentialsError(f"{where}: {key} contains whitespace")
+        values[key] = value
+    return Credentials(Secret(values["api_key"]), Secret(values["api_secret"]), where)
