@@ -12,10 +12,12 @@ from orders_fakes import SYMBOL, FakeExchange
 from trendbotd.clock import ManualClock
 from trendbotd.domain import OrderType, Side
 from trendbotd.errors import (
+    ClockNotSyncedError,
     ClockSkewError,
     DuplicateClientOrderIdError,
     ExchangeAuthError,
     InsufficientFundsError,
+    OrderNotFoundError,
     OutcomeUnknownError,
     RateLimitedError,
     TransientExchangeError,
@@ -296,3 +298,25 @@ def test_cancel_adopts_what_the_order_became(
     gone = executor.cancel(stop, reason="test")
     assert gone.state is IntentState.FILLED  # it triggered before the cancel arrived
     assert [c for c in fake.calls if c[0] == "cancel"] == [("cancel", stop.client_order_id)]
+
+
+def test_order_not_found_without_confirmation_is_not_absence(
+    executor: OrderExecutor, fake: FakeExchange
+) -> None:
+    # The port returns None only for a confirmed "no such order"; an OrderNotFoundError
+    # (e.g. a lagging replica) is a failed query and is asked again.
+    fake.fault("create_order", OutcomeUnknownError("reset"), when="after")
+    fake.fault("fetch_order", OrderNotFoundError("Order does not exist"), times=2)
+    done = executor.submit(entry())
+    assert done.state is IntentState.FILLED
+    assert creates(fake) == [done.client_order_id]
+
+
+def test_clock_not_synced_is_not_a_send(
+    executor: OrderExecutor, fake: FakeExchange, journal: Journal
+) -> None:
+    fake.fault("create_order", ClockNotSyncedError("offset unknown"))
+    done = executor.submit(entry())
+    assert done.state is IntentState.FILLED
+    assert fake.clock_measures == 1
+    assert fake.accepted(done.client_order_id) == 1

@@ -28,12 +28,12 @@ from trendbotd.clock import Clock
 from trendbotd.config import Config
 from trendbotd.domain import Order, OrderType
 from trendbotd.errors import (
+    ClockNotSyncedError,
     ClockSkewError,
     DuplicateClientOrderIdError,
     ExchangeAuthError,
     ExchangeError,
     InvalidOrderError,
-    OrderNotFoundError,
     RateLimitedError,
     TrendbotError,
 )
@@ -246,6 +246,11 @@ class OrderExecutor:
         logger.info("order.sent cid=%s attempt=%s", cid, intent.attempts)
         try:
             order = self.exchange.create_order(intent.to_request())
+        except ClockNotSyncedError as e:
+            # Refused locally before sending: the exchange clock offset is not trusted.
+            intent = self._mark(intent, IntentState.PENDING, f"not sent: {e}")
+            self._remeasure_clock()
+            return intent
         except ExchangeError as e:
             return self._after_send_error(intent, e)
         self.crash.hit("after_reply_before_journal")
@@ -314,16 +319,15 @@ class OrderExecutor:
         return self._abandon(intent, "confirmed absent on the exchange")
 
     def _lookup(self, intent: Intent, *, confirm_absent: bool) -> _Lookup:
-        """Query by client id with bounded retries. With ``confirm_absent`` a "no such
-        order" only counts once the last request is older than the settle time."""
+        """Query by client id with bounded retries. Only the port's ``None`` (the exchange
+        itself said "no such order") counts as absent, and with ``confirm_absent`` only once
+        the last request is older than the settle time."""
         delay = self.policy.query_backoff_s
         for _ in range(self.policy.query_attempts):
             try:
                 order = self.exchange.fetch_order_by_client_id(
                     intent.symbol, intent.client_order_id, conditional=intent.conditional
                 )
-            except OrderNotFoundError:
-                order = None
             except ExchangeAuthError:
                 raise
             except ClockSkewError as e:
