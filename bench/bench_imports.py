@@ -4,8 +4,8 @@
 ``__init__`` first) imports all ~100 exchanges. Measured here, each in a fresh interpreter
 (wall time of the whole process, and its peak RSS), after one discarded warm-up:
   - ``import ccxt`` and building a ``binanceusdm`` instance;
-  - the daemon's exchange adapter, if it is installed (``trendbotd.adapters.ccxt_exchange``),
-    building its client class the way the daemon does;
+  - the daemon's way: ``trendbotd.adapters.ccxt_exchange.load_exchange_class`` (a bare
+    stand-in ``ccxt`` package only while ``ccxt.binanceusdm`` is imported), then an instance;
   - binanceusdm alone: the package's ``__init__`` skipped by registering a bare package
     module, then ``ccxt.binanceusdm`` imported. Shown as the lower bound of what selective
     loading can save.
@@ -39,14 +39,10 @@ SELECTIVE = (
 )
 
 ADAPTER_MODULE = "trendbotd.adapters.ccxt_exchange"
-# The adapter is written by another part of the project; whichever entry point it offers
-# to get the exchange class is used, else importing the module is what is measured.
 ADAPTER = (
-    f"import {ADAPTER_MODULE} as adapter\n"
-    "for name in ('exchange_class', 'load_exchange_class', 'binanceusdm_class'):\n"
-    "    if hasattr(adapter, name):\n"
-    "        getattr(adapter, name)('binanceusdm')\n"
-    "        break" + _REPORT
+    f"from {ADAPTER_MODULE} import load_exchange_class\n"
+    "cls, errors = load_exchange_class('binanceusdm')\n"
+    "cls({})" + _REPORT
 )
 
 
