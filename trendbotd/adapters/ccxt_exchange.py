@@ -277,6 +277,11 @@ class CcxtExchange(CcxtCalls):
             rate_limit,
         )
 
+    @property
+    def api_urls(self) -> dict[str, Any]:
+        """A copy of the client's API URL table (to check where requests can go)."""
+        return dict(self._client.urls["api"])
+
     # ----- the Exchange port -----
 
     def load_markets(self, symbols: Sequence[str]) -> dict[str, Market]:

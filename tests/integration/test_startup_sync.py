@@ -1,0 +1,172 @@
+"""Startup sync through the real ccxt adapter against the simulated exchange."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from exchange_helpers import PRICE, SYMBOL, adapter, requests_to
+
+from trendbotd.clock import SystemClock
+from trendbotd.domain import AccountMode, AccountSnapshot
+from trendbotd.errors import ExchangeAuthError, StartupSyncError, UnsupportedAccountModeError
+from trendbotd.sim import Fault, SimConfig, SimExchange
+from trendbotd.startup import StartupBackoff, sync_account
+
+ETH = "ETH/USDT:USDT"
+SYMBOLS = (SYMBOL, ETH)
+STEPS = [
+    "syncing time",
+    "checking account mode",
+    "loading markets",
+    "syncing balance",
+    "syncing positions",
+    "syncing open orders",
+]
+FAST = StartupBackoff(first_s=0.05, max_s=0.2)
+
+
+class Progress:
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+        self.waits: list[float] = []
+
+    def step(self, text: str) -> None:
+        self.steps.append(text)
+
+    def waiting(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+@pytest.fixture
+def sim() -> Iterator[SimExchange]:
+    with SimExchange(SimConfig(symbols=SYMBOLS, seed=21)) as s:
+        s.state.set_price(SYMBOL, PRICE)
+        s.state.set_price(ETH, Decimal(2000))
+        yield s
+
+
+def sync(
+    sim: SimExchange, progress: Progress, *, within_s: float = 10, **kw: Any
+) -> AccountSnapshot:
+    clock = SystemClock()
+    return sync_account(
+        exchange=adapter(sim, **kw),
+        symbols=SYMBOLS,
+        progress=progress,
+        clock=clock,
+        deadline_ms=clock.now_ms() + int(within_s * 1000),
+        max_clock_offset_ms=500,
+        backoff=FAST,
+    )
+
+
+def seed_account(sim: SimExchange) -> None:
+    """A live account: a long BTC position with its stop and a resting entry, a short ETH."""
+    state = sim.state
+    state.set_position(SYMBOL, Decimal("0.4"), Decimal(28000))
+    state.set_position(ETH, Decimal("-5"), Decimal(2100))
+    state.place_order(SYMBOL, "SELL", "stop_market", Decimal("0.4"), stop_price=Decimal(27000),
+                      client_order_id="tb-btc-stop", reduce_only=True)  # fmt: skip
+    state.place_order(SYMBOL, "BUY", "limit", Decimal("0.1"), Decimal(29500),
+                      client_order_id="tb-btc-add")  # fmt: skip
+    state.place_order(ETH, "BUY", "stop_market", Decimal("5"), stop_price=Decimal(2200),
+                      client_order_id="tb-eth-stop", reduce_only=True)  # fmt: skip
+    state.place_order(ETH, "SELL", "limit", Decimal("1"), Decimal(2300))  # a manual order
+
+
+def test_snapshot_equals_the_exchange_state(sim: SimExchange) -> None:
+    seed_account(sim)
+    progress = Progress()
+    snap = sync(sim, progress)
+    assert progress.steps == STEPS
+    assert progress.waits == []
+    assert snap.mode is AccountMode.ONE_WAY
+    assert abs(snap.clock.offset_ms) <= 50
+    assert snap.balance == sim.state.balance()
+    got = {p.symbol: (p.amount, p.entry_price, p.unrealized_pnl) for p in snap.positions}
+    want = {p.symbol: (p.amount, p.entry_price, p.unrealized_pnl) for p in sim.state.positions()}
+    assert got == want
+    assert got[SYMBOL] == (Decimal("0.4"), Decimal(28000), Decimal(800))
+    key = lambda o: (o.symbol, o.conditional, o.client_order_id)  # noqa: E731
+    assert sorted(snap.open_orders, key=key) == sorted(sim.state.open_orders(), key=key)
+    assert len(snap.open_orders) == 4
+    assert sum(o.conditional for o in snap.open_orders) == 2
+    assert set(snap.markets) == set(SYMBOLS)
+    assert snap.position(SYMBOL) is not None
+
+
+def test_skewed_exchange_clock_is_refused_at_startup(sim: SimExchange) -> None:
+    sim.set_clock_skew_ms(20_000)
+    progress = Progress()
+    with pytest.raises(StartupSyncError, match="'syncing time'") as excinfo:
+        sync(sim, progress, within_s=0.6)
+    assert "exceeds the bound of 500 ms" in str(excinfo.value)
+    assert progress.steps == ["syncing time"]
+    assert progress.waits  # it kept trying until the deadline
+    assert requests_to(sim, "GET", "/fapi/v3/account") == []
+
+
+def test_small_skew_is_measured_and_used(sim: SimExchange) -> None:
+    sim.set_clock_skew_ms(300)
+    snap = sync(sim, Progress())
+    assert 250 <= snap.clock.offset_ms <= 350
+    # every signed request was accepted: the offset was applied to the timestamps
+    assert all(r.accepted for r in sim.requests)
+
+
+@pytest.mark.parametrize(
+    ("path", "step"),
+    [
+        ("/fapi/v3/account", "syncing balance"),
+        ("/fapi/v3/positionRisk", "syncing positions"),
+        ("/fapi/v1/openAlgoOrders", "syncing open orders"),
+    ],
+)
+def test_a_fetch_that_keeps_failing_raises_instead_of_reading_flat(
+    sim: SimExchange, path: str, step: str
+) -> None:
+    seed_account(sim)
+    sim.faults.add(Fault(path=path, kind="http_status", status=503, times=None))
+    progress = Progress()
+    with pytest.raises(StartupSyncError, match=f"'{step}'") as excinfo:
+        sync(sim, progress, within_s=0.8)
+    assert "TransientExchangeError" in str(excinfo.value)
+    assert "503" in str(excinfo.value)
+    assert progress.steps[-1] == step
+    assert len(progress.waits) >= 2
+    assert len([r for r in sim.requests if r.path == path]) >= 3
+
+
+def test_dropped_connections_recover_before_the_deadline(sim: SimExchange) -> None:
+    seed_account(sim)
+    sim.faults.add(Fault(path="/fapi/v3/positionRisk", kind="drop_before", times=5))
+    progress = Progress()
+    snap = sync(sim, progress)
+    assert len(snap.positions) == 2
+    assert progress.waits  # the adapter's own retries (3) were not enough: startup waited
+
+
+def test_hedge_mode_is_refused_at_once(sim: SimExchange) -> None:
+    sim.state.set_hedge_mode(True)
+    progress = Progress()
+    with pytest.raises(UnsupportedAccountModeError, match="hedge"):
+        sync(sim, progress)
+    assert progress.waits == []
+    assert progress.steps == STEPS[:2]
+
+
+def test_multi_assets_mode_is_refused_at_once(sim: SimExchange) -> None:
+    sim.state.set_multi_assets(True)
+    with pytest.raises(UnsupportedAccountModeError, match="multi-assets"):
+        sync(sim, Progress())
+
+
+def test_bad_credentials_fail_at_once(sim: SimExchange) -> None:
+    progress = Progress()
+    with pytest.raises(ExchangeAuthError):
+        sync(sim, progress, api_key="not-the-key")
+    assert progress.waits == []
+    assert len(requests_to(sim, "GET", "/fapi/v1/positionSide/dual")) == 1
