@@ -1,0 +1,197 @@
+"""The order stack through the real ccxt adapter to the simulated exchange, with faults
+injected at entry, stop placement and close: never a duplicate order (accepted orders per
+client id in the sim's request log), never an unprotected position."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from orders_sim_support import (
+    PRICE,
+    SYMBOL,
+    adapter,
+    duplicates,
+    journal_path,
+    long_entry,
+    manager,
+    snapshot,
+    unprotected,
+)
+
+from trendbotd.orders.journal import Journal, open_journal
+from trendbotd.orders.positions import PositionManager
+from trendbotd.orders.records import IntentState, Purpose, TradingMode
+from trendbotd.sim import Fault, SimConfig, SimExchange
+
+FAULTS: dict[str, dict[str, Any]] = {
+    "drop_after_accept": {"kind": "drop_after"},
+    "drop_before_accept": {"kind": "drop_before"},
+    "timeout": {"kind": "timeout", "delay_ms": 1500},  # the client gives up after 1 s
+    "503_execution_unknown": {
+        "kind": "error",
+        "binance_code": -1001,
+        "http_status": 503,
+        "msg": "Internal error; unable to process your request. Please try again.",
+    },
+    "503_gateway": {"kind": "http_status", "http_status": 503, "body": "Service Unavailable"},
+    "-1021_timestamp": {
+        "kind": "error",
+        "binance_code": -1021,
+        "http_status": 400,
+        "msg": "Timestamp for this request is outside of the recvWindow.",
+    },
+    "-2022_reduce_only": {
+        "kind": "error",
+        "binance_code": -2022,
+        "http_status": 400,
+        "msg": "ReduceOnly Order is rejected.",
+    },
+    "-4116_duplicate_id": {
+        "kind": "error",
+        "binance_code": -4116,
+        "http_status": 400,
+        "msg": "ClientOrderId is duplicated.",
+    },
+    "429_rate_limit": {"kind": "rate_limit"},
+}
+PHASES: dict[str, dict[str, Any]] = {
+    "entry": {"method": "POST", "path": "/fapi/v1/order", "match": {"side": "BUY"}},
+    "stop": {"method": "POST", "path": "/fapi/v1/algoOrder"},
+    "close": {"method": "POST", "path": "/fapi/v1/order", "match": {"side": "SELL"}},
+}
+
+
+@pytest.fixture
+def sim() -> Iterator[SimExchange]:
+    exchange = SimExchange(SimConfig(symbols=(SYMBOL,), seed=3)).start()
+    exchange.state.set_price(SYMBOL, PRICE)  # pinned: stops neither trigger nor fail by chance
+    try:
+        yield exchange
+    finally:
+        exchange.stop()
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    j = open_journal(journal_path(tmp_path))
+    try:
+        yield j
+    finally:
+        j.close()
+
+
+@pytest.fixture
+def pm(sim: SimExchange, journal: Journal) -> Iterator[PositionManager]:
+    exchange = adapter(sim.base_url, sim.api_key, sim.api_secret)
+    exchange.measure_clock()
+    manager_ = manager(exchange, journal)
+    result = manager_.sync(snapshot(exchange))
+    assert result.reconciliation.consistent
+    try:
+        yield manager_
+    finally:
+        exchange.close()
+
+
+def assert_clean(sim: SimExchange, pm: PositionManager, journal: Journal) -> None:
+    assert duplicates(sim) == {}
+    assert unprotected(sim) == []
+    leftover = [
+        i.describe() for i in journal.non_final_intents() if i.state is not IntentState.ACKED
+    ]
+    assert leftover == []
+    result = pm.sync(snapshot(pm.executor.exchange))  # type: ignore[arg-type]
+    assert result.reconciliation.consistent, result.reconciliation.reduce_only_reason()
+    assert journal.mode().mode is TradingMode.NORMAL
+
+
+@pytest.mark.parametrize("phase", list(PHASES))
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_fault_matrix(
+    sim: SimExchange, pm: PositionManager, journal: Journal, fault: str, phase: str
+) -> None:
+    sim.faults.add(Fault(**PHASES[phase], **FAULTS[fault]))
+
+    opened = pm.open_position(long_entry())
+    position = sim.state.position(SYMBOL).amount
+    assert unprotected(sim) == []  # right after the entry: protected or flat
+    if position != 0:
+        assert opened.protected
+        assert position == Decimal("0.010")
+    assert duplicates(sim) == {}
+
+    closed = pm.close_position(SYMBOL, purpose=Purpose.EXIT, candle_time_ms=0, reason="test")
+    assert sim.faults.active() == []  # the fault really hit its phase
+    assert closed.flat
+    assert sim.state.position(SYMBOL).amount == 0
+    assert sim.state.open_orders(SYMBOL) == []  # the stop is gone with the position
+    assert journal.expected_positions() == {}
+    assert_clean(sim, pm, journal)
+
+
+@pytest.mark.parametrize(
+    ("fault", "requests"),
+    [
+        ("drop_after_accept", 1),  # executed: found by its id, never sent again
+        ("timeout", 1),
+        ("drop_before_accept", 2),  # not executed: confirmed absent, re-sent with the same id
+        ("503_execution_unknown", 2),  # the sim answers -1001 without executing
+    ],
+)
+def test_outcome_unknown_entry_is_queried_before_any_resend(
+    sim: SimExchange, pm: PositionManager, journal: Journal, fault: str, requests: int
+) -> None:
+    sim.faults.add(Fault(**PHASES["entry"], **FAULTS[fault]))
+    opened = pm.open_position(long_entry())
+    cid = opened.entry.client_order_id
+    assert opened.entry.state is IntentState.FILLED
+    assert opened.entry.attempts == requests
+    posts = [r for r in sim.requests if r.method == "POST" and r.path == "/fapi/v1/order"]
+    assert [r.params["newClientOrderId"] for r in posts] == [cid] * requests
+    lookups = [
+        r for r in sim.requests if r.method == "GET" and r.params.get("origClientOrderId") == cid
+    ]
+    assert lookups  # asked by client id before deciding anything
+    assert sum(r.accepted for r in posts) == 1
+    assert opened.protected
+
+
+def test_stop_that_cannot_be_placed_closes_the_position(
+    sim: SimExchange, pm: PositionManager, journal: Journal
+) -> None:
+    opened = pm.open_position(long_entry(stop=PRICE + 100))  # would trigger immediately
+    assert opened.stop is not None
+    assert opened.stop.state is IntentState.REJECTED
+    assert opened.close is not None
+    assert opened.close.flat
+    assert sim.state.position(SYMBOL).amount == 0
+    assert_clean(sim, pm, journal)
+
+
+def test_stop_triggered_while_away_is_adopted(
+    sim: SimExchange, pm: PositionManager, journal: Journal
+) -> None:
+    opened = pm.open_position(long_entry())
+    assert opened.protected
+    sim.state.set_price(SYMBOL, Decimal(48500))  # crosses the stop at 49000
+    assert sim.state.position(SYMBOL).amount == 0
+    assert_clean(sim, pm, journal)
+    assert journal.expected_positions() == {}
+
+
+def test_position_opened_by_hand_goes_reduce_only_and_sends_nothing(
+    sim: SimExchange, pm: PositionManager, journal: Journal
+) -> None:
+    sim.state.set_position(SYMBOL, Decimal("0.5"), PRICE)
+    before = len(sim.requests)
+    result = pm.sync(snapshot(pm.executor.exchange))  # type: ignore[arg-type]
+    assert not result.reconciliation.consistent
+    mode = journal.mode()
+    assert mode.mode is TradingMode.REDUCE_ONLY
+    assert "opened outside the bot" in mode.reason
+    new = [r for r in sim.requests[before:] if r.method != "GET"]
+    assert new == []  # no synthetic corrective orders
