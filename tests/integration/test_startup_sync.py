@@ -170,3 +170,27 @@ def test_bad_credentials_fail_at_once(sim: SimExchange) -> None:
         sync(sim, progress, api_key="not-the-key")
     assert progress.waits == []
     assert len(requests_to(sim, "GET", "/fapi/v1/positionSide/dual")) == 1
+
+
+class _SleepRecordingClock(SystemClock):
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        super().sleep(seconds)
+
+
+def test_rate_limiter_lets_the_startup_burst_through_unpaced(sim: SimExchange) -> None:
+    # ccxt's own throttle would sleep ~1.5 s here (two weight-30 mode endpoints).
+    clock = _SleepRecordingClock()
+    exchange = adapter(sim, clock=clock, rate_limit=True)
+    sync_account(
+        exchange=exchange,
+        symbols=SYMBOLS,
+        progress=Progress(),
+        clock=clock,
+        deadline_ms=clock.now_ms() + 10_000,
+        max_clock_offset_ms=500,
+    )
+    assert clock.slept == []

@@ -16,7 +16,7 @@ from trendbotd.adapters.ccxt_errors import (
     facts_of,
     translate,
 )
-from trendbotd.adapters.retry import RetryPolicy, retry_after_seconds
+from trendbotd.adapters.retry import RetryPolicy, TokenBucket, retry_after_seconds
 from trendbotd.errors import (
     ClockSkewError,
     DuplicateClientOrderIdError,
@@ -144,3 +144,18 @@ def test_retry_policy_backs_off_exponentially_and_honours_retry_after() -> None:
     assert p.delay_s(1, retry_after_s=5) == 5
     with pytest.raises(ValueError):
         RetryPolicy(attempts=0)
+
+
+def test_token_bucket_allows_a_burst_then_paces() -> None:
+    bucket = TokenBucket(capacity=100, per_s=20, now_ms=0)
+    assert bucket.reserve(30, now_ms=0) == 0
+    assert bucket.reserve(70, now_ms=0) == 0  # the whole burst at once
+    assert bucket.reserve(1, now_ms=0) == pytest.approx(0.05)  # then 1 unit per 50 ms
+    assert bucket.reserve(1, now_ms=0) == pytest.approx(0.10)  # reservations queue up
+    assert bucket.reserve(1, now_ms=1000) == 0  # 20 units back after a second (net 18)
+    assert bucket.reserve(18, now_ms=1000) == pytest.approx(0.05)
+    assert bucket.reserve(0, now_ms=60_000) == 0
+    assert bucket.reserve(100, now_ms=60_000) == 0  # refilled only up to the capacity
+    assert bucket.reserve(1, now_ms=60_000) > 0
+    with pytest.raises(ValueError):
+        TokenBucket(capacity=0, per_s=1, now_ms=0)

@@ -6,6 +6,9 @@
   client subclass then still picks Binance's USD-M error table for that URL.
 - Request timestamps are the daemon clock plus the measured exchange offset (``nonce``),
   never ccxt's one-shot ``timeDifference``; the host clock is never changed.
+- ccxt's rate limiter (``rate_limit``) paces by a token bucket in ccxt's cost units
+  (Binance request weight): ``rate_limit_burst`` units at once, then ccxt's own pace of one
+  unit per ``rateLimit`` ms (1200/min). 600 + 1200 stays under USD-M's 2400/min in any minute.
 - Every ccxt error is translated here (trendbotd.adapters.ccxt_errors). Reads retry with
   bounded backoff; order-changing calls never retry and raise OutcomeUnknownError when the
   request may have executed.
@@ -29,7 +32,7 @@ from urllib.parse import urlsplit
 from trendbotd.adapters import binance_parse as parse
 from trendbotd.adapters.ccxt_calls import CcxtCalls
 from trendbotd.adapters.ccxt_errors import ATTR_CODE, ATTR_RETRY_AFTER, ATTR_STATUS
-from trendbotd.adapters.retry import RetryPolicy, retry_after_seconds
+from trendbotd.adapters.retry import RetryPolicy, TokenBucket, retry_after_seconds
 from trendbotd.clock import Clock
 from trendbotd.domain import (
     AccountMode,
@@ -173,8 +176,15 @@ def _client_class(base: type, errors: Any) -> Any:
             _tag(self, error, code, None, None)
             raise error
 
+    def throttle(self: Any, cost: Any = None) -> None:
+        # ccxt's own throttle sleeps cost x rateLimit before every request (no burst).
+        delay = self.trendbot_bucket.reserve(float(cost or 1), now_ms=self.trendbot_clock.now_ms())
+        if delay > 0:
+            self.trendbot_clock.sleep(delay)
+
     namespace: dict[str, Any] = {
         "nonce": nonce,
+        "throttle": throttle,
         "handle_errors": handle_errors,
         "handle_http_status_code": handle_http_status_code,
         "trendbot_base_url": "",
@@ -225,6 +235,7 @@ class CcxtExchange(CcxtCalls):
         clock_resync_s: float = 600.0,
         clock_samples: int = 5,
         read_retry: RetryPolicy | None = None,
+        rate_limit_burst: int = 600,
         single_import: bool = True,
     ) -> None:
         base, errors = load_exchange_class(exchange_id, single=single_import)
@@ -243,6 +254,9 @@ class CcxtExchange(CcxtCalls):
             }
         )
         client.trendbot_clock = clock
+        client.trendbot_bucket = TokenBucket(
+            capacity=rate_limit_burst, per_s=1000 / float(client.rateLimit), now_ms=clock.now_ms()
+        )
         if demo:
             client.enable_demo_trading(True)
         if base_url:
