@@ -87,14 +87,14 @@ def manager(
     return PositionManager(executor=executor, symbols=[SYMBOL], close_rounds=4)
 
 
-def long_entry(stop: Decimal = Decimal(49000)) -> IntentSpec:
+def long_entry(stop: Decimal = Decimal(49000), *, candle_time_ms: int = CANDLE) -> IntentSpec:
     return IntentSpec(
         symbol=SYMBOL,
         side=Side.BUY,
         type=OrderType.MARKET,
         amount=Decimal("0.010"),
         purpose=Purpose.ENTRY,
-        candle_time_ms=CANDLE,
+        candle_time_ms=candle_time_ms,
         protective_stop=stop,
     )
 

@@ -184,6 +184,38 @@ def test_unfilled_entry_gets_no_stop(bot: Bot, fake: FakeExchange) -> None:
     assert fake.orders == []
 
 
+def test_same_decision_after_a_restart_sends_nothing(
+    tmp_path: Path, fake: FakeExchange, clock: ManualClock
+) -> None:
+    first = Bot(tmp_path / "bot.db", fake, clock)
+    opened = first.pm.open_position(entry())
+    first.journal.close()
+    restarted = Bot(tmp_path / "bot.db", fake, clock)
+    calls = len(fake.calls)
+    again = restarted.pm.open_position(entry())
+    assert again.entry.client_order_id == opened.entry.client_order_id
+    assert again.stop is not None
+    assert again.stop.client_order_id == opened.stop.client_order_id  # type: ignore[union-attr]
+    assert [c for c in fake.calls[calls:] if c[0] in ("create_order", "cancel")] == []
+    assert len(fake.open_stops()) == 1
+    restarted.journal.close()
+
+
+def test_resolved_entry_already_protected_by_sync_gets_no_second_stop(
+    bot: Bot, fake: FakeExchange
+) -> None:
+    fake.fault("create_order", OutcomeUnknownError("reset"), when="after")
+    fake.fault("fetch_order", TransientExchangeError("502"), times=POLICY.query_attempts)
+    first = bot.pm.open_position(entry())
+    assert first.entry.state is IntentState.UNKNOWN
+    bot.pm.sync(bot.snapshot())  # resolves the fill and places the missing stop
+    assert len(fake.open_stops()) == 1
+    again = bot.pm.open_position(entry())
+    assert again.protected
+    assert len(fake.open_stops()) == 1
+    assert_no_duplicates(fake)
+
+
 def test_open_position_requires_a_protective_stop(bot: Bot) -> None:
     spec = IntentSpec(SYMBOL, Side.BUY, OrderType.MARKET, D(1), Purpose.ENTRY, CANDLE)
     with pytest.raises(ValueError, match="protective_stop"):

@@ -90,19 +90,40 @@ class PositionManager:
     # ----- entries and stops -----
 
     def open_position(self, entry: IntentSpec) -> OpenResult:
-        """Send an entry; once (partly) filled, protect it with a stop or close it."""
+        """Send an entry; once (partly) filled, protect it with a stop or close it.
+
+        The same decision made again (a restart re-running it) sends nothing: the entry
+        is found in the journal, and the protection of a settled entry belongs to sync.
+        """
         if entry.purpose is not Purpose.ENTRY or entry.protective_stop is None:
             raise ValueError("open_position needs an entry intent with its protective_stop")
+        prior = self.journal.get_intent(self.executor.client_id(entry))
         intent = self.executor.submit(entry)
         if intent.filled <= 0:
             return OpenResult(intent, None, None)
+        if prior is not None and prior.state.is_final:
+            live = self._live_stops(entry.symbol)
+            return OpenResult(intent, live[-1] if live else None, None)
         self.executor.crash.hit("between_fill_and_stop")
         return self._protect_entry(intent, entry.protective_stop)
 
+    def _live_stops(self, symbol: str) -> list[Intent]:
+        return [
+            i
+            for i in self.journal.open_intents(symbol, purpose=Purpose.STOP)
+            if i.state is IntentState.ACKED
+        ]
+
     def _protect_entry(self, entry: Intent, stop_price: Decimal) -> OpenResult:
+        """Cover what the journal expects on the symbol and live stops do not yet cover."""
+        live = self._live_stops(entry.symbol)
+        expected = self.journal.expected_positions().get(entry.symbol, ZERO)
+        gap = abs(expected) - sum((i.amount for i in live), ZERO)
+        if gap <= 0:
+            return OpenResult(entry, live[-1] if live else None, None)
         stop = self.protect(
             entry.symbol,
-            position=entry.signed_filled,
+            position=gap if expected > 0 else -gap,
             stop_price=stop_price,
             candle_time_ms=entry.candle_time_ms,
             parent=entry.client_order_id,

@@ -1,0 +1,132 @@
+"""SIGKILL at every named step of the order path, in a real child process, then restart:
+the startup resolver leaves no duplicate order, no unprotected position and no
+unexplained state. (The daemon-level crash matrix lives with the engine's tests.)"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from orders_sim_support import (
+    PRICE,
+    SYMBOL,
+    adapter,
+    duplicates,
+    journal_path,
+    long_entry,
+    manager,
+    snapshot,
+    unprotected,
+)
+
+from trendbotd.orders.crashpoints import STEPS
+from trendbotd.orders.journal import open_journal
+from trendbotd.orders.records import IntentState, Purpose, TradingMode
+from trendbotd.sim import SimConfig, SimExchange
+
+CHILD = str(Path(__file__).with_name("orders_crash_child.py"))
+
+
+@pytest.fixture
+def sim() -> Iterator[SimExchange]:
+    # Many restarts in a few seconds: the per-minute request weight limit is not under test.
+    exchange = SimExchange(SimConfig(symbols=(SYMBOL,), seed=5, weight_limit_per_minute=0)).start()
+    exchange.state.set_price(SYMBOL, PRICE)
+    try:
+        yield exchange
+    finally:
+        exchange.stop()
+
+
+def run_child(
+    sim: SimExchange, path: Path, *, crash_at: str | None, first: int = 0, rounds: int = 1
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "TRENDBOTD_CRASH_AT"}
+    if crash_at is not None:
+        env["TRENDBOTD_CRASH_AT"] = crash_at
+    argv = [sys.executable, CHILD, sim.base_url, sim.api_key, sim.api_secret, str(path)]
+    argv += [str(first), str(rounds)]
+    return subprocess.run(
+        argv,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def restart_and_check(sim: SimExchange, path: Path) -> None:
+    """What the daemon does at startup, then the invariants."""
+    exchange = adapter(sim.base_url, sim.api_key, sim.api_secret)
+    with open_journal(path) as journal:
+        pm = manager(exchange, journal)
+        result = pm.sync(snapshot(exchange))
+        assert result.reconciliation.consistent, result.reconciliation.reduce_only_reason()
+        assert journal.mode().mode is TradingMode.NORMAL
+        assert duplicates(sim) == {}
+        assert unprotected(sim) == []
+        unsettled = [
+            i.describe() for i in journal.non_final_intents() if i.state is not IntentState.ACKED
+        ]
+        assert unsettled == []
+        position = sim.state.position(SYMBOL).amount
+        assert journal.expected_positions().get(SYMBOL, 0) == position
+    exchange.close()
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_sigkill_at_each_step_then_restart(sim: SimExchange, tmp_path: Path, step: str) -> None:
+    path = journal_path(tmp_path)
+    proc = run_child(sim, path, crash_at=step)
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    assert f"crashpoint.kill step={step}" in proc.stderr
+    assert "completed" not in proc.stdout
+
+    restart_and_check(sim, path)
+
+    # The same decision after the restart never becomes a second order, and the round
+    # can be finished.
+    exchange = adapter(sim.base_url, sim.api_key, sim.api_secret)
+    with open_journal(path) as journal:
+        pm = manager(exchange, journal)
+        pm.sync(snapshot(exchange))
+        pm.open_position(long_entry())
+        assert duplicates(sim) == {}
+        assert unprotected(sim) == []
+        closed = pm.close_position(SYMBOL, purpose=Purpose.EXIT, candle_time_ms=1, reason="t")
+        assert closed.flat
+    exchange.close()
+    assert sim.state.open_orders(SYMBOL) == []
+    restart_and_check(sim, path)
+
+
+def test_child_without_crash_point_completes(sim: SimExchange, tmp_path: Path) -> None:
+    proc = run_child(sim, journal_path(tmp_path), crash_at=None, rounds=2)
+    assert proc.returncode == 0, proc.stderr
+    assert "completed" in proc.stdout
+    assert sim.state.position(SYMBOL).amount == 0
+    restart_and_check(sim, journal_path(tmp_path))
+
+
+@pytest.mark.slow
+def test_random_kill_restart_cycles(sim: SimExchange, tmp_path: Path) -> None:
+    """A short random sequence of kills (step and hit count), each followed by a restart."""
+    rng = random.Random(20240611)
+    path = journal_path(tmp_path)
+    kills = 0
+    for cycle in range(20):
+        step = rng.choice(STEPS)
+        proc = run_child(
+            sim, path, crash_at=f"{step}@{rng.randint(1, 3)}", first=cycle * 3, rounds=3
+        )
+        assert proc.returncode in (0, -signal.SIGKILL), proc.stderr
+        kills += proc.returncode == -signal.SIGKILL
+        restart_and_check(sim, path)
+    assert kills >= 10  # most cycles really died somewhere
