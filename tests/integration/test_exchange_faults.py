@@ -113,6 +113,19 @@ def test_stop_order_timeout_is_outcome_unknown(sim: SimExchange, ex: CcxtExchang
     assert found.conditional
 
 
+def test_a_client_crash_during_an_order_call_is_outcome_unknown(
+    ex: CcxtExchange, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(*args: Any) -> Any:
+        raise KeyError("avgPrice")  # e.g. ccxt failing to parse an accepted order's reply
+
+    monkeypatch.setattr(ex._client, "create_order", crash)
+    with pytest.raises(OutcomeUnknownError) as excinfo:
+        ex.create_order(market("tb-crash"))
+    assert excinfo.value.client_order_id == "tb-crash"
+    assert isinstance(excinfo.value.__cause__, KeyError)
+
+
 # ----- order creation: rejected as such (the loopback URL still gets USD-M's table) -----
 
 

@@ -18,6 +18,7 @@ from trendbotd.errors import (
     ClockSkewError,
     ExchangeError,
     OrderNotFoundError,
+    OutcomeUnknownError,
     RateLimitedError,
     TransientExchangeError,
 )
@@ -180,7 +181,12 @@ class CcxtCalls:
                 self._clock.sleep(delay)
 
     def _change(self, what: str, cid: str, call: Callable[[], T]) -> T:
-        """Run an order-changing call exactly once; never retried here."""
+        """Run an order-changing call exactly once; never retried here.
+
+        Raised before anything is sent (safe to try again later): RateLimitedError (hold-off
+        after a 429), ClockNotSyncedError, and whatever a stale-offset re-measure raises.
+        Raised after sending: the translated error; OutcomeUnknownError when it may have
+        executed."""
         held = self._hold_remaining_s()
         if held > 0:
             raise RateLimitedError(f"{what}: rate limited, not sent", retry_after_s=held)
@@ -197,5 +203,13 @@ class CcxtCalls:
                 error,
             )
             raise error from e
+        except Exception as e:
+            # A failure inside ccxt after the request may have left (e.g. parsing the reply)
+            # must not read as "not sent".
+            logger.exception("order.call_crashed what=%s cid=%s", what, cid)
+            raise OutcomeUnknownError(
+                f"{what}: client failure after sending may have begun: {e!r}",
+                client_order_id=cid,
+            ) from e
         logger.info("order.call_ok what=%s cid=%s", what, cid)
         return result

@@ -366,6 +366,8 @@ class CcxtExchange(CcxtCalls):
         ]
 
     def create_order(self, request: OrderRequest) -> Order:
+        """Send once. RateLimitedError/ClockNotSyncedError/TransientExchangeError mean it
+        was not sent; OutcomeUnknownError means ask by client order id before anything else."""
         r = request
         params: dict[str, Any] = {"clientOrderId": r.client_order_id}
         if r.reduce_only:
