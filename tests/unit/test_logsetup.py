@@ -99,8 +99,17 @@ def test_patterns_are_masked_without_registration(text: str, leak: str) -> None:
     assert MASK in out
 
 
-def test_redaction_keeps_ordinary_text() -> None:
-    text = "order.sent symbol=BTCUSDT cid=tb-1-abc side=buy amount=0.01"
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order.sent symbol=BTCUSDT cid=tb-1-abc side=buy amount=0.01",
+        # source lines quoted in tracebacks are code, not values
+        "    base_url, api_key, api_secret = self._start_paper_exchange()",
+        "  def load(api_secret: str, token: bytes) -> None:",
+        "secret=None",
+    ],
+)
+def test_redaction_keeps_ordinary_text(text: str) -> None:
     assert redact(text) == text
 
 

@@ -41,7 +41,8 @@ _SECRET_PATTERN = re.compile(
     (\b(?:x-mbx-apikey|api[_-]?key|apikey|api[_-]?secret|secret[_-]?key|secret|signature
         |password|passphrase|token)\b
      ["']?\s*[:=]\s*["']?)
-    ([^\s"'&,;)}\]]+)
+    ([^\s"'&,;)}\].(]{6,})        # a value, not code: `secret: str`, `secret = self.f()`
+    (?=$|[\s"'&,;)}\]])
     """
 )
 
