@@ -320,3 +320,30 @@ def test_clock_not_synced_is_not_a_send(
     assert done.state is IntentState.FILLED
     assert fake.clock_measures == 1
     assert fake.accepted(done.client_order_id) == 1
+
+
+def test_waiting_out_the_settle_time_is_not_a_failed_query(
+    executor: OrderExecutor, fake: FakeExchange
+) -> None:
+    fake.fault("create_order", OutcomeUnknownError("reset"), when="before")
+    fake.fault("fetch_order", TransientExchangeError("502"), times=POLICY.query_attempts - 1)
+    done = executor.submit(entry())
+    assert done.state is IntentState.FILLED  # absent confirmed after the wait, then re-sent
+    assert done.attempts == 2
+
+
+class FrozenClock(ManualClock):
+    def sleep(self, seconds: float) -> None:
+        return None  # time never moves
+
+
+def test_a_clock_that_never_moves_cannot_make_it_wait_forever(
+    fake: FakeExchange, journal: Journal
+) -> None:
+    executor = OrderExecutor(
+        exchange=fake, journal=journal, clock=FrozenClock(T0), instance="bot", policy=POLICY
+    )
+    fake.fault("create_order", OutcomeUnknownError("reset"), when="before")
+    done = executor.submit(entry())
+    assert done.state is IntentState.UNKNOWN  # never believed absent, never re-sent
+    assert len(creates(fake)) == 1

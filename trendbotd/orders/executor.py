@@ -55,6 +55,7 @@ from trendbotd.ports import Exchange
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_MAX_SETTLE_WAITS = 3  # a clock that does not move must not make us wait forever
 
 
 class EntryBlockedError(TrendbotError):
@@ -78,9 +79,10 @@ class ExecutorPolicy:
 
     @classmethod
     def from_config(cls, config: Config) -> ExecutorPolicy:
+        # The adapter already retries each read (bounded); these are rounds on top of it.
         return cls(
-            query_attempts=6,
-            query_backoff_s=0.5,
+            query_attempts=3,
+            query_backoff_s=1.0,
             max_backoff_s=8.0,
             absent_settle_ms=config.exchange.recv_window_ms + 1000,
             max_sends=3,
@@ -323,7 +325,8 @@ class OrderExecutor:
         itself said "no such order") counts as absent, and with ``confirm_absent`` only once
         the last request is older than the settle time."""
         delay = self.policy.query_backoff_s
-        for _ in range(self.policy.query_attempts):
+        failures = settles = 0
+        while failures < self.policy.query_attempts and settles <= _MAX_SETTLE_WAITS:
             try:
                 order = self.exchange.fetch_order_by_client_id(
                     intent.symbol, intent.client_order_id, conditional=intent.conditional
@@ -331,10 +334,12 @@ class OrderExecutor:
             except ExchangeAuthError:
                 raise
             except ClockSkewError as e:
+                failures += 1
                 logger.warning("order.query_skew cid=%s error=%s", intent.client_order_id, e)
                 self._remeasure_clock()
                 continue
             except ExchangeError as e:
+                failures += 1
                 logger.warning("order.query_failed cid=%s error=%s", intent.client_order_id, e)
                 wait = delay
                 if isinstance(e, RateLimitedError) and e.retry_after_s is not None:
@@ -347,6 +352,9 @@ class OrderExecutor:
             settle_left = self._settle_left_ms(intent)
             if not confirm_absent or settle_left <= 0:
                 return _Lookup(None, absent=True)
+            # Too early to believe "absent": a delayed copy could still arrive. Wait out
+            # the exchange's recvWindow, then ask again (the clock has moved past it).
+            settles += 1
             self.pause(settle_left / 1000, "absent_settle")
         return _Lookup(None, absent=False)
 
