@@ -87,6 +87,13 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def ensure_deb() -> Built:
+    """The .deb under test: $TRENDBOTD_SYSTEST_DEB if set (a package built elsewhere),
+    else dist/'s, rebuilt first when stale."""
+    given = os.environ.get("TRENDBOTD_SYSTEST_DEB", "")
+    if given:
+        if not Path(given).is_file():
+            raise FileNotFoundError(f"TRENDBOTD_SYSTEST_DEB={given}: no such file")
+        return Built(Path(given), 0.0, reused=True)
     deb = deb_path()
     with _locked(REPO / "build" / ".systest-deb.lock"):
         if deb.exists() and deb.stat().st_mtime >= _newest_source_mtime():

@@ -208,14 +208,21 @@ class Container:
         return container
 
     def _wait_booted(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         self.init_pid = wait_until(
             self._find_init, timeout=timeout, what=f"{self.name}: the container's PID 1"
         )
-        state = self.run(
-            "systemctl", "is-system-running", "--wait", check=False, timeout=timeout
-        ).stdout.strip()
-        if state not in ("running", "degraded"):
-            raise RuntimeError(f"{self.name}: system state {state!r}\n{self.console_tail()}")
+
+        def state() -> str:
+            # Until systemd has set up the container, nsenter may land in namespaces that
+            # are not finished and systemctl cannot connect yet: ask again.
+            left = max(1.0, deadline - time.monotonic())
+            result = self.run("systemctl", "is-system-running", "--wait", check=False, timeout=left)
+            return result.stdout.strip()
+
+        found = wait_until(state, timeout=timeout, what=f"{self.name}: systemd up")
+        if found not in ("running", "degraded"):
+            raise RuntimeError(f"{self.name}: system state {found!r}\n{self.console_tail()}")
 
     def _find_init(self) -> int:
         if self.launcher.poll() is not None:
@@ -228,7 +235,8 @@ class Container:
                 nspid = next(
                     (ln.split()[1:] for ln in status.splitlines() if ln.startswith("NSpid:")), []
                 )
-                if nspid and nspid[-1] == "1":
+                name = Path(f"/proc/{child}/comm").read_text().strip()
+                if nspid and nspid[-1] == "1" and name == "systemd":
                     return int(child)
         return 0
 
@@ -315,17 +323,28 @@ class Container:
         return self.run("systemctl", "is-active", unit, check=False).stdout.strip()
 
     def journal_cursor(self) -> str:
+        """A mark for ``journal(after=...)``: the sequence number of the newest entry."""
         out = self.run("journalctl", "-n", "1", "-o", "json", "--no-pager").stdout.strip()
-        return str(json.loads(out.splitlines()[-1])["__CURSOR"]) if out else ""
+        return str(_seqnum(json.loads(out.splitlines()[-1]))) if out else "0"
 
     def journal(self, *args: str, after: str = "") -> list[dict[str, object]]:
-        """Journal entries as dicts (``-o json``), after the cursor ``after`` if given."""
-        extra = [f"--after-cursor={after}"] if after else []
-        out = self.run("journalctl", "--no-pager", "-o", "json", *extra, *args).stdout
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
+        """Journal entries as dicts (``-o json``), newer than the mark ``after`` if given.
+
+        Filtered here rather than with --after-cursor: journalctl 252 drops the first
+        matching entry when the cursor's own entry does not match the filters."""
+        out = self.run("journalctl", "--no-pager", "-o", "json", *args).stdout
+        entries = [json.loads(line) for line in out.splitlines() if line.strip()]
+        mark = int(after or 0)
+        return [e for e in entries if _seqnum(e) > mark]
 
     def messages(self, *args: str, after: str = "") -> list[str]:
         return [message_text(e) for e in self.journal(*args, after=after)]
+
+
+def _seqnum(entry: dict[str, object]) -> int:
+    """The entry's sequence number, from its cursor (``...;i=<hex>;...``)."""
+    fields = dict(part.split("=", 1) for part in str(entry["__CURSOR"]).split(";"))
+    return int(fields["i"], 16)
 
 
 def message_text(entry: dict[str, object]) -> str:

@@ -27,7 +27,8 @@ def unit_messages(c: Container, unit: str = UNIT, *, after: str = "") -> list[st
 def invocation_entries(c: Container, unit: str = UNIT) -> list[dict[str, object]]:
     """The journal entries of the unit's current invocation (this run of the service)."""
     invocation = c.prop(unit, "InvocationID")
-    return c.journal(f"_SYSTEMD_INVOCATION_ID={invocation}")
+    # The daemon's own lines carry _SYSTEMD_INVOCATION_ID, systemd's lines about it INVOCATION_ID.
+    return c.journal(f"_SYSTEMD_INVOCATION_ID={invocation}", "+", f"INVOCATION_ID={invocation}")
 
 
 def wait_restarted(c: Container, old_pid: str, *, timeout: float = 90) -> str:
@@ -235,7 +236,10 @@ def test_bad_config_fails_with_78_a_clear_error_and_no_restart_loop(svc: Service
         "ExecMainStatus": "78",
         "NRestarts": "0",
     }
-    # One line names the file, the line and the key; `journalctl -p err` shows it.
+    # One line names the file, the line and the key ...
     wanted = f"{CONFIG}:4: risk.risk_per_trade"
+    lines = [m for m in unit_messages(c, after=cursor) if wanted in m]
+    assert lines, unit_messages(c, after=cursor)
+    # ... at priority "err", so that `journalctl -p err` shows why the service failed.
     errors = c.messages("-u", UNIT, "-p", "err", after=cursor)
-    assert any(wanted in m for m in errors), (errors, unit_messages(c, after=cursor))
+    assert any(wanted in m for m in errors), f"{lines[0]!r} is not logged at priority err"
