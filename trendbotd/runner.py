@@ -31,6 +31,6 @@ class Runner(Protocol):
 
 
 def build_runner(config: Config, *, notifier: Notifier) -> Runner:
-    from trendbotd.trading_runner import TradingRunner  # heavy imports stay behind the lock
+    from trendbotd.trading_runner import TradingRunner  # noqa: PLC0415 - heavy imports stay behind the lock
 
     return TradingRunner(config, notifier=notifier)
