@@ -102,6 +102,9 @@ class ScriptedExchange:
         return orders
 
     # not used by startup
+    def server_now_ms(self) -> int:
+        return self.clock.now_ms()
+
     def fetch_candles(self, symbol: str, *, timeframe: str, since_ms: int | None,
                       limit: int) -> list[Candle]:  # fmt: skip
         raise AssertionError("not a startup call")
