@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib
 import importlib.util
@@ -27,12 +26,11 @@ import threading
 import types
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from trendbotd.adapters import binance_parse as parse
 from trendbotd.adapters.ccxt_calls import CcxtCalls
-from trendbotd.adapters.ccxt_errors import ATTR_CODE, ATTR_RETRY_AFTER, ATTR_STATUS
-from trendbotd.adapters.retry import RetryPolicy, TokenBucket, retry_after_seconds
+from trendbotd.adapters.ccxt_client import all_urls, client_class, rewrite_urls
+from trendbotd.adapters.retry import RetryPolicy, TokenBucket
 from trendbotd.clock import Clock
 from trendbotd.domain import (
     AccountMode,
@@ -59,16 +57,6 @@ logger = logging.getLogger(__name__)
 
 _import_lock = threading.Lock()
 _EXCHANGE_ID = re.compile(r"^[a-z0-9]+$")
-# Binance path prefix -> the key of its error table in ``exceptions``.
-_MARKET_TYPE_BY_PATH = (
-    ("/fapi/", "linear"),
-    ("/futures/", "linear"),
-    ("/dapi/", "inverse"),
-    ("/eapi/", "option"),
-    ("/papi/", "portfolioMargin"),
-    ("/sapi/", "spot"),
-    ("/api/", "spot"),
-)
 
 
 def load_exchange_class(exchange_id: str, *, single: bool = True) -> tuple[Any, Any]:
@@ -124,98 +112,6 @@ def _import_single(exchange_id: str) -> tuple[Any, Any]:
     return module, errors
 
 
-def _tag(client: Any, exc: BaseException, status: Any, headers: Any, response: Any) -> None:
-    """Record what the reply said on the ccxt exception, for ccxt_errors.facts_of."""
-    if isinstance(status, int) and getattr(exc, ATTR_STATUS, None) is None:
-        setattr(exc, ATTR_STATUS, status)
-    if isinstance(response, dict) and getattr(exc, ATTR_CODE, None) is None:
-        # No numeric code in the reply: facts_of falls back to the text.
-        with contextlib.suppress(TypeError, ValueError):
-            setattr(exc, ATTR_CODE, int(response.get("code")))  # type: ignore[arg-type]
-    if headers is not None and getattr(exc, ATTR_RETRY_AFTER, None) is None:
-        seconds = retry_after_seconds(headers, now_ms=client.trendbot_clock.now_ms())
-        if seconds is not None:
-            setattr(exc, ATTR_RETRY_AFTER, seconds)
-
-
-def _client_class(base: type, errors: Any) -> Any:
-    """``base`` with our nonce, the loopback error table and tagged exceptions."""
-
-    def nonce(self: Any) -> int:
-        return int(self.trendbot_clock.now_ms()) + int(self.trendbot_offset_ms)
-
-    def get_exceptions_by_url(self: Any, url: str | None, exactOrBroad: str) -> Any:  # noqa: N803
-        prefix = self.trendbot_base_url
-        if prefix and url and url.startswith(prefix + "/"):
-            path = url[len(prefix) :]
-            for head, market_type in _MARKET_TYPE_BY_PATH:
-                if path.startswith(head):
-                    table = self.safe_dict(self.exceptions, market_type, {})
-                    return self.safe_dict(table, exactOrBroad, {})
-            return {}
-        return base.get_exceptions_by_url(self, url, exactOrBroad)  # type: ignore[attr-defined]
-
-    # ccxt calls these positionally: (code, reason, url, method, headers, body, response,
-    # request_headers, request_body) and (code, reason, url, method, body).
-    def handle_errors(self: Any, *args: Any) -> Any:
-        try:
-            return base.handle_errors(self, *args)  # type: ignore[attr-defined]
-        except errors.BaseError as e:
-            _tag(self, e, args[0], args[4], args[6])
-            raise
-
-    def handle_http_status_code(self: Any, *args: Any) -> None:
-        code, reason, url, method = args[:4]
-        try:
-            base.handle_http_status_code(self, *args)  # type: ignore[attr-defined]
-        except errors.BaseError as e:
-            _tag(self, e, code, None, None)
-            raise
-        if isinstance(code, int) and code >= 500:  # a 5xx ccxt has no class for
-            error = errors.ExchangeNotAvailable(f"{self.id} {method} {url} {code} {reason}")
-            _tag(self, error, code, None, None)
-            raise error
-
-    def throttle(self: Any, cost: Any = None) -> None:
-        # ccxt's own throttle sleeps cost x rateLimit before every request (no burst).
-        delay = self.trendbot_bucket.reserve(float(cost or 1), now_ms=self.trendbot_clock.now_ms())
-        if delay > 0:
-            self.trendbot_clock.sleep(delay)
-
-    namespace: dict[str, Any] = {
-        "nonce": nonce,
-        "throttle": throttle,
-        "handle_errors": handle_errors,
-        "handle_http_status_code": handle_http_status_code,
-        "trendbot_base_url": "",
-        "trendbot_offset_ms": 0,
-    }
-    if hasattr(base, "get_exceptions_by_url"):
-        namespace["get_exceptions_by_url"] = get_exceptions_by_url
-    return type(f"Trendbot{base.__name__}", (base,), namespace)
-
-
-def rewrite_urls(urls: Any, base_url: str) -> Any:
-    """Every URL string in ``urls`` (nested dicts included) moved to ``base_url``."""
-    if isinstance(urls, str):
-        return base_url + urlsplit(urls).path if "://" in urls else urls
-    if isinstance(urls, dict):
-        return {k: rewrite_urls(v, base_url) for k, v in urls.items()}
-    if isinstance(urls, list):
-        return [rewrite_urls(v, base_url) for v in urls]
-    return urls
-
-
-def _all_urls(urls: Any) -> list[str]:
-    if isinstance(urls, str):
-        return [urls]
-    if isinstance(urls, dict):
-        return [u for v in urls.values() for u in _all_urls(v)]
-    if isinstance(urls, list):
-        return [u for v in urls for u in _all_urls(v)]
-    return []
-
-
 class CcxtExchange(CcxtCalls):
     """trendbotd.ports.Exchange over one ccxt client. Not thread-safe: one caller at a time."""
 
@@ -239,7 +135,7 @@ class CcxtExchange(CcxtCalls):
         single_import: bool = True,
     ) -> None:
         base, errors = load_exchange_class(exchange_id, single=single_import)
-        client = _client_class(base, errors)(
+        client = client_class(base, errors)(
             {
                 "apiKey": api_key,
                 "secret": api_secret,
@@ -265,7 +161,7 @@ class CcxtExchange(CcxtCalls):
             for section in ("api", "test", "demo", "apiBackupDemoTrading"):
                 if section in client.urls:
                     client.urls[section] = rewrite_urls(client.urls[section], base_url)
-            leaks = [u for u in _all_urls(client.urls["api"]) if not u.startswith(base_url + "/")]
+            leaks = [u for u in all_urls(client.urls["api"]) if not u.startswith(base_url + "/")]
             if leaks:
                 raise ConfigError(f"exchange.base_url: API URLs not redirected: {leaks}")
         super().__init__(
