@@ -27,7 +27,6 @@ from bench.common import (
     Row,
     SimProcess,
     Target,
-    clean_env,
     cpu_seconds,
     log,
     median,
@@ -36,6 +35,7 @@ from bench.common import (
     repeat,
     rss_bytes,
     stop_process,
+    thread_cpu_ns,
     timed_run,
 )
 
@@ -257,14 +257,14 @@ def idle_cpu_row(directory: Path, sim: SimProcess, runs: int, *, window_s: float
         _avoid_candle_close(window_s)
         time.sleep(5.0)  # the first tick after READY is start-up work, not idling
         log(f"idle CPU: {runs} daemons, {window_s:g} s window of the real clock")
-        before = [cpu_seconds(p.pid) for p in procs]
+        before = [(cpu_seconds(p.pid), thread_cpu_ns(p.pid)) for p in procs]
         t0 = time.monotonic()
         end = t0 + window_s
         while time.monotonic() < end:
             time.sleep(min(5.0, max(0.0, end - time.monotonic())))
             for listener in listeners:
                 listener.drain()  # WATCHDOG=1 every 15 s; keep the socket buffers empty
-        after = [cpu_seconds(p.pid) for p in procs]
+        after = [(cpu_seconds(p.pid), thread_cpu_ns(p.pid)) for p in procs]
         elapsed = time.monotonic() - t0
         for proc in procs:
             if proc.poll() is not None:
@@ -274,7 +274,8 @@ def idle_cpu_row(directory: Path, sim: SimProcess, runs: int, *, window_s: float
             stop_process(proc)
         for listener in listeners:
             listener.close()
-    per_hour = [(b - a) * HOUR_S / elapsed for a, b in zip(before, after, strict=True)]
+    used = [_cpu_used(a, b) for a, b in zip(before, after, strict=True)]
+    per_hour = [u * HOUR_S / elapsed for u in used]
     log("  CPU-s/h per daemon: " + ", ".join(f"{x:.2f}" for x in per_hour))
     return Row(
         f"idle CPU between 1h candles ({elapsed:.0f} s real clock x {HOUR_S / elapsed:.0f})",
@@ -285,6 +286,15 @@ def idle_cpu_row(directory: Path, sim: SimProcess, runs: int, *, window_s: float
     )
 
 
+def _cpu_used(before: tuple[float, dict[int, int]], after: tuple[float, dict[int, int]]) -> float:
+    """Seconds of CPU between two readings: per-thread nanoseconds when the same threads
+    lived through the window, else the process's 10 ms-granular utime + stime."""
+    (ticks_a, threads_a), (ticks_b, threads_b) = before, after
+    if threads_a.keys() == threads_b.keys():
+        return sum(threads_b[t] - threads_a[t] for t in threads_a) / 1e9
+    return ticks_b - ticks_a
+
+
 def _avoid_candle_close(window_s: float) -> None:
     """Keep the idle window clear of the hourly candle close (that is work, not idling)."""
     into_hour = time.time() % HOUR_S
@@ -293,6 +303,3 @@ def _avoid_candle_close(window_s: float) -> None:
         wait = HOUR_S - into_hour + 20.0
         log(f"idle CPU: waiting {wait:.0f} s for the hourly candle close to pass")
         time.sleep(wait)
-
-
-__all__ = ["SYMBOLS_1", "SYMBOLS_10", "Instance", "clean_env", "idle_cpu_row", "launch_rows"]

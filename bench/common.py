@@ -41,6 +41,7 @@ __all__ = [
     "repeat",
     "rss_bytes",
     "stop_process",
+    "thread_cpu_ns",
     "timed_run",
 ]
 
@@ -103,9 +104,23 @@ def rss_bytes(pid: int) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process (all its threads, not its children) has used."""
+    """User + system CPU time the process (all its threads, not its children) has used.
+    Clock-tick resolution (10 ms): see ``thread_cpu_ns`` for short windows."""
     times = psutil.Process(pid).cpu_times()
     return float(times.user + times.system)
+
+
+def thread_cpu_ns(pid: int) -> dict[int, int]:
+    """Nanosecond CPU time of each live thread (/proc/PID/task/TID/schedstat, first field).
+    Unlike utime/stime it has no 10 ms granularity; a thread that exits takes its time with
+    it, so callers compare the thread ids of two readings."""
+    result: dict[int, int] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            result[int(task.name)] = int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended between listing and reading
+    return result
 
 
 def stop_process(proc: subprocess.Popen[bytes], *, timeout_s: float = 30.0) -> int:
