@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from bench.common import (  # noqa: E402
     median,
     percentile,
     render_table,
+    thread_cpu_ns,
 )
 
 
@@ -92,3 +95,12 @@ def test_notify_listener_sees_ready_among_other_lines(tmp_path: Path) -> None:
         with pytest.raises(RuntimeError, match="no WATCHDOG=1"):
             listener.wait_for("WATCHDOG=1", None, timeout_s=0.2)
     assert not (tmp_path / "notify").exists()
+
+
+def test_thread_cpu_ns_counts_this_process_in_nanoseconds() -> None:
+    first = thread_cpu_ns(os.getpid())
+    sum(i * i for i in range(200_000))  # burn a little CPU on this thread
+    second = thread_cpu_ns(os.getpid())
+    tid = threading.get_native_id()
+    assert tid in first and tid in second
+    assert second[tid] > first[tid]
