@@ -251,15 +251,6 @@ def daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
     factory.cleanup()
 
 
-def real_runner_available() -> bool:
-    """True once trendbotd.runner.build_runner has its trading implementation."""
-    try:
-        __import__("trendbotd.trading_runner")
-    except ModuleNotFoundError:
-        return False
-    return True
-
-
 def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.02) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -17,16 +18,11 @@ from conftest import (
     DaemonFactory,
     NotifyListener,
     clean_env,
-    real_runner_available,
     wait_until,
     write_config,
 )
 
 from trendbotd.exitcodes import ExitCode
-
-
-def _cmd() -> list[str]:
-    return REAL_CMD if real_runner_available() else SCRIPTED_CMD
 
 
 def _config(tmp_path: Path) -> Path:
@@ -51,7 +47,7 @@ def test_daemon_returns_when_ready_and_the_pid_file_names_the_daemon(
     config = _config(tmp_path)
     lock = tmp_path / "run" / "itest.pid"
     args = ["run", "--daemon", "--paper", "--config", str(config)]
-    launcher = daemon.start(args, cmd=_cmd())
+    launcher = daemon.start(args, cmd=REAL_CMD)
     out, err = launcher.output(timeout=60)
     assert launcher.proc.returncode == 0, err
     pid = _daemon_pid(out)
@@ -68,7 +64,7 @@ def test_daemon_returns_when_ready_and_the_pid_file_names_the_daemon(
     assert Path(f"/proc/{pid}/cwd").resolve() == tmp_path.resolve()
     assert os.readlink(f"/proc/{pid}/fd/0") == "/dev/null"
 
-    second = daemon.run(args, cmd=_cmd(), timeout=30)
+    second = daemon.run(args, cmd=REAL_CMD, timeout=30)
     assert second.returncode == ExitCode.ALREADY_RUNNING
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1 and f"already running: PID {pid} (" in lines[0], second.stderr
@@ -122,7 +118,7 @@ def test_daemon_flag_under_notify_socket_stays_in_the_foreground(
     config = _config(tmp_path)
     handle = daemon.start(
         ["run", "--daemon", "--paper", "--config", str(config)],
-        cmd=_cmd(),
+        cmd=REAL_CMD,
         env=clean_env(NOTIFY_SOCKET=notify_listener.path),
     )
     notify_listener.wait_key("READY", "1", timeout=60, proc=handle.proc)
@@ -131,3 +127,19 @@ def test_daemon_flag_under_notify_socket_stays_in_the_foreground(
     assert handle.wait(timeout=10) == 0
     _, err = handle.output()
     assert "--daemon ignored: NOTIFY_SOCKET is set" in err
+
+
+def test_real_startup_failure_reaches_the_launcher(tmp_path: Path, daemon: DaemonFactory) -> None:
+    """The simulated exchange cannot bind its port: the launcher reports the daemon's error."""
+    config = _config(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config.write_text(config.read_text() + f"\n[paper]\nport = {port}\n")
+        result = daemon.run(["run", "--daemon", "--config", str(config)], timeout=60)
+    assert result.returncode not in (0, ExitCode.ALREADY_RUNNING)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Address already in use" in lines[0], result.stderr
+    assert result.stdout == ""
+    assert not (tmp_path / "run" / "itest.pid").exists()

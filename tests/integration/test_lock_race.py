@@ -15,11 +15,9 @@ import psutil  # imported here so forked children do not each import it
 import pytest
 from conftest import (
     REAL_CMD,
-    SCRIPTED_CMD,
     DaemonFactory,
     NotifyListener,
     clean_env,
-    real_runner_available,
     wait_until,
     write_config,
 )
@@ -105,19 +103,13 @@ def test_forked_contenders_exactly_one_wins_every_round(tmp_path: Path) -> None:
         assert not path.exists()  # the winner unlinked it while still holding the lock
 
 
-def _race_command() -> list[str]:
-    return REAL_CMD if real_runner_available() else SCRIPTED_CMD
-
-
 def test_real_processes_stampede_one_runs_others_exit_75(
     tmp_path: Path, daemon: DaemonFactory
 ) -> None:
     config = write_config(tmp_path)
     go = tmp_path / "go"
     env = clean_env()
-    command = " ".join(
-        [*_race_command(), "run", "--foreground", "--paper", "--config", str(config)]
-    )
+    command = " ".join([*REAL_CMD, "run", "--foreground", "--paper", "--config", str(config)])
     for round_no in range(3):
         go.unlink(missing_ok=True)
         # Each shell polls for the go file, then execs the daemon: all start within ~10 ms.
@@ -163,7 +155,7 @@ def test_sigkilled_holder_does_not_block_the_next_start(
     config = write_config(tmp_path)
     env = clean_env(NOTIFY_SOCKET=notify_listener.path)
     args = ["run", "--foreground", "--paper", "--config", str(config)]
-    first = daemon.start(args, cmd=_race_command(), env=env)
+    first = daemon.start(args, cmd=REAL_CMD, env=env)
     notify_listener.wait_key("READY", "1", timeout=60, proc=first.proc)
     first.signal(signal.SIGKILL)
     first.wait(timeout=10)
@@ -171,7 +163,7 @@ def test_sigkilled_holder_does_not_block_the_next_start(
     assert lock.read_text().strip() == str(first.pid)  # stale file left behind
     after = len(notify_listener.messages())
     started = time.monotonic()
-    second = daemon.start(args, cmd=_race_command(), env=env)
+    second = daemon.start(args, cmd=REAL_CMD, env=env)
     notify_listener.wait_key("READY", "1", timeout=60, after=after, proc=second.proc)
     assert wait_until(lambda: lock.read_text().strip() == str(second.pid), timeout=5)
     assert second.proc.poll() is None
