@@ -29,7 +29,7 @@ from trendbotd.ports import Notifier
 from trendbotd.service import daemonize
 from trendbotd.service.logsetup import LogMode, configure_logging, set_level
 from trendbotd.service.notify import NullNotifier, make_notifier
-from trendbotd.service.pidlock import LockLocation, PidLock, resolve_lock_path
+from trendbotd.service.pidlock import LockLocation, PidLock
 from trendbotd.service.signals import (
     RELOAD_SIGNAL,
     STOP_SIGNALS,
@@ -57,20 +57,8 @@ class RunOptions:
     daemon: bool
 
 
-def run(config: Config, options: RunOptions) -> int:
-    """Take the lock, then serve in the foreground or from a detached daemon.
-
-    Raises InstanceLockedError / LockPathError before anything heavy was imported.
-    """
-    location = resolve_lock_path(
-        config.instance.name,
-        config.instance.runtime_dir,
-        env=os.environ,
-        euid=os.geteuid(),
-        cwd=Path.cwd(),
-    )
-    lock = PidLock(location.path)
-    lock.acquire()
+def run(config: Config, options: RunOptions, *, lock: PidLock, location: LockLocation) -> int:
+    """Serve in the foreground or from a detached daemon; ``lock`` is already held."""
     signals = SignalQueue()
     fork, note = daemonize.should_fork(want_daemon=options.daemon, env=os.environ, pid=os.getpid())
     service = _Service(
@@ -92,11 +80,8 @@ def run(config: Config, options: RunOptions) -> int:
     context = daemonize.make_context(
         lock, detach=False, handlers=signals.handler_map(), preserve=[]
     )
-    try:
-        with context:  # leaving it unlinks the PID file while the lock is still held
-            return service.serve(daemonize.Handshake(None), context)
-    finally:
-        lock.release()  # if the context never opened
+    with context:  # leaving it unlinks the PID file while the lock is still held
+        return service.serve(daemonize.Handshake(None), context)
 
 
 @dataclass

@@ -20,7 +20,12 @@ from trendbotd import __version__
 from trendbotd.config import DEFAULT_CONFIG_PATH, Config, load_config
 from trendbotd.errors import TrendbotError
 from trendbotd.exitcodes import ExitCode
-from trendbotd.service.pidlock import query_holder, resolve_lock_path
+from trendbotd.service.pidlock import (
+    LockLocation,
+    PidLock,
+    query_holder,
+    resolve_lock_path,
+)
 
 PROG = "trendbotd"
 
@@ -129,11 +134,17 @@ def _main(argv: list[str]) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from trendbotd import app  # noqa: PLC0415 - python-daemon loads only for `run`
-
     config = load_config(args.config, paper=args.paper)
-    options = app.RunOptions(config_path=args.config, paper=args.paper, daemon=args.daemon)
-    return app.run(config, options)
+    lock, location = take_instance_lock(config)
+    try:
+        # Everything else of the lifecycle loads only once the lock is ours: a duplicate
+        # launch is refused in the time it takes to start Python and read the config.
+        from trendbotd import app  # noqa: PLC0415
+
+        options = app.RunOptions(config_path=args.config, paper=args.paper, daemon=args.daemon)
+        return app.run(config, options, lock=lock, location=location)
+    finally:
+        lock.release()  # no-op when the daemon context released it or a launcher forgot it
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -160,6 +171,20 @@ def _status(args: argparse.Namespace) -> int:
     for line in status_lines(config):
         print(line)
     return ExitCode.OK
+
+
+def take_instance_lock(config: Config) -> tuple[PidLock, LockLocation]:
+    """Raises InstanceLockedError (75) or LockPathError (73)."""
+    location = resolve_lock_path(
+        config.instance.name,
+        config.instance.runtime_dir,
+        env=os.environ,
+        euid=os.geteuid(),
+        cwd=Path.cwd(),
+    )
+    lock = PidLock(location.path)
+    lock.acquire()
+    return lock, location
 
 
 def status_lines(config: Config) -> list[str]:
