@@ -1,8 +1,9 @@
 """``trendbotd run``: the lifecycle in one place.
 
-lock -> daemonize (only with --daemon) -> logging -> notifier -> effective config logged
--> runner built (heavy imports happen here, behind the lock) -> startup sync reported as
-STATUS= steps -> READY=1 -> loop -> STOPPING=1 -> runner.stop() -> lock released.
+lock (taken by the CLI before this module is even imported) -> daemonize (only with
+--daemon) -> logging -> notifier -> effective config logged -> runner built (heavy imports
+happen there, behind the lock) -> startup sync reported as STATUS= steps -> READY=1 ->
+loop -> STOPPING=1 -> runner.stop() -> lock released.
 
 The loop is the only sender of WATCHDOG=1: after a tick, and after each sleep slice while
 waiting for the next tick. A stuck tick therefore stops the pings and systemd's watchdog

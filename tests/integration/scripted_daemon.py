@@ -20,10 +20,10 @@ import logging
 import os
 import sys
 import time
-import types
 from pathlib import Path
 
 from trendbotd import runner as runner_module
+from trendbotd.adapters.credentials import register_secret
 from trendbotd.cli import main
 from trendbotd.config import Config
 from trendbotd.errors import StartupSyncError
@@ -48,7 +48,7 @@ class ScriptedRunner:
         progress.step("syncing positions")
         secret = os.environ.get("SCRIPT_LOG_SECRET")
         if secret:
-            _register_secret(secret)
+            register_secret(secret)
             logger.info("credentials loaded api_key=%s raw=%s", secret, secret)
             try:
                 _fail_with(secret)
@@ -79,20 +79,6 @@ class ScriptedRunner:
         logger.info("scripted.stop ticks=%d", self._ticks)
 
 
-def _register_secret(secret: str) -> None:
-    """Through the credentials adapter's registry; a stand-in until that module exists."""
-    try:
-        from trendbotd.adapters import credentials
-    except ImportError:
-        stand_in = types.ModuleType("trendbotd.adapters.credentials")
-        secrets: list[str] = []
-        stand_in.register_secret = secrets.append  # type: ignore[attr-defined]
-        stand_in.registered_secrets = lambda: tuple(secrets)  # type: ignore[attr-defined]
-        sys.modules[stand_in.__name__] = stand_in
-        credentials = stand_in  # type: ignore[assignment]
-    credentials.register_secret(secret)
-
-
 def _fail_with(secret: str) -> None:
     raise ValueError(f"request failed with secret {secret}")
 
@@ -103,5 +89,5 @@ def build_runner(config: Config, *, notifier: Notifier) -> ScriptedRunner:
 
 
 if __name__ == "__main__":
-    runner_module.build_runner = build_runner  # type: ignore[assignment]
+    runner_module.build_runner = build_runner
     sys.exit(int(main()))

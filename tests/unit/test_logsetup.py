@@ -6,12 +6,12 @@ import io
 import logging
 import os
 import sys
-import types
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from trendbotd.adapters.credentials import register_secret
 from trendbotd.service.logsetup import (
     MASK,
     configure_logging,
@@ -25,20 +25,10 @@ API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 
 
 @pytest.fixture
-def credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The credentials adapter's registry (the real module if present, else a stand-in
-    with the same two functions)."""
-    name = "trendbotd.adapters.credentials"
-    try:
-        module = __import__(name, fromlist=["register_secret"])
-    except ImportError:
-        module = types.ModuleType(name)
-        registry: list[str] = []
-        module.register_secret = registry.append  # type: ignore[attr-defined]
-        module.registered_secrets = lambda: tuple(registry)  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, name, module)
-    module.register_secret(SECRET)
-    module.register_secret(API_KEY)
+def credentials() -> Iterator[list[str]]:
+    """Secrets registered with the credentials adapter, as the exchange setup does."""
+    register_secret(SECRET)
+    register_secret(API_KEY)
     yield [SECRET, API_KEY]
 
 

@@ -18,7 +18,9 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Literal, TextIO
+
+from trendbotd.adapters.credentials import registered_secrets
 
 LogMode = Literal["foreground", "daemon"]
 
@@ -34,7 +36,6 @@ _PRIORITY = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (l
 
 SYSLOG_SOCKET = "/dev/log"
 MASK = "***"
-_CREDENTIALS_MODULE = "trendbotd.adapters.credentials"
 # key=value / key: value / "key": "value" for names that carry credentials or signatures.
 _SECRET_PATTERN = re.compile(
     r"""(?ix)
@@ -47,19 +48,8 @@ _SECRET_PATTERN = re.compile(
 )
 
 
-def registered_secrets() -> tuple[str, ...]:
-    """Secrets registered by the credentials adapter. If that module was never imported,
-    nothing was registered; looking in sys.modules keeps logging free of adapter imports."""
-    module: Any = sys.modules.get(_CREDENTIALS_MODULE)
-    if module is None:
-        return ()
-    getter = getattr(module, "registered_secrets", None)
-    if not callable(getter):
-        return ()
-    return tuple(str(s) for s in getter() if s)
-
-
 def redact(text: str) -> str:
+    # longest first, so a secret containing another is masked whole
     for secret in sorted(registered_secrets(), key=len, reverse=True):
         text = text.replace(secret, MASK)
     return _SECRET_PATTERN.sub(lambda m: m.group(1) + MASK, text)
