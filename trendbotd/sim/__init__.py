@@ -4,7 +4,8 @@ Paper mode, integration tests, fault matrices and benchmarks talk to it through 
 over HTTP on 127.0.0.1, exactly as they would talk to Binance.
 """
 
+from trendbotd.sim.errors import SimStateError
 from trendbotd.sim.exchange import RecordedRequest, SimConfig, SimExchange
 from trendbotd.sim.faults import Fault
 
-__all__ = ["Fault", "RecordedRequest", "SimConfig", "SimExchange"]
+__all__ = ["Fault", "RecordedRequest", "SimConfig", "SimExchange", "SimStateError"]

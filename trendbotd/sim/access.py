@@ -67,6 +67,7 @@ class SimAccountState(MatchingState):
             book.amount = Decimal(amount)
             book.entry_price = Decimal(entry_price) if amount else ZERO
             book.update_ms = now
+            self.touch()
             logger.info(
                 "sim.set_position symbol=%s amount=%s entry=%s", symbol, amount, entry_price
             )
@@ -75,18 +76,22 @@ class SimAccountState(MatchingState):
         with self.synced() as now:
             self.wallet = Decimal(balance)
             self.wallet_update_ms = now
+            self.touch()
 
     def set_leverage(self, symbol: str, leverage: int) -> None:
         with self.lock:
             self.books[self.spec(symbol).id].leverage = leverage
+            self.touch()
 
     def set_hedge_mode(self, enabled: bool) -> None:
         with self.lock:
             self.dual_side = enabled
+            self.touch()
 
     def set_multi_assets(self, enabled: bool) -> None:
         with self.lock:
             self.multi_assets = enabled
+            self.touch()
 
     def positions(self) -> list[Position]:
         """Open (non-flat) positions."""
@@ -180,6 +185,7 @@ class SimAccountState(MatchingState):
                 "server_time_ms": now,
                 "dual_side": self.dual_side,
                 "multi_assets": self.multi_assets,
+                "realized_pnl": views.money(self.realized_pnl),
                 "account": views.account(self, now, version=3),
                 "prices": {sid: s.fmt_price(self.price(sid, now)) for sid, s in self.specs.items()},
                 "positions": views.position_risk(self, None, now, version=2),

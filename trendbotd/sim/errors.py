@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from trendbotd.errors import OperationalError
+from trendbotd.exitcodes import ExitCode
+
 
 class SimError(Exception):
     """A request the simulated exchange rejects the way Binance would."""
@@ -110,3 +115,21 @@ def position_side_mismatch() -> SimError:
 
 def not_found_path(method: str, path: str) -> SimError:
     return SimError(-5000, f"Path {path}, Method {method} is invalid", http_status=404)
+
+
+class SimStateError(OperationalError):
+    """The sim's state file is unreadable, corrupt or from a newer format. It is never
+    reset silently: the account it describes may hold positions a journal refers to."""
+
+    exit_code = ExitCode.DATA_ERROR
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"simulated exchange state file {path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+class SimStateIOError(SimStateError):
+    """The state file could not be written (disk full, permissions, I/O error)."""
+
+    exit_code = ExitCode.IO_ERROR

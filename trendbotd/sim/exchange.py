@@ -24,6 +24,7 @@ from trendbotd.sim.market import (
     GeneratedCandles,
     Tape,
 )
+from trendbotd.sim.persist import SaveStats, StateFile, StatePersister, saved_clock_ms
 from trendbotd.sim.ratelimit import WeightLimiter
 from trendbotd.sim.server import SimHTTPServer
 from trendbotd.sim.specs import spec_for
@@ -50,6 +51,10 @@ class SimConfig:
     weight_limit_per_minute: int = 2400  # 0 disables the request-weight limit
     csv_warmup_bars: int = 500  # CSV replay: bars of history before the start instant
     match_interval_s: float = 0.2  # background matching period (real seconds)
+    # Keep the account in this file across restarts: start() loads it if it exists, every
+    # change is saved before it is answered, stop() saves. Candles are not stored.
+    state_file: Path | None = None
+    clock_save_interval_s: float = 1.0  # with no changes, refresh the stored clock this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +110,7 @@ class SimExchange:
         self._requests: collections.deque[RecordedRequest] = collections.deque(maxlen=MAX_RECORDED)
         self._requests_lock = threading.Lock()
         self._rt = _Runtime()
+        self._persister: StatePersister | None = None
 
     def _source(self, base: str, start_ms: int) -> CandleSource:
         cfg = self.config
@@ -134,9 +140,17 @@ class SimExchange:
         return f"http://{self.config.host}:{self.port}"
 
     def start(self) -> SimExchange:
+        """Serve in background threads. With ``state_file``: first load the account from it
+        (once per instance; SimStateError if it is unreadable) and save it (so a file that
+        cannot be written fails here, before anything is accepted)."""
         if self._rt.server is not None:
             return self
+        persister = self._open_state_file()
+        if persister is not None:
+            persister.save_now()
         server = SimHTTPServer((self.config.host, self.config.port), self)
+        if persister is not None:
+            persister.attach()
         self._rt = _Runtime(server=server)
         serve = threading.Thread(
             target=server.serve_forever,
@@ -168,6 +182,10 @@ class SimExchange:
         for t in self._rt.threads:
             t.join(timeout=5)
         self._rt = _Runtime()
+        persister = self._persister
+        if persister is not None:
+            persister.detach()
+            persister.save_now()
         logger.info("sim.stopped")
 
     def __enter__(self) -> SimExchange:
@@ -175,6 +193,40 @@ class SimExchange:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # ----- state file -----
+
+    def _open_state_file(self) -> StatePersister | None:
+        cfg = self.config
+        if cfg.state_file is None or self._persister is not None:
+            return self._persister
+        persister = StatePersister(
+            self.state,
+            StateFile(Path(cfg.state_file)),
+            clock_ms=self.clock.now_ms,
+            market={
+                "seed": cfg.seed,
+                "regime": cfg.regime,
+                "timeframe": cfg.timeframe,
+                "data_csv": None if cfg.data_csv is None else str(cfg.data_csv),
+            },
+            clock_interval_s=cfg.clock_save_interval_s,
+        )
+        if not persister.load():
+            logger.info("sim.state.new path=%s", persister.path)
+        self._persister = persister
+        return persister
+
+    @staticmethod
+    def saved_clock_ms(path: Path) -> int | None:
+        """The sim clock stored in a state file (None if there is no file), so a scaled
+        paper clock can resume there instead of jumping back in time."""
+        return saved_clock_ms(Path(path))
+
+    @property
+    def save_stats(self) -> SaveStats | None:
+        """Counts and cost of state-file saves (None without ``state_file``)."""
+        return None if self._persister is None else self._persister.stats
 
     def _match_loop(self) -> None:
         stop = self._rt.stop

@@ -2,6 +2,8 @@
 
 Prints the base URL and the API key; the secret goes only to ``--credentials-out``
 (TOML, mode 0600), the same format the daemon's ``credentials_file`` reads.
+``--state-file`` keeps the account across restarts (a faster clock resumes from the
+stored time); an unreadable file exits 65, one that cannot be written 74.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from types import FrameType
 
 from trendbotd.clock import Clock, ScaledClock, SystemClock
 from trendbotd.exitcodes import ExitCode
+from trendbotd.sim.errors import SimStateError
 from trendbotd.sim.exchange import SimConfig, SimExchange
 from trendbotd.sim.market import REGIMES, TIMEFRAMES_MS
 
@@ -40,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--balance", default="10000", help="starting USDT wallet balance")
     parser.add_argument(
         "--credentials-out", type=Path, default=None, help="write api_key/api_secret (TOML, 0600)"
+    )
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        default=None,
+        help="keep the account (balance, positions, orders) in this file across restarts",
     )
 
 
@@ -67,8 +76,11 @@ def _config(args: argparse.Namespace) -> SimConfig:
     if args.csv is not None and not args.csv.is_file():
         raise ValueError(f"--csv {args.csv}: no such file")
     clock: Clock = SystemClock()
-    if args.speed != 1.0:
-        clock = ScaledClock(start_ms=SystemClock().now_ms(), speed=args.speed)
+    start = SystemClock().now_ms()
+    saved = None if args.state_file is None else SimExchange.saved_clock_ms(args.state_file)
+    if args.speed != 1.0 or (saved is not None and saved > start):
+        # a faster market resumes where the saved one stopped instead of going back in time
+        clock = ScaledClock(start_ms=max(start, saved or 0), speed=args.speed)
     symbols = tuple(s.strip() for s in args.symbols.split(",") if s.strip())
     return SimConfig(
         symbols=symbols,
@@ -80,6 +92,7 @@ def _config(args: argparse.Namespace) -> SimConfig:
         clock=clock,
         response_delay_ms=args.delay_ms,
         port=args.port,
+        state_file=args.state_file,
     )
 
 
@@ -88,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     try:
         sim = SimExchange(_config(args))
+    except SimStateError as e:
+        print(f"trendbotd sim-exchange: {e}", file=sys.stderr)
+        return int(e.exit_code)
     except (ValueError, OSError) as e:
         print(f"trendbotd sim-exchange: {e}", file=sys.stderr)
         return int(ExitCode.CONFIG_ERROR)
@@ -101,9 +117,13 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, on_signal)
     try:
         sim.start()
+    except SimStateError as e:
+        print(f"trendbotd sim-exchange: {e}", file=sys.stderr)
+        return int(e.exit_code)
     except OSError as e:
         print(f"trendbotd sim-exchange: cannot listen on port {args.port}: {e}", file=sys.stderr)
         return int(ExitCode.UNAVAILABLE)
+    code = int(ExitCode.OK)
     try:
         if args.credentials_out is not None:
             write_credentials(args.credentials_out, sim.api_key, sim.api_secret)
@@ -113,9 +133,18 @@ def run(args: argparse.Namespace) -> int:
             pass
     except OSError as e:
         print(f"trendbotd sim-exchange: {e}", file=sys.stderr)
-        return int(ExitCode.CANT_CREATE)
+        code = int(ExitCode.CANT_CREATE)
     finally:
+        stopped = _stop(sim)  # the final save of the state file
+    return code or stopped
+
+
+def _stop(sim: SimExchange) -> int:
+    try:
         sim.stop()
+    except SimStateError as e:
+        print(f"trendbotd sim-exchange: {e}", file=sys.stderr)
+        return int(e.exit_code)
     return int(ExitCode.OK)
 
 

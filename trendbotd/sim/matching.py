@@ -31,6 +31,7 @@ class MatchingState(SimState):
                 self._pins.pop(sid, None)
             else:
                 self._pins[sid] = Decimal(price)
+            self.touch()
             self._cross(sid, before, self._raw_price(sid, now), now)
 
     # ----- matching -----
@@ -119,6 +120,7 @@ class MatchingState(SimState):
         qty = algo.qty
         algo.trigger_ms = at
         algo.update_ms = at
+        self.touch()
         limited = algo.reduce_only or algo.close_position
         if limited:
             qty = abs(book.amount) if algo.close_position else min(qty, abs(book.amount))
@@ -228,7 +230,9 @@ class MatchingState(SimState):
             ):
                 raise errors.notional_too_small(f"{spec.min_notional.normalize():f}")
             self._next_algo_id += 1
+            self._prune_algos()
             self.algos[algo.algo_id] = algo
+            self.touch()
             logger.info(
                 "sim.algo.new symbol=%s cid=%s side=%s type=%s trigger=%s",
                 spec.id,

@@ -62,7 +62,7 @@ def set_leverage(call: Call) -> Any:
     if not 1 <= leverage <= spec.max_leverage:
         raise errors.SimError(-4028, f"Leverage {leverage} is not valid")
     with call.state.synced():
-        call.state.books[spec.id].leverage = leverage
+        call.state.set_leverage(spec.id, leverage)
     return {"leverage": leverage, "maxNotionalValue": "50000000", "symbol": spec.id}
 
 
@@ -87,7 +87,7 @@ def set_dual(call: Call) -> Any:
             raise errors.SimError(
                 -4068, "Position side cannot be changed if there exists position."
             )
-        call.state.dual_side = wanted
+        call.state.set_hedge_mode(wanted)
     return {"code": 200, "msg": "success"}
 
 
@@ -98,7 +98,7 @@ def get_multi_assets(call: Call) -> Any:
 def set_multi_assets(call: Call) -> Any:
     wanted = call.flag("multiAssetsMargin")
     with call.state.synced():
-        call.state.multi_assets = wanted
+        call.state.set_multi_assets(wanted)
     return {"code": 200, "msg": "success"}
 
 
@@ -108,7 +108,7 @@ def user_trades(call: Call) -> Any:
     start = call.integer("startTime")
     with call.state.synced():
         rows = []
-        for i, f in enumerate(call.state.fills, start=1):
+        for f in call.state.fills:
             if f.symbol != spec.id or (start is not None and f.at_ms < start):
                 continue
             rows.append(
@@ -116,7 +116,7 @@ def user_trades(call: Call) -> Any:
                     "buyer": f.side == "BUY",
                     "commission": views.money(f.fee),
                     "commissionAsset": "USDT",
-                    "id": i,
+                    "id": f.trade_id,
                     "maker": f.maker,
                     "orderId": f.order_id,
                     "price": spec.fmt_price(f.price),

@@ -8,7 +8,6 @@ changing the account, so what a client sees is always current to the server's cl
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from decimal import Decimal
 
 from trendbotd.sim import errors
 from trendbotd.sim.ledger import MAKER_FEE, TAKER_FEE, ZERO, apply_fill, increase_qty, reduces
+from trendbotd.sim.locking import StateLock
 from trendbotd.sim.market import Tape
 from trendbotd.sim.orders import SimAlgoOrder, SimOrder
 from trendbotd.sim.specs import SymbolSpec
@@ -24,6 +24,13 @@ logger = logging.getLogger(__name__)
 
 RETENTION_MS = 3 * 86_400_000  # canceled/expired orders without fills vanish after 3 days
 DEFAULT_LEVERAGE = 20
+# Bounded history: a paper daemon runs for months and its state file is rewritten on every
+# change. Open orders always stay; beyond a cap the oldest closed entries go, a batch at a
+# time (Binance's allOrders/userTrades answer at most 1000 rows anyway).
+MAX_KEPT_ORDERS = 1000
+MAX_KEPT_ALGOS = 1000
+MAX_KEPT_FILLS = 1000
+PRUNE_BATCH = 100
 
 
 @dataclass(slots=True)
@@ -45,6 +52,7 @@ class Fill:
     realized_pnl: Decimal
     maker: bool
     at_ms: int
+    trade_id: int = 0
 
 
 @dataclass(slots=True)
@@ -73,12 +81,14 @@ class SimState:
         start_balance: Decimal,
         now_fn: Callable[[], int],
     ) -> None:
-        self.lock = threading.RLock()
+        self.lock = StateLock()
+        self.revision = 0  # bumped by every change of the account (see touch())
         self.specs = specs  # by exchange id
         self.tapes = tapes
         self.now_ms = now_fn
         self.wallet = start_balance
         self.wallet_update_ms = now_fn()
+        self.realized_pnl = ZERO  # total realised over the account's life, before fees
         self.books = {sid: PositionBook() for sid in specs}
         self.orders: dict[int, SimOrder] = {}
         self.algos: dict[int, SimAlgoOrder] = {}
@@ -90,6 +100,11 @@ class SimState:
         self._next_order_id = 4_000_000_001
         self._next_algo_id = 1_000_001
         self._next_cid = 1
+        self._next_trade_id = 1
+
+    def touch(self) -> None:
+        """Record that the account changed (call under the lock); the state file follows."""
+        self.revision += 1
 
     @contextmanager
     def synced(self) -> Iterator[int]:
@@ -141,6 +156,7 @@ class SimState:
         book.amount, book.entry_price, book.update_ms = effect.amount, effect.entry_price, at
         self.wallet += effect.realized_pnl - effect.fee
         self.wallet_update_ms = at
+        self.realized_pnl += effect.realized_pnl
         order.record_fill(qty, price, at)
         order.realized_pnl += effect.realized_pnl
         order.commission += effect.fee
@@ -155,8 +171,13 @@ class SimState:
                 effect.realized_pnl,
                 maker,
                 at,
+                self._next_trade_id,
             )
         )
+        self._next_trade_id += 1
+        if len(self.fills) > MAX_KEPT_FILLS:
+            del self.fills[: len(self.fills) - MAX_KEPT_FILLS + PRUNE_BATCH]
+        self.touch()
         logger.debug(
             "sim.fill symbol=%s id=%s qty=%s price=%s", order.spec.id, order.order_id, qty, price
         )
@@ -171,6 +192,24 @@ class SimState:
     def _finish(self, order: SimOrder, status: str, at: int) -> None:
         order.status = status
         order.update_ms = at
+        self.touch()
+
+    def _prune_orders(self) -> None:
+        """Drop the oldest closed plain orders beyond the cap (insertion order is id order)."""
+        if len(self.orders) <= MAX_KEPT_ORDERS:
+            return
+        excess = len(self.orders) - MAX_KEPT_ORDERS + PRUNE_BATCH
+        closed = [o.order_id for o in self.orders.values() if not o.is_open][:excess]
+        for order_id in closed:
+            del self.orders[order_id]
+
+    def _prune_algos(self) -> None:
+        if len(self.algos) <= MAX_KEPT_ALGOS:
+            return
+        excess = len(self.algos) - MAX_KEPT_ALGOS + PRUNE_BATCH
+        closed = [a.algo_id for a in self.algos.values() if not a.is_open][:excess]
+        for algo_id in closed:
+            del self.algos[algo_id]
 
     def sync(self, now: int | None = None) -> None:
         """Advance matching to ``now``; the matching layer overrides this."""
@@ -222,7 +261,9 @@ class SimState:
             close_position=req.close_position,
         )
         self._next_order_id += 1
+        self._prune_orders()
         self.orders[order.order_id] = order
+        self.touch()
         return order
 
     def _visible(self, order: SimOrder, now: int) -> bool:
@@ -272,6 +313,7 @@ class SimState:
                 raise errors.unknown_order_on_cancel()
             algo.status = "CANCELED"
             algo.update_ms = now
+            self.touch()
             logger.info("sim.algo.canceled symbol=%s cid=%s", algo.spec.id, algo.client_algo_id)
             return algo
 

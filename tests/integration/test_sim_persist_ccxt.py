@@ -1,0 +1,376 @@
+"""The sim's account survives a restart, seen through real ccxt over HTTP: a clean stop,
+a crash without the final save, a SIGKILLed sim-exchange process, and a market that
+moved while the sim was down."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+import urllib.request
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import ccxt
+import pytest
+from sim_ccxt import SimBinanceUSDM, client, point_at, resync
+
+from trendbotd.clock import Clock, ManualClock, SystemClock
+from trendbotd.sim import SimConfig, SimExchange
+from trendbotd.sim.errors import SimStateError, SimStateIOError
+
+SYMBOL = "BTC/USDT:USDT"
+HOUR = 3_600_000
+
+Factory = Callable[..., SimExchange]
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    now = time.time_ns() // 1_000_000
+    return ManualClock(now - now % HOUR + HOUR // 2)  # mid-bar, real time of day
+
+
+@pytest.fixture
+def new_sim(clock: ManualClock) -> Iterator[Factory]:
+    """Start sims on a state file; every one still running is stopped at the end."""
+    started: list[SimExchange] = []
+
+    def factory(path: Path, *, sim_clock: Clock | None = None) -> SimExchange:
+        cfg = SimConfig(symbols=(SYMBOL,), seed=3, clock=sim_clock or clock, state_file=path)
+        sim = SimExchange(cfg).start()
+        started.append(sim)
+        return sim
+
+    yield factory
+    for sim in started:
+        sim.stop()
+
+
+def connect(sim: SimExchange) -> SimBinanceUSDM:
+    exchange = client(sim)
+    resync(exchange)
+    exchange.load_markets()
+    return exchange
+
+
+def open_a_book(ex: SimBinanceUSDM) -> None:
+    """A position with a take-profit, a stop, a canceled order and some closed history."""
+    ex.set_leverage(5, SYMBOL)
+    ex.create_order(SYMBOL, "market", "buy", 0.02, None, {"clientOrderId": "entry"})
+    ex.create_order(SYMBOL, "market", "sell", 0.005, None, {"clientOrderId": "trim"})
+    ex.create_order(SYMBOL, "limit", "sell", 0.01, 33000, {"clientOrderId": "tp"})
+    ex.create_order(SYMBOL, "limit", "buy", 0.01, 25000, {"clientOrderId": "dip"})
+    ex.cancel_order(None, SYMBOL, {"clientOrderId": "dip"})
+    ex.create_order(
+        SYMBOL,
+        "market",
+        "sell",
+        0.015,
+        None,
+        {"stopLossPrice": 28000, "reduceOnly": True, "clientOrderId": "sl"},
+    )
+
+
+CIDS = ("entry", "trim", "tp", "dip")
+
+
+def seen(ex: SimBinanceUSDM) -> dict[str, Any]:
+    """What the daemon learns about the account at startup, through ccxt."""
+    return {
+        "positions": [p["info"] for p in ex.fetch_positions([SYMBOL])],
+        "balance": ex.fetch_balance()["info"],
+        "open": [o["info"] for o in ex.fetch_open_orders(SYMBOL)],
+        "open_algos": [o["info"] for o in ex.fetch_open_orders(SYMBOL, params={"trigger": True})],
+        "by_client_id": {
+            cid: ex.fetch_order(None, SYMBOL, {"clientOrderId": cid})["info"] for cid in CIDS
+        },
+        "stop": ex.fetch_order(None, SYMBOL, {"clientOrderId": "sl", "trigger": True})["info"],
+        "history": [o["info"] for o in ex.fetch_orders(SYMBOL)],
+        "trades": [t["info"] for t in ex.fetch_my_trades(SYMBOL)],
+        "leverage": [p["leverage"] for p in ex.fapiPrivateV2GetPositionRisk({"symbol": "BTCUSDT"})],
+    }
+
+
+def test_a_restarted_sim_shows_the_same_account(new_sim: Factory, tmp_path: Path) -> None:
+    path = tmp_path / "paper.json"
+    first = new_sim(path)
+    first.state.set_price(SYMBOL, Decimal(30000))
+    ex = connect(first)
+    open_a_book(ex)
+    before = seen(ex)
+    assert before["positions"][0]["positionAmt"] == "0.015"
+    assert before["leverage"] == ["5"]
+    assert [o["clientOrderId"] for o in before["open"]] == ["tp"]
+    assert before["by_client_id"]["dip"]["status"] == "CANCELED"
+    first.stop()
+
+    second = new_sim(path)
+    ex2 = connect(second)
+    assert seen(ex2) == before
+    # it trades on from there: fresh ids, and the restored stop still protects the position
+    order = ex2.create_order(SYMBOL, "market", "buy", 0.005, None, {"clientOrderId": "more"})
+    assert int(order["id"]) > max(int(o["orderId"]) for o in before["history"])
+    second.state.set_price(SYMBOL, Decimal(27000))
+    stop = ex2.fetch_order(None, SYMBOL, {"clientOrderId": "sl", "trigger": True})
+    assert stop["info"]["algoStatus"] == "FINISHED"
+    remaining = ex2.fetch_positions([SYMBOL])
+    assert remaining[0]["contracts"] == pytest.approx(0.005)  # 0.02 less the stop's 0.015
+
+
+def test_a_crash_without_the_final_save_keeps_the_last_change(
+    new_sim: Factory, tmp_path: Path
+) -> None:
+    path = tmp_path / "paper.json"
+    first = new_sim(path)
+    first.state.set_price(SYMBOL, Decimal(30000))
+    ex = connect(first)
+    open_a_book(ex)
+    ex.create_order(SYMBOL, "limit", "buy", 0.01, 26000, {"clientOrderId": "last"})
+    # the file as a kill -9 right after the answer would leave it (no stop(), no final save)
+    crashed = tmp_path / "crashed.json"
+    shutil.copyfile(path, crashed)
+    expected = seen(ex)
+
+    second = new_sim(crashed)
+    ex2 = connect(second)
+    last = ex2.fetch_order(None, SYMBOL, {"clientOrderId": "last"})
+    assert (last["status"], last["price"]) == ("open", 26000)
+    after = seen(ex2)
+    assert after["open"] == expected["open"]
+    assert after == expected
+
+
+def test_concurrent_clients_leave_the_newest_state_on_disk(
+    new_sim: Factory, tmp_path: Path
+) -> None:
+    path = tmp_path / "paper.json"
+    sim = new_sim(path)
+    sim.state.set_price(SYMBOL, Decimal(30000))
+    failures: list[BaseException] = []
+
+    def trade(worker: int) -> None:
+        try:
+            ex = connect(sim)
+            for i in range(8):
+                side = "buy" if (worker + i) % 2 == 0 else "sell"
+                ex.create_order(
+                    SYMBOL,
+                    "limit",
+                    side,
+                    0.01,
+                    20000 if side == "buy" else 40000,
+                    {"clientOrderId": f"w{worker}-{i}"},
+                )
+                if i % 3 == 2:
+                    ex.cancel_order(None, SYMBOL, {"clientOrderId": f"w{worker}-{i}"})
+        except BaseException as e:  # collected and asserted below
+            failures.append(e)
+
+    threads = [threading.Thread(target=trade, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert failures == []
+    copy = tmp_path / "copy.json"
+    shutil.copyfile(path, copy)  # as a crash would leave it: no final save
+    reloaded = new_sim(copy)
+    assert reloaded.state.snapshot() == sim.state.snapshot()
+    assert len(reloaded.state.open_orders()) == 4 * 6
+
+
+def test_orders_fill_while_the_sim_is_down_as_on_a_real_exchange(
+    new_sim: Factory, clock: ManualClock, tmp_path: Path
+) -> None:
+    path = tmp_path / "paper.json"
+    first = new_sim(path)
+    ex = connect(first)
+    side, price = _resting_limit_reached_within(first, clock.now_ms(), clock.now_ms() + 2 * HOUR)
+    ex.create_order(SYMBOL, "limit", side, 0.01, float(price), {"clientOrderId": "rest"})
+    assert ex.fetch_order(None, SYMBOL, {"clientOrderId": "rest"})["status"] == "open"
+    first.stop()
+    clock.advance(2 * HOUR)  # the market moves on while nothing runs
+
+    second = new_sim(path)
+    ex2 = connect(second)
+    order = ex2.fetch_order(None, SYMBOL, {"clientOrderId": "rest"})
+    assert (order["status"], order["average"]) == ("closed", float(price))
+    position = ex2.fetch_positions([SYMBOL])[0]
+    assert position["side"] == ("long" if side == "buy" else "short")
+
+
+def _resting_limit_reached_within(sim: SimExchange, t0: int, t1: int) -> tuple[str, Decimal]:
+    spec = sim.state.specs["BTCUSDT"]
+    now = float(sim.state.price(SYMBOL, t0))
+    path = [p for piece in sim.state.tapes["BTCUSDT"].pieces(t0, t1) for p in (piece.p0, piece.p1)]
+    low, high = min(path), max(path)
+    if now - low > high - now:
+        return "buy", spec.round_price((now + low) / 2)
+    return "sell", spec.round_price((now + high) / 2)
+
+
+def test_a_corrupt_state_file_stops_the_start(new_sim: Factory, tmp_path: Path) -> None:
+    path = tmp_path / "paper.json"
+    path.write_text('{"format": "trendbotd-sim-state", "version": 1, "clock_ms": 1, "acc')
+    with pytest.raises(SimStateError) as info:
+        new_sim(path)
+    assert str(path) in str(info.value)
+    assert "not valid JSON" in str(info.value)
+    assert path.read_text().endswith('"acc')  # left for a human to look at
+
+
+def test_a_state_file_that_cannot_be_written_stops_the_start(
+    new_sim: Factory, tmp_path: Path
+) -> None:
+    path = tmp_path / "no-such-dir" / "paper.json"
+    with pytest.raises(SimStateIOError) as info:
+        new_sim(path)
+    assert str(path) in str(info.value)
+
+
+# ----- the sim-exchange command -----
+
+
+class Process:
+    def __init__(self, tmp_path: Path, state_file: Path, *extra: str) -> None:
+        creds = tmp_path / "creds.toml"
+        self.proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "trendbotd.sim.main", "--port", "0", "--seed", "3"),
+                *("--credentials-out", str(creds), "--state-file", str(state_file), *extra),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        lines = [self.proc.stdout.readline().split() for _ in range(2)]
+        self.base_url = dict(line for line in lines if len(line) == 2)["base_url"]
+        self.secrets = tomllib.loads(creds.read_text())
+
+    def control(self, path: str, body: dict[str, Any]) -> Any:
+        request = urllib.request.Request(
+            self.base_url + path, data=json.dumps(body).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())
+
+    def server_time(self) -> int:
+        with urllib.request.urlopen(self.base_url + "/fapi/v1/time", timeout=5) as response:
+            return int(json.loads(response.read())["serverTime"])
+
+    def exchange(self) -> SimBinanceUSDM:
+        ex = SimBinanceUSDM(
+            {
+                "apiKey": self.secrets["api_key"],
+                "secret": self.secrets["api_secret"],
+                "enableRateLimit": False,
+                "options": {"fetchCurrencies": False},
+            }
+        )
+        ex.sim_base_url = self.base_url
+        point_at(ex, self.base_url)
+        ex.load_markets()
+        return ex
+
+    def end(self, sig: int) -> int:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+        return self.proc.wait(10)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Process]]:
+    running: list[Process] = []
+    yield running
+    for p in running:
+        p.end(signal.SIGKILL)
+
+
+def test_sigkilled_sim_exchange_process_keeps_its_account(
+    new_sim: Factory, processes: list[Process], tmp_path: Path
+) -> None:
+    path = tmp_path / "cli.json"
+    proc = Process(tmp_path, path)
+    processes.append(proc)
+    proc.control("/sim/price", {"symbol": SYMBOL, "price": "30000"})
+    ex = proc.exchange()
+    ex.create_order(SYMBOL, "market", "buy", 0.01, None, {"clientOrderId": "entry"})
+    ex.create_order(
+        SYMBOL,
+        "market",
+        "sell",
+        0.01,
+        None,
+        {"stopLossPrice": 28000, "reduceOnly": True, "clientOrderId": "sl"},
+    )
+    assert proc.end(signal.SIGKILL) == -signal.SIGKILL
+
+    sim = new_sim(path, sim_clock=SystemClock())  # the command's clock
+    ex2 = client(sim)
+    ex2.load_markets()
+    position = ex2.fetch_positions([SYMBOL])[0]
+    assert (position["contracts"], position["entryPrice"]) == (0.01, 30000)
+    stop = ex2.fetch_order(None, SYMBOL, {"clientOrderId": "sl", "trigger": True})
+    assert (stop["status"], stop["triggerPrice"]) == ("open", 28000)
+    assert ex2.fetch_order(None, SYMBOL, {"clientOrderId": "entry"})["status"] == "closed"
+
+
+def test_sim_exchange_resumes_a_fast_clock_instead_of_going_back(
+    processes: list[Process], tmp_path: Path
+) -> None:
+    path = tmp_path / "fast.json"
+    first = Process(tmp_path, path, "--speed", "1000")
+    processes.append(first)
+    time.sleep(0.3)
+    seen_before = first.server_time()
+    assert first.end(signal.SIGTERM) == 0
+    saved = SimExchange.saved_clock_ms(path)
+    assert saved is not None
+    assert saved >= seen_before
+
+    second = Process(tmp_path, path, "--speed", "1000")
+    processes.append(second)
+    assert second.server_time() >= saved
+
+
+def test_sim_exchange_refuses_a_corrupt_state_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text("not json")
+    result = subprocess.run(
+        [sys.executable, "-m", "trendbotd.sim.main", "--state-file", str(path)],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 65
+    assert str(path) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert path.read_text() == "not json"
+
+
+def test_ccxt_sees_no_difference_between_runs_in_balance(new_sim: Factory, tmp_path: Path) -> None:
+    path = tmp_path / "paper.json"
+    first = new_sim(path)
+    first.state.set_price(SYMBOL, Decimal(30000))
+    ex = connect(first)
+    ex.create_order(SYMBOL, "market", "sell", 0.01, None, {"clientOrderId": "short"})
+    first.state.set_price(SYMBOL, Decimal(29000))
+    ex.create_order(SYMBOL, "market", "buy", 0.01, None, {"reduceOnly": True})
+    total = ex.fetch_balance()["USDT"]["total"]
+    first.stop()
+    ex2 = connect(new_sim(path))
+    assert ex2.fetch_balance()["USDT"]["total"] == total
+    assert total == pytest.approx(10000 + 10 - 0.15 - 0.145)
+    with pytest.raises(ccxt.OrderNotFound):
+        ex2.fetch_order(None, SYMBOL, {"clientOrderId": "never-sent"})
