@@ -27,7 +27,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--idle-window", type=float, default=60.0, help="seconds of idle CPU measurement"
     )
     parser.add_argument(
-        "--latency-closes", type=int, default=0, help="candle closes to observe (0: auto)"
+        "--latency-scale",
+        type=float,
+        default=1.0,
+        help="stretch (>1) or shrink (<1) the latency trading windows",
     )
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     parser.add_argument(
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if "latency" in chosen:
         from bench.bench_latency import latency_rows
 
-        latency, latency_notes = latency_rows(runs, closes=args.latency_closes)
+        latency, latency_notes = latency_rows(runs, scale=args.latency_scale)
         rows += latency
         notes += latency_notes
     if "backtest" in chosen:

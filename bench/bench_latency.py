@@ -17,13 +17,16 @@ How it is measured (honestly, and what it includes):
     id, candle time, created/sent times) joined with the simulator's request log
     (``/sim/requests``: client id, server time of receipt). Only candles that closed after
     READY=1 count. Times are simulator milliseconds divided by the speed (the daemon and
-    the simulator share one scaled clock), i.e. real milliseconds.
+    the simulator share one scaled clock), i.e. real milliseconds. ``exchange.
+    max_clock_offset_ms`` is raised to 5000 (exchange ms, i.e. 5000/speed real ms) so that
+    the clock guard tolerates the scaled round trips.
   - Baseline, same run: one signed POST /fapi/v1/order with plain ``requests`` to a
     simulator in its own process (bench/raw_orders.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import sqlite3
@@ -50,16 +53,30 @@ from bench.common import (
 from bench.raw_orders import raw_order_round_trips
 from trendbotd.engine import CANDLE_GRACE_MS
 
-SPEED = 60.0
 TIMEFRAME_MS = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    label: str
+    symbols: tuple[str, ...]
+    speed: float  # 1m candles per real second x 60
+    window_s: float  # real seconds of trading after READY=1
+
+
+# One symbol acts on few candles, so its clock runs faster to give enough samples; the
+# per-candle work does not depend on the speed, only the number of candles per second.
+CASES = (
+    Case("1 symbol", SYMBOLS_1, speed=240.0, window_s=45.0),
+    Case("10 symbols", SYMBOLS_10, speed=60.0, window_s=30.0),
+)
 ORDER_PATHS = {"/fapi/v1/order": "newClientOrderId", "/fapi/v1/algoOrder": "clientAlgoId"}
-# Short EMAs and a tight trailing stop: the strategy acts on most candles (entries,
-# exits, stop moves), which is what this figure needs; the per-candle work is unchanged.
+# Default periods (so the same history is fetched and computed as in production) with a
+# tight trailing stop, so that the strategy acts (enters, exits, moves its stop) on many
+# candles: each decision that acts is one sample.
 STRATEGY_TOML = (
-    '[strategy]\nkind = "ema_cross"\nfast = 3\nslow = 8\natr_period = 5\n'
-    "atr_stop_mult = 1.0\ntrail_mult = 0.5\n"
-    '[risk]\nmax_open_positions = 10\ndaily_loss_limit = 1.0\nmax_notional = "1000000"\n'
-    "risk_per_trade = 0.002\n"
+    "[strategy]\natr_stop_mult = 3.0\ntrail_mult = 1.0\n"
+    '[risk]\nmax_open_positions = 10\ndaily_loss_limit = 1.0\nmax_notional = "100000"\n'
 )
 
 
@@ -83,25 +100,23 @@ def _get_json(url: str) -> object:
         return json.loads(reply.read())
 
 
-def _write_config(directory: Path, name: str, symbols: tuple[str, ...], port: int) -> Path:
-    listed = ", ".join(f'"{s}"' for s in symbols)
+def _write_config(directory: Path, name: str, case: Case, port: int) -> Path:
+    listed = ", ".join(f'"{s}"' for s in case.symbols)
     path = directory / f"{name}.toml"
     path.write_text(
         f'[instance]\nname = "{name}"\nruntime_dir = "{directory / "run"}"\n'
         f'state_dir = "{directory / "state"}"\n'
-        "[exchange]\npaper = true\n"
-        f'[paper]\nspeed = {SPEED}\nport = {port}\nstart_balance = "1000000"\n'
+        "[exchange]\npaper = true\nmax_clock_offset_ms = 5000\n"
+        f'[paper]\nspeed = {case.speed}\nport = {port}\nstart_balance = "1000000"\n'
         f'[trading]\nsymbols = [{listed}]\ntimeframe = "1m"\n'
         "[service]\ntick_interval_s = 1.0\n" + STRATEGY_TOML
     )
     return path
 
 
-def run_paper_daemon(
-    directory: Path, name: str, symbols: tuple[str, ...], *, window_s: float
-) -> list[Sample]:
+def run_paper_daemon(directory: Path, name: str, case: Case) -> list[Sample]:
     port = _free_port()
-    config = _write_config(directory, name, symbols, port)
+    config = _write_config(directory, name, case, port)
     base = f"http://127.0.0.1:{port}"
     log_path = directory / f"{name}.log"
     with NotifyListener(directory / f"notify-{name}") as listener, log_path.open("wb") as out:
@@ -119,8 +134,8 @@ def run_paper_daemon(
                 tail = log_path.read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"{name}: {e}\n{tail}") from None
             ready_ms = _server_time(base)
-            log(f"latency: {name} READY, {window_s:g} s of {SPEED:g}x paper trading")
-            end = time.monotonic() + window_s
+            log(f"latency: {name} READY, {case.window_s:g} s of {case.speed:g}x paper trading")
+            end = time.monotonic() + case.window_s
             while time.monotonic() < end:
                 time.sleep(1.0)
                 listener.drain()
@@ -132,7 +147,8 @@ def run_paper_daemon(
     if code != 0:
         raise RuntimeError(f"{name}: SIGTERM gave exit {code}")
     assert isinstance(requests, list)
-    return _samples(directory / "state" / f"{name}.db", requests, ready_ms=ready_ms)
+    journal = directory / "state" / f"{name}.db"
+    return _samples(journal, requests, ready_ms=ready_ms, speed=case.speed)
 
 
 def _server_time(base: str) -> int:
@@ -141,7 +157,7 @@ def _server_time(base: str) -> int:
     return int(reply["serverTime"])
 
 
-def _samples(journal: Path, requests: list[object], *, ready_ms: int) -> list[Sample]:
+def _samples(journal: Path, requests: list[object], *, ready_ms: int, speed: float) -> list[Sample]:
     received: dict[str, int] = {}
     for entry in requests:
         assert isinstance(entry, dict)
@@ -166,16 +182,17 @@ def _samples(journal: Path, requests: list[object], *, ready_ms: int) -> list[Sa
         at = received[cid]
         first[(symbol, candle_ms)] = Sample(
             symbol=symbol,
-            total_ms=(at - due) / SPEED,
-            decide_ms=(created_ms - due) / SPEED,
-            journal_ms=(sent_ms - created_ms) / SPEED,
-            wire_ms=(at - sent_ms) / SPEED,
+            total_ms=(at - due) / speed,
+            decide_ms=(created_ms - due) / speed,
+            journal_ms=(sent_ms - created_ms) / speed,
+            wire_ms=(at - sent_ms) / speed,
         )
     return list(first.values())
 
 
-def latency_rows(runs: int, *, closes: int) -> tuple[list[Row], list[str]]:
-    window_s = float(closes) * TIMEFRAME_MS / 1000 / SPEED if closes else max(30.0, 6.0 * runs)
+def latency_rows(runs: int, *, scale: float = 1.0) -> tuple[list[Row], list[str]]:
+    """``scale`` stretches the trading windows (more samples) or shrinks them (debugging)."""
+    del runs  # every acting candle is one sample; the window sets how many there are
     with scratch_dir("tbd-bench-lat-") as directory:
         with running_sim(directory, symbols=("LTC/USDT:USDT",)) as sim:
             log("latency baseline: raw signed POST /fapi/v1/order x 200")
@@ -186,17 +203,24 @@ def latency_rows(runs: int, *, closes: int) -> tuple[list[Row], list[str]]:
         log(f"  raw request p50 {raw_p50:.2f} ms, p99 {raw_p99:.2f} ms")
         rows: list[Row] = []
         notes: list[str] = []
-        for label, symbols in (("1 symbol", SYMBOLS_1), ("10 symbols", SYMBOLS_10)):
-            samples = run_paper_daemon(directory, f"lat{len(symbols)}", symbols, window_s=window_s)
+        for base_case in CASES:
+            case = dataclasses.replace(base_case, window_s=base_case.window_s * scale)
+            name = f"lat{len(case.symbols)}"
+            samples = run_paper_daemon(directory, name, case)
+            candles = case.window_s * case.speed * 1000 / TIMEFRAME_MS
             if not samples:
-                notes.append(f"latency, {label}: no order was sent in {window_s:g} s")
+                log_text = (directory / f"{name}.log").read_text(errors="replace")
+                notes.append(
+                    f"latency, {case.label}: no order was sent in {case.window_s:g} s "
+                    f"({log_text.count(' decision symbol=')} decisions logged)"
+                )
                 continue
             totals = [s.total_ms for s in samples]
             p50, p99 = median(totals), percentile(totals, 99)
-            log(f"  {label}: {len(samples)} orders, p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+            log(f"  {case.label}: {len(samples)} orders, p50 {p50:.2f} ms, p99 {p99:.2f} ms")
             rows += [
                 Row(
-                    f"candle close(+grace) to order request, {label}, p50",
+                    f"candle close+grace to order request, {case.label}, p50",
                     p50,
                     "ms",
                     baseline_name="raw requests order p50",
@@ -204,7 +228,7 @@ def latency_rows(runs: int, *, closes: int) -> tuple[list[Row], list[str]]:
                     runs=len(samples),
                 ),
                 Row(
-                    f"candle close(+grace) to order request, {label}, p99",
+                    f"candle close+grace to order request, {case.label}, p99",
                     p99,
                     "ms",
                     baseline_name="raw requests order p99",
@@ -214,15 +238,16 @@ def latency_rows(runs: int, *, closes: int) -> tuple[list[Row], list[str]]:
                 ),
             ]
             notes.append(
-                f"latency, {label}: p50 split of the {len(samples)} orders: re-sync + candles + "
-                f"decision {median([s.decide_ms for s in samples]):.2f} ms, journal incl. fsync "
+                f"latency, {case.label}: {len(samples)} acting decisions out of "
+                f"~{candles * len(case.symbols):.0f} candle closes ({case.speed:g}x, "
+                f"{case.window_s:g} s); medians of the split: re-sync + candles + decision "
+                f"{median([s.decide_ms for s in samples]):.2f} ms, journal incl. fsync "
                 f"{median([s.journal_ms for s in samples]):.2f} ms, ccxt + HTTP + simulator "
-                f"{median([s.wire_ms for s in samples]):.2f} ms (window {window_s:g} s real "
-                f"= {window_s * SPEED / 60:.0f} 1m candles per symbol)"
+                f"{median([s.wire_ms for s in samples]):.2f} ms"
             )
     notes.append(
-        f"latency: counted from the engine's scheduled wake, {CANDLE_GRACE_MS} ms (exchange "
-        f"time) after the close, which it waits on purpose; paper mode at {SPEED:g}x with the "
-        "simulator inside the daemon process (an upper bound), see bench/bench_latency.py."
+        f"latency: counted from the engine's scheduled wake {CANDLE_GRACE_MS} ms (exchange "
+        "time) after the close, a wait it takes on purpose; paper mode on a scaled clock with "
+        "the simulator inside the daemon process (an upper bound); see bench/bench_latency.py."
     )
     return rows, notes
