@@ -54,10 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     log(f"runs={runs} sections={','.join(chosen)} load={load[0]:.2f},{load[1]:.2f},{load[2]:.2f}")
     rows: list[Row] = []
     notes: list[str] = []
-    if "imports" in chosen:
-        from bench.bench_imports import import_rows
-
-        rows += import_rows(runs)
     if "daemon" in chosen or "idle" in chosen:
         from bench.bench_daemon import SYMBOLS_10, idle_cpu_row, launch_rows
 
@@ -85,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.bench_throughput import backtest_rows
 
         rows += backtest_rows(runs)
+    if "imports" in chosen:
+        from bench.bench_imports import import_rows
+
+        rows += import_rows(runs)
     elapsed = time.monotonic() - started
     end_load = os.getloadavg()
     print(render_table(rows))

@@ -32,7 +32,6 @@ from bench.common import (
     median,
     mib,
     ms,
-    repeat,
     rss_bytes,
     stop_process,
     thread_cpu_ns,
@@ -154,13 +153,74 @@ def minimal_ccxt_once(directory: Path, base_url: str, tag: str) -> tuple[float, 
 
 
 def launch_rows(directory: Path, sim: SimProcess, runs: int) -> list[Row]:
-    floor = median(repeat(lambda: timed_run([PYTHON, "-c", "pass"], expect=0), runs))
-    log(f"python -c pass: {ms(floor):.1f} ms")
-    minimal = [minimal_ccxt_once(directory, sim.base_url, str(i)) for i in range(runs + 1)][1:]
+    """Launches interleaved (minimal script, 1-symbol daemon, 10-symbol daemon, then the
+    next round) so that a change of machine load hits figure and baseline alike."""
+    instances = [
+        Instance(directory, f"launch{len(symbols)}", symbols, sim)
+        for symbols in (SYMBOLS_1, SYMBOLS_10)
+    ]
+    for instance in instances:
+        instance.write()
+    minimal: list[tuple[float, int]] = []
+    launches: list[list[Launch]] = [[] for _ in instances]
+    log(f"launches: minimal ccxt script, daemon 1 symbol, daemon 10 symbols: {runs} + 1 warm-up")
+    for i in range(runs + 1):
+        got = minimal_ccxt_once(directory, sim.base_url, str(i))
+        runs_now = [launch_once(instance, f"{instance.name}-{i}") for instance in instances]
+        if i == 0:
+            continue  # warm-up: page cache, .pyc, the journals' creation
+        minimal.append(got)
+        for kept, launch in zip(launches, runs_now, strict=True):
+            kept.append(launch)
     min_ready = median([r for r, _ in minimal])
     min_rss = median([float(m) for _, m in minimal])
-    log(f"minimal ccxt script: READY {ms(min_ready):.0f} ms, RSS {mib(min_rss):.1f} MiB")
-    rows = [
+    log(f"  minimal ccxt script: READY {ms(min_ready):.0f} ms, RSS {mib(min_rss):.1f} MiB")
+    floor, duplicate = _duplicate_launches(directory, sim, runs)
+    ready_rows: list[Row] = []
+    rss_rows: list[Row] = []
+    stop_rows: list[Row] = []
+    for instance, kept in zip(instances, launches, strict=True):
+        n = len(instance.symbols)
+        label = "1 symbol" if n == 1 else f"{n} symbols"
+        ready = median([x.ready_s for x in kept])
+        rss = median([float(x.rss) for x in kept])
+        stop = median([x.stop_s for x in kept])
+        log(
+            f"  {label}: READY {ms(ready):.0f} ms, RSS {mib(rss):.1f} MiB, "
+            f"SIGTERM {ms(stop):.0f} ms"
+        )
+        ready_rows.append(
+            Row(
+                f"launch to READY=1, {label}",
+                ms(ready),
+                "ms",
+                baseline_name="minimal ccxt script",
+                baseline=ms(min_ready),
+                target=Target("max_ratio", 1.3, "<= 1.3x minimal ccxt") if n == 1 else None,
+                runs=runs,
+            )
+        )
+        rss_rows.append(
+            Row(
+                f"RSS {SETTLE_S:g} s after READY=1, {label}",
+                mib(rss),
+                "MiB",
+                baseline_name="minimal ccxt script",
+                baseline=mib(min_rss),
+                target=Target("max_ratio", 1.2, "<= 1.2x minimal ccxt") if n == 10 else None,
+                runs=runs,
+            )
+        )
+        stop_rows.append(
+            Row(
+                f"SIGTERM to exit, {label}",
+                ms(stop),
+                "ms",
+                target=Target("max", 1000.0, "< 1000 ms"),
+                runs=runs,
+            )
+        )
+    return [
         Row("python -c pass (interpreter floor)", ms(floor), "ms", runs=runs),
         Row(
             "minimal ccxt script to READY=1",
@@ -170,73 +230,43 @@ def launch_rows(directory: Path, sim: SimProcess, runs: int) -> list[Row]:
             baseline=ms(floor),
             runs=runs,
         ),
+        *ready_rows,
+        Row(
+            "duplicate launch to exit 75",
+            ms(duplicate),
+            "ms",
+            baseline_name="python -c pass",
+            baseline=ms(floor),
+            target=Target("max_ratio", 3.0, "<= 3x python -c pass"),
+            runs=runs,
+        ),
+        *rss_rows,
+        *stop_rows,
     ]
-    for label, symbols in (("1 symbol", SYMBOLS_1), ("10 symbols", SYMBOLS_10)):
-        instance = Instance(directory, f"launch{len(symbols)}", symbols, sim)
-        instance.write()
-        log(f"daemon launches, {label}: {runs} + 1 warm-up")
-        launches = [launch_once(instance, f"{len(symbols)}-{i}") for i in range(runs + 1)][1:]
-        ready = median([x.ready_s for x in launches])
-        rss = median([float(x.rss) for x in launches])
-        stop = median([x.stop_s for x in launches])
-        log(f"  READY {ms(ready):.0f} ms, RSS {mib(rss):.1f} MiB, SIGTERM->exit {ms(stop):.0f} ms")
-        rows += [
-            Row(
-                f"launch to READY=1, {label}",
-                ms(ready),
-                "ms",
-                baseline_name="minimal ccxt script",
-                baseline=ms(min_ready),
-                target=Target("max_ratio", 1.3, "<= 1.3x minimal ccxt")
-                if len(symbols) == 1
-                else None,
-                runs=runs,
-            ),
-            Row(
-                f"RSS {SETTLE_S:g} s after READY=1, {label}",
-                mib(rss),
-                "MiB",
-                baseline_name="minimal ccxt script",
-                baseline=mib(min_rss),
-                target=Target("max_ratio", 1.2, "<= 1.2x minimal ccxt")
-                if len(symbols) == 10
-                else None,
-                runs=runs,
-            ),
-            Row(
-                f"SIGTERM to exit, {label}",
-                ms(stop),
-                "ms",
-                target=Target("max", 1000.0, "< 1000 ms"),
-                runs=runs,
-            ),
-        ]
-    rows.append(_duplicate_row(directory, sim, runs, floor))
-    return rows
 
 
-def _duplicate_row(directory: Path, sim: SimProcess, runs: int, floor: float) -> Row:
-    """A second ``trendbotd run`` of the same instance while the first is READY."""
+def _duplicate_launches(directory: Path, sim: SimProcess, runs: int) -> tuple[float, float]:
+    """Medians of (``python -c pass``, a second ``trendbotd run`` of an instance that is
+    READY in another process), interleaved."""
     instance = Instance(directory, "dup", SYMBOLS_1, sim)
     instance.write()
     argv = [TRENDBOTD, "run", "--foreground", "--config", str(instance.config)]
+    floor: list[float] = []
+    duplicate: list[float] = []
     with NotifyListener(directory / "notify-dup") as listener:
         proc = instance.spawn(listener)
         try:
             listener.wait_for("READY=1", proc, timeout_s=120)
-            log(f"duplicate launches: {runs} + 1 warm-up")
-            times = repeat(lambda: timed_run(argv, expect=75, cwd=directory), runs)
+            log(f"duplicate launches and python -c pass: {runs} + 1 warm-up")
+            for i in range(runs + 1):
+                f = timed_run([PYTHON, "-c", "pass"], expect=0, cwd=directory)
+                d = timed_run(argv, expect=75, cwd=directory)
+                if i:
+                    floor.append(f)
+                    duplicate.append(d)
         finally:
             stop_process(proc)
-    return Row(
-        "duplicate launch to exit 75",
-        ms(median(times)),
-        "ms",
-        baseline_name="python -c pass",
-        baseline=ms(floor),
-        target=Target("max_ratio", 3.0, "<= 3x python -c pass"),
-        runs=runs,
-    )
+    return median(floor), median(duplicate)
 
 
 def idle_cpu_row(directory: Path, sim: SimProcess, runs: int, *, window_s: float) -> Row:

@@ -57,42 +57,49 @@ def _run(code: str) -> tuple[float, int, int]:
     return elapsed, int(rss), int(modules)
 
 
-def _measure(code: str, runs: int) -> tuple[float, float, int]:
-    _run(code)  # warm-up
-    samples = [_run(code) for _ in range(runs)]
-    return (
-        median([s[0] for s in samples]),
-        median([float(s[1]) for s in samples]),
-        samples[-1][2],
-    )
-
-
 def import_rows(runs: int) -> list[Row]:
-    floor = median([timed_run([PYTHON, "-c", "pass"], expect=0) for _ in range(runs)])
-    log(f"imports: import ccxt x {runs}")
-    full_s, full_rss, full_mods = _measure(FULL, runs)
+    """Interleaved: each round runs the floor and every variant once."""
+    variants = [("full", FULL), ("selective", SELECTIVE)]
+    if importlib.util.find_spec(ADAPTER_MODULE) is not None:
+        variants.insert(1, ("adapter", ADAPTER))
+    else:
+        log(f"imports: {ADAPTER_MODULE} not installed, its row is left out")
+    log(f"imports: python -c pass, {', '.join(v for v, _ in variants)}: {runs} + 1 warm-up")
+    floor: list[float] = []
+    samples: dict[str, list[tuple[float, int, int]]] = {name: [] for name, _ in variants}
+    for i in range(runs + 1):
+        f = timed_run([PYTHON, "-c", "pass"], expect=0)
+        got = {name: _run(code) for name, code in variants}
+        if i:
+            floor.append(f)
+            for name, sample in got.items():
+                samples[name].append(sample)
+
+    def summary(name: str) -> tuple[float, float, int]:
+        kept = samples[name]
+        return median([s[0] for s in kept]), median([float(s[1]) for s in kept]), kept[-1][2]
+
+    full_s, full_rss, full_mods = summary("full")
     rows = [
         Row(
             f"import ccxt + binanceusdm() (loads {full_mods} ccxt modules)",
             ms(full_s),
             "ms",
             baseline_name="python -c pass",
-            baseline=ms(floor),
+            baseline=ms(median(floor)),
             runs=runs,
         ),
         Row("  its peak RSS", mib(full_rss), "MiB", runs=runs),
     ]
-    variants = [("binanceusdm alone (ccxt __init__ skipped)", SELECTIVE)]
-    if importlib.util.find_spec(ADAPTER_MODULE) is not None:
-        variants.insert(0, ("the daemon's adapter import", ADAPTER))
-    else:
-        log(f"imports: {ADAPTER_MODULE} not installed yet, its row is left out")
-    for label, code in variants:
-        log(f"imports: {label} x {runs}")
-        seconds, rss, mods = _measure(code, runs)
+    labels = {
+        "adapter": "the adapter's load_exchange_class + instance",
+        "selective": "ccxt.binanceusdm alone, no trendbotd",
+    }
+    for name, _ in variants[1:]:
+        seconds, rss, mods = summary(name)
         rows += [
             Row(
-                f"{label} (loads {mods} ccxt modules)",
+                f"{labels[name]} (loads {mods} ccxt modules)",
                 ms(seconds),
                 "ms",
                 baseline_name="import ccxt",
