@@ -2,7 +2,7 @@
 
 ``import ccxt`` (and ``from ccxt.binanceusdm import binanceusdm``, which runs the package
 ``__init__`` first) imports all ~100 exchanges. Measured here, each in a fresh interpreter
-(wall time of the whole process, and its peak RSS), after one discarded warm-up:
+(wall time of the whole process, and its peak RSS, VmHWM), after one discarded warm-up:
   - ``import ccxt`` and building a ``binanceusdm`` instance;
   - the daemon's way: ``trendbotd.adapters.ccxt_exchange.load_exchange_class`` (a bare
     stand-in ``ccxt`` package only while ``ccxt.binanceusdm`` is imported), then an instance;
@@ -19,9 +19,12 @@ import time
 
 from bench.common import PYTHON, Row, clean_env, log, median, mib, ms, timed_run
 
+# Peak RSS from VmHWM: exec starts a fresh address space and resets it, whereas
+# ru_maxrss carries the high-water mark of the forking parent over into the child.
 _REPORT = (
-    "\nimport resource, sys\n"
-    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "
+    "\nimport sys\n"
+    "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+    "print(int(hwm.split()[1]) * 1024, "
     "sum(1 for m in sys.modules if m.startswith('ccxt.') and m.count('.') == 1))\n"
 )
 
