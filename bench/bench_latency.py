@@ -211,8 +211,19 @@ def latency_rows(runs: int, *, scale: float = 1.0) -> tuple[list[Row], list[str]
             if not samples:
                 log_text = (directory / f"{name}.log").read_text(errors="replace")
                 notes.append(
-                    f"latency, {case.label}: no order was sent in {case.window_s:g} s "
-                    f"({log_text.count(' decision symbol=')} decisions logged)"
+                    f"latency, {case.label}: no order was sent in {case.window_s:g} s, "
+                    f"~{candles * len(case.symbols):.0f} candle closes "
+                    f"({log_text.count(' decision symbol=')} decisions in the daemon's log)"
+                )
+                rows.append(
+                    Row(
+                        f"candle close+grace to order request, {case.label}, p99",
+                        None,
+                        "ms",
+                        baseline_name="raw requests order p99",
+                        baseline=raw_p99,
+                        target=Target("max", 10.0, "p99 < 10 ms"),
+                    )
                 )
                 continue
             totals = [s.total_ms for s in samples]

@@ -278,7 +278,7 @@ class Target:
 @dataclass(frozen=True, slots=True)
 class Row:
     figure: str
-    value: float
+    value: float | None  # None: could not be measured (the notes say why)
     unit: str  # "ms", "MiB", "s", "CPU-s/h", "candles/s"
     baseline_name: str = ""
     baseline: float | None = None
@@ -287,7 +287,7 @@ class Row:
 
     @property
     def ratio(self) -> float | None:
-        if self.baseline is None or self.baseline == 0:
+        if self.value is None or self.baseline is None or self.baseline == 0:
             return None
         return self.value / self.baseline
 
@@ -295,10 +295,14 @@ class Row:
     def verdict(self) -> str:
         if self.target is None:
             return "-"
+        if self.value is None:
+            return "NOT MEASURED"
         return "met" if self.target.met(self.value, self.baseline) else "NOT MET"
 
 
-def format_value(value: float, unit: str) -> str:
+def format_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
     if unit == "candles/s":
         return f"{value:,.0f} {unit}"
     if abs(value) >= 100:

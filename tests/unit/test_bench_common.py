@@ -64,6 +64,9 @@ def test_row_ratio_and_verdict() -> None:
     assert slow.verdict == "NOT MET"
     assert Row("floor", 12.0, "ms").ratio is None
     assert Row("floor", 12.0, "ms").verdict == "-"
+    missing = Row("latency", None, "ms", "raw", 1.5, Target("max", 10.0, "< 10"))
+    assert (missing.ratio, missing.verdict) == (None, "NOT MEASURED")
+    assert "| n/a " in render_table([missing])
 
 
 def test_table_has_one_aligned_line_per_row() -> None:
