@@ -282,7 +282,14 @@ class Container:
         full += [*nsenter, *CLEAN_ENV, *argv]
         try:
             result = subprocess.run(
-                full, input=input, capture_output=True, text=True, timeout=timeout, check=False
+                full,
+                input=input,
+                # CI has no standard input at all; never let a command wait on ours.
+                stdin=subprocess.DEVNULL if input is None else None,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
             )
         except subprocess.TimeoutExpired as e:
             raise CommandFailedError(f"timed out after {timeout:g} s: {' '.join(argv)}") from e
