@@ -1,0 +1,373 @@
+"""One tick of the trading loop: read state -> signal -> guards -> orders -> persist.
+
+The engine acts only on CLOSED candles, once per candle per symbol: the journal records
+which candle each symbol last decided on, so a restart (or a crash mid-tick) re-runs the
+same decision with the same deterministic client order ids, and the executor recognises
+what it already sent. Between candles a tick only re-syncs positions and stops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from trendbotd.config import Config, ShutdownPolicy
+from trendbotd.domain import AccountSnapshot, Balance, Market, OrderType, Position, Side
+from trendbotd.errors import TransientExchangeError
+from trendbotd.orders import guards
+from trendbotd.orders.journal import Journal
+from trendbotd.orders.positions import PositionManager
+from trendbotd.orders.records import (
+    DailyStart,
+    Intent,
+    IntentSpec,
+    IntentState,
+    Purpose,
+    TradingMode,
+)
+from trendbotd.ports import Exchange
+from trendbotd.risk import round_stop, size_position, to_decimal
+from trendbotd.strategy import (
+    Action,
+    CandleArrays,
+    Decision,
+    Direction,
+    PositionView,
+    closed_candles,
+    decide,
+    required_history,
+    timeframe_ms,
+)
+
+logger = logging.getLogger(__name__)
+
+# Exchanges publish a closed candle a moment after its close; asking at the exact
+# millisecond returns the old bar as "forming".
+CANDLE_GRACE_MS = 1_500
+DECIDED_KEY = "decided_candle:"
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolReport:
+    symbol: str
+    text: str
+    pending: bool = False  # the latest closed candle is still to be decided (retry soon)
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        exchange: Exchange,
+        journal: Journal,
+        positions: PositionManager,
+        snapshot: AccountSnapshot,
+    ) -> None:
+        self.config = config
+        self._exchange = exchange
+        self._journal = journal
+        self._positions = positions
+        self._snapshot = snapshot
+        self._markets: dict[str, Market] = dict(snapshot.markets)
+        self._tf_ms = timeframe_ms(config.trading.timeframe)
+        self._pending: set[str] = set()
+        self._decided_bar = -1  # the oldest "last decided candle" over all symbols
+
+    # ----- schedule -----
+
+    def ms_until_next_decision(self) -> int:
+        """Exchange-clock milliseconds until a closed candle awaits a decision (0: now)."""
+        if self._pending:
+            return 0
+        now = self._exchange.server_now_ms()
+        forming_open = now // self._tf_ms * self._tf_ms  # also the close of the last bar
+        if self._decided_bar < forming_open - self._tf_ms:
+            return max(0, forming_open + CANDLE_GRACE_MS - now)
+        return forming_open + self._tf_ms + CANDLE_GRACE_MS - now
+
+    def shutdown(self, policy: ShutdownPolicy) -> str:
+        report = self._positions.shutdown(policy)
+        return (
+            f"policy={report.policy} canceled={len(report.canceled)} "
+            f"closed={sum(1 for c in report.closed if c.flat)}"
+        )
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
+    # ----- the tick -----
+
+    def tick(self) -> str:
+        now = self._exchange.server_now_ms()
+        snapshot, balance = self._fresh_snapshot(now)
+        snapshot = self._positions.sync(snapshot).snapshot
+        self._snapshot = snapshot
+        daily = self._roll_daily_start(now, balance)
+        reports = [
+            self._symbol_tick(symbol, now=now, balance=balance, daily=daily)
+            for symbol in self.config.trading.symbols
+        ]
+        self._pending = {r.symbol for r in reports if r.pending}
+        self._decided_bar = min(
+            int(self._journal.get_value(DECIDED_KEY + symbol) or -1)
+            for symbol in self.config.trading.symbols
+        )
+        self._journal.set_last_tick(now)
+        mode = self._journal.mode()
+        equity = f"equity {balance.total}" if balance else "balance unknown"
+        head = f"{mode.mode.value} | {equity}"
+        if mode.mode is not TradingMode.NORMAL:
+            head += f" ({mode.reason})"
+        return " | ".join([head, *(r.text for r in reports)])
+
+    def _fresh_snapshot(self, now: int) -> tuple[AccountSnapshot, Balance | None]:
+        symbols = self.config.trading.symbols
+        balance: Balance | None
+        try:
+            balance = self._exchange.fetch_balance()
+        except TransientExchangeError as e:
+            # Never read a failed fetch as zero: no new entries this tick, exits still run.
+            logger.warning("balance.fetch_failed error=%s", e)
+            balance = None
+        positions = self._exchange.fetch_positions(symbols)
+        orders = self._exchange.fetch_open_orders(symbols)
+        snapshot = dataclasses.replace(
+            self._snapshot,
+            taken_at_ms=now,
+            balance=balance if balance is not None else self._snapshot.balance,
+            positions=tuple(positions),
+            open_orders=tuple(orders),
+        )
+        return snapshot, balance
+
+    def _roll_daily_start(self, now: int, balance: Balance | None) -> DailyStart | None:
+        stored = self._journal.daily_start()
+        rolled = guards.roll_daily_start(
+            stored, now_ms=now, equity=balance.total if balance else None
+        )
+        if rolled is not None and rolled != stored:
+            self._journal.set_daily_start(rolled, now_ms=now)
+            logger.info("daily.start day=%s equity=%s", rolled.day, rolled.equity)
+        return rolled
+
+    # ----- one symbol -----
+
+    def _symbol_tick(
+        self, symbol: str, *, now: int, balance: Balance | None, daily: DailyStart | None
+    ) -> SymbolReport:
+        bar_time = (now // self._tf_ms - 1) * self._tf_ms  # open time of the last closed bar
+        position = self._snapshot.position(symbol)
+        held = _describe(position, self._live_stop_price(symbol))
+        decided = self._journal.get_value(DECIDED_KEY + symbol)
+        if decided is not None and int(decided) >= bar_time:
+            return SymbolReport(symbol, f"{symbol} {held}")
+        params = self.config.strategy_for(symbol)
+        try:
+            candles = self._exchange.fetch_candles(
+                symbol,
+                timeframe=self.config.trading.timeframe,
+                since_ms=None,
+                limit=required_history(params) + 1,
+            )
+        except TransientExchangeError as e:
+            logger.warning("candles.fetch_failed symbol=%s error=%s", symbol, e)
+            return SymbolReport(symbol, f"{symbol} {held}, candles unavailable", pending=True)
+        closed = closed_candles(candles, now_ms=now, timeframe_ms=self._tf_ms)
+        if not closed or closed[-1].open_time_ms != bar_time:
+            last = closed[-1].open_time_ms if closed else None
+            logger.warning("candles.stale symbol=%s expected=%s last=%s", symbol, bar_time, last)
+            return SymbolReport(symbol, f"{symbol} {held}, candle data stale", pending=True)
+        view = PositionView.from_position(position, stop_price=self._live_stop_price(symbol))
+        decision = decide(CandleArrays.from_candles(closed), params, view)
+        logger.info(
+            "decision symbol=%s candle=%s action=%s reason=%s",
+            symbol,
+            bar_time,
+            decision.action.value,
+            decision.reason,
+        )
+        price = to_decimal(closed[-1].close)
+        self._act(symbol, decision, position=position, price=price, bar_time=bar_time,
+                  now=now, balance=balance, daily=daily)  # fmt: skip
+        self._journal.set_values({DECIDED_KEY + symbol: str(bar_time)}, now_ms=now)
+        position = self._position_after(symbol)
+        return SymbolReport(
+            symbol, f"{symbol} {_describe(position, self._live_stop_price(symbol))}"
+        )
+
+    def _act(
+        self,
+        symbol: str,
+        decision: Decision,
+        *,
+        position: Position | None,
+        price: Decimal,
+        bar_time: int,
+        now: int,
+        balance: Balance | None,
+        daily: DailyStart | None,
+    ) -> None:
+        action = decision.action
+        if action is Action.HOLD:
+            return
+        if action is Action.MOVE_STOP:
+            self._move_stop(symbol, decision, position=position, bar_time=bar_time)
+            return
+        if action in (Action.EXIT, Action.REVERSE) and position and not position.is_flat:
+            self._positions.close_position(
+                symbol, purpose=Purpose.EXIT, candle_time_ms=bar_time, reason=decision.reason
+            )
+        if action in (Action.ENTER, Action.REVERSE):
+            self._enter(symbol, decision, price=price, bar_time=bar_time, now=now,
+                        balance=balance, daily=daily)  # fmt: skip
+
+    def _move_stop(
+        self, symbol: str, decision: Decision, *, position: Position | None, bar_time: int
+    ) -> None:
+        if position is None or position.is_flat or decision.stop_price is None:
+            return
+        market = self._markets[symbol]
+        new_stop = round_stop(decision.stop_price, long=position.amount > 0, market=market)
+        old = self._live_stops(symbol)
+        if any(s.stop_price == new_stop and s.amount == abs(position.amount) for s in old):
+            return
+        # New stop first, old one cancelled after: the position is never unprotected.
+        placed = self._positions.protect(
+            symbol,
+            position=position.amount,
+            stop_price=new_stop,
+            candle_time_ms=bar_time,
+            parent=old[-1].parent_client_order_id if old else None,
+        )
+        if placed.state is not IntentState.ACKED:
+            logger.error("stop.move_failed symbol=%s keeping=%s", symbol, len(old))
+            return
+        for stale in old:
+            self._positions.executor.cancel(stale, reason=f"stop moved to {new_stop}")
+
+    def _enter(
+        self,
+        symbol: str,
+        decision: Decision,
+        *,
+        price: Decimal,
+        bar_time: int,
+        now: int,
+        balance: Balance | None,
+        daily: DailyStart | None,
+    ) -> None:
+        if decision.stop_price is None or decision.direction is Direction.FLAT:
+            return
+        side = Side.BUY if decision.direction is Direction.LONG else Side.SELL
+        if balance is None:
+            self._record_block(symbol, now, "balance_sanity", "balance unknown: no new entries")
+            return
+        risk = self.config.risk
+        sizing = size_position(
+            equity=balance.total,
+            entry_price=price,
+            stop_price=to_decimal(decision.stop_price),
+            risk_per_trade=risk.risk_per_trade,
+            max_leverage=self.config.trading.leverage,
+            max_notional=risk.max_notional,
+            market=self._markets[symbol],
+        )
+        if not sizing.ok:
+            logger.info("entry.skipped symbol=%s reason=%s", symbol, sizing.skip_reason)
+            return
+        spec = IntentSpec(
+            symbol=symbol,
+            side=side,
+            type=OrderType.MARKET,
+            amount=sizing.amount,
+            purpose=Purpose.ENTRY,
+            candle_time_ms=bar_time,
+            protective_stop=sizing.stop_price,
+        )
+        cid = self._positions.executor.client_id(spec)
+        proposed = guards.ProposedOrder(
+            symbol=symbol,
+            side=side,
+            type=OrderType.MARKET,
+            amount=sizing.amount,
+            purpose=Purpose.ENTRY,
+            reference_price=sizing.entry_price,
+            client_order_id=cid,
+        )
+        window_ms = int(max(risk.duplicate_window_s, 1) * 1000)
+        context = guards.GuardContext(
+            now_ms=now,
+            mode=self._journal.mode().mode,
+            balance=balance,
+            positions={p.symbol: p for p in self._snapshot.positions if not p.is_flat},
+            expected=self._journal.expected_positions(),
+            recent=self._journal.intents_since(now - window_ms, symbol=symbol),
+            daily_start=daily,
+            leverage=self.config.trading.leverage,
+        )
+        blocked = guards.first_block(guards.check_all(proposed, context, risk))
+        if blocked is not None:
+            self._record_block(symbol, now, blocked.guard, blocked.reason, cid=cid,
+                               alert=blocked.alert)  # fmt: skip
+            return
+        result = self._positions.open_position(spec)
+        logger.info(
+            "entry.done symbol=%s cid=%s state=%s filled=%s protected=%s",
+            symbol,
+            result.entry.client_order_id,
+            result.entry.state.value,
+            result.entry.filled,
+            result.protected,
+        )
+
+    # ----- helpers -----
+
+    def _record_block(
+        self,
+        symbol: str,
+        now: int,
+        guard: str,
+        reason: str,
+        *,
+        cid: str | None = None,
+        alert: bool = False,
+    ) -> None:
+        log = logger.error if alert else logger.warning
+        log("guard.blocked symbol=%s guard=%s reason=%s", symbol, guard, reason)
+        self._journal.record_guard_decision(
+            at_ms=now, symbol=symbol, guard=guard, allowed=False, reason=reason,
+            client_order_id=cid,
+        )  # fmt: skip
+
+    def _live_stops(self, symbol: str) -> list[Intent]:
+        return [
+            i
+            for i in self._journal.open_intents(symbol, purpose=Purpose.STOP)
+            if i.state is IntentState.ACKED
+        ]
+
+    def _live_stop_price(self, symbol: str) -> Decimal | None:
+        stops = self._live_stops(symbol)
+        return stops[-1].stop_price if stops else None
+
+    def _position_after(self, symbol: str) -> Position | None:
+        expected = self._journal.expected_positions().get(symbol)
+        before = self._snapshot.position(symbol)
+        if expected is None:
+            return before
+        entry = before.entry_price if before is not None else Decimal(0)
+        return Position(symbol=symbol, amount=expected, entry_price=entry)
+
+
+def _describe(position: Position | None, stop: Decimal | None) -> str:
+    if position is None or position.is_flat:
+        return "flat"
+    side = "long" if position.amount > 0 else "short"
+    text = f"{side} {abs(position.amount)}"
+    if position.entry_price:
+        text += f" @{position.entry_price}"
+    return text + (f" stop {stop}" if stop is not None else " NO STOP")

@@ -1,0 +1,236 @@
+"""The composition root behind the lock: clock, (simulated) exchange, journal, order
+stack and engine, driven by the lifecycle in app.py through the Runner protocol.
+
+Startup order (each step a STATUS= line): journal (a corrupt journal stops us before any
+exchange call), paper exchange, credentials, exchange clock/account/balance/positions/
+orders, leverage, reconciliation of every unfinished journal entry. READY=1 follows.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from trendbotd.adapters.ccxt_exchange import CcxtExchange
+from trendbotd.adapters.credentials import load_credentials, register_secret
+from trendbotd.clock import Clock, ScaledClock, SystemClock
+from trendbotd.config import Config
+from trendbotd.engine import Engine
+from trendbotd.errors import ExchangeAuthError, ExchangeError, OperationalError
+from trendbotd.orders.journal import Journal
+from trendbotd.orders.stack import (
+    build_position_manager,
+    journal_location,
+    open_instance_journal,
+)
+from trendbotd.ports import Notifier, StartupProgress
+from trendbotd.startup import sync_account
+
+if TYPE_CHECKING:
+    from trendbotd.sim import SimExchange
+
+logger = logging.getLogger(__name__)
+
+RETRY_PENDING_S = 5.0  # a symbol whose closed candle is not decided yet is retried this often
+
+
+class TradingRunner:
+    def __init__(self, config: Config, *, notifier: Notifier) -> None:
+        self._config = config
+        self._notifier = notifier
+        self._journal: Journal | None = None
+        self._sim: SimExchange | None = None  # paper mode only
+        self._exchange: CcxtExchange | None = None
+        self._engine: Engine | None = None
+        self._clock: Clock = SystemClock()
+        self._speed = 1.0
+
+    # ----- Runner protocol -----
+
+    def start(self, progress: StartupProgress) -> str:
+        config = self._config
+        progress.step("opening journal")
+        self._journal = journal = open_instance_journal(config)
+        base_url: str | None
+        if config.exchange.paper:
+            progress.step("starting simulated exchange")
+            base_url, api_key, api_secret = self._start_paper_exchange()
+        else:
+            progress.step("loading credentials")
+            creds = load_credentials(
+                credentials_file=config.exchange.credentials_file,
+                credential_name=config.exchange.credential_name,
+            )
+            base_url = config.exchange.base_url or None
+            api_key, api_secret = creds.api_key.reveal(), creds.api_secret.reveal()
+        self._exchange = exchange = CcxtExchange(
+            exchange_id=config.exchange.id,
+            api_key=api_key,
+            api_secret=api_secret,
+            base_url=base_url,
+            demo=config.exchange.demo,
+            recv_window_ms=min(60_000, int(config.exchange.recv_window_ms * max(1.0, self._speed))),
+            timeout_s=config.exchange.request_timeout_s,
+            clock=self._clock,
+            rate_limit=not config.exchange.paper,  # the simulator is local: no throttle
+            max_clock_offset_ms=self._clock_bound_ms(),
+            clock_resync_s=config.exchange.clock_resync_s,
+        )
+        timeout_ms = int(config.service.startup_timeout_s * 1000 * self._speed)
+        snapshot = sync_account(
+            exchange=exchange,
+            symbols=config.trading.symbols,
+            progress=progress,
+            clock=self._clock,
+            deadline_ms=self._clock.now_ms() + timeout_ms,
+            max_clock_offset_ms=self._clock_bound_ms(),
+        )
+        progress.step("setting leverage")
+        for symbol in config.trading.symbols:
+            self._set_leverage(symbol)
+        progress.step("reconciling journal with the exchange")
+        positions = build_position_manager(
+            config, journal=journal, exchange=exchange, clock=self._clock,
+            waiting=progress.waiting,
+        )  # fmt: skip
+        synced = positions.sync(snapshot)
+        self._engine = Engine(
+            config=config,
+            exchange=exchange,
+            journal=journal,
+            positions=positions,
+            snapshot=synced.snapshot,
+        )
+        mode = journal.mode()
+        if mode.mode.value != "normal":
+            logger.error("mode.%s reason=%s", mode.mode.value, mode.reason)
+        held = sum(1 for p in synced.snapshot.positions if not p.is_flat)
+        return (
+            f"ready: {mode.mode.value}, equity {synced.snapshot.balance.total} "
+            f"{synced.snapshot.balance.currency}, {held} open position(s)"
+        )
+
+    def seconds_until_next_tick(self) -> float:
+        engine = self._require_engine()
+        if engine.has_pending:
+            return RETRY_PENDING_S
+        wait_s = max(0.0, engine.ms_until_next_decision() / 1000 / self._speed)
+        return min(wait_s, self._config.service.tick_interval_s)
+
+    def tick(self) -> str:
+        engine = self._require_engine()
+        try:
+            return engine.tick()
+        except OperationalError:
+            raise
+        except ExchangeError as e:
+            # Transient trouble: the next wake retries; stops on the exchange keep protecting.
+            logger.warning("tick.exchange_error error=%s", e)
+            return f"exchange error, retrying: {e}"
+
+    def reload(self, config: Config) -> None:
+        old = self._config
+        if (config.exchange, config.trading, config.instance, config.paper) != (
+            old.exchange,
+            old.trading,
+            old.instance,
+            old.paper,
+        ):
+            logger.warning(
+                "reload.partial exchange, trading, instance and paper settings need a restart; "
+                "applying strategy, risk and service settings only"
+            )
+        merged = Config(
+            source=config.source,
+            instance=old.instance,
+            exchange=old.exchange,
+            paper=old.paper,
+            trading=old.trading,
+            strategy=config.strategy,
+            strategy_overrides=config.strategy_overrides,
+            risk=config.risk,
+            service=config.service,
+        )
+        self._config = merged
+        if self._engine is not None:
+            self._engine.config = merged
+
+    def stop(self) -> None:
+        try:
+            if self._engine is not None:
+                logger.info(
+                    "shutdown.done %s", self._engine.shutdown(self._config.risk.shutdown_policy)
+                )
+        finally:
+            if self._exchange is not None:
+                self._exchange.close()
+            if self._journal is not None:
+                self._journal.close()
+            if self._sim is not None:
+                self._sim.stop()
+
+    # ----- helpers -----
+
+    def _clock_bound_ms(self) -> int:
+        # A paper replay at --speed N stretches every real millisecond of round trip into N:
+        # the bound scales with it (the simulator shares our clock, so the true offset is 0).
+        return int(self._config.exchange.max_clock_offset_ms * max(1.0, self._speed))
+
+    def _require_engine(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError("runner used before start() succeeded")
+        return self._engine
+
+    def _set_leverage(self, symbol: str) -> None:
+        assert self._exchange is not None
+        try:
+            self._exchange.set_leverage(symbol, self._config.trading.leverage)
+        except ExchangeAuthError:
+            raise
+        except ExchangeError as e:
+            # Binance refuses a leverage change some positions cannot carry; the guards
+            # still cap exposure by the configured leverage.
+            logger.warning("leverage.not_set symbol=%s error=%s", symbol, e)
+
+    def _start_paper_exchange(self) -> tuple[str, str, str]:
+        # The simulator is imported only in paper mode: live start-up does not pay for it.
+        from trendbotd.sim import SimConfig, SimExchange  # noqa: PLC0415
+
+        config = self._config
+        state_file = _paper_state_file(config)
+        saved = SimExchange.saved_clock_ms(state_file)
+        now = SystemClock().now_ms()
+        start = max(now, saved or 0)
+        self._speed = config.paper.speed
+        if self._speed != 1.0 or start != now:
+            self._clock = ScaledClock(start_ms=start, speed=self._speed)
+        self._sim = sim = SimExchange(
+            SimConfig(
+                symbols=config.trading.symbols,
+                start_balance=config.paper.start_balance,
+                seed=config.paper.seed,
+                regime=config.paper.regime,
+                data_csv=config.paper.data_csv,
+                timeframe=config.trading.timeframe,
+                clock=self._clock,
+                response_delay_ms=config.paper.response_delay_ms,
+                port=config.paper.port,
+                state_file=state_file,
+            )
+        )
+        sim.start()
+        register_secret(sim.api_secret)
+        logger.info(
+            "paper.exchange base_url=%s speed=%s regime=%s state_file=%s",
+            sim.base_url,
+            self._speed,
+            config.paper.regime,
+            state_file,
+        )
+        return sim.base_url, sim.api_key, sim.api_secret
+
+
+def _paper_state_file(config: Config) -> Path:
+    _, journal_path = journal_location(config)
+    return journal_path.with_suffix(".paper.json")
