@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml requirements/all.lock
 
 # The main job: the daemon in the foreground, paper trading against the built-in simulated exchange.
 paper: $(STAMP)
-	$(BIN)/trendbotd run --paper --foreground $(ARGS)
+	$(BIN)/trendbotd run --paper --foreground --config examples/paper.toml $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check trendbotd tests bench

@@ -93,6 +93,15 @@ def build_parser(command: str | None) -> tuple[argparse.ArgumentParser, Any]:
     return parser, module
 
 
+def _error_line(text: str) -> None:
+    """One line on stderr; under journald at priority err, so `journalctl -p err` shows why
+    the unit failed even when logging was never set up (bad config, lock refused)."""
+    from trendbotd.service.logsetup import under_journald  # noqa: PLC0415 - error path only
+
+    prefix = "<3>" if under_journald(sys.stderr, os.environ) else ""
+    print(prefix + text, file=sys.stderr)
+
+
 def _chosen_command(argv: Sequence[str]) -> str | None:
     # The top-level parser takes no option with a value, so the first word is the command.
     return next((a for a in argv if not a.startswith("-")), None)
@@ -103,10 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     except UsageError as e:
-        print(e, file=sys.stderr)
+        _error_line(str(e))
         return ExitCode.USAGE
     except TrendbotError as e:
-        print(f"{PROG}: {e}", file=sys.stderr)
+        _error_line(f"{PROG}: {e}")
         return e.exit_code
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
@@ -189,7 +198,14 @@ def take_instance_lock(config: Config) -> tuple[PidLock, LockLocation]:
 
 def status_lines(config: Config) -> list[str]:
     """The operational part of ``status`` (mode, positions and their stops, unfinished
-    orders, last tick), read without disturbing a running daemon. The journal reader that
-    fills it is composed here by the integrator; until then ``status`` shows the lock only."""
-    del config
-    return []
+    orders, last tick), read from the journal opened read-only: safe while the daemon runs."""
+    import time  # noqa: PLC0415 - status only
+
+    from trendbotd.orders.stack import journal_location  # noqa: PLC0415
+    from trendbotd.orders.status import format_status, read_status  # noqa: PLC0415
+
+    _, path = journal_location(config, create=False)
+    if not path.exists():
+        return [f"journal: {path} (none yet: the daemon has never run with this config)"]
+    report = read_status(path)
+    return format_status(report, now_ms=time.time_ns() // 1_000_000).splitlines()

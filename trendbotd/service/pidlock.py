@@ -199,9 +199,23 @@ def _open_checked(path: Path) -> int:
     elif st.st_nlink != 1:
         problem = f"has {st.st_nlink} hard links"
     if problem is not None:
-        os.close(fd)
+        _refuse_unless_held(fd, path)
         raise LockPathError(f"{path}: lock file {problem}; refusing to use it")
     return fd
+
+
+def _refuse_unless_held(fd: int, path: Path) -> None:
+    """A file we will not use may still be locked by a live instance (started as another
+    user): then the truthful answer is "already running", naming the holder."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        message = describe_holder(fd, path)
+        os.close(fd)
+        raise InstanceLockedError(message) from None
+    except OSError:
+        pass  # not lockable either: the path problem below is the answer
+    os.close(fd)
 
 
 def _same_file(fd: int, path: Path) -> bool:
