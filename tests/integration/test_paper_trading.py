@@ -1,0 +1,69 @@
+"""The real daemon in paper mode trades: entries get an exchange-side stop, trailing stops
+move, status reads the journal while it runs, and Ctrl-C stops it cleanly."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CONFIG = """
+[instance]
+name = "papertest"
+runtime_dir = "{tmp}/run"
+state_dir = "{tmp}/lib"
+
+[paper]
+speed = 3600
+regime = "trend"
+seed = 7
+"""
+
+
+def _wait_for(log: Path, needle: str, *, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if needle in text:
+            return text
+        time.sleep(0.2)
+    raise AssertionError(f"{needle!r} not seen within {timeout_s}s:\n{log.read_text()[-3000:]}")
+
+
+def test_paper_daemon_enters_with_a_stop_and_stops_cleanly(tmp_path: Path) -> None:
+    config = tmp_path / "paper.toml"
+    config.write_text(CONFIG.format(tmp=tmp_path))
+    log = tmp_path / "daemon.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "trendbotd", "run", "--paper", "--config", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for(log, "daemon.ready", timeout_s=30)
+        text = _wait_for(log, "entry.done", timeout_s=90)
+        entry_line = next(line for line in text.splitlines() if "entry.done" in line)
+        assert "state=FILLED" in entry_line
+        assert "protected=True" in entry_line
+        assert "stop.placed" in text
+        status = subprocess.run(
+            [sys.executable, "-m", "trendbotd", "status", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert status.returncode == 0, status.stderr
+        assert "not running" not in status.stdout
+        assert f"{proc.pid}" in status.stdout  # the lock holder is named
+        assert "mode:      normal" in status.stdout
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=20)
+    assert code == 0, log.read_text()[-3000:]
+    final = log.read_text()
+    assert "shutdown.policy policy=leave" in final
+    assert "Traceback" not in final
