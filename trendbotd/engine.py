@@ -161,7 +161,8 @@ class Engine:
     ) -> SymbolReport:
         bar_time = (now // self._tf_ms - 1) * self._tf_ms  # open time of the last closed bar
         position = self._snapshot.position(symbol)
-        held = _describe(position, self._live_stop_price(symbol))
+        stop = self._live_stop_price(symbol)
+        held = _describe(position, stop)
         decided = self._journal.get_value(DECIDED_KEY + symbol)
         if decided is not None and int(decided) >= bar_time:
             return SymbolReport(symbol, f"{symbol} {held}")
@@ -181,7 +182,7 @@ class Engine:
             last = closed[-1].open_time_ms if closed else None
             logger.warning("candles.stale symbol=%s expected=%s last=%s", symbol, bar_time, last)
             return SymbolReport(symbol, f"{symbol} {held}, candle data stale", pending=True)
-        view = PositionView.from_position(position, stop_price=self._live_stop_price(symbol))
+        view = PositionView.from_position(position, stop_price=stop)
         decision = decide(CandleArrays.from_candles(closed), params, view)
         logger.info(
             "decision symbol=%s candle=%s action=%s reason=%s",
