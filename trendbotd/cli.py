@@ -78,6 +78,13 @@ def build_parser(command: str | None) -> tuple[argparse.ArgumentParser, Any]:
     _add_config(check)
     status = sub.add_parser("status", help="is the daemon running, and what is it doing")
     _add_config(status)
+    resume = sub.add_parser(
+        "resume", help="trade again after reduce-only / halted mode or the daily-loss stop"
+    )
+    _add_config(resume)
+    resume.add_argument(
+        "--reason", default="", metavar="TEXT", help="why, kept in the journal with the resume"
+    )
 
     module: Any = None
     for name, (module_name, help_text) in LAZY_COMMANDS.items():
@@ -139,6 +146,8 @@ def _main(argv: list[str]) -> int:
         return _check_config(args)
     if args.command == "status":
         return _status(args)
+    if args.command == "resume":
+        return _resume(args)
     return int(module.run(args))
 
 
@@ -165,14 +174,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    location = resolve_lock_path(
-        config.instance.name,
-        config.instance.runtime_dir,
-        env=os.environ,
-        euid=os.geteuid(),
-        cwd=Path.cwd(),
-        create=False,
-    )
+    location = _existing_lock_location(config)
     holder = query_holder(location.path)
     print(f"instance: {config.instance.name}")
     print(f"lock: {location.path} ({location.source})")
@@ -180,6 +182,55 @@ def _status(args: argparse.Namespace) -> int:
     for line in status_lines(config):
         print(line)
     return ExitCode.OK
+
+
+def _resume(args: argparse.Namespace) -> int:
+    import time  # noqa: PLC0415 - resume only
+
+    from trendbotd.orders.stack import journal_location  # noqa: PLC0415
+    from trendbotd.resume import resume_journal  # noqa: PLC0415
+
+    config = load_config(args.config)
+    running = query_holder(_existing_lock_location(config).path) is not None
+    _, path = journal_location(config, create=False)
+    plan = resume_journal(
+        path,
+        operator=_operator(),
+        note=" ".join(args.reason.split()),  # one line in the journal and the log
+        now_ms=time.time_ns() // 1_000_000,
+        daemon_running=running,
+        config_reduce_only=config.risk.reduce_only,
+        config_source=str(config.source or "the built-in defaults"),
+    )
+    print(f"{PROG}: {config.instance.name}: {plan.summary}")
+    for note in plan.notes:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
+    return ExitCode.OK
+
+
+def _operator() -> str:
+    """Who resumed, for the journal: the sudo caller rather than root when there is one."""
+    import getpass  # noqa: PLC0415 - resume only
+
+    sudo_user = os.environ.get("SUDO_USER")
+    if sudo_user:
+        return sudo_user
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (containers)
+        return f"uid {os.getuid()}"
+
+
+def _existing_lock_location(config: Config) -> LockLocation:
+    """Where the lock is, creating nothing (status and resume only look)."""
+    return resolve_lock_path(
+        config.instance.name,
+        config.instance.runtime_dir,
+        env=os.environ,
+        euid=os.geteuid(),
+        cwd=Path.cwd(),
+        create=False,
+    )
 
 
 def take_instance_lock(config: Config) -> tuple[PidLock, LockLocation]:

@@ -443,12 +443,7 @@ class Journal:
 
     def set_values(self, values: dict[str, str], *, now_ms: int) -> None:
         with self._tx() as conn:
-            conn.executemany(
-                "INSERT INTO kv (key, value, updated_ms) VALUES (?, ?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
-                "updated_ms = excluded.updated_ms",
-                [(k, v, now_ms) for k, v in values.items()],
-            )
+            _put_values(conn, values, now_ms)
 
     def mode(self) -> ModeState:
         mode = self.get_value("mode")
@@ -468,6 +463,32 @@ class Journal:
         level = logging.INFO if mode is TradingMode.NORMAL else logging.WARNING
         logger.log(level, "journal.mode mode=%s reason=%s", mode, reason)
 
+    def resume(self, *, reason: str, now_ms: int, rebase_daily_start: bool) -> None:
+        """An operator's resume, in one transaction: mode NORMAL with ``reason``; with
+        ``rebase_daily_start`` the start of day is dropped, so the engine's next tick takes
+        the equity it sees then as the day's start (the loss so far no longer counts)."""
+        with self._tx() as conn:
+            _put_values(
+                conn,
+                {
+                    "mode": TradingMode.NORMAL.value,
+                    "mode_reason": reason,
+                    "mode_since_ms": str(now_ms),
+                    "last_resume_ms": str(now_ms),
+                    "last_resume": reason,
+                },
+                now_ms,
+            )
+            if rebase_daily_start:
+                conn.execute(
+                    "DELETE FROM kv WHERE key IN ('daily_start_day', 'daily_start_equity')"
+                )
+        logger.info("journal.resume reason=%s rebase_daily_start=%s", reason, rebase_daily_start)
+
+    def last_resume_ms(self) -> int | None:
+        value = self.get_value("last_resume_ms")
+        return int(value) if value is not None else None
+
     def last_tick_ms(self) -> int | None:
         value = self.get_value("last_tick_ms")
         return int(value) if value is not None else None
@@ -486,6 +507,14 @@ class Journal:
             {"daily_start_day": str(start.day), "daily_start_equity": str(start.equity)},
             now_ms=now_ms,
         )
+
+
+def _put_values(conn: sqlite3.Connection, values: dict[str, str], now_ms: int) -> None:
+    conn.executemany(
+        "INSERT INTO kv (key, value, updated_ms) VALUES (?, ?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
+        [(k, v, now_ms) for k, v in values.items()],
+    )
 
 
 def _one_intent(conn: sqlite3.Connection, cid: str) -> Intent | None:
