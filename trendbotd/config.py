@@ -75,6 +75,10 @@ class StrategyParams:
     atr_period: int = 14
     atr_stop_mult: float = 2.0  # initial stop distance in ATRs
     trail_mult: float = 3.0  # trailing exit distance in ATRs
+    # Trend filter: enter only when the efficiency ratio (net move / path length) over
+    # this many bars reaches min_efficiency; 0 disables it. Exits are never filtered.
+    efficiency_period: int = 150
+    min_efficiency: float = 0.15
     allow_short: bool = True
 
 
@@ -330,6 +334,30 @@ def _to_decimal(value: Any) -> Decimal:
     return result
 
 
+def _strategy_problems(table: str, params: StrategyParams) -> list[tuple[str, str, str]]:
+    problems: list[tuple[str, str, str]] = []
+
+    def check(ok: bool, table: str, key: str, message: str) -> None:
+        if not ok:
+            problems.append((table, key, message))
+
+    check(2 <= params.fast < params.slow, table, "fast", "must be >= 2 and below slow")
+    check(params.slow <= 1000, table, "slow", "must be at most 1000")
+    check(2 <= params.breakout <= 1000, table, "breakout", "must be 2..1000")
+    check(2 <= params.exit_breakout <= 1000, table, "exit_breakout", "must be 2..1000")
+    check(2 <= params.atr_period <= 500, table, "atr_period", "must be 2..500")
+    check(0 < params.atr_stop_mult <= 50, table, "atr_stop_mult", "must be in (0, 50]")
+    check(0 < params.trail_mult <= 50, table, "trail_mult", "must be in (0, 50]")
+    check(
+        2 <= params.efficiency_period <= 1000,
+        table,
+        "efficiency_period",
+        "must be 2..1000",
+    )
+    check(0 <= params.min_efficiency < 1, table, "min_efficiency", "must be in [0, 1)")
+    return problems
+
+
 def _check_semantics(config: Config, *, path: Path, text: str) -> None:
     problems: list[tuple[str, str, str]] = []  # (table, key, message)
 
@@ -391,13 +419,7 @@ def _check_semantics(config: Config, *, path: Path, text: str) -> None:
     for table, params in [("strategy", config.strategy)] + [
         (f"strategy.symbols.{s}", p) for s, p in config.strategy_overrides.items()
     ]:
-        check(2 <= params.fast < params.slow, table, "fast", "must be >= 2 and below slow")
-        check(params.slow <= 1000, table, "slow", "must be at most 1000")
-        check(2 <= params.breakout <= 1000, table, "breakout", "must be 2..1000")
-        check(2 <= params.exit_breakout <= 1000, table, "exit_breakout", "must be 2..1000")
-        check(2 <= params.atr_period <= 500, table, "atr_period", "must be 2..500")
-        check(0 < params.atr_stop_mult <= 50, table, "atr_stop_mult", "must be in (0, 50]")
-        check(0 < params.trail_mult <= 50, table, "trail_mult", "must be in (0, 50]")
+        problems.extend(_strategy_problems(table, params))
     for symbol in config.strategy_overrides:
         check(symbol in tr.symbols, "strategy.symbols", symbol, "is not in trading.symbols")
     rk = config.risk

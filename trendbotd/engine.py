@@ -3,7 +3,8 @@
 The engine acts only on CLOSED candles, once per candle per symbol: the journal records
 which candle each symbol last decided on, so a restart (or a crash mid-tick) re-runs the
 same decision with the same deterministic client order ids, and the executor recognises
-what it already sent. Between candles a tick only re-syncs positions and stops.
+what it already sent. Between candles a tick only re-syncs positions and stops. Candles
+come from a CandleFeed: the full window once, then only the candle that just closed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
+from trendbotd.candle_feed import CandleFeed
 from trendbotd.config import Config, ShutdownPolicy
 from trendbotd.domain import AccountSnapshot, Balance, Market, OrderType, Position, Side
 from trendbotd.errors import TransientExchangeError
@@ -35,7 +37,6 @@ from trendbotd.strategy import (
     Decision,
     Direction,
     PositionView,
-    closed_candles,
     decide,
     required_history,
     timeframe_ms,
@@ -73,6 +74,7 @@ class Engine:
         self._snapshot = snapshot
         self._markets: dict[str, Market] = dict(snapshot.markets)
         self._tf_ms = timeframe_ms(config.trading.timeframe)
+        self._candles = CandleFeed(exchange, config.trading.timeframe, self._tf_ms)
         self._pending: set[str] = set()
         self._decided_bar = -1  # the oldest "last decided candle" over all symbols
 
@@ -94,6 +96,9 @@ class Engine:
             f"policy={report.policy} canceled={len(report.canceled)} "
             f"closed={sum(1 for c in report.closed if c.flat)}"
         )
+
+    def market(self, symbol: str) -> Market:
+        return self._markets[symbol]
 
     @property
     def has_pending(self) -> bool:
@@ -168,16 +173,12 @@ class Engine:
             return SymbolReport(symbol, f"{symbol} {held}")
         params = self.config.strategy_for(symbol)
         try:
-            candles = self._exchange.fetch_candles(
-                symbol,
-                timeframe=self.config.trading.timeframe,
-                since_ms=None,
-                limit=required_history(params) + 1,
+            closed = self._candles.window(
+                symbol, need=required_history(params), last_open_ms=bar_time, now_ms=now
             )
         except TransientExchangeError as e:
             logger.warning("candles.fetch_failed symbol=%s error=%s", symbol, e)
             return SymbolReport(symbol, f"{symbol} {held}, candles unavailable", pending=True)
-        closed = closed_candles(candles, now_ms=now, timeframe_ms=self._tf_ms)
         if not closed or closed[-1].open_time_ms != bar_time:
             last = closed[-1].open_time_ms if closed else None
             logger.warning("candles.stale symbol=%s expected=%s last=%s", symbol, bar_time, last)

@@ -16,6 +16,7 @@ from trendbotd.adapters.ccxt_exchange import CcxtExchange
 from trendbotd.adapters.credentials import load_credentials, register_secret
 from trendbotd.clock import Clock, ScaledClock, SystemClock
 from trendbotd.config import Config
+from trendbotd.domain import Market
 from trendbotd.engine import Engine
 from trendbotd.errors import ExchangeAuthError, ExchangeError, OperationalError
 from trendbotd.orders.journal import Journal
@@ -36,7 +37,11 @@ RETRY_PENDING_S = 5.0  # a symbol whose closed candle is not decided yet is retr
 
 
 class TradingRunner:
-    def __init__(self, config: Config, *, notifier: Notifier) -> None:
+    def __init__(
+        self, config: Config, *, notifier: Notifier, paper_clock: Clock | None = None
+    ) -> None:
+        """``paper_clock``: drive a paper replay by this clock instead of the wall clock
+        scaled by ``paper.speed`` (tests step a ManualClock candle by candle)."""
         self._config = config
         self._notifier = notifier
         self._journal: Journal | None = None
@@ -44,6 +49,7 @@ class TradingRunner:
         self._exchange: CcxtExchange | None = None
         self._engine: Engine | None = None
         self._clock: Clock = SystemClock()
+        self._paper_clock = paper_clock
         self._speed = 1.0
 
     # ----- Runner protocol -----
@@ -170,6 +176,17 @@ class TradingRunner:
             if self._sim is not None:
                 self._sim.stop()
 
+    # ----- read-only views (status, tests) -----
+
+    @property
+    def paper_exchange(self) -> SimExchange | None:
+        """The simulated exchange in paper mode (None live or before start)."""
+        return self._sim
+
+    def market(self, symbol: str) -> Market:
+        """The exchange's rules for ``symbol`` as loaded at start-up."""
+        return self._require_engine().market(symbol)
+
     # ----- helpers -----
 
     def _clock_bound_ms(self) -> int:
@@ -199,12 +216,15 @@ class TradingRunner:
 
         config = self._config
         state_file = _paper_state_file(config)
-        saved = SimExchange.saved_clock_ms(state_file)
-        now = SystemClock().now_ms()
-        start = max(now, saved or 0)
-        self._speed = config.paper.speed
-        if self._speed != 1.0 or start != now:
-            self._clock = ScaledClock(start_ms=start, speed=self._speed)
+        if self._paper_clock is not None:
+            self._clock = self._paper_clock
+        else:
+            saved = SimExchange.saved_clock_ms(state_file)
+            now = SystemClock().now_ms()
+            start = max(now, saved or 0)
+            self._speed = config.paper.speed
+            if self._speed != 1.0 or start != now:
+                self._clock = ScaledClock(start_ms=start, speed=self._speed)
         self._sim = sim = SimExchange(
             SimConfig(
                 symbols=config.trading.symbols,

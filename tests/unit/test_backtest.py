@@ -157,6 +157,7 @@ PARAMS = StrategyParams(
     atr_stop_mult=2.0,
     trail_mult=50.0,
     allow_short=False,
+    min_efficiency=0.0,  # the crafted series are too short for the trend filter
 )
 SETTINGS = BacktestSettings(market=MARKET, start_equity=D(10000), max_leverage=3)
 FLAT_BARS = [(100.0, 101.0, 99.0, 100.0)] * 10
@@ -188,21 +189,22 @@ def test_entry_fills_at_the_next_open_and_the_stop_at_its_price() -> None:
     result = run_backtest(candles, PARAMS, SETTINGS)
     assert len(result.trades) == 1
     t = result.trades[0]
-    # 1% of 10000 over 102.6 - 97.5 = 5.1 -> 19.607 (rounded down to the step)
+    # Sized at the decision close, as the live loop sizes: 1% of 10000 over
+    # 102.5 - 97.5 = 5 -> 20.000. It fills at the next open, 102.6.
     assert (t.direction, t.amount, t.entry_price, t.initial_stop) == (
         Direction.LONG,
-        D("19.607"),
+        D("20.000"),
         D("102.6"),
         D("97.50"),
     )
     assert (t.entry_ms, t.exit_ms) == (T0 + 11 * HOUR, T0 + 12 * HOUR)
     assert (t.exit_price, t.exit_reason) == (D("97.50"), "stop")
-    assert t.fees == fee("19.607", "102.6") + fee("19.607", "97.50")
-    assert t.pnl == D("19.607") * (D("97.50") - D("102.6")) - t.fees
+    assert t.fees == fee("20.000", "102.6") + fee("20.000", "97.50")
+    assert t.pnl == D("20.000") * (D("97.50") - D("102.6")) - t.fees
     assert result.final_equity == D(10000) + t.pnl
     assert result.equity[10] == 10000.0  # flat at the decision close
     assert result.equity[11] == pytest.approx(
-        10000 - float(fee("19.607", "102.6")) + 19.607 * (103.5 - 102.6)
+        10000 - float(fee("20.000", "102.6")) + 20.0 * (103.5 - 102.6)
     )
     assert result.equity[-1] == float(result.final_equity)
     assert result.in_position.tolist() == [False] * 11 + [True] + [False] * 4
@@ -222,8 +224,9 @@ def test_exit_signal_fills_at_the_next_open_with_slippage() -> None:
     settings = dataclasses.replace(SETTINGS, slippage_bps=D(10))
     (t,) = run_backtest(arrays(FLAT_BARS + BREAKOUT + tail), PARAMS, settings).trades
     assert t.entry_price == D("102.6") * D("1.001")
-    # sized on the fill on the price grid, 102.70 - 97.50 = 5.2 -> 19.230
-    assert t.amount == D("19.230")
+    # sized at the decision close (102.5 - 97.5 = 5 -> 20.000): slippage costs, it does
+    # not change the size
+    assert t.amount == D("20.000")
     assert (t.exit_price, t.exit_reason) == (D("99.2") * D("0.999"), "exit signal")
     assert t.exit_ms == T0 + 14 * HOUR
 
@@ -238,12 +241,23 @@ def test_open_position_is_closed_at_the_end_and_last_bar_decisions_dropped() -> 
     assert run_backtest(arrays(FLAT_BARS + BREAKOUT[:1]), PARAMS, SETTINGS).trades == []
 
 
+def test_bars_before_the_first_decision_only_warm_up() -> None:
+    bars = FLAT_BARS + BREAKOUT + [(103.5, 104.0, 103.0, 103.5)] * 3
+    late = dataclasses.replace(SETTINGS, first_decision_ms=T0 + 11 * HOUR)
+    result = run_backtest(arrays(bars), PARAMS, late)
+    # the breakout bar (10) is history: no entry; bar 11 still sits above the 5-bar high
+    # (103 of bar 10) at 103.5, so the first decided bar enters and fills at bar 12
+    assert result.decisions == len(bars) - 11
+    assert [t.entry_ms for t in result.trades] == [T0 + 12 * HOUR]
+    assert run_backtest(arrays(bars), PARAMS, SETTINGS).trades[0].entry_ms == T0 + 11 * HOUR
+
+
 def test_entries_refused_by_sizing_are_listed() -> None:
     poor = dataclasses.replace(SETTINGS, start_equity=D("0.05"))
     result = run_backtest(arrays(FLAT_BARS + BREAKOUT + [(103.5, 104, 103, 103.5)]), PARAMS, poor)
     assert result.trades == [] and len(result.skipped) == 2  # bars 10 and 11 broke out
     assert (
-        result.skipped[0].time_ms == T0 + 11 * HOUR
+        result.skipped[0].time_ms == T0 + 10 * HOUR
         and "below the minimum" in result.skipped[0].reason
     )
 
@@ -261,7 +275,7 @@ def walk_candles(n: int, seed: int) -> CandleArrays:
 def test_every_backtest_decision_is_what_the_live_entry_point_decides(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    params = StrategyParams(kind="ema_cross", fast=5, slow=15, atr_period=5)
+    params = StrategyParams(kind="ema_cross", fast=5, slow=15, atr_period=5, min_efficiency=0.0)
     candles = walk_candles(400, seed=3)
     calls: list[tuple[int, PositionView, Decision]] = []
     real = engine.decide_bar
@@ -287,7 +301,7 @@ def test_every_backtest_decision_is_what_the_live_entry_point_decides(
 
 def test_deterministic() -> None:
     candles = walk_candles(600, seed=9)
-    params = StrategyParams(kind="donchian", breakout=20, exit_breakout=10)
+    params = StrategyParams(kind="donchian", breakout=20, exit_breakout=10, min_efficiency=0.0)
     a, b = run_backtest(candles, params, SETTINGS), run_backtest(candles, params, SETTINGS)
     assert a.trades == b.trades and np.array_equal(a.equity, b.equity) and len(a.trades) > 2
 
@@ -372,6 +386,7 @@ timeframe = "1h"
 kind = "donchian"
 breakout = 20
 exit_breakout = 10
+min_efficiency = 0
 """
 
 
@@ -406,7 +421,7 @@ def test_cli_prints_trades_and_metrics(
         max_leverage=3,
         slippage_bps=D(2),
     )
-    params = StrategyParams(kind="donchian", breakout=20, exit_breakout=10)
+    params = StrategyParams(kind="donchian", breakout=20, exit_breakout=10, min_efficiency=0.0)
     assert trades == len(run_backtest(loaded.candles, params, settings).trades) > 0
 
 

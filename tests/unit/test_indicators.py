@@ -63,6 +63,17 @@ def ref_donchian(x: list[float], n: int, pick: type[max] | type[min]) -> list[fl
     return [NAN if i < n else pick(x[i - n : i]) for i in range(len(x))]
 
 
+def ref_efficiency_ratio(x: list[float], n: int) -> list[float]:
+    out = []
+    for i in range(len(x)):
+        if i < n:
+            out.append(NAN)
+            continue
+        path = sum(abs(x[k] - x[k - 1]) for k in range(i - n + 1, i + 1))
+        out.append(abs(x[i] - x[i - n]) / path if path else 0.0)
+    return out
+
+
 def assert_close(actual: np.ndarray, expected: list[float], *, rel: float = 1e-9) -> None:
     assert len(actual) == len(expected)
     exp = np.array(expected)
@@ -121,6 +132,28 @@ def test_sma_and_ema_match_reference(period: int) -> None:
     _, _, close = random_bars(1000)
     assert_close(ind.sma(close, period), ref_sma(close, period))
     assert_close(ind.ema(close, period), ref_ema(close, period))
+
+
+@pytest.mark.parametrize("period", [1, 2, 20, 150, 999])
+def test_efficiency_ratio_matches_reference(period: int) -> None:
+    _, _, close = random_bars(1000, seed=11)
+    got = ind.efficiency_ratio(close, period)
+    assert_close(got, ref_efficiency_ratio(close, period))
+    assert np.all((got[period:] >= 0) & (got[period:] <= 1))
+
+
+def test_efficiency_ratio_by_hand_and_window_independent() -> None:
+    # a straight line is perfectly efficient, a zigzag not at all, flat prices count 0
+    assert ind.efficiency_ratio([1.0, 2.0, 3.0, 4.0], 3)[3] == 1.0
+    assert ind.efficiency_ratio([1.0, 2.0, 1.0, 2.0, 1.0], 4)[4] == 0.0
+    assert ind.efficiency_ratio([5.0] * 4, 2)[3] == 0.0
+    # 1 -> 3 -> 2: net 1 over a path of 3
+    assert ind.efficiency_ratio([1.0, 3.0, 2.0], 2)[2] == pytest.approx(1 / 3)
+    # the live loop's short window gives bit-identical values to the whole series
+    _, _, close = random_bars(2000, seed=2)
+    full = ind.efficiency_ratio(close, 150)
+    tail = ind.efficiency_ratio(close[-400:], 150)
+    assert np.array_equal(full[-250:], tail[-250:])
 
 
 @pytest.mark.parametrize("period", [2, 14, 100, 500])

@@ -3,16 +3,20 @@
 Per bar ``i``, in the order the live daemon meets them against the simulated exchange:
 
 1. at the open: a market order decided at the previous close fills at the open plus
-   slippage (buys higher, sells lower); an entry is sized by ``size_position`` with the
-   cash equity and that fill price, and its stop is live from then on;
+   slippage (buys higher, sells lower); an entry's stop is live from then on;
 2. inside the bar: a stop fills at its price when the bar's range reaches it, or at the
    open when the bar opens beyond it (gap-through);
 3. at the close: ``decide_bar`` -- the function the live loop calls through ``decide`` --
    sees the bar and the position. A trailing move takes effect from the next bar; a
-   market decision is queued for the next open. A decision at the last bar is dropped.
+   market decision is queued for the next open. An entry is sized there and then, as the
+   live loop sizes it: ``size_position`` with the equity marked at the close (cash plus
+   the open position's profit) and the close as the entry price. A decision at the last
+   bar is dropped.
 
-Every fill pays ``fee_rate`` of its notional (market and stop orders are both taker).
-Money is Decimal; the per-bar equity curve for the metrics is float.
+Bars before ``first_decision_ms`` are history only (indicator warm-up), like the candles
+a live daemon fetches at its first tick. Every fill pays ``fee_rate`` of its notional
+(market and stop orders are both taker). Money is Decimal; the per-bar equity curve for
+the metrics is float.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ class BacktestSettings:
     max_notional: Decimal = Decimal(50000)
     fee_rate: Decimal = DEFAULT_FEE_RATE
     slippage_bps: Decimal = ZERO  # on market fills only; stops fill at their price
+    first_decision_ms: int | None = None  # bars opening earlier only warm the indicators up
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +115,21 @@ class BacktestResult:
         return sum((t.fees for t in self.trades), ZERO)
 
 
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    direction: Direction
+    amount: Decimal
+    stop: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class _Order:
+    """A market decision waiting for the next open."""
+
+    decision: Decision
+    entry: _Entry | None  # None: no entry (an exit, or an entry the sizing skipped)
+
+
 @dataclass(slots=True)
 class _Book:
     """Cash and the one open position of the simulated account."""
@@ -148,28 +168,37 @@ class _Book:
         slip = self.settings.slippage_bps / _BPS
         return to_decimal(open_price) * (1 + slip if buy else 1 - slip)
 
-    def enter(
-        self, direction: Direction, stop_price: float, *, at_ms: int, open_price: float
-    ) -> None:
-        fill = self._market_price(open_price, buy=direction is Direction.LONG)
+    def size(self, decision: Decision, *, at_ms: int, close: float) -> _Entry | None:
+        """Size an entry at the decision close, as the live loop does (None: skipped)."""
+        if decision.stop_price is None or decision.direction is Direction.FLAT:
+            return None
+        price = to_decimal(close)
+        equity = self.cash
+        if self.direction is not Direction.FLAT:
+            equity += self.direction * self.amount * (price - self.entry_price)
         sized = size_position(
-            equity=self.cash,
-            entry_price=fill,
-            stop_price=to_decimal(stop_price),
+            equity=equity,
+            entry_price=price,
+            stop_price=to_decimal(decision.stop_price),
             risk_per_trade=self.settings.risk_per_trade,
             max_leverage=self.settings.max_leverage,
             max_notional=self.settings.max_notional,
             market=self.settings.market,
         )
         if not sized.ok:
-            self.skipped.append(SkippedEntry(at_ms, direction, sized.skip_reason or "skipped"))
-            return
-        self.direction, self.amount, self.entry_price = direction, sized.amount, fill
-        self.entry_ms, self.initial_stop, self.stop = at_ms, sized.stop_price, sized.stop_price
-        self.entry_fee = self._fee(sized.amount, fill)
+            reason = sized.skip_reason or "skipped"
+            self.skipped.append(SkippedEntry(at_ms, decision.direction, reason))
+            return None
+        return _Entry(decision.direction, sized.amount, sized.stop_price)
+
+    def enter(self, entry: _Entry, *, at_ms: int, open_price: float) -> None:
+        fill = self._market_price(open_price, buy=entry.direction is Direction.LONG)
+        self.direction, self.amount, self.entry_price = entry.direction, entry.amount, fill
+        self.entry_ms, self.initial_stop, self.stop = at_ms, entry.stop, entry.stop
+        self.entry_fee = self._fee(entry.amount, fill)
         self.cash -= self.entry_fee
-        self.cash_f, self.amount_f = float(self.cash), float(sized.amount)
-        self.entry_f, self.stop_f = float(fill), float(sized.stop_price)
+        self.cash_f, self.amount_f = float(self.cash), float(entry.amount)
+        self.entry_f, self.stop_f = float(fill), float(entry.stop)
 
     def close(self, price: Decimal, *, at_ms: int, reason: str) -> None:
         exit_fee = self._fee(self.amount, price)
@@ -214,12 +243,13 @@ class _Book:
             self.stop, self.stop_f = stop, float(stop)
 
 
-def _execute(book: _Book, decision: Decision, *, at_ms: int, open_price: float) -> None:
-    if decision.action in (Action.EXIT, Action.REVERSE) and book.direction is not Direction.FLAT:
-        reason = "reverse" if decision.action is Action.REVERSE else decision.reason
+def _execute(book: _Book, order: _Order, *, at_ms: int, open_price: float) -> None:
+    action = order.decision.action
+    if action in (Action.EXIT, Action.REVERSE) and book.direction is not Direction.FLAT:
+        reason = "reverse" if action is Action.REVERSE else order.decision.reason
         book.close_at_market(open_price, at_ms=at_ms, reason=reason)
-    if decision.action in (Action.ENTER, Action.REVERSE) and decision.stop_price is not None:
-        book.enter(decision.direction, decision.stop_price, at_ms=at_ms, open_price=open_price)
+    if order.entry is not None:
+        book.enter(order.entry, at_ms=at_ms, open_price=open_price)
 
 
 def run_backtest(
@@ -230,11 +260,14 @@ def run_backtest(
     signals = compute_signals(candles, params)
     opens, highs, lows = candles.open.tolist(), candles.high.tolist(), candles.low.tolist()
     times = candles.open_time_ms.tolist()
+    decisions = 0
     book = _Book(settings=settings, cash=settings.start_equity, cash_f=float(settings.start_equity))
     equity: list[float] = []  # Python lists: appending beats numpy item assignment
     held: list[bool] = []
-    pending: Decision | None = None
+    pending: _Order | None = None
     view = FLAT
+    first = settings.first_decision_ms
+    closes = candles.close.tolist()
     for i, bar in enumerate(signals.rows()):
         if pending is not None:
             _execute(book, pending, at_ms=times[i], open_price=opens[i])
@@ -244,12 +277,17 @@ def run_backtest(
             opens[i], highs[i], lows[i], at_ms=times[i]
         ):
             view = FLAT
-        decision = decide_bar(bar, params, view)
-        if decision.action is Action.MOVE_STOP and decision.stop_price is not None:
-            book.move_stop(decision.stop_price)
-            view = book.view()
-        elif decision.action is not Action.HOLD:
-            pending = decision
+        if first is None or times[i] >= first:
+            decision = decide_bar(bar, params, view)
+            decisions += 1
+            if decision.action is Action.MOVE_STOP and decision.stop_price is not None:
+                book.move_stop(decision.stop_price)
+                view = book.view()
+            elif decision.action is not Action.HOLD and i + 1 < n:
+                entry = None
+                if decision.action in (Action.ENTER, Action.REVERSE):
+                    entry = book.size(decision, at_ms=times[i], close=closes[i])
+                pending = _Order(decision, entry)
         equity.append(book.mark(bar.close))
         held.append(book.direction is not Direction.FLAT)
     if n and book.direction is not Direction.FLAT:
@@ -263,5 +301,5 @@ def run_backtest(
         equity=np.array(equity, dtype=np.float64),
         in_position=np.array(held, dtype=np.bool_),
         final_equity=book.cash,
-        decisions=n,
+        decisions=decisions,
     )

@@ -179,6 +179,27 @@ def donchian_low(low: FloatArray | list[float], period: int) -> FloatArray:
     return _shift_one(rolling_min(low, period))
 
 
+def efficiency_ratio(values: FloatArray | list[float], period: int) -> FloatArray:
+    """Kaufman's efficiency ratio: net move over ``period`` bars divided by the path
+    length (sum of absolute bar-to-bar moves), in [0, 1]. Near 1 in a clean trend, near 0
+    in chop; NaN for the first ``period`` values.
+
+    Each path length is summed from its own window (not from a running cumulative sum),
+    so a live window and a years-long backtest give bit-identical values.
+    """
+    _check_period(period)
+    x = _as_float(values)
+    out = np.full(len(x), np.nan)
+    if len(x) <= period:
+        return out
+    net = np.abs(x[period:] - x[:-period])
+    steps = np.abs(np.diff(x))
+    path = np.lib.stride_tricks.sliding_window_view(steps, period).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[period:] = np.where(path > 0.0, net / path, 0.0)
+    return out
+
+
 def settle_bars(alpha: float, *, tolerance: float = 1e-4) -> int:
     """Bars after the seed until the seed's weight in a recursive average is <= tolerance.
 

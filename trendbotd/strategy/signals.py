@@ -54,8 +54,11 @@ TRAIL_MIN_STEP_ATR = 0.1
 # band keeps the system out of chop without delaying a real trend by more than a bar or two.
 CROSS_BAND_ATR = 0.25
 # Warm-up: recursive averages (EMA, ATR) computed from different first bars agree to
-# this fraction of their initial difference after ``required_history`` bars.
-SETTLE_TOLERANCE = 1e-4
+# this fraction of their initial difference after ``required_history`` bars. Stops are
+# rounded to the price tick, so a residue of 1e-4 of the seed error (a few cents on BTC)
+# still moved a trailing stop by one tick now and then against a backtest started years
+# earlier; at 1e-10 the residue is far below any tick.
+SETTLE_TOLERANCE = 1e-10
 
 
 class Direction(IntEnum):
@@ -168,6 +171,8 @@ def min_history(params: StrategyParams) -> int:
         signal = params.slow + 1  # the slow EMA at the previous bar, to see a cross
     else:
         signal = max(params.breakout, params.exit_breakout) + 1
+    if params.min_efficiency > 0.0:
+        signal = max(signal, params.efficiency_period + 1)
     return max(signal, params.atr_period)
 
 
@@ -177,7 +182,7 @@ def required_history(params: StrategyParams) -> int:
     Beyond ``min_history``, the EMAs and the ATR need time to forget their seed: with
     this many bars the live values agree with a backtest that started years earlier to
     within ``SETTLE_TOLERANCE`` of the seed error, so both take the same decisions.
-    Defaults: 282 for ema_cross (fast 20, slow 50, ATR 14), 139 for donchian.
+    Defaults: 627 for ema_cross (fast 20, slow 50, ATR 14), 325 for donchian.
     """
     atr_bars = params.atr_period + indicators.settle_bars(
         1.0 / params.atr_period, tolerance=SETTLE_TOLERANCE
@@ -217,6 +222,14 @@ def compute_signals(candles: CandleArrays, params: StrategyParams) -> SignalArra
             short_entry = close < indicators.donchian_low(candles.low, params.breakout)
             exit_long = close < indicators.donchian_low(candles.low, params.exit_breakout)
             exit_short = close > indicators.donchian_high(candles.high, params.exit_breakout)
+    if params.min_efficiency > 0.0:
+        with np.errstate(invalid="ignore"):  # NaN during warm-up: no entry
+            trending = (
+                indicators.efficiency_ratio(close, params.efficiency_period)
+                >= params.min_efficiency
+            )
+        long_entry &= trending
+        short_entry &= trending
     entry = long_entry.astype(np.int8) - short_entry.astype(np.int8)
     return SignalArrays(
         open_time_ms=candles.open_time_ms,
