@@ -5,7 +5,8 @@
 Prints medians over N runs (default 7) of:
   - ``python -c pass`` (the interpreter's floor on this machine),
   - ``python -c "import ccxt"`` (what the lock saves a duplicate from),
-  - a duplicate ``trendbotd run`` to exit 75 while this script holds the lock,
+  - a duplicate ``trendbotd run`` to exit 75 while this script holds the lock, run round
+    by round with the floor (after one warm-up round) and shown as a multiple of it,
   - a clean ``trendbotd run --paper --foreground`` to READY=1 on a test NOTIFY_SOCKET
     (the built-in simulated exchange, real startup sync), then SIGTERM to exit.
 """
@@ -112,14 +113,21 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tbd-bench-", dir="/tmp") as tmp:
         directory = Path(tmp)
         config = _config(directory)
-        floor = [_timed([PYTHON, "-c", "pass"], expect=0, cwd=directory) for _ in range(runs)]
         ccxt = [_timed([PYTHON, "-c", "import ccxt"], expect=0, cwd=directory) for _ in range(runs)]
         (directory / "run").mkdir()
         holder = PidLock(directory / "run" / "bench.pid")
         holder.acquire()
+        floor: list[float] = []
+        duplicate: list[float] = []
         try:
             dup_argv = [*DAEMON, "run", "--paper", "--foreground", "--config", str(config)]
-            duplicate = [_timed(dup_argv, expect=75, cwd=directory) for _ in range(runs)]
+            # Interleaved, so that load from elsewhere on the machine hits both alike.
+            for i in range(runs + 1):
+                f = _timed([PYTHON, "-c", "pass"], expect=0, cwd=directory)
+                d = _timed(dup_argv, expect=75, cwd=directory)
+                if i:  # the first round warms the page cache
+                    floor.append(f)
+                    duplicate.append(d)
         finally:
             holder.release()
         ready: list[float] = []
@@ -130,7 +138,8 @@ def main() -> int:
             stop.append(s)
     print(f"python -c pass                    {_ms(floor)}")
     print(f"python -c 'import ccxt'           {_ms(ccxt)}")
-    print(f"duplicate run -> exit 75          {_ms(duplicate)}")
+    ratio = statistics.median(duplicate) / statistics.median(floor)
+    print(f"duplicate run -> exit 75          {_ms(duplicate)}  = {ratio:.2f}x python -c pass")
     print(f"clean start -> READY=1 (paper)    {_ms(ready)}")
     print(f"SIGTERM -> exit 0                 {_ms(stop)}")
     return 0

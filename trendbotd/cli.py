@@ -1,8 +1,10 @@
 """Command line: ``trendbotd <command>`` and ``python -m trendbotd <command>``.
 
 Every failure ends as one line on stderr and a documented exit code (trendbotd.exitcodes).
-``run`` imports nothing heavy before the instance lock is held; ``sim-exchange`` and
-``backtest`` live in other packages and are imported only when chosen.
+``run`` takes the instance lock before it imports anything else of trendbotd, even the
+configuration schema: a duplicate launch is refused in little more than Python's own
+start-up. ``sim-exchange`` and ``backtest`` live in other packages and are imported only
+when chosen.
 """
 
 from __future__ import annotations
@@ -11,21 +13,24 @@ import argparse
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from trendbotd import __version__
-from trendbotd.config import DEFAULT_CONFIG_PATH, Config, load_config
 from trendbotd.errors import TrendbotError
 from trendbotd.exitcodes import ExitCode
-from trendbotd.service.pidlock import (
-    LockLocation,
-    PidLock,
-    query_holder,
-    resolve_lock_path,
+from trendbotd.service.instance_lock import (
+    DEFAULT_CONFIG_PATH,
+    InstanceKey,
+    matches,
+    read_instance,
+    take_lock,
 )
+from trendbotd.service.pidlock import LockLocation, query_holder, resolve_lock_path
+
+if TYPE_CHECKING:
+    from trendbotd.config import Config
 
 PROG = "trendbotd"
 
@@ -103,7 +108,7 @@ def build_parser(command: str | None) -> tuple[argparse.ArgumentParser, Any]:
 def _error_line(text: str) -> None:
     """One line on stderr; under journald at priority err, so `journalctl -p err` shows why
     the unit failed even when logging was never set up (bad config, lock refused)."""
-    from trendbotd.service.logsetup import under_journald  # noqa: PLC0415 - error path only
+    from trendbotd.service.journalstream import under_journald  # noqa: PLC0415 - error path
 
     prefix = "<3>" if under_journald(sys.stderr, os.environ) else ""
     print(prefix + text, file=sys.stderr)
@@ -128,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 128 + 2  # the shell's convention for SIGINT
     except Exception as e:  # noqa: BLE001 - last resort: a bug, shown with its traceback
+        import traceback  # noqa: PLC0415 - only for a bug
+
         traceback.print_exc()
         print(f"{PROG}: internal error: {e!r}", file=sys.stderr)
         return ExitCode.FAILURE
@@ -152,11 +159,22 @@ def _main(argv: list[str]) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = load_config(args.config, paper=args.paper)
-    lock, location = take_instance_lock(config)
+    key = read_instance(args.config)
+    config: Config | None = None
+    if key is None:
+        # The [instance] table needs the full validation: do that first, as always.
+        config = _load_config(args.config, paper=args.paper)
+        key = _instance_key(config)
+    lock, location = take_lock(key)
     try:
-        # Everything else of the lifecycle loads only once the lock is ours: a duplicate
-        # launch is refused in the time it takes to start Python and read the config.
+        # Everything else loads only once the lock is ours: a duplicate launch is refused
+        # in the time it takes to start Python and read one TOML table.
+        if config is None:
+            config = _load_config(args.config, paper=args.paper)  # invalid: 78, lock released
+            if not matches(key, name=config.instance.name, runtime_dir=config.instance.runtime_dir):
+                # The file changed between the two reads: the validated one names the lock.
+                lock.release()
+                lock, location = take_lock(_instance_key(config))
         from trendbotd import app  # noqa: PLC0415
 
         options = app.RunOptions(config_path=args.config, paper=args.paper, daemon=args.daemon)
@@ -165,15 +183,25 @@ def _run(args: argparse.Namespace) -> int:
         lock.release()  # no-op when the daemon context released it or a launcher forgot it
 
 
+def _load_config(path: Path | None, *, paper: bool = False) -> Config:
+    from trendbotd.config import load_config  # noqa: PLC0415 - not before run's lock
+
+    return load_config(path, paper=paper)
+
+
+def _instance_key(config: Config) -> InstanceKey:
+    return InstanceKey(config.instance.name, config.instance.runtime_dir)
+
+
 def _check_config(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = _load_config(args.config)
     print(config.describe())
     print(f"{PROG}: configuration OK ({config.source or 'built-in defaults'})", file=sys.stderr)
     return ExitCode.OK
 
 
 def _status(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = _load_config(args.config)
     location = _existing_lock_location(config)
     holder = query_holder(location.path)
     print(f"instance: {config.instance.name}")
@@ -190,7 +218,7 @@ def _resume(args: argparse.Namespace) -> int:
     from trendbotd.orders.stack import journal_location  # noqa: PLC0415
     from trendbotd.resume import resume_journal  # noqa: PLC0415
 
-    config = load_config(args.config)
+    config = _load_config(args.config)
     running = query_holder(_existing_lock_location(config).path) is not None
     _, path = journal_location(config, create=False)
     plan = resume_journal(
@@ -231,20 +259,6 @@ def _existing_lock_location(config: Config) -> LockLocation:
         cwd=Path.cwd(),
         create=False,
     )
-
-
-def take_instance_lock(config: Config) -> tuple[PidLock, LockLocation]:
-    """Raises InstanceLockedError (75) or LockPathError (73)."""
-    location = resolve_lock_path(
-        config.instance.name,
-        config.instance.runtime_dir,
-        env=os.environ,
-        euid=os.geteuid(),
-        cwd=Path.cwd(),
-    )
-    lock = PidLock(location.path)
-    lock.acquire()
-    return lock, location
 
 
 def status_lines(config: Config) -> list[str]:

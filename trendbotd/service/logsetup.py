@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal, TextIO
 
 from trendbotd.adapters.credentials import registered_secrets
+from trendbotd.service.journalstream import under_journald
 
 LogMode = Literal["foreground", "daemon"]
 
@@ -96,19 +97,6 @@ class JournalFormatter(_RedactingFormatter):
 
 def syslog_priority(levelno: int) -> int:
     return next((p for lvl, p in _PRIORITY if levelno >= lvl), 7)
-
-
-def under_journald(stream: TextIO, env: Mapping[str, str]) -> bool:
-    """True when ``stream`` is the journal stream systemd connected us to (JOURNAL_STREAM)."""
-    value = env.get("JOURNAL_STREAM", "")
-    dev, _, ino = value.partition(":")
-    if not (dev.isdigit() and ino.isdigit()):
-        return False
-    try:
-        st = os.fstat(stream.fileno())
-    except (OSError, ValueError):
-        return False
-    return (st.st_dev, st.st_ino) == (int(dev), int(ino))
 
 
 def configure_logging(

@@ -11,33 +11,34 @@ Semantics the rest of the daemon relies on:
   cleanly unlinks the file while still holding the lock); otherwise we retry.
 - The PID is written only once the lock is held; readers of a not-yet-written file wait
   briefly for it instead of reporting an anonymous holder.
+
+A refused duplicate runs this module and little else, so it imports no more than it
+needs: NamedTuples rather than dataclasses, /proc rather than psutil, logging only on the
+one path that logs.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
-import logging
 import os
 import stat
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import NamedTuple
 
 from trendbotd.errors import InstanceLockedError, LockPathError
 
 DEFAULT_RUNTIME_DIR = Path("/run/trendbotd")
-logger = logging.getLogger(__name__)
 
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 _MAX_REOPEN = 10  # inode changed under us this often in a row: something is racing us
 _PID_WAIT_S = 0.5  # how long a loser waits for the winner to write its PID
 
 
-@dataclass(frozen=True, slots=True)
-class LockLocation:
+class LockLocation(NamedTuple):
     path: Path
     source: str  # why this directory: "config", "RUNTIME_DIRECTORY", "default", fallbacks
 
@@ -156,7 +157,11 @@ class PidLock:
         except OSError as e:
             # Leaving the file is harmless (the next start locks it again); losing the
             # unlock is not, so the descriptor is closed whatever happens here.
-            logger.warning("lock.unlink_failed path=%s error=%s", self.path, e.strerror)
+            import logging  # noqa: PLC0415 - kept off the duplicate's path (module docstring)
+
+            logging.getLogger(__name__).warning(
+                "lock.unlink_failed path=%s error=%s", self.path, e.strerror
+            )
         finally:
             os.close(fd)
 
@@ -245,26 +250,63 @@ def describe_holder(fd: int, path: Path) -> str:
 
 
 def describe_process(pid: int) -> str:
-    """``PID n (command line), started <time>`` via psutil, or why that is unknown."""
-    import psutil  # noqa: PLC0415 - only on the failure path: a start stays lean
+    """``PID n (command line), started <time>`` from /proc, or why that is unknown.
 
+    Read directly rather than through psutil: this is what a refused duplicate prints,
+    and importing psutil would double the time it takes to say so."""
+    proc = Path(f"/proc/{pid}")
     try:
-        proc = psutil.Process(pid)
-        with proc.oneshot():
-            started = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(proc.create_time()))
-            try:
-                command = " ".join(proc.cmdline()) or proc.name()
-            except psutil.AccessDenied:
-                command = proc.name()
-    except psutil.NoSuchProcess:
+        stat = (proc / "stat").read_text(encoding="ascii", errors="replace")
+        started = time.strftime(
+            "%Y-%m-%d %H:%M:%S %Z", time.localtime(_boot_time() + _start_ticks(stat) / _CLK_TCK)
+        )
+    except (FileNotFoundError, ProcessLookupError):
+        if _exists_hidden(pid):
+            return f"PID {pid} (details not visible to us)"
         return f"PID {pid} (no longer exists; a process that inherited its lock still holds it)"
-    except psutil.AccessDenied:
+    except PermissionError:
         return f"PID {pid} (details not visible to us)"
-    return f"PID {pid} ({command}), started {started}"
+    try:
+        raw = (proc / "cmdline").read_bytes()
+    except OSError:  # hidden from us (or gone since): the name from stat is still true
+        raw = b""
+    command = " ".join(a.decode(errors="replace") for a in raw.rstrip(b"\0").split(b"\0"))
+    return f"PID {pid} ({command.strip() or _comm(stat)}), started {started}"
 
 
-@dataclass(frozen=True, slots=True)
-class HolderInfo:
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _comm(stat: str) -> str:
+    # "1234 (name with (parens) or spaces) S 1 ...": the name ends at the last ')'
+    return stat[stat.find("(") + 1 : stat.rfind(")")]
+
+
+def _start_ticks(stat: str) -> int:
+    """Field 22 of /proc/<pid>/stat (proc(5)): start time in clock ticks after boot."""
+    return int(stat[stat.rfind(")") + 2 :].split()[19])
+
+
+def _boot_time() -> float:
+    with Path("/proc/stat").open(encoding="ascii") as f:
+        for line in f:
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    raise FileNotFoundError("/proc/stat has no btime")
+
+
+def _exists_hidden(pid: int) -> bool:
+    """A live process /proc does not show us (hidepid=): signal 0 says EPERM, not ESRCH."""
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+class HolderInfo(NamedTuple):
     pid: int | None  # from the file, else from /proc/locks
     description: str
 
