@@ -72,10 +72,11 @@ CASES = (
 )
 ORDER_PATHS = {"/fapi/v1/order": "newClientOrderId", "/fapi/v1/algoOrder": "clientAlgoId"}
 # Default periods (so the same history is fetched and computed as in production) with a
-# tight trailing stop, so that the strategy acts (enters, exits, moves its stop) on many
-# candles: each decision that acts is one sample.
+# tight trailing stop and the trend filter off (it would keep a 1m random walk mostly
+# flat), so that the strategy acts (enters, exits, moves its stop) on many candles:
+# each decision that acts is one sample.
 STRATEGY_TOML = (
-    "[strategy]\natr_stop_mult = 3.0\ntrail_mult = 1.0\n"
+    "[strategy]\natr_stop_mult = 3.0\ntrail_mult = 1.0\nmin_efficiency = 0.0\n"
     '[risk]\nmax_open_positions = 10\ndaily_loss_limit = 1.0\nmax_notional = "100000"\n'
 )
 

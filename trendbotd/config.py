@@ -108,7 +108,9 @@ class ServiceConfig:
     startup_timeout_s: float = 90.0  # keep below the unit's TimeoutStartSec
     log_level: LogLevel = "info"
     log_file: Path | None = None  # --daemon mode; default is syslog
-    tick_interval_s: float = 5.0  # how often the loop wakes to check for a closed candle
+    # Between candles the loop re-syncs (positions, stops, balance) this often; a candle
+    # close wakes it on time regardless.
+    tick_interval_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)

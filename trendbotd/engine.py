@@ -77,6 +77,7 @@ class Engine:
         self._candles = CandleFeed(exchange, config.trading.timeframe, self._tf_ms)
         self._pending: set[str] = set()
         self._decided_bar = -1  # the oldest "last decided candle" over all symbols
+        self._tick_balance: Balance | _Unfetched | None = _UNFETCHED
 
     # ----- schedule -----
 
@@ -107,16 +108,26 @@ class Engine:
     # ----- the tick -----
 
     def tick(self) -> str:
+        """Decide first, re-sync after: the candle-close path costs one positions request
+        (plus the balance for an entry) before the orders go out; the full sync --
+        balance, positions, open orders, journal reconciliation -- follows every tick."""
         now = self._exchange.server_now_ms()
-        snapshot, balance = self._fresh_snapshot(now)
-        snapshot = self._positions.sync(snapshot).snapshot
-        self._snapshot = snapshot
-        daily = self._roll_daily_start(now, balance)
-        reports = [
-            self._symbol_tick(symbol, now=now, balance=balance, daily=daily)
+        self._tick_balance = _UNFETCHED
+        reports: dict[str, SymbolReport] = {}
+        due = [s for s in self.config.trading.symbols if self._is_due(s, now)]
+        if due:
+            self._prepare_decisions(now)
+            for symbol in due:
+                reports[symbol] = self._symbol_tick(symbol, now=now)
+        balance = self._balance()
+        snapshot = self._fresh_snapshot(now, balance)
+        self._snapshot = self._positions.sync(snapshot).snapshot
+        self._roll_daily_start(now, balance)
+        ordered = [
+            reports.get(symbol) or self._describe_symbol(symbol)
             for symbol in self.config.trading.symbols
         ]
-        self._pending = {r.symbol for r in reports if r.pending}
+        self._pending = {r.symbol for r in ordered if r.pending}
         self._decided_bar = min(
             int(self._journal.get_value(DECIDED_KEY + symbol) or -1)
             for symbol in self.config.trading.symbols
@@ -127,27 +138,64 @@ class Engine:
         head = f"{mode.mode.value} | {equity}"
         if mode.mode is not TradingMode.NORMAL:
             head += f" ({mode.reason})"
-        return " | ".join([head, *(r.text for r in reports)])
+        elif self.config.risk.reduce_only:
+            head = f"{TradingMode.REDUCE_ONLY.value} | {equity} (risk.reduce_only in the config)"
+        return " | ".join([head, *(r.text for r in ordered)])
 
-    def _fresh_snapshot(self, now: int) -> tuple[AccountSnapshot, Balance | None]:
+    def _is_due(self, symbol: str, now: int) -> bool:
+        decided = self._journal.get_value(DECIDED_KEY + symbol)
+        return decided is None or int(decided) < self._last_closed_open(now)
+
+    def _last_closed_open(self, now: int) -> int:
+        return (now // self._tf_ms - 1) * self._tf_ms  # open time of the last closed bar
+
+    def _prepare_decisions(self, now: int) -> None:
+        """Make the view the decisions use current at the cost of one request.
+
+        The last full sync (the previous tick, seconds ago) stands while the exchange's
+        positions still match it and no order of ours is in flight; otherwise -- a stop
+        triggered, a fill while we were away -- the full sync runs first, as at start.
+        """
+        positions = tuple(self._exchange.fetch_positions(self.config.trading.symbols))
+        in_flight = any(not i.state.is_final and i.state is not IntentState.ACKED
+                        for i in self._journal.non_final_intents())  # fmt: skip
+        if not in_flight and _amounts(positions) == _amounts(self._snapshot.positions):
+            self._snapshot = dataclasses.replace(
+                self._snapshot, taken_at_ms=now, positions=positions
+            )
+            return
+        snapshot = self._fresh_snapshot(now, self._balance(), positions=positions)
+        self._snapshot = self._positions.sync(snapshot).snapshot
+
+    def _balance(self) -> Balance | None:
+        """The balance, fetched at most once per tick; None when the fetch failed."""
+        if isinstance(self._tick_balance, _Unfetched):
+            try:
+                self._tick_balance = self._exchange.fetch_balance()
+            except TransientExchangeError as e:
+                # Never read a failed fetch as zero: no new entries, exits still run.
+                logger.warning("balance.fetch_failed error=%s", e)
+                self._tick_balance = None
+        return self._tick_balance
+
+    def _fresh_snapshot(
+        self,
+        now: int,
+        balance: Balance | None,
+        *,
+        positions: tuple[Position, ...] | None = None,
+    ) -> AccountSnapshot:
         symbols = self.config.trading.symbols
-        balance: Balance | None
-        try:
-            balance = self._exchange.fetch_balance()
-        except TransientExchangeError as e:
-            # Never read a failed fetch as zero: no new entries this tick, exits still run.
-            logger.warning("balance.fetch_failed error=%s", e)
-            balance = None
-        positions = self._exchange.fetch_positions(symbols)
+        if positions is None:
+            positions = tuple(self._exchange.fetch_positions(symbols))
         orders = self._exchange.fetch_open_orders(symbols)
-        snapshot = dataclasses.replace(
+        return dataclasses.replace(
             self._snapshot,
             taken_at_ms=now,
             balance=balance if balance is not None else self._snapshot.balance,
-            positions=tuple(positions),
+            positions=positions,
             open_orders=tuple(orders),
         )
-        return snapshot, balance
 
     def _roll_daily_start(self, now: int, balance: Balance | None) -> DailyStart | None:
         stored = self._journal.daily_start()
@@ -161,16 +209,15 @@ class Engine:
 
     # ----- one symbol -----
 
-    def _symbol_tick(
-        self, symbol: str, *, now: int, balance: Balance | None, daily: DailyStart | None
-    ) -> SymbolReport:
-        bar_time = (now // self._tf_ms - 1) * self._tf_ms  # open time of the last closed bar
+    def _describe_symbol(self, symbol: str) -> SymbolReport:
+        held = _describe(self._snapshot.position(symbol), self._live_stop_price(symbol))
+        return SymbolReport(symbol, f"{symbol} {held}")
+
+    def _symbol_tick(self, symbol: str, *, now: int) -> SymbolReport:
+        bar_time = self._last_closed_open(now)
         position = self._snapshot.position(symbol)
         stop = self._live_stop_price(symbol)
         held = _describe(position, stop)
-        decided = self._journal.get_value(DECIDED_KEY + symbol)
-        if decided is not None and int(decided) >= bar_time:
-            return SymbolReport(symbol, f"{symbol} {held}")
         params = self.config.strategy_for(symbol)
         try:
             closed = self._candles.window(
@@ -194,7 +241,7 @@ class Engine:
         )
         price = to_decimal(closed[-1].close)
         self._act(symbol, decision, position=position, price=price, bar_time=bar_time,
-                  now=now, balance=balance, daily=daily)  # fmt: skip
+                  now=now)  # fmt: skip
         self._journal.set_values({DECIDED_KEY + symbol: str(bar_time)}, now_ms=now)
         position = self._position_after(symbol)
         return SymbolReport(
@@ -210,8 +257,6 @@ class Engine:
         price: Decimal,
         bar_time: int,
         now: int,
-        balance: Balance | None,
-        daily: DailyStart | None,
     ) -> None:
         action = decision.action
         if action is Action.HOLD:
@@ -224,8 +269,7 @@ class Engine:
                 symbol, purpose=Purpose.EXIT, candle_time_ms=bar_time, reason=decision.reason
             )
         if action in (Action.ENTER, Action.REVERSE):
-            self._enter(symbol, decision, price=price, bar_time=bar_time, now=now,
-                        balance=balance, daily=daily)  # fmt: skip
+            self._enter(symbol, decision, price=price, bar_time=bar_time, now=now)
 
     def _move_stop(
         self, symbol: str, decision: Decision, *, position: Position | None, bar_time: int
@@ -259,12 +303,12 @@ class Engine:
         price: Decimal,
         bar_time: int,
         now: int,
-        balance: Balance | None,
-        daily: DailyStart | None,
     ) -> None:
         if decision.stop_price is None or decision.direction is Direction.FLAT:
             return
         side = Side.BUY if decision.direction is Direction.LONG else Side.SELL
+        balance = self._balance()  # fresh: sizing and the daily loss guard need it
+        daily = self._roll_daily_start(now, balance)
         if balance is None:
             self._record_block(symbol, now, "balance_sanity", "balance unknown: no new entries")
             return
@@ -301,9 +345,12 @@ class Engine:
             client_order_id=cid,
         )
         window_ms = int(max(risk.duplicate_window_s, 1) * 1000)
+        mode = self._journal.mode().mode
+        if self.config.risk.reduce_only and mode is TradingMode.NORMAL:
+            mode = TradingMode.REDUCE_ONLY  # the operator's switch in the config
         context = guards.GuardContext(
             now_ms=now,
-            mode=self._journal.mode().mode,
+            mode=mode,
             balance=balance,
             positions={p.symbol: p for p in self._snapshot.positions if not p.is_flat},
             expected=self._journal.expected_positions(),
@@ -363,6 +410,17 @@ class Engine:
             return before
         entry = before.entry_price if before is not None else Decimal(0)
         return Position(symbol=symbol, amount=expected, entry_price=entry)
+
+
+class _Unfetched:
+    """The balance has not been fetched this tick (None means the fetch failed)."""
+
+
+_UNFETCHED = _Unfetched()
+
+
+def _amounts(positions: tuple[Position, ...]) -> dict[str, Decimal]:
+    return {p.symbol: p.amount for p in positions if not p.is_flat}
 
 
 def _describe(position: Position | None, stop: Decimal | None) -> str:

@@ -9,6 +9,7 @@ orders, leverage, reconciliation of every unfinished journal entry. READY=1 foll
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,7 @@ class TradingRunner:
         self._clock: Clock = SystemClock()
         self._paper_clock = paper_clock
         self._speed = 1.0
+        self._last_tick_at = time.monotonic()  # READY follows a full sync: count from start
 
     # ----- Runner protocol -----
 
@@ -118,14 +120,20 @@ class TradingRunner:
         )
 
     def seconds_until_next_tick(self) -> float:
+        """Real seconds until the next tick: a closed candle to decide, or the periodic
+        re-sync (``tick_interval_s`` after the last tick) that verifies positions and stops
+        between candles, whichever comes first."""
         engine = self._require_engine()
+        since_last = time.monotonic() - self._last_tick_at
+        resync_s = max(0.0, self._config.service.tick_interval_s - since_last)
         if engine.has_pending:
-            return RETRY_PENDING_S
-        wait_s = max(0.0, engine.ms_until_next_decision() / 1000 / self._speed)
-        return min(wait_s, self._config.service.tick_interval_s)
+            return min(resync_s, max(0.0, RETRY_PENDING_S - since_last))
+        decision_s = max(0.0, engine.ms_until_next_decision() / 1000 / self._speed)
+        return min(decision_s, resync_s)
 
     def tick(self) -> str:
         engine = self._require_engine()
+        self._last_tick_at = time.monotonic()
         try:
             return engine.tick()
         except OperationalError:
@@ -177,6 +185,11 @@ class TradingRunner:
                 self._sim.stop()
 
     # ----- read-only views (status, tests) -----
+
+    @property
+    def journal(self) -> Journal | None:
+        """The instance's journal once start() has opened it."""
+        return self._journal
 
     @property
     def paper_exchange(self) -> SimExchange | None:

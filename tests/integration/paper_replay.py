@@ -69,6 +69,8 @@ def replay_config(
     regime: str = "mixed",
     seed: int = 1,
     strategy: str = 'kind = "ema_cross"',
+    risk: str = "",
+    service: str = "",
 ) -> Config:
     paper = f'data_csv = "{data_csv}"' if data_csv else f'regime = "{regime}"\nseed = {seed}'
     text = f"""
@@ -96,6 +98,10 @@ leverage = 3
 # The backtest models sizing, not the account-level guards: keep the daily loss switch
 # out of the way so both see the same entries.
 daily_loss_limit = 1.0
+{risk}
+
+[service]
+{service}
 """
     tmp.mkdir(parents=True, exist_ok=True)
     path = tmp / "replay.toml"

@@ -1,0 +1,74 @@
+"""The engine's tick against the real paper stack, stepped candle by candle: what it
+asks the exchange before an order leaves, and the operator's reduce-only switch."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from paper_replay import HOUR_MS, PaperReplay, replay_config
+
+START_MS = 1_700_000_000_000 // HOUR_MS * HOUR_MS
+ORDER = "/fapi/v1/order"
+
+
+def test_an_entry_leaves_after_one_positions_request_the_candle_and_the_balance(
+    tmp_path: Path,
+) -> None:
+    config = replay_config(tmp_path, data_csv=None, regime="trend", seed=2)
+    with PaperReplay(config, first_close_ms=START_MS) as replay:
+        replay.tick()
+        for _ in range(500):
+            replay.sim.clear_requests()
+            replay.step()
+            paths = [r.path for r in replay.sim.requests]
+            if ORDER in paths:
+                break
+        else:
+            raise AssertionError("no entry in 500 trending candles")
+    before = [p for p in paths[: paths.index(ORDER)] if p != "/fapi/v1/time"]
+    # decide first, re-sync after: no open-orders or algo-orders listing on the way
+    assert before == ["/fapi/v3/positionRisk", "/fapi/v1/klines", "/fapi/v3/account"]
+    after = paths[paths.index(ORDER) :]
+    assert "/fapi/v1/algoOrder" in after, "the stop follows the entry"
+    assert {"/fapi/v1/openOrders", "/fapi/v1/openAlgoOrders"} <= set(after), "then the sync"
+
+
+def test_the_config_reduce_only_switch_blocks_entries_and_says_so(tmp_path: Path) -> None:
+    config = replay_config(
+        tmp_path, data_csv=None, regime="trend", seed=2, risk="reduce_only = true"
+    )
+    with PaperReplay(config, first_close_ms=START_MS) as replay:
+        replay.tick()
+        for _ in range(300):
+            replay.step()
+        orders = [r for r in replay.sim.requests if r.path == ORDER]
+        statuses = replay.statuses
+        journal = replay.runner.journal
+        assert journal is not None
+        blocks = journal.guard_decisions(limit=1000)
+    assert orders == []
+    assert blocks, "entry signals came and were refused"
+    assert all(
+        not allowed and "reduce" in (guard + reason) for _, _, guard, allowed, reason in blocks
+    )
+    assert all(s.startswith("reduce_only |") for s in statuses)
+    assert "risk.reduce_only in the config" in statuses[-1]
+
+
+def test_between_candles_the_loop_re_syncs_every_tick_interval(tmp_path: Path) -> None:
+    config = replay_config(tmp_path, data_csv=None, service="tick_interval_s = 0.3")
+    with PaperReplay(config, first_close_ms=START_MS) as replay:
+        replay.tick()
+        runner = replay.runner
+        # the next candle is an hour of exchange time away; the re-sync is due first
+        assert 0.0 < runner.seconds_until_next_tick() <= 0.3
+        time.sleep(0.35)
+        assert runner.seconds_until_next_tick() == 0.0
+        replay.sim.clear_requests()
+        status = replay.tick()  # between candles: sync only, no candle request
+        paths = {r.path for r in replay.sim.requests}
+        assert "/fapi/v1/klines" not in paths
+        assert {"/fapi/v3/positionRisk", "/fapi/v1/openAlgoOrders"} <= paths
+        assert status.startswith("normal |")
+        assert 0.0 < runner.seconds_until_next_tick() <= 0.3
