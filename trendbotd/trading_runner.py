@@ -135,13 +135,16 @@ class TradingRunner:
         engine = self._require_engine()
         self._last_tick_at = time.monotonic()
         try:
-            return engine.tick()
+            status = engine.tick()
         except OperationalError:
             raise
         except ExchangeError as e:
             # Transient trouble: the next wake retries; stops on the exchange keep protecting.
             logger.warning("tick.exchange_error error=%s", e)
             return f"exchange error, retrying: {e}"
+        if self._exchange is not None:
+            self._exchange.keep_clock_fresh()  # after the orders, never in front of one
+        return status
 
     def reload(self, config: Config) -> None:
         old = self._config

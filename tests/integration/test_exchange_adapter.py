@@ -245,6 +245,25 @@ def test_a_stale_offset_is_measured_again_before_an_order() -> None:
         assert (offset.offset_ms, offset.uncertainty_ms) == (0, 0)
 
 
+def test_an_aging_offset_is_refreshed_between_ticks_not_in_front_of_an_order() -> None:
+    clock = ManualClock(1_800_000_000_000)
+    with SimExchange(SimConfig(symbols=(SYMBOL,), clock=clock)) as sim:
+        sim.state.set_price(SYMBOL, PRICE)
+        exchange = adapter(sim, clock=clock, clock_resync_s=600)
+        exchange.load_markets([SYMBOL])
+        exchange.measure_clock()
+        clock.advance(300_000)  # half the allowed age: still fine
+        exchange.keep_clock_fresh()
+        assert len(requests_to(sim, "GET", "/fapi/v1/time")) == 5
+        clock.advance(1_000)
+        exchange.keep_clock_fresh()  # past half: measured now, between ticks
+        assert len(requests_to(sim, "GET", "/fapi/v1/time")) == 10
+        clock.advance(400_000)  # 400 s later the order finds a fresh offset
+        sim.clear_requests()
+        exchange.create_order(market("tb-fresh-enough"))
+        assert [r.path for r in sim.requests] == ["/fapi/v1/order"]
+
+
 def test_side_is_parsed(sim: SimExchange, ex: CcxtExchange) -> None:
     sim.state.set_position(SYMBOL, Decimal("0.02"), PRICE)
     order = ex.create_order(market("tb-close", Side.SELL, amount="0.02", reduce_only=True))

@@ -105,6 +105,20 @@ class CcxtCalls:
         except ExchangeError as e:
             logger.warning("clock.remeasure_failed error=%s", e)
 
+    def keep_clock_fresh(self) -> None:
+        """Re-measure once the offset is half its allowed age. Called between ticks, so the
+        check before an order (``_ready_for_orders``) does not have to: it would hold the
+        order back by the samples' round trips. A failure is logged; the check decides."""
+        offset = self._offset
+        if offset is None:
+            return
+        if self._clock.now_ms() - offset.measured_at_ms <= self._guard.max_age_ms // 2:
+            return
+        try:
+            self.measure_clock()
+        except ExchangeError as e:
+            logger.warning("clock.refresh_failed error=%s", e)
+
     def _ready_for_orders(self) -> None:
         """Re-measure a stale offset, then refuse (ClockNotSyncedError) unless it is good.
         An offset that was never measured is not measured here: startup must do it."""
