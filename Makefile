@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: paper test lint typecheck unit integration system deb bench clean
+.PHONY: paper test lint typecheck unit integration system deb bench soak clean
 
 $(STAMP): pyproject.toml requirements/all.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ deb:
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Minutes: >= 10,000 engine ticks on an accelerated clock with random exchange faults,
+# invariants checked after every tick. ARGS="--ticks N --seed S" to vary it.
+soak: $(STAMP)
+	$(BIN)/python bench/bench_soak.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) dist build .mypy_cache .ruff_cache .pytest_cache var

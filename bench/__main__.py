@@ -2,7 +2,9 @@
 
     .venv/bin/python -m bench [--runs N] [--idle-window S] [--only SECTION,...]
 
-Sections: imports, daemon (launch, RSS, SIGTERM, duplicate), idle, latency, backtest.
+Sections: imports, daemon (launch, RSS, SIGTERM, duplicate), idle, latency, backtest;
+soak (>= 10,000 ticks with random faults, see bench/bench_soak.py) only when named in
+--only: it takes minutes.
 Every figure is a median over N runs (default 5, at least 5 unless --quick) with its
 baseline measured in the same run. The simulated exchange runs as its own process on
 127.0.0.1 so that the daemon's CPU and memory figures never include it.
@@ -18,6 +20,7 @@ import time
 from bench.common import Row, log, render_table, running_sim, scratch_dir
 
 SECTIONS = ("imports", "daemon", "idle", "latency", "backtest")
+ON_REQUEST = ("soak",)  # long: run only when --only names them
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -33,21 +36,26 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="stretch (>1) or shrink (<1) the latency trading windows",
     )
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    parser.add_argument("--soak-ticks", type=int, default=10_000, help="engine ticks of the soak")
+    parser.add_argument(
+        "--soak-seed", type=int, default=1, help="seed of the soak's market and faults"
+    )
     parser.add_argument(
         "--quick", action="store_true", help="debugging: allow fewer runs and a short idle window"
     )
     args = parser.parse_args(argv)
     if not args.quick and args.runs < 5:
         parser.error("--runs must be at least 5 (use --quick to debug with fewer)")
-    unknown = set(args.only.split(",")) - set(SECTIONS)
+    unknown = set(args.only.split(",")) - set(SECTIONS) - set(ON_REQUEST)
     if unknown:
-        parser.error(f"unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS)}")
+        known = ", ".join(SECTIONS + ON_REQUEST)
+        parser.error(f"unknown sections {sorted(unknown)}; known: {known}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    chosen = [s for s in SECTIONS if s in args.only.split(",")]
+    chosen = [s for s in SECTIONS + ON_REQUEST if s in args.only.split(",")]
     runs = max(1, args.runs)
     started = time.monotonic()
     load = os.getloadavg()
@@ -87,6 +95,16 @@ def main(argv: list[str] | None = None) -> int:
         from bench.bench_imports import import_rows
 
         rows += import_rows(runs)
+    if "soak" in chosen:
+        from bench.bench_soak import quiet_daemon_logs, run_soak, soak_rows
+
+        quiet_daemon_logs()
+        with scratch_dir("tbd-soak-") as directory:
+            report = run_soak(
+                ticks=args.soak_ticks, seed=args.soak_seed, fault_rate=0.1, directory=directory
+            )
+        rows += soak_rows(report)
+        notes += report.lines()
     elapsed = time.monotonic() - started
     end_load = os.getloadavg()
     print(render_table(rows))
