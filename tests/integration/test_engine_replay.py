@@ -57,9 +57,17 @@ def test_the_config_reduce_only_switch_blocks_entries_and_says_so(tmp_path: Path
 
 
 def test_between_candles_the_loop_re_syncs_every_tick_interval(tmp_path: Path) -> None:
-    config = replay_config(tmp_path, data_csv=None, service="tick_interval_s = 0.3")
+    config = replay_config(
+        tmp_path, data_csv=None, regime="trend", seed=2, service="tick_interval_s = 0.3"
+    )
     with PaperReplay(config, first_close_ms=START_MS) as replay:
         replay.tick()
+        book = replay.sim.state.books["BTCUSDT"]
+        for _ in range(100):
+            if book.amount != 0:
+                break
+            replay.step()
+        assert book.amount != 0, "a position to watch over"
         runner = replay.runner
         # the next candle is an hour of exchange time away; the re-sync is due first
         assert 0.0 < runner.seconds_until_next_tick() <= 0.3
@@ -67,8 +75,13 @@ def test_between_candles_the_loop_re_syncs_every_tick_interval(tmp_path: Path) -
         assert runner.seconds_until_next_tick() == 0.0
         replay.sim.clear_requests()
         status = replay.tick()  # between candles: sync only, no candle request
-        paths = {r.path for r in replay.sim.requests}
-        assert "/fapi/v1/klines" not in paths
-        assert {"/fapi/v3/positionRisk", "/fapi/v1/openAlgoOrders"} <= paths
-        assert status.startswith("normal |")
+        paths = sorted(r.path for r in replay.sim.requests)
+        # four listings; the live stop is found in the algo listing, not asked for by id
+        assert paths == [
+            "/fapi/v1/openAlgoOrders",
+            "/fapi/v1/openOrders",
+            "/fapi/v3/account",
+            "/fapi/v3/positionRisk",
+        ]
+        assert status.startswith("normal |") and " stop " in status
         assert 0.0 < runner.seconds_until_next_tick() <= 0.3

@@ -26,7 +26,7 @@ from typing import TypeVar
 
 from trendbotd.clock import Clock
 from trendbotd.config import Config
-from trendbotd.domain import Order, OrderType
+from trendbotd.domain import Order, OrderStatus, OrderType
 from trendbotd.errors import (
     ClockNotSyncedError,
     ClockSkewError,
@@ -198,6 +198,16 @@ class OrderExecutor:
         if found.order is None:
             return intent
         return self._adopt(intent, found.order)
+
+    def refresh_from_listing(self, intent: Intent, listed: Order | None) -> Intent:
+        """One ACKED intent against this sync's open-orders listing: still listed and
+        unchanged -> nothing to ask or write; listed with news (a partial fill) -> adopted;
+        not listed (filled, triggered, canceled) -> asked by client id."""
+        if listed is None:
+            return self.refresh(intent)
+        if listed.status is OrderStatus.OPEN and listed.filled == intent.filled:
+            return intent
+        return self._adopt(intent, listed)
 
     def cancel(self, intent: Intent, *, reason: str) -> Intent:
         """Cancel a resting order of ours; adopt whatever the exchange says it became."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from trendbotd.config import ShutdownPolicy
-from trendbotd.domain import ZERO, AccountSnapshot, OrderType, Position, Side
+from trendbotd.domain import ZERO, AccountSnapshot, Order, OrderType, Position, Side
 from trendbotd.errors import TrendbotError
 from trendbotd.exitcodes import ExitCode
 from trendbotd.orders.executor import OrderExecutor
@@ -273,7 +273,7 @@ class PositionManager:
         Positions and open orders are fetched again if resolving changed anything.
         """
         before = self.journal.non_final_intents()
-        resolved = self._resolve_all(before)
+        resolved = self._resolve_all(before, snapshot.open_orders)
         changed = any(
             (a.state, a.filled) != (b.state, b.filled)
             for a, b in zip(before, resolved, strict=True)
@@ -313,11 +313,15 @@ class PositionManager:
             rec, tuple(resolved), tuple(placed), tuple(closed), tuple(unprotected), snapshot
         )
 
-    def _resolve_all(self, intents: Sequence[Intent]) -> list[Intent]:
+    def _resolve_all(self, intents: Sequence[Intent], listed: Sequence[Order]) -> list[Intent]:
+        by_cid = {o.client_order_id: o for o in listed}
         out = []
         for intent in intents:
             if intent.state is IntentState.ACKED:
-                out.append(self.executor.refresh(intent))
+                # a live stop still listed open costs no request per sync
+                out.append(
+                    self.executor.refresh_from_listing(intent, by_cid.get(intent.client_order_id))
+                )
             else:
                 logger.warning("resolver.pending %s", intent.describe())
                 out.append(self.executor.drive(intent, allow_resend=False))
