@@ -209,7 +209,8 @@ def _status(args: argparse.Namespace) -> int:
     print(f"state: running, {holder.description}" if holder else "state: not running")
     for line in status_lines(config):
         print(line)
-    return ExitCode.OK
+    # LSB status convention, so scripts and monitoring can test `trendbotd status` directly
+    return ExitCode.OK if holder else ExitCode.NOT_RUNNING
 
 
 def _resume(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from enum import IntEnum
 class ExitCode(IntEnum):
     OK = 0  # clean stop (SIGTERM/SIGINT handled)
     FAILURE = 1  # unexpected internal error; a stack trace is logged
+    NOT_RUNNING = 3  # `status`: no process holds the instance lock (LSB "program is not running")
     USAGE = 64  # bad command line
     DATA_ERROR = 65  # journal corrupt or from a newer schema: needs a human, never recreated
     UNAVAILABLE = 69  # exchange unreachable or startup sync could not complete in time

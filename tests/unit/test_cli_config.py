@@ -111,7 +111,7 @@ def test_status_not_running_and_running(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = _config(tmp_path)
-    assert cli.main(["status", "--config", str(path)]) == 0
+    assert cli.main(["status", "--config", str(path)]) == ExitCode.NOT_RUNNING == 3
     out = capsys.readouterr().out
     assert "state: not running" in out
     assert not (tmp_path / "run").exists()  # status creates nothing
