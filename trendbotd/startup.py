@@ -65,8 +65,7 @@ class _Steps:
         self.backoff = backoff
 
     def run(self, step: str, fetch: Callable[[], T]) -> T:
-        self.progress.step(step)
-        logger.info("startup.step step=%s", step)
+        self.progress.step(step)  # STATUS= and the log line
         attempt = 0
         while True:
             attempt += 1

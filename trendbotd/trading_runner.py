@@ -83,7 +83,8 @@ class TradingRunner:
             clock=self._clock,
             rate_limit=not config.exchange.paper,  # the simulator is local: no throttle
             max_clock_offset_ms=self._clock_bound_ms(),
-            clock_resync_s=config.exchange.clock_resync_s,
+            # in exchange time: at --speed N the same real-time cadence as live
+            clock_resync_s=config.exchange.clock_resync_s * max(1.0, self._speed),
         )
         timeout_ms = int(config.service.startup_timeout_s * 1000 * self._speed)
         snapshot = sync_account(
