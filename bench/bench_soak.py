@@ -11,8 +11,8 @@ request (on an order path that may be many ticks later). After every tick
 the invariants of tests/integration/order_invariants.py are checked on the exchange's own
 books and the journal: no duplicate order, no order without its journal intent, one entry
 per candle, no exposure above (or, unexplained, below) what the journal intended, the
-trading mode still normal, and after every tick that completed, every position under a
-reduce-only stop.
+trading mode still normal, every sync the daemon recorded saw a stop on every position,
+and after every tick that completed, every position is under a reduce-only stop.
 
     .venv/bin/python bench/bench_soak.py [--ticks 10000] [--seed N] [--fault-rate 0.1]
     .venv/bin/python -m bench --only soak
@@ -211,6 +211,7 @@ def run_soak(
     with paper_replay.PaperReplay(config, first_close_ms=FIRST_CLOSE_MS) as replay:
         sim: SimExchange = replay.sim
         _, path = journal_location(config)
+        syncs = inv.SyncRecords(path)
         with open_journal(path, read_only=True) as journal:
             for n in range(1, ticks + 1):
                 if rng.random() < fault_rate:
@@ -232,7 +233,8 @@ def run_soak(
                         del armed[target]
                 _count_requests(sim, report)
                 books = inv.books_of(sim.state, clock_ms=replay.clock.now_ms())
-                found = ledger.record(books, journal) + inv.exposure_violations(books, journal)
+                found = ledger.record(books, journal) + syncs.unprotected()
+                found += inv.exposure_violations(books, journal)
                 if completed:
                     found += inv.protection_violations(books, journal, in_flight_from_ms=None)
                 mode = journal.mode()
@@ -245,6 +247,7 @@ def run_soak(
                 if progress and n % 1000 == 0:
                     rate = n / (time.monotonic() - started)
                     print(f"[soak] {n:,} ticks, {rate:.0f}/s", file=sys.stderr, flush=True)
+        syncs.close()
         report.orders_seen = ledger.orders_seen
     report.wall_s = time.monotonic() - started
     return report

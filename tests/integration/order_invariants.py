@@ -12,12 +12,17 @@ journal intended:
   outcome the journal does not know yet, and is never smaller without a reason (an exit
   in flight, or a stop that triggered after the last sync);
 - protection: every open position is covered by reduce-only stops on the closing side,
-  unless an entry of this process is on its way to its stop or a close is in flight.
+  unless an entry of this process is on its way to its stop or a close is in flight;
+  and every sync the daemon recorded (the startup sync before READY included) shows a
+  stop on every position it saw: races with the next tick cannot hide a sync that failed
+  to put a stop back.
 """
 
 from __future__ import annotations
 
 import collections
+import sqlite3
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -242,3 +247,32 @@ def _in_flight(journal: Journal, symbol: str, since_ms: int) -> bool:
         and i.state is IntentState.ACKED
         for i in recent
     )
+
+
+class SyncRecords:
+    """The journal's record of each sync, read-only: positions the daemon saw on the
+    exchange at the end of a sync, each with the stop it found (or none)."""
+
+    def __init__(self, path: Path) -> None:
+        uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+        self._conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=5.0)
+        self._seen = 0  # the newest sync id checked
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def unprotected(self) -> list[str]:
+        """Positions recorded without a stop by any sync since the last call."""
+        rows = self._conn.execute(
+            "SELECT s.id, s.taken_at_ms, p.symbol, p.amount, p.stop_client_order_id "
+            "FROM syncs s LEFT JOIN position_snapshots p ON p.sync_id = s.id "
+            "WHERE s.id > ? ORDER BY s.id",
+            (self._seen,),
+        ).fetchall()
+        out = []
+        for sync_id, taken_ms, symbol, amount, stop in rows:
+            self._seen = max(self._seen, int(sync_id))
+            if symbol is not None and stop is None and Decimal(amount) != 0:
+                out.append(f"unprotected: sync {sync_id} at {taken_ms} saw {symbol} {amount} "
+                           "without a stop")  # fmt: skip
+        return out

@@ -2,7 +2,8 @@
 random instants, each followed by a restart on the same journal and the same simulated
 account (the paper state file): never a duplicate order, never more exposure than the
 journal intended, and after every restart (READY and one tick) every position has a
-reduce-only stop on the exchange.
+reduce-only stop on the exchange, and every sync the daemon recorded (the startup sync
+before READY included) saw a stop on every position.
 
 The account is read back from the state file with the simulator's own codec, the journal
 read-only, both after each kill and while the restarted daemon is frozen (SIGSTOP) right
@@ -27,6 +28,7 @@ from order_invariants import (
     Books,
     Ledger,
     StateFileReader,
+    SyncRecords,
     exposure_violations,
     protection_violations,
 )
@@ -104,6 +106,7 @@ class Cycles:
         self.logs = tmp / "logs"
         self.logs.mkdir()
         self.run = Run()
+        self.syncs: SyncRecords | None = None  # once the first daemon created the journal
 
     def start(self, cycle: int, crash_at: str | None) -> subprocess.Popen[bytes]:
         env = clean_env(NOTIFY_SOCKET=self.listener.path)
@@ -143,8 +146,10 @@ class Cycles:
         books = self.read()
         if books is None or not self.journal.exists():
             return books
+        if self.syncs is None:
+            self.syncs = SyncRecords(self.journal)
         with open_journal(self.journal, read_only=True) as journal:
-            found = self.run.ledger.record(books, journal)
+            found = self.run.ledger.record(books, journal) + self.syncs.unprotected()
             found += exposure_violations(books, journal)
             if protection:
                 found += protection_violations(books, journal, in_flight_from_ms=in_flight_from_ms)
@@ -296,6 +301,8 @@ def test_randomized_kill_restart_cycles(tmp_path: Path, notify_listener: NotifyL
             break  # the state is what the failing cycle left: rerun with the seed to see it
     else:
         cycles.final(CYCLES)
+    if cycles.syncs is not None:
+        cycles.syncs.close()
     run = cycles.run
     steps = ",".join(f"{s}={n}" for s, n in sorted(run.crash_steps.items()))
     print(

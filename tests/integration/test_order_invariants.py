@@ -13,6 +13,7 @@ from order_invariants import (
     Books,
     Ledger,
     StateFileReader,
+    SyncRecords,
     books_of,
     exposure_violations,
     protection_violations,
@@ -123,3 +124,19 @@ def test_a_lost_position_is_found_unless_its_stop_fired(sim: SimExchange, journa
     fired = books(sim)
     assert fired.positions == {}
     assert exposure_violations(fired, journal) == []  # the journal's next sync adopts it
+
+
+def test_a_sync_that_leaves_a_position_without_a_stop_is_found(
+    sim: SimExchange, journal: Journal
+) -> None:
+    records = SyncRecords(journal.path)
+    assert records.unprotected() == []  # the entry's syncs all saw its stop
+    for algo in list(sim.state.algos.values()):
+        sim.state.cancel_algo(algo)
+    sim.state.set_position(SYMBOL, Decimal("0.5"), PRICE)  # not the bot's: no stop for it
+    exchange = adapter(sim.base_url, sim.api_key, sim.api_secret)
+    manager(exchange, journal).sync(snapshot(exchange))
+    exchange.close()
+    found = records.unprotected()
+    records.close()
+    assert [v.split(" saw ")[1] for v in found] == [f"{SYMBOL} 0.500 without a stop"]
