@@ -265,8 +265,15 @@ class Engine:
             self._move_stop(symbol, decision, position=position, bar_time=bar_time)
             return
         if action in (Action.EXIT, Action.REVERSE) and position and not position.is_flat:
-            self._positions.close_position(
+            closed = self._positions.close_position(
                 symbol, purpose=Purpose.EXIT, candle_time_ms=bar_time, reason=decision.reason
+            )
+            if not closed.flat:
+                return  # never open the other way on top of what is left
+            # The exchange confirmed flat: the entry's guards must not see the old position.
+            self._snapshot = dataclasses.replace(
+                self._snapshot,
+                positions=tuple(p for p in self._snapshot.positions if p.symbol != symbol),
             )
         if action in (Action.ENTER, Action.REVERSE):
             self._enter(symbol, decision, price=price, bar_time=bar_time, now=now)

@@ -211,4 +211,3 @@ class PaperReplay:
 
 def candles_needed(config: Config) -> int:
     return required_history(config.strategy_for(SYMBOL))
-

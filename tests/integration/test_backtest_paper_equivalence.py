@@ -118,16 +118,27 @@ def test_ema_cross_paper_equals_backtest_on_2000_candles(tmp_path: Path) -> None
     assert_same_trades(live, result, wallet)
 
 
-def test_donchian_exit_channel_paper_equals_backtest(tmp_path: Path) -> None:
-    # The trail is kept out of the way: positions end by the exit channel, i.e. by a
-    # market order the engine sends at the next open, not by a stop on the exchange. No
-    # trend filter: more trades to compare (the test above runs with it).
+@pytest.mark.parametrize(
+    ("strategy", "exit_reason"),
+    [
+        # donchian, trail out of the way: positions end by the exit channel, i.e. by a
+        # market order the engine sends at the next open, not by a stop on the exchange
+        ('kind = "donchian"\ntrail_mult = 50', "exit signal"),
+        # ema_cross with wide stops: an opposite cross closes and re-enters the other way
+        ('kind = "ema_cross"\ntrail_mult = 50\natr_stop_mult = 8', "reverse"),
+    ],
+    ids=["donchian-exit-channel", "ema-cross-reversals"],
+)
+def test_market_exits_and_reversals_paper_equals_backtest(
+    tmp_path: Path, strategy: str, exit_reason: str
+) -> None:
+    # No trend filter here: more trades to compare (the test above runs with it).
     config = replay_config(
         tmp_path,
         data_csv=tmp_path / "candles.csv",
-        strategy='kind = "donchian"\ntrail_mult = 50\nmin_efficiency = 0',
+        strategy=strategy + "\nmin_efficiency = 0",
     )
-    bars = candles_needed(config) + 1_100
+    bars = candles_needed(config) + 900
     assert config.paper.data_csv is not None
     write_generated_csv(
         config.paper.data_csv, bars=bars, regime="mixed", seed=5, start_ms=START_MS,
@@ -136,7 +147,7 @@ def test_donchian_exit_channel_paper_equals_backtest(tmp_path: Path) -> None:
     fills, wallet, market, first_open, ticks = replay_csv(config, bars=bars)
     result = backtest_csv(config.paper.data_csv, config, market, first_open)
     assert result.decisions == ticks
-    assert sum(t.exit_reason == "exit signal" for t in result.trades) >= 5
+    assert sum(t.exit_reason == exit_reason for t in result.trades) >= 5
     assert_same_trades(round_trips(fills), result, wallet)
 
 

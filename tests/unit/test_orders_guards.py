@@ -83,6 +83,7 @@ def test_trading_mode(mode: TradingMode, proposed: ProposedOrder, allowed: bool)
         ([past("old", 30, amount=D("0.2"))], True),
         ([past("old", 30, type=OrderType.LIMIT)], True),
         ([past("old", 30, symbol=ETH)], True),
+        ([past("old", 30, purpose=Purpose.EXIT)], True),  # a reversal's close, then entry
     ],
 )
 def test_duplicate_order(recent: list[Intent], allowed: bool) -> None:

@@ -175,7 +175,9 @@ class _Book:
         price = to_decimal(close)
         equity = self.cash
         if self.direction is not Direction.FLAT:
+            # a reversal: the live loop sizes on the balance after its close order filled
             equity += self.direction * self.amount * (price - self.entry_price)
+            equity -= self._fee(self.amount, price)
         sized = size_position(
             equity=equity,
             entry_price=price,

@@ -80,10 +80,13 @@ def trading_mode(order: ProposedOrder, *, mode: TradingMode) -> GuardResult:
 def duplicate_order(
     order: ProposedOrder, recent: Sequence[Intent], *, now_ms: int, window_s: float
 ) -> GuardResult:
-    """Same symbol, side, size and type as an intent of the last ``window_s`` seconds.
+    """Same symbol, side, size, type and purpose as an intent of the last ``window_s``
+    seconds.
 
     Intents the exchange refused or that were confirmed absent never became orders and
-    do not count; the same client id is the same intent, not a duplicate.
+    do not count; the same client id is the same intent, not a duplicate. A different
+    purpose is a different order: a reversal's entry matches the close sent just before
+    it in all but that (a sell of the same size), and is exactly what was decided.
     """
     name = "duplicate_order"
     since = now_ms - int(window_s * 1000)
@@ -96,6 +99,7 @@ def duplicate_order(
             and intent.side is order.side
             and intent.type is order.type
             and intent.amount == order.amount
+            and intent.purpose is order.purpose
         ):
             age_s = (now_ms - intent.created_ms) / 1000
             return block(

@@ -1,8 +1,8 @@
 """Position size from the risk budget: how much to buy so that the stop costs a fixed share.
 
 ``amount = equity * risk_per_trade / |entry - stop|``, then capped by leverage
-(``equity * max_leverage / entry``) and by ``max_notional / entry``, and rounded DOWN to
-the market's amount step so no cap or budget is ever exceeded. Prices are rounded to
+(``equity * MARGIN_USE * max_leverage / entry``) and by ``max_notional / entry``, and
+rounded DOWN to the market's amount step so no cap or budget is ever exceeded. Prices are rounded to
 the price step: the entry to the nearest step, the stop AWAY from the entry (a long's
 stop down, a short's up), so the distance the size is computed from is never smaller
 than the distance the exchange will use. Decimal throughout; floats only at the edge.
@@ -16,6 +16,10 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from trendbotd.domain import ZERO, Market
 
 CAP_LEVERAGE = "leverage"
+# At most this share of equity goes into initial margin: the exchange also wants the
+# entry's fee and any slippage between the reference price and the fill covered, and a
+# position sized to 100% of margin is refused (Binance -2019) exactly when it matters.
+MARGIN_USE = Decimal("0.95")
 CAP_MAX_NOTIONAL = "max_notional"
 
 
@@ -145,7 +149,7 @@ def size_position(
 
     amount = equity * to_decimal(risk_per_trade) / distance
     capped_by = None
-    by_leverage = equity * max_leverage / entry
+    by_leverage = equity * MARGIN_USE * max_leverage / entry
     if by_leverage < amount:
         amount, capped_by = by_leverage, CAP_LEVERAGE
     by_notional = max_notional / entry
