@@ -78,7 +78,7 @@ class TradingRunner:
             api_secret=api_secret,
             base_url=base_url,
             demo=config.exchange.demo,
-            recv_window_ms=min(60_000, int(config.exchange.recv_window_ms * max(1.0, self._speed))),
+            recv_window_ms=self._recv_window_ms(),
             timeout_s=config.exchange.request_timeout_s,
             clock=self._clock,
             rate_limit=not config.exchange.paper,  # the simulator is local: no throttle
@@ -101,7 +101,7 @@ class TradingRunner:
         progress.step("reconciling journal with the exchange")
         positions = build_position_manager(
             config, journal=journal, exchange=exchange, clock=self._clock,
-            waiting=progress.waiting,
+            waiting=progress.waiting, recv_window_ms=self._recv_window_ms(),
         )  # fmt: skip
         synced = positions.sync(snapshot)
         self._engine = Engine(
@@ -205,6 +205,10 @@ class TradingRunner:
         return self._require_engine().market(symbol)
 
     # ----- helpers -----
+
+    def _recv_window_ms(self) -> int:
+        # Scaled like the clock bound in a fast replay; Binance caps it at 60 s.
+        return min(60_000, int(self._config.exchange.recv_window_ms * max(1.0, self._speed)))
 
     def _clock_bound_ms(self) -> int:
         # A paper replay at --speed N stretches every real millisecond of round trip into N:

@@ -78,13 +78,17 @@ class ExecutorPolicy:
     max_rate_limit_wait_s: float  # a longer Retry-After gives up on the intent
 
     @classmethod
-    def from_config(cls, config: Config) -> ExecutorPolicy:
+    def from_config(cls, config: Config, *, recv_window_ms: int | None = None) -> ExecutorPolicy:
+        """``recv_window_ms``: the window the adapter really signs with, if it differs from
+        the config's (paper mode scales it): a request can be accepted until it expires,
+        so "absent" is believed only after it."""
+        window = config.exchange.recv_window_ms if recv_window_ms is None else recv_window_ms
         # The adapter already retries each read (bounded); these are rounds on top of it.
         return cls(
             query_attempts=3,
             query_backoff_s=1.0,
             max_backoff_s=8.0,
-            absent_settle_ms=config.exchange.recv_window_ms + 1000,
+            absent_settle_ms=window + 1000,
             max_sends=3,
             entry_resend_window_ms=60_000,
             fill_polls=5,

@@ -45,6 +45,7 @@ def build_position_manager(
     clock: Clock,
     waiting: Callable[[float], None] | None = None,
     env: Mapping[str, str] | None = None,
+    recv_window_ms: int | None = None,
 ) -> PositionManager:
     """The executor (crash points read once from ``TRENDBOTD_CRASH_AT`` here) and the
     position manager over it."""
@@ -53,7 +54,7 @@ def build_position_manager(
         journal=journal,
         clock=clock,
         instance=config.instance.name,
-        policy=ExecutorPolicy.from_config(config),
+        policy=ExecutorPolicy.from_config(config, recv_window_ms=recv_window_ms),
         crash=crashpoints.from_env(env),
         waiting=waiting,
     )
