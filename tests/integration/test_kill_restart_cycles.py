@@ -163,7 +163,10 @@ class Cycles:
         """SIGSTOP the daemon, check the books it left after its restart, SIGCONT."""
         os.kill(proc.pid, signal.SIGSTOP)
         try:
-            _wait_stopped(proc.pid)
+            if not _wait_stopped(proc.pid):
+                # died at its crash point first: the check after the kill covers it
+                self.run.counts["crashed before the freeze"] += 1
+                return
             books = self.check(cycle, "after restart", protection=True, in_flight_from_ms=since_ms)
         finally:
             os.kill(proc.pid, signal.SIGCONT)
@@ -279,13 +282,20 @@ def write_stairs(path: Path, *, bars: int, seed: int) -> None:
     path.write_text("\n".join(rows) + "\n")
 
 
-def _wait_stopped(pid: int) -> None:
-    """Until the kernel reports the process stopped (SIGSTOP is delivered asynchronously)."""
+def _wait_stopped(pid: int) -> bool:
+    """Until the kernel reports the process stopped (SIGSTOP is delivered asynchronously).
+    False when it died first: a crash point can fire between its first tick and the stop."""
     stat = Path(f"/proc/{pid}/stat")
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        if stat.read_text().rsplit(")", 1)[1].split()[0] in ("T", "t"):
-            return
+        try:
+            state = stat.read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return False
+        if state in ("T", "t"):
+            return True
+        if state in ("Z", "X"):
+            return False
         time.sleep(0.001)
     raise AssertionError(f"process {pid} did not stop")
 

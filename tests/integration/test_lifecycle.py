@@ -3,12 +3,15 @@ stopping and reloading on signals, refusing bad configs fast, never logging a se
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
 import stat
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -254,6 +257,26 @@ def _as_nobody() -> None:
     os.setuid(65534)
 
 
+@contextlib.contextmanager
+def _traversable_by_nobody() -> Iterator[None]:
+    """Let nobody reach the interpreter and the checkout: a clone made under a mode-0700
+    directory (``mktemp -d``) is closed to other users. Only the search bit is added, and
+    only for the run; the modes are put back after."""
+    changed: list[tuple[Path, int]] = []
+    targets = {Path(sys.executable).absolute().parent, Path(__file__).resolve().parent}
+    dirs = {d for t in targets for d in (t, *t.parents)}
+    try:
+        for d in sorted(dirs):
+            mode = d.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                d.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+                changed.append((d, stat.S_IMODE(mode)))
+        yield
+    finally:
+        for d, mode in changed:
+            d.chmod(mode)
+
+
 @pytest.mark.parametrize("case", list(_EXPECTED))
 @pytest.mark.parametrize("command", ["run", "check-config"])
 def test_bad_config_one_line_exit_78_fast(
@@ -268,18 +291,20 @@ def test_bad_config_one_line_exit_78_fast(
             preexec = _as_nobody
             tmp_path.chmod(tmp_path.stat().st_mode | stat.S_IXOTH | stat.S_IROTH)
     args = [command, "--config", str(path)] + (["--foreground"] if command == "run" else [])
-    started = time.monotonic()
-    result = subprocess.run(
-        [*REAL_CMD, *args],
-        check=False,
-        cwd="/",
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=20,
-        preexec_fn=preexec,
-    )
-    elapsed = time.monotonic() - started
+    reachable = _traversable_by_nobody() if preexec else contextlib.nullcontext()
+    with reachable:
+        started = time.monotonic()
+        result = subprocess.run(
+            [*REAL_CMD, *args],
+            check=False,
+            cwd="/",
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=20,
+            preexec_fn=preexec,
+        )
+        elapsed = time.monotonic() - started
     assert result.returncode == ExitCode.CONFIG_ERROR, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
