@@ -65,7 +65,7 @@ class Instance:
     name: str
     symbols: tuple[str, ...]
     sim: SimProcess
-    tick_interval_s: float = 5.0
+    tick_interval_s: float | None = None  # None: the product's default (service section)
     timeframe: str = "1h"
     extra_toml: str = ""
 
@@ -87,7 +87,12 @@ class Instance:
             f'base_url = "{self.sim.base_url}"\n'
             f'credentials_file = "{self.sim.credentials}"\n'
             f'[trading]\nsymbols = [{symbols}]\ntimeframe = "{self.timeframe}"\n'
-            f"[service]\ntick_interval_s = {self.tick_interval_s}\n" + self.extra_toml
+            + (
+                ""
+                if self.tick_interval_s is None
+                else f"[service]\ntick_interval_s = {self.tick_interval_s}\n"
+            )
+            + self.extra_toml
         )
         return self.config
 
