@@ -207,6 +207,10 @@ def _status(args: argparse.Namespace) -> int:
     print(f"instance: {config.instance.name}")
     print(f"lock: {location.path} ({location.source})")
     print(f"state: running, {holder.description}" if holder else "state: not running")
+    if holder is not None and holder.pid is not None:
+        from trendbotd.service.procinfo import resource_line  # noqa: PLC0415 - status only
+
+        print(f"process: {resource_line(holder.pid)}")
     for line in status_lines(config):
         print(line)
     # LSB status convention, so scripts and monitoring can test `trendbotd status` directly

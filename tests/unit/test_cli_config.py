@@ -128,6 +128,9 @@ def test_status_not_running_and_running(
     out = capsys.readouterr().out
     assert f"state: running, PID {os.getpid()} (" in out
     assert "mode: normal (unit)" in out
+    # the holder's resource use, from psutil (this test process holds the lock)
+    process = next(line for line in out.splitlines() if line.startswith("process: RSS "))
+    assert " MiB, CPU " in process and " threads, up 0h" in process
 
 
 def test_run_does_not_import_lazy_commands(monkeypatch: pytest.MonkeyPatch) -> None:
