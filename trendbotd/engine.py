@@ -78,6 +78,10 @@ class Engine:
         self._pending: set[str] = set()
         self._decided_bar = -1  # the oldest "last decided candle" over all symbols
         self._tick_balance: Balance | _Unfetched | None = _UNFETCHED
+        # The balance the last full sync read (None: that fetch failed), and whether the
+        # account can have changed since: positions moved, or an order went out this tick.
+        self._synced_balance: Balance | None = snapshot.balance
+        self._account_moved = True
 
     # ----- schedule -----
 
@@ -113,6 +117,7 @@ class Engine:
         balance, positions, open orders, journal reconciliation -- follows every tick."""
         now = self._exchange.server_now_ms()
         self._tick_balance = _UNFETCHED
+        self._account_moved = True
         reports: dict[str, SymbolReport] = {}
         due = [s for s in self.config.trading.symbols if self._is_due(s, now)]
         if due:
@@ -122,6 +127,7 @@ class Engine:
         balance = self._balance()
         snapshot = self._fresh_snapshot(now, balance)
         self._snapshot = self._positions.sync(snapshot).snapshot
+        self._synced_balance = balance
         self._roll_daily_start(now, balance)
         ordered = [
             reports.get(symbol) or self._describe_symbol(symbol)
@@ -163,6 +169,7 @@ class Engine:
             self._snapshot = dataclasses.replace(
                 self._snapshot, taken_at_ms=now, positions=positions
             )
+            self._account_moved = False
             return
         snapshot = self._fresh_snapshot(now, self._balance(), positions=positions)
         self._snapshot = self._positions.sync(snapshot).snapshot
@@ -177,6 +184,15 @@ class Engine:
                 logger.warning("balance.fetch_failed error=%s", e)
                 self._tick_balance = None
         return self._tick_balance
+
+    def _entry_balance(self) -> Balance | None:
+        """The balance to size an entry with. Flat on every symbol, with nothing filled or
+        sent since the last full sync, the balance that sync read is still exact (no open
+        profit moves it): the entry need not wait for another request. Otherwise fetched."""
+        flat = all(p.is_flat for p in self._snapshot.positions)
+        if flat and not self._account_moved and self._synced_balance is not None:
+            return self._synced_balance
+        return self._balance()
 
     def _fresh_snapshot(
         self,
@@ -261,6 +277,8 @@ class Engine:
         action = decision.action
         if action is Action.HOLD:
             return
+        moved_before = self._account_moved
+        self._account_moved = True  # whatever this sends, later entries fetch the balance
         if action is Action.MOVE_STOP:
             self._move_stop(symbol, decision, position=position, bar_time=bar_time)
             return
@@ -275,8 +293,11 @@ class Engine:
                 self._snapshot,
                 positions=tuple(p for p in self._snapshot.positions if p.symbol != symbol),
             )
+        if action is Action.ENTER:
+            self._account_moved = moved_before  # nothing sent yet for this one
         if action in (Action.ENTER, Action.REVERSE):
             self._enter(symbol, decision, price=price, bar_time=bar_time, now=now)
+            self._account_moved = True
 
     def _move_stop(
         self, symbol: str, decision: Decision, *, position: Position | None, bar_time: int
@@ -314,7 +335,7 @@ class Engine:
         if decision.stop_price is None or decision.direction is Direction.FLAT:
             return
         side = Side.BUY if decision.direction is Direction.LONG else Side.SELL
-        balance = self._balance()  # fresh: sizing and the daily loss guard need it
+        balance = self._entry_balance()  # sizing and the daily loss guard need it
         daily = self._roll_daily_start(now, balance)
         if balance is None:
             self._record_block(symbol, now, "balance_sanity", "balance unknown: no new entries")

@@ -12,7 +12,7 @@ START_MS = 1_700_000_000_000 // HOUR_MS * HOUR_MS
 ORDER = "/fapi/v1/order"
 
 
-def test_an_entry_leaves_after_one_positions_request_the_candle_and_the_balance(
+def test_an_entry_from_flat_leaves_after_one_positions_request_and_the_candle(
     tmp_path: Path,
 ) -> None:
     config = replay_config(tmp_path, data_csv=None, regime="trend", seed=2)
@@ -27,8 +27,10 @@ def test_an_entry_leaves_after_one_positions_request_the_candle_and_the_balance(
         else:
             raise AssertionError("no entry in 500 trending candles")
     before = [p for p in paths[: paths.index(ORDER)] if p != "/fapi/v1/time"]
-    # decide first, re-sync after: no open-orders or algo-orders listing on the way
-    assert before == ["/fapi/v3/positionRisk", "/fapi/v1/klines", "/fapi/v3/account"]
+    # decide first, re-sync after: no open-orders or algo-orders listing on the way, and
+    # flat with nothing changed since the last sync, no balance request either (the
+    # balance that sync read is exact: no open profit moves it)
+    assert before == ["/fapi/v3/positionRisk", "/fapi/v1/klines"]
     after = paths[paths.index(ORDER) :]
     assert "/fapi/v1/algoOrder" in after, "the stop follows the entry"
     assert {"/fapi/v1/openOrders", "/fapi/v1/openAlgoOrders"} <= set(after), "then the sync"
