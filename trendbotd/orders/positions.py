@@ -190,7 +190,9 @@ class PositionManager:
         attempts run out."""
         if purpose not in (Purpose.EXIT, Purpose.FLATTEN):
             raise ValueError(f"close purpose must be exit or flatten, not {purpose}")
-        logger.warning("position.closing symbol=%s reason=%s", symbol, reason)
+        # a strategy exit is routine; a flatten (shutdown policy, operator) is worth a warning
+        log = logger.info if purpose is Purpose.EXIT else logger.warning
+        log("position.closing symbol=%s purpose=%s reason=%s", symbol, purpose.value, reason)
         self._cancel_open(symbol, Purpose.ENTRY, reason="closing the position")
         sent: list[Intent] = []
         for _ in range(self.close_rounds):
