@@ -171,7 +171,7 @@ class Engine:
             )
             self._account_moved = False
             return
-        snapshot = self._fresh_snapshot(now, self._balance(), positions=positions)
+        snapshot = self._fresh_snapshot(now, self._balance())
         self._snapshot = self._positions.sync(snapshot).snapshot
 
     def _balance(self) -> Balance | None:
@@ -194,17 +194,12 @@ class Engine:
             return self._synced_balance
         return self._balance()
 
-    def _fresh_snapshot(
-        self,
-        now: int,
-        balance: Balance | None,
-        *,
-        positions: tuple[Position, ...] | None = None,
-    ) -> AccountSnapshot:
+    def _fresh_snapshot(self, now: int, balance: Balance | None) -> AccountSnapshot:
         symbols = self.config.trading.symbols
-        if positions is None:
-            positions = tuple(self._exchange.fetch_positions(symbols))
+        # Orders first: a stop that fires between the two reads then shows as a stop on a
+        # flat symbol (harmless), never as a position without its stop.
         orders = self._exchange.fetch_open_orders(symbols)
+        positions = tuple(self._exchange.fetch_positions(symbols))
         return dataclasses.replace(
             self._snapshot,
             taken_at_ms=now,

@@ -151,9 +151,14 @@ def test_hand_opened_position_reduce_only_then_resume(
     )
     assert f"still saw {SYMBOL} 0.010 on the exchange where the journal expects 0" in early.stderr
     assert "the daemon goes back to reduce-only at its next sync" in early.stderr
-    assert _mode(journal).mode is TradingMode.NORMAL
+    # ... and it does not: the running daemon's next sync finds the same difference
+    deadline = time.monotonic() + 20
+    while _mode(journal).mode is not TradingMode.REDUCE_ONLY:
+        assert time.monotonic() < deadline, "the running daemon never went back to reduce-only"
+        time.sleep(0.05)
+    assert _mode(journal).reason == reason
     second.stop()
-    # ... and it does not: the next sync finds the same difference.
+    # ... and neither does a restart.
     third, ready = start()
     assert ready.startswith("ready: reduce_only"), ready
     assert _mode(journal).reason == reason

@@ -330,12 +330,14 @@ class PositionManager:
         return out
 
     def _refetch(self, snapshot: AccountSnapshot) -> AccountSnapshot:
-        positions = tuple(self._positions(self.symbols).values())
+        # Orders first: a stop that fires between the two reads then shows as a stop on a
+        # flat symbol (harmless), never as a position without its stop.
         orders = tuple(
             self.executor.read_with_retry(
                 "open_orders", lambda: self.exchange.fetch_open_orders(list(self.symbols))
             )
         )
+        positions = tuple(self._positions(self.symbols).values())
         return dataclasses.replace(
             snapshot,
             positions=positions,
