@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from trendbotd.domain import Candle
 from trendbotd.ports import Exchange
-from trendbotd.strategy import closed_candles
+from trendbotd.strategy import closed_candles, timeframe_ms
 
 # Beyond this many missing candles a full fetch is as cheap as a top-up.
 MAX_TOP_UP = 50
@@ -26,10 +26,13 @@ MAX_TOP_UP = 50
 class CandleFeed:
     exchange: Exchange
     timeframe: str
-    timeframe_ms: int
     _windows: dict[str, list[Candle]] = field(default_factory=dict)
     full_fetches: int = 0
     top_ups: int = 0
+
+    @property
+    def timeframe_ms(self) -> int:
+        return timeframe_ms(self.timeframe)
 
     def window(self, symbol: str, *, need: int, last_open_ms: int, now_ms: int) -> list[Candle]:
         """Up to ``need`` closed candles ending with the one opening at ``last_open_ms``;
@@ -60,9 +63,6 @@ class CandleFeed:
         else:
             self._windows.pop(symbol, None)  # stale or holed: ask in full next time
         return window
-
-    def forget(self, symbol: str) -> None:
-        self._windows.pop(symbol, None)
 
     def _fetch(self, symbol: str, *, since_ms: int | None, limit: int, now_ms: int) -> list[Candle]:
         rows = self.exchange.fetch_candles(

@@ -74,7 +74,7 @@ class Engine:
         self._snapshot = snapshot
         self._markets: dict[str, Market] = dict(snapshot.markets)
         self._tf_ms = timeframe_ms(config.trading.timeframe)
-        self._candles = CandleFeed(exchange, config.trading.timeframe, self._tf_ms)
+        self._candles = CandleFeed(exchange, config.trading.timeframe)
         self._pending: set[str] = set()
         self._decided_bar = -1  # the oldest "last decided candle" over all symbols
         self._tick_balance: Balance | _Unfetched | None = _UNFETCHED

@@ -40,7 +40,7 @@ class CandleExchange:
 
 
 def feed_for(exchange: CandleExchange) -> CandleFeed:
-    return CandleFeed(exchange=exchange, timeframe="1m", timeframe_ms=TF)  # type: ignore[arg-type]
+    return CandleFeed(exchange=exchange, timeframe="1m")  # type: ignore[arg-type]
 
 
 def window_at(feed: CandleFeed, exchange: CandleExchange, last: int, need: int = 5) -> list[int]:
