@@ -368,12 +368,9 @@ class Engine:
             client_order_id=cid,
         )
         window_ms = int(max(risk.duplicate_window_s, 1) * 1000)
-        mode = self._journal.mode().mode
-        if self.config.risk.reduce_only and mode is TradingMode.NORMAL:
-            mode = TradingMode.REDUCE_ONLY  # the operator's switch in the config
         context = guards.GuardContext(
             now_ms=now,
-            mode=mode,
+            mode=self._journal.mode().mode,
             balance=balance,
             positions={p.symbol: p for p in self._snapshot.positions if not p.is_flat},
             expected=self._journal.expected_positions(),

@@ -69,6 +69,16 @@ def test_trading_mode(mode: TradingMode, proposed: ProposedOrder, allowed: bool)
     assert guards.trading_mode(proposed, mode=mode).allowed is allowed
 
 
+@pytest.mark.parametrize(("proposed", "allowed"), [(ENTRY, False), (EXIT, True), (STOP, True)])
+def test_the_config_reduce_only_switch_blocks_entries_only(
+    proposed: ProposedOrder, allowed: bool
+) -> None:
+    result = guards.trading_mode(proposed, mode=TradingMode.NORMAL, config_reduce_only=True)
+    assert result.allowed is allowed
+    if not allowed:
+        assert "risk.reduce_only" in result.reason
+
+
 @pytest.mark.parametrize(
     ("recent", "allowed"),
     [

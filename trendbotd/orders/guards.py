@@ -68,12 +68,17 @@ class GuardContext:
 # ----- the guards -----
 
 
-def trading_mode(order: ProposedOrder, *, mode: TradingMode) -> GuardResult:
+def trading_mode(
+    order: ProposedOrder, *, mode: TradingMode, config_reduce_only: bool = False
+) -> GuardResult:
+    """The journal's mode, and the operator's ``[risk] reduce_only`` switch on top of it."""
     name = "trading_mode"
     if mode is TradingMode.HALTED:
         return block(name, "trading is halted; nothing is sent until an operator resumes")
     if mode is TradingMode.REDUCE_ONLY and order.is_entry:
         return block(name, "reduce-only mode: only exits are allowed")
+    if config_reduce_only and order.is_entry:
+        return block(name, "risk.reduce_only is set in the config: only exits are allowed")
     return allow(name)
 
 
@@ -233,7 +238,7 @@ def check_all(order: ProposedOrder, ctx: GuardContext, risk: RiskConfig) -> list
     open_symbols = sorted(s for s, p in ctx.positions.items() if not p.is_flat)
     held = ctx.positions.get(order.symbol)
     return [
-        trading_mode(order, mode=ctx.mode),
+        trading_mode(order, mode=ctx.mode, config_reduce_only=risk.reduce_only),
         duplicate_order(order, ctx.recent, now_ms=ctx.now_ms, window_s=risk.duplicate_window_s),
         position_size(
             order,
