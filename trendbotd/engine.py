@@ -163,8 +163,7 @@ class Engine:
         triggered, a fill while we were away -- the full sync runs first, as at start.
         """
         positions = tuple(self._exchange.fetch_positions(self.config.trading.symbols))
-        in_flight = any(not i.state.is_final and i.state is not IntentState.ACKED
-                        for i in self._journal.non_final_intents())  # fmt: skip
+        in_flight = any(i.state is not IntentState.ACKED for i in self._journal.non_final_intents())
         if not in_flight and _amounts(positions) == _amounts(self._snapshot.positions):
             self._snapshot = dataclasses.replace(
                 self._snapshot, taken_at_ms=now, positions=positions
@@ -272,27 +271,26 @@ class Engine:
         action = decision.action
         if action is Action.HOLD:
             return
-        moved_before = self._account_moved
-        self._account_moved = True  # whatever this sends, later entries fetch the balance
-        if action is Action.MOVE_STOP:
-            self._move_stop(symbol, decision, position=position, bar_time=bar_time)
-            return
-        if action in (Action.EXIT, Action.REVERSE) and position and not position.is_flat:
-            closed = self._positions.close_position(
-                symbol, purpose=Purpose.EXIT, candle_time_ms=bar_time, reason=decision.reason
-            )
-            if not closed.flat:
-                return  # never open the other way on top of what is left
-            # The exchange confirmed flat: the entry's guards must not see the old position.
-            self._snapshot = dataclasses.replace(
-                self._snapshot,
-                positions=tuple(p for p in self._snapshot.positions if p.symbol != symbol),
-            )
-        if action is Action.ENTER:
-            self._account_moved = moved_before  # nothing sent yet for this one
-        if action in (Action.ENTER, Action.REVERSE):
-            self._enter(symbol, decision, price=price, bar_time=bar_time, now=now)
-            self._account_moved = True
+        try:
+            if action is Action.MOVE_STOP:
+                self._move_stop(symbol, decision, position=position, bar_time=bar_time)
+                return
+            if action in (Action.EXIT, Action.REVERSE) and position and not position.is_flat:
+                closed = self._positions.close_position(
+                    symbol, purpose=Purpose.EXIT, candle_time_ms=bar_time, reason=decision.reason
+                )
+                self._account_moved = True  # a reversal's entry sizes on the balance after it
+                if not closed.flat:
+                    return  # never open the other way on top of what is left
+                # The exchange confirmed flat: the entry's guards must not see the old position.
+                self._snapshot = dataclasses.replace(
+                    self._snapshot,
+                    positions=tuple(p for p in self._snapshot.positions if p.symbol != symbol),
+                )
+            if action in (Action.ENTER, Action.REVERSE):
+                self._enter(symbol, decision, price=price, bar_time=bar_time, now=now)
+        finally:
+            self._account_moved = True  # whatever this sent, later entries fetch the balance
 
     def _move_stop(
         self, symbol: str, decision: Decision, *, position: Position | None, bar_time: int

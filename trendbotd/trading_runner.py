@@ -8,6 +8,7 @@ orders, leverage, reconciliation of every unfinished journal entry. READY=1 foll
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -52,7 +53,7 @@ class TradingRunner:
         self._clock: Clock = SystemClock()
         self._paper_clock = paper_clock
         self._speed = 1.0
-        self._last_tick_at = time.monotonic()  # READY follows a full sync: count from start
+        self._last_tick_at = time.monotonic()  # reset when start() has synced
 
     # ----- Runner protocol -----
 
@@ -115,6 +116,7 @@ class TradingRunner:
         if mode.mode.value != "normal":
             logger.error("mode.%s reason=%s", mode.mode.value, mode.reason)
         held = sum(1 for p in synced.snapshot.positions if not p.is_flat)
+        self._last_tick_at = time.monotonic()  # READY follows a full sync: re-sync from here
         return (
             f"ready: {mode.mode.value}, equity {synced.snapshot.balance.total} "
             f"{synced.snapshot.balance.currency}, {held} open position(s)"
@@ -159,16 +161,12 @@ class TradingRunner:
                 "reload.partial exchange, trading, instance and paper settings need a restart; "
                 "applying strategy, risk and service settings only"
             )
-        merged = Config(
-            source=config.source,
+        merged = dataclasses.replace(
+            config,
             instance=old.instance,
             exchange=old.exchange,
             paper=old.paper,
             trading=old.trading,
-            strategy=config.strategy,
-            strategy_overrides=config.strategy_overrides,
-            risk=config.risk,
-            service=config.service,
         )
         self._config = merged
         if self._engine is not None:
