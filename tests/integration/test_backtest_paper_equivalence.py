@@ -14,6 +14,7 @@ positions, each with a stop on the exchange; on a ranging series it trades rarel
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -99,23 +100,37 @@ def assert_same_trades(live: list[RoundTrip], result: BacktestResult, wallet: De
     assert wallet == expected_wallet
 
 
-def test_ema_cross_paper_equals_backtest_on_2000_candles(tmp_path: Path) -> None:
-    config = replay_config(tmp_path, data_csv=tmp_path / "candles.csv")
-    bars = candles_needed(config) + 2_050
+@dataclass(frozen=True, slots=True)
+class BothRuns:
+    live: list[RoundTrip]  # the daemon's positions, from the exchange's fills
+    backtest: BacktestResult
+    wallet: Decimal  # the exchange's wallet balance at the end
+    ticks: int  # candles the daemon decided
+
+
+def paper_and_backtest(tmp_path: Path, *, strategy: str, decided: int) -> BothRuns:
+    """One generated CSV, ``decided`` candles after the strategy's history, through the
+    daemon's paper stack and through the backtest; both must decide the same candles."""
+    config = replay_config(tmp_path, data_csv=tmp_path / "candles.csv", strategy=strategy)
+    bars = candles_needed(config) + decided
     assert config.paper.data_csv is not None
     write_generated_csv(
         config.paper.data_csv, bars=bars, regime="mixed", seed=5, start_ms=START_MS,
         tick=Decimal("0.1"),
     )  # fmt: skip
     fills, wallet, market, first_open, ticks = replay_csv(config, bars=bars)
-    assert ticks >= 2_000, "the daemon decided at least 2,000 candles"
     result = backtest_csv(config.paper.data_csv, config, market, first_open)
     assert result.decisions == ticks, "both decided the same candles"
-    live = round_trips(fills)
-    assert len(live) >= 15, "enough trades to compare"
-    assert {t.direction for t in live} == {Direction.LONG, Direction.SHORT}
-    assert any(t.exit_reason == "stop" for t in result.trades)
-    assert_same_trades(live, result, wallet)
+    return BothRuns(round_trips(fills), result, wallet, ticks)
+
+
+def test_ema_cross_paper_equals_backtest_on_2000_candles(tmp_path: Path) -> None:
+    both = paper_and_backtest(tmp_path, strategy='kind = "ema_cross"', decided=2_050)
+    assert both.ticks >= 2_000, "the daemon decided at least 2,000 candles"
+    assert len(both.live) >= 15, "enough trades to compare"
+    assert {t.direction for t in both.live} == {Direction.LONG, Direction.SHORT}
+    assert any(t.exit_reason == "stop" for t in both.backtest.trades)
+    assert_same_trades(both.live, both.backtest, both.wallet)
 
 
 @pytest.mark.parametrize(
@@ -133,22 +148,9 @@ def test_market_exits_and_reversals_paper_equals_backtest(
     tmp_path: Path, strategy: str, exit_reason: str
 ) -> None:
     # No trend filter here: more trades to compare (the test above runs with it).
-    config = replay_config(
-        tmp_path,
-        data_csv=tmp_path / "candles.csv",
-        strategy=strategy + "\nmin_efficiency = 0",
-    )
-    bars = candles_needed(config) + 900
-    assert config.paper.data_csv is not None
-    write_generated_csv(
-        config.paper.data_csv, bars=bars, regime="mixed", seed=5, start_ms=START_MS,
-        tick=Decimal("0.1"),
-    )  # fmt: skip
-    fills, wallet, market, first_open, ticks = replay_csv(config, bars=bars)
-    result = backtest_csv(config.paper.data_csv, config, market, first_open)
-    assert result.decisions == ticks
-    assert sum(t.exit_reason == exit_reason for t in result.trades) >= 5
-    assert_same_trades(round_trips(fills), result, wallet)
+    both = paper_and_backtest(tmp_path, strategy=strategy + "\nmin_efficiency = 0", decided=900)
+    assert sum(t.exit_reason == exit_reason for t in both.backtest.trades) >= 5
+    assert_same_trades(both.live, both.backtest, both.wallet)
 
 
 def run_generated(tmp_path: Path, *, regime: str, seed: int, candles: int) -> PaperReplay:
