@@ -159,12 +159,21 @@ class Engine:
         """Make the view the decisions use current at the cost of one request.
 
         The last full sync (the previous tick, seconds ago) stands while the exchange's
-        positions still match it and no order of ours is in flight; otherwise -- a stop
-        triggered, a fill while we were away -- the full sync runs first, as at start.
+        positions still match it and the journal's expectation, and no order of ours is in
+        flight; otherwise -- a stop triggered, a fill while we were away -- the full sync
+        runs first, as at start.
         """
         positions = tuple(self._exchange.fetch_positions(self.config.trading.symbols))
         in_flight = any(i.state is not IntentState.ACKED for i in self._journal.non_final_intents())
-        if not in_flight and _amounts(positions) == _amounts(self._snapshot.positions):
+        seen = _amounts(positions)
+        # Both the last sync and the journal must agree with the exchange: a stop that fired
+        # between that sync's two reads leaves the snapshot flat and the journal expecting
+        # the position; deciding on that would enter on top of an unreconciled journal.
+        if (
+            not in_flight
+            and seen == _amounts(self._snapshot.positions)
+            and seen == self._journal.expected_positions()
+        ):
             self._snapshot = dataclasses.replace(
                 self._snapshot, taken_at_ms=now, positions=positions
             )
