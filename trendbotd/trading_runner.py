@@ -211,7 +211,13 @@ class TradingRunner:
     def _clock_bound_ms(self) -> int:
         # A paper replay at --speed N stretches every real millisecond of round trip into N:
         # the bound scales with it (the simulator shares our clock, so the true offset is 0).
-        return int(self._config.exchange.max_clock_offset_ms * max(1.0, self._speed))
+        # The simulator's response_delay_ms is a slow network by setting: the half of it that
+        # each measurement cannot see through is allowed on top, or it could never start.
+        config = self._config
+        bound = config.exchange.max_clock_offset_ms
+        if config.exchange.paper:
+            bound += (config.paper.response_delay_ms + 1) // 2
+        return int(bound * max(1.0, self._speed))
 
     def _require_engine(self) -> Engine:
         if self._engine is None:
