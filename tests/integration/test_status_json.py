@@ -23,6 +23,7 @@ TOP_KEYS = {
     "mode",
     "mode_reason",
     "mode_since_ms",
+    "mode_resolved_ms",
     "last_tick_ms",
     "last_sync_ms",
     "clock",

@@ -23,6 +23,7 @@ from trendbotd.orders.records import (
     PositionView,
     Purpose,
 )
+from trendbotd.orders.sync_mode import resolved_since_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,7 @@ class StatusReport:
     daily_start: DailyStart | None
     recent_blocks: tuple[tuple[int, str, str, str], ...]  # (at_ms, symbol, guard, reason)
     clock: ClockOffset | None  # the last offset the daemon measured, if journalled
+    mode_resolved_ms: int | None  # since when the mode's reason no longer holds
 
     def stop_covered(self, symbol: str) -> Decimal | None:
         """What the daemon's own open stops on ``symbol`` still cover (None: no such stop)."""
@@ -51,6 +53,7 @@ class StatusReport:
 
 def collect(journal: Journal) -> StatusReport:
     sync = journal.last_sync()
+    mode = journal.mode()
     blocks = tuple(
         (at, symbol, guard, reason)
         for at, symbol, guard, allowed, reason in journal.guard_decisions(limit=5)
@@ -59,7 +62,7 @@ def collect(journal: Journal) -> StatusReport:
     return StatusReport(
         journal_path=journal.path,
         schema_version=journal.schema_version,
-        mode=journal.mode(),
+        mode=mode,
         last_tick_ms=journal.last_tick_ms(),
         last_sync_ms=sync[0] if sync else None,
         positions=tuple(sync[1]) if sync else (),
@@ -68,6 +71,7 @@ def collect(journal: Journal) -> StatusReport:
         daily_start=journal.daily_start(),
         recent_blocks=blocks,
         clock=journalled_clock_offset(journal),
+        mode_resolved_ms=resolved_since_ms(journal, mode),
     )
 
 
@@ -85,12 +89,23 @@ def _when(ms: int | None, now_ms: int) -> str:
     return f"{stamp} ({age_s}s ago)"
 
 
+def _mode_why(report: StatusReport, now_ms: int) -> str:
+    reason = report.mode.reason
+    if report.mode_resolved_ms is not None:
+        # never shown as if it still held: it is why the mode was entered
+        return (
+            f" - entered for what no longer holds since {_when(report.mode_resolved_ms, now_ms)}"
+            f" ({reason}); trendbotd resume to trade again"
+        )
+    return f" - {reason}" if reason else ""
+
+
 def format_status(report: StatusReport, *, now_ms: int) -> str:
     """Human-readable, one fact per line."""
     mode = report.mode
     lines = [
         f"journal:   {report.journal_path} (schema v{report.schema_version})",
-        f"mode:      {mode.mode}" + (f" - {mode.reason}" if mode.reason else ""),
+        f"mode:      {mode.mode}" + _mode_why(report, now_ms),
         f"last tick: {_when(report.last_tick_ms, now_ms)}",
         f"last sync: {_when(report.last_sync_ms, now_ms)}",
     ]
@@ -145,6 +160,7 @@ def status_dict(report: StatusReport) -> dict[str, Any]:
         "mode": report.mode.mode.value,
         "mode_reason": report.mode.reason,
         "mode_since_ms": report.mode.since_ms or None,
+        "mode_resolved_ms": report.mode_resolved_ms,
         "last_tick_ms": report.last_tick_ms,
         "last_sync_ms": report.last_sync_ms,
         "clock": None if report.clock is None else _clock_dict(report.clock),
@@ -194,6 +210,7 @@ def absent_status_dict(journal_path: Path) -> dict[str, Any]:
         "mode": None,
         "mode_reason": None,
         "mode_since_ms": None,
+        "mode_resolved_ms": None,
         "last_tick_ms": None,
         "last_sync_ms": None,
         "clock": None,
