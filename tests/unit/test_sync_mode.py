@@ -27,7 +27,7 @@ from trendbotd.orders.journal import Journal, open_journal
 from trendbotd.orders.positions import PositionManager
 from trendbotd.orders.records import ModeState, TradingMode
 from trendbotd.orders.status import collect, format_status, status_dict
-from trendbotd.orders.sync_mode import ModeAction, ModeDecision, decide
+from trendbotd.orders.sync_mode import ModeAction, ModeDecision, decide, shown_reason
 
 D = Decimal
 T0 = 1_700_000_000_000
@@ -153,6 +153,9 @@ def test_the_no_stop_reason_goes_once_a_stop_protects_the_position(
     assert "mode:      reduce_only - entered for what no longer holds since " in text  # ... never
     assert f"({restated.reason}); trendbotd resume to trade again" in text  # shown as current
     assert status_dict(collect(bot.journal))["mode_resolved_ms"] == resolved_at
+    assert shown_reason(bot.journal, mode) == (  # STATUS= says it too
+        f"no longer holds: {restated.reason}; trendbotd resume to trade again"
+    )
     assert "mode.reason_resolved mode=reduce_only" in caplog.text
     assert "the mode stays until `trendbotd resume`" in caplog.text
     caplog.clear()

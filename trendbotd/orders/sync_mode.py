@@ -61,6 +61,14 @@ def resolved_since_ms(journal: Journal, mode: ModeState) -> int | None:
     return int(resolved)
 
 
+def shown_reason(journal: Journal, mode: ModeState) -> str:
+    """The mode's reason as it may be shown now (STATUS=, status): never a stale one as if
+    it still held."""
+    if resolved_since_ms(journal, mode) is None:
+        return mode.reason
+    return f"no longer holds: {mode.reason}; trendbotd resume to trade again"
+
+
 def keep_mode_true(journal: Journal, found: str | None, *, now_ms: int) -> ModeDecision:
     mode = journal.mode()
     decision = decide(
