@@ -92,7 +92,11 @@ class ClockGuard:
         bound = self.max_offset_ms
         if offset.uncertainty_ms > bound:
             # Checked first: an offset this uncertain says nothing about the host clock.
-            round_trip = offset.round_trip_ms or 2 * offset.uncertainty_ms
+            round_trip = (
+                offset.round_trip_ms
+                if offset.round_trip_ms is not None
+                else 2 * offset.uncertainty_ms  # an offset from elsewhere: about that
+            )
             return ClockVerdict(
                 False,
                 f"round trip {round_trip} ms too slow to measure the clock within the bound "
