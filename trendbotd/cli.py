@@ -27,7 +27,7 @@ from trendbotd.service.instance_lock import (
     read_instance,
     take_lock,
 )
-from trendbotd.service.pidlock import LockLocation, query_holder, resolve_lock_path
+from trendbotd.service.pidlock import HolderInfo, LockLocation, query_holder, resolve_lock_path
 
 if TYPE_CHECKING:
     from trendbotd.config import Config
@@ -83,6 +83,11 @@ def build_parser(command: str | None) -> tuple[argparse.ArgumentParser, Any]:
     _add_config(check)
     status = sub.add_parser("status", help="is the daemon running, and what is it doing")
     _add_config(status)
+    status.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON document (versioned by its 'schema' key) instead of the text report",
+    )
     resume = sub.add_parser(
         "resume", help="trade again after reduce-only / halted mode or the daily-loss stop"
     )
@@ -204,17 +209,41 @@ def _status(args: argparse.Namespace) -> int:
     config = _load_config(args.config)
     location = _existing_lock_location(config)
     holder = query_holder(location.path)
-    print(f"instance: {config.instance.name}")
-    print(f"lock: {location.path} ({location.source})")
-    print(f"state: running, {holder.description}" if holder else "state: not running")
-    if holder is not None and holder.pid is not None:
-        from trendbotd.service.procinfo import resource_line  # noqa: PLC0415 - status only
+    if args.json:
+        _print_status_json(config, location, holder)
+    else:
+        print(f"instance: {config.instance.name}")
+        print(f"lock: {location.path} ({location.source})")
+        print(f"state: running, {holder.description}" if holder else "state: not running")
+        if holder is not None and holder.pid is not None:
+            from trendbotd.service.procinfo import resource_line  # noqa: PLC0415 - status only
 
-        print(f"process: {resource_line(holder.pid)}")
-    for line in status_lines(config):
-        print(line)
+            print(f"process: {resource_line(holder.pid)}")
+        for line in status_lines(config):
+            print(line)
     # LSB status convention, so scripts and monitoring can test `trendbotd status` directly
     return ExitCode.OK if holder else ExitCode.NOT_RUNNING
+
+
+def _print_status_json(config: Config, location: LockLocation, holder: HolderInfo | None) -> None:
+    import json  # noqa: PLC0415 - status only
+
+    from trendbotd.orders.stack import journal_location  # noqa: PLC0415
+    from trendbotd.orders.status import read_status  # noqa: PLC0415
+    from trendbotd.service.procinfo import process_resources  # noqa: PLC0415
+    from trendbotd.status_doc import status_document  # noqa: PLC0415
+
+    _, path = journal_location(config, create=False)
+    document = status_document(
+        instance=config.instance.name,
+        lock_path=location.path,
+        lock_source=location.source,
+        holder=holder,
+        resources=process_resources(holder.pid) if holder and holder.pid else None,
+        journal_path=path,
+        report=read_status(path) if path.exists() else None,
+    )
+    print(json.dumps(document, indent=2))
 
 
 def _resume(args: argparse.Namespace) -> int:

@@ -128,12 +128,14 @@ class Order:
 
 @dataclass(frozen=True, slots=True)
 class ClockOffset:
-    """Exchange time minus local time, from the median of round-trip midpoints."""
+    """Exchange time minus local time, from the midpoints of the fastest round trips."""
 
     offset_ms: int
     uncertainty_ms: int  # half the round trip of the chosen sample
     measured_at_ms: int  # local monotonic-free wall time of the measurement
     samples: int
+    # of the chosen sample, for the operator (None where not measured); not part of the value
+    round_trip_ms: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from trendbotd.orders.records import (
     Purpose,
     TradingMode,
 )
+from trendbotd.orders.sync_mode import shown_reason
 from trendbotd.ports import Exchange
 from trendbotd.risk import round_stop, size_position, to_decimal
 from trendbotd.strategy import (
@@ -143,7 +144,7 @@ class Engine:
         equity = f"equity {balance.total}" if balance else "balance unknown"
         head = f"{mode.mode.value} | {equity}"
         if mode.mode is not TradingMode.NORMAL:
-            head += f" ({mode.reason})"
+            head += f" ({shown_reason(self._journal, mode)})"
         elif self.config.risk.reduce_only:
             head = f"{TradingMode.REDUCE_ONLY.value} | {equity} (risk.reduce_only in the config)"
         return " | ".join([head, *(r.text for r in ordered)])

@@ -33,21 +33,32 @@ class TimeSample:
         return self.server_ms - Fraction(self.local_send_ms + self.local_recv_ms, 2)
 
 
+def fastest_samples(samples: Sequence[TimeSample]) -> list[TimeSample]:
+    """The quarter of the usable samples with the shortest round trips (at least one).
+
+    A slow round trip is usually slow in one direction only (a queue, a retransmit), which
+    moves its midpoint away from the moment the server stamped its time; the fastest ones
+    bound the error tightest. Samples whose local clock ran backwards are not usable."""
+    valid = sorted((s for s in samples if s.round_trip_ms >= 0), key=lambda s: s.round_trip_ms)
+    return valid[: max(1, len(valid) // 4)]
+
+
 def estimate_offset(samples: Sequence[TimeSample], *, measured_at_ms: int) -> ClockOffset:
-    """Median of the samples' offsets; uncertainty is half the round trip of the sample(s)
-    the median came from, rounded up. Samples whose local clock ran backwards are ignored."""
-    valid = sorted((s for s in samples if s.round_trip_ms >= 0), key=lambda s: s.offset)
-    if not valid:
+    """Median offset of the fastest samples (``fastest_samples``); uncertainty is half the
+    round trip of the sample(s) the median came from, rounded up."""
+    fastest = sorted(fastest_samples(samples), key=lambda s: s.offset)
+    if not fastest:
         raise ValueError("no usable clock sample (none given, or the local clock ran backwards)")
-    mid = len(valid) // 2
-    chosen = valid[mid : mid + 1] if len(valid) % 2 else valid[mid - 1 : mid + 1]
+    mid = len(fastest) // 2
+    chosen = fastest[mid : mid + 1] if len(fastest) % 2 else fastest[mid - 1 : mid + 1]
     offset = sum((s.offset for s in chosen), Fraction(0)) / len(chosen)
-    uncertainty = max(math.ceil(Fraction(s.round_trip_ms, 2)) for s in chosen)
+    round_trip = max(s.round_trip_ms for s in chosen)
     return ClockOffset(
         offset_ms=round(offset),
-        uncertainty_ms=uncertainty,
+        uncertainty_ms=math.ceil(Fraction(round_trip, 2)),
         measured_at_ms=measured_at_ms,
-        samples=len(valid),
+        samples=sum(1 for s in samples if s.round_trip_ms >= 0),
+        round_trip_ms=round_trip,
     )
 
 
@@ -60,9 +71,10 @@ class ClockVerdict:
 class ClockGuard:
     """Decides whether orders may be sent given the last measured offset and ``now_ms``.
 
-    Refuses when the offset is unknown, when |offset| or its uncertainty exceed
-    ``max_offset_ms`` (the host clock is broken; fix NTP), or when the measurement is older
-    than ``max_age_ms`` (re-measure first).
+    Refuses when the offset is unknown, when its uncertainty (half the round trip) exceeds
+    ``max_offset_ms`` (the exchange is too far away to tell), when |offset| exceeds it (the
+    host clock is off; fix NTP), or when the measurement is older than ``max_age_ms``
+    (re-measure first).
     """
 
     def __init__(self, *, max_offset_ms: int, max_age_ms: int) -> None:
@@ -77,17 +89,26 @@ class ClockGuard:
     def check(self, offset: ClockOffset | None, *, now_ms: int) -> ClockVerdict:
         if offset is None:
             return ClockVerdict(False, "exchange clock offset not measured yet")
-        if abs(offset.offset_ms) > self.max_offset_ms:
-            return ClockVerdict(
-                False,
-                f"clock offset {offset.offset_ms} ms exceeds the bound of "
-                f"{self.max_offset_ms} ms (fix the host's time synchronisation)",
+        bound = self.max_offset_ms
+        if offset.uncertainty_ms > bound:
+            # Checked first: an offset this uncertain says nothing about the host clock.
+            round_trip = (
+                offset.round_trip_ms
+                if offset.round_trip_ms is not None
+                else 2 * offset.uncertainty_ms  # an offset from elsewhere: about that
             )
-        if offset.uncertainty_ms > self.max_offset_ms:
             return ClockVerdict(
                 False,
-                f"clock offset uncertainty {offset.uncertainty_ms} ms exceeds the bound of "
-                f"{self.max_offset_ms} ms (round trips to the exchange too slow)",
+                f"round trip {round_trip} ms too slow to measure the clock within the bound "
+                f"of {bound} ms (offset uncertainty {offset.uncertainty_ms} ms)",
+            )
+        if abs(offset.offset_ms) > bound:
+            if abs(offset.offset_ms) - offset.uncertainty_ms > bound:
+                why = "fix the host's time synchronisation"
+            else:  # the true offset may still be within the bound
+                why = f"uncertainty {offset.uncertainty_ms} ms from the round trips"
+            return ClockVerdict(
+                False, f"clock offset {offset.offset_ms} ms exceeds the bound of {bound} ms ({why})"
             )
         age = now_ms - offset.measured_at_ms
         if age > self.max_age_ms:

@@ -18,9 +18,10 @@ from trendbotd.adapters.ccxt_exchange import CcxtExchange
 from trendbotd.adapters.credentials import load_credentials, register_secret
 from trendbotd.clock import Clock, ScaledClock, SystemClock
 from trendbotd.config import Config
-from trendbotd.domain import Market
+from trendbotd.domain import ClockOffset, Market
 from trendbotd.engine import Engine
 from trendbotd.errors import ExchangeAuthError, ExchangeError, OperationalError
+from trendbotd.orders.clock_record import record_clock_offset
 from trendbotd.orders.journal import Journal
 from trendbotd.orders.stack import (
     build_position_manager,
@@ -49,6 +50,7 @@ class TradingRunner:
         self._journal: Journal | None = None
         self._sim: SimExchange | None = None  # paper mode only
         self._exchange: CcxtExchange | None = None
+        self._recorded_clock: ClockOffset | None = None
         self._engine: Engine | None = None
         self._clock: Clock = SystemClock()
         self._paper_clock = paper_clock
@@ -96,6 +98,7 @@ class TradingRunner:
             deadline_ms=self._clock.now_ms() + timeout_ms,
             max_clock_offset_ms=self._clock_bound_ms(),
         )
+        self._record_clock()
         progress.step("setting leverage")
         for symbol in config.trading.symbols:
             self._set_leverage(symbol)
@@ -147,6 +150,7 @@ class TradingRunner:
             return f"exchange error, retrying: {e}"
         if self._exchange is not None:
             self._exchange.keep_clock_fresh()  # after the orders, never in front of one
+            self._record_clock()
         return status
 
     def reload(self, config: Config) -> None:
@@ -211,7 +215,21 @@ class TradingRunner:
     def _clock_bound_ms(self) -> int:
         # A paper replay at --speed N stretches every real millisecond of round trip into N:
         # the bound scales with it (the simulator shares our clock, so the true offset is 0).
-        return int(self._config.exchange.max_clock_offset_ms * max(1.0, self._speed))
+        # The simulator's response_delay_ms is a slow network by setting: the half of it that
+        # each measurement cannot see through is allowed on top, or it could never start.
+        config = self._config
+        bound = config.exchange.max_clock_offset_ms
+        if config.exchange.paper:
+            bound += (config.paper.response_delay_ms + 1) // 2
+        return int(bound * max(1.0, self._speed))
+
+    def _record_clock(self) -> None:
+        """Journal the offset for ``trendbotd status`` whenever it was measured anew."""
+        offset = None if self._exchange is None else self._exchange.clock_offset
+        if offset is None or self._journal is None or offset == self._recorded_clock:
+            return
+        record_clock_offset(self._journal, offset, now_ms=self._clock.now_ms())
+        self._recorded_clock = offset
 
     def _require_engine(self) -> Engine:
         if self._engine is None:

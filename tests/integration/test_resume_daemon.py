@@ -169,6 +169,20 @@ def test_hand_opened_position_reduce_only_then_resume(
     fourth, ready = start()
     assert ready.startswith("ready: reduce_only, equity"), ready
     assert ready.endswith(", 0 open position(s)")
+
+    # ... and what it was entered for no longer holds: STATUS= and status say so rather
+    # than repeat it as if it were still true.
+    def says_it_no_longer_holds(m: Notification) -> bool:
+        text = m.fields.get("STATUS", "")
+        return text.startswith("reduce_only | equity ") and text.endswith(
+            f" (no longer holds: {reason}; trendbotd resume to trade again) | {SYMBOL} flat"
+        )
+
+    notify_listener.wait_for(says_it_no_longer_holds, timeout=30)
+    fourth.wait_log(f"mode.reason_resolved mode=reduce_only was={reason}: no longer holds")
+    status = _cli(tmp_path, "status", "--config", str(config))
+    assert "mode:      reduce_only - entered for what no longer holds since " in status.stdout
+    assert f"({reason}); trendbotd resume to trade again" in status.stdout
     resumed = _cli(tmp_path, "resume", "--config", str(config), "--reason", "closed by hand")
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout == (

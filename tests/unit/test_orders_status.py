@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from trendbotd.domain import OrderType, Side
+from trendbotd.domain import ClockOffset, OrderType, Side
 from trendbotd.errors import JournalError
+from trendbotd.orders.clock_record import record_clock_offset
 from trendbotd.orders.journal import open_journal
 from trendbotd.orders.records import (
     DailyStart,
@@ -18,7 +19,7 @@ from trendbotd.orders.records import (
     Purpose,
     TradingMode,
 )
-from trendbotd.orders.status import format_status, read_status, status_dict
+from trendbotd.orders.status import absent_status_dict, format_status, read_status, status_dict
 
 SYM = "BTC/USDT:USDT"
 NOW = 1_700_000_000_000
@@ -89,3 +90,130 @@ def test_unprotected_position_is_shouted(tmp_path: Path) -> None:
     with open_journal(path) as j:
         j.record_sync([PositionView(SYM, Decimal(1), Decimal(1), None, None, NOW)], taken_at_ms=NOW)
     assert "NO STOP" in format_status(read_status(path), now_ms=NOW)
+
+
+# ----- status --json: the journal's part, keys pinned -----
+
+JOURNAL_KEYS = {
+    "journal",
+    "mode",
+    "mode_reason",
+    "mode_since_ms",
+    "mode_resolved_ms",
+    "last_tick_ms",
+    "last_sync_ms",
+    "clock",
+    "daily_start_equity",
+    "positions",
+    "expected_positions",
+    "open_orders",
+    "recent_guard_blocks",
+}
+POSITION_KEYS = {
+    "symbol",
+    "amount",
+    "entry_price",
+    "stop_price",
+    "stop_client_order_id",
+    "stop_covered_amount",
+    "seen_at_ms",
+}
+ORDER_KEYS = {
+    "client_order_id",
+    "state",
+    "purpose",
+    "symbol",
+    "side",
+    "type",
+    "amount",
+    "filled",
+    "stop_price",
+    "created_ms",
+    "last_error",
+}
+CLOCK_KEYS = {"offset_ms", "uncertainty_ms", "round_trip_ms", "measured_at_ms", "samples"}
+
+
+def _stop_intent(cid: str, amount: str, state: IntentState) -> Intent:
+    return Intent(
+        client_order_id=cid,
+        symbol=SYM,
+        side=Side.SELL,
+        type=OrderType.STOP_MARKET,
+        amount=Decimal(amount),
+        purpose=Purpose.STOP,
+        candle_time_ms=0,
+        seq=1,
+        state=state,
+        created_ms=NOW,
+        updated_ms=NOW,
+        stop_price=Decimal(49000),
+    )
+
+
+def test_json_of_a_journal_with_a_protected_position_and_a_clock(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    with open_journal(path) as j:
+        j.add_intent(_stop_intent("tb-s", "0.2", IntentState.PENDING))
+        j.update_intent("tb-s", IntentUpdate(IntentState.ACKED), now_ms=NOW)
+        j.record_sync(
+            [PositionView(SYM, Decimal("0.2"), Decimal(50000), Decimal(49000), "tb-s", NOW)],
+            taken_at_ms=NOW,
+        )
+        record_clock_offset(
+            j,
+            ClockOffset(
+                offset_ms=-12,
+                uncertainty_ms=4,
+                measured_at_ms=NOW - 1000,
+                samples=5,
+                round_trip_ms=8,
+            ),
+            now_ms=NOW,
+        )
+    report = read_status(path)
+    doc = json.loads(json.dumps(status_dict(report)))
+    assert set(doc) == JOURNAL_KEYS
+    assert doc["journal"] == {
+        "path": str(path),
+        "exists": True,
+        "schema_version": report.schema_version,
+    }
+    (position,) = doc["positions"]
+    assert set(position) == POSITION_KEYS
+    assert position["stop_price"] == "49000"
+    assert position["stop_client_order_id"] == "tb-s"
+    assert position["stop_covered_amount"] == "0.2"
+    (order,) = doc["open_orders"]
+    assert set(order) == ORDER_KEYS
+    assert (order["purpose"], order["state"], order["stop_price"]) == ("stop", "ACKED", "49000")
+    assert doc["clock"] == {
+        "offset_ms": -12,
+        "uncertainty_ms": 4,
+        "round_trip_ms": 8,
+        "measured_at_ms": NOW - 1000,
+        "samples": 5,
+    }
+    assert set(doc["clock"]) == CLOCK_KEYS
+    assert doc["mode"] == "normal" and doc["mode_since_ms"] is None
+    text = format_status(report, now_ms=NOW)
+    assert "clock:     exchange -12 ms (±4 ms, round trip 8 ms), measured " in text
+
+
+def test_json_without_a_journal_has_the_same_keys(tmp_path: Path) -> None:
+    doc = absent_status_dict(tmp_path / "none.db")
+    assert set(doc) == JOURNAL_KEYS
+    assert doc["journal"] == {"path": str(tmp_path / "none.db"), "exists": False,
+                              "schema_version": None}  # fmt: skip
+    assert (doc["mode"], doc["positions"], doc["clock"]) == (None, [], None)
+
+
+def test_a_position_without_an_own_stop_covers_nothing_known(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    with open_journal(path) as j:
+        j.add_intent(_stop_intent("tb-old", "0.2", IntentState.PENDING))
+        j.update_intent("tb-old", IntentUpdate(IntentState.CANCELED), now_ms=NOW)
+        j.record_sync([PositionView(SYM, Decimal(1), Decimal(1), None, None, NOW)], taken_at_ms=NOW)
+    doc = status_dict(read_status(path))
+    assert doc["positions"][0]["stop_covered_amount"] is None
+    assert doc["clock"] is None

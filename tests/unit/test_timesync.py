@@ -35,10 +35,30 @@ def test_median_ignores_an_asymmetric_outlier() -> None:
 
 
 def test_even_count_averages_the_middle_two_and_keeps_the_larger_uncertainty() -> None:
-    samples = [sample(0, 100, 10), sample(0, 110, 30), sample(0, 0, 0), sample(0, 500, 2)]
-    # offsets: 95, 95, 0, 499 -> middle two 95, 95; their half round trips 5 and 15
-    est = estimate_offset(samples, measured_at_ms=0)
-    assert (est.offset_ms, est.uncertainty_ms) == (95, 15)
+    # eight samples: the fastest quarter is two, offsets 95 and 95, half round trips 5 and 15
+    fast = [sample(0, 100, 10), sample(0, 110, 30)]
+    slow = [sample(0, 500 + i, 100 + i) for i in range(6)]
+    est = estimate_offset([*slow[:3], *fast, *slow[3:]], measured_at_ms=0)
+    assert (est.offset_ms, est.uncertainty_ms, est.round_trip_ms) == (95, 15, 30)
+    assert est.samples == 8
+
+
+def test_offset_comes_from_the_fastest_round_trips_not_the_median_of_all() -> None:
+    # A server that stamps its time and then sits on the reply (or a slow inbound path)
+    # shifts every slow sample's midpoint; only the fast one shows the true offset 0.
+    slow = [sample(t, t + 1500, t + 1500) for t in (0, 2000, 4000, 6000)]  # offset +750
+    fast = sample(8000, 8004, 8008)  # offset 0, round trip 8
+    est = estimate_offset([*slow[:2], fast, *slow[2:]], measured_at_ms=8008)
+    assert (est.offset_ms, est.uncertainty_ms, est.round_trip_ms) == (0, 4, 8)
+    assert GUARD.check(est, now_ms=8008).ok
+
+
+def test_the_fastest_quarter_is_a_median_of_its_own() -> None:
+    # twelve samples: the fastest three vote; the middle one of them wins
+    fast = [sample(0, 30, 20), sample(0, 12, 22), sample(0, -40, 21)]  # offsets 20, 1, -50
+    slow = [sample(0, 900, 1000)] * 9
+    est = estimate_offset([*slow, *fast], measured_at_ms=0)
+    assert (est.offset_ms, est.uncertainty_ms, est.round_trip_ms) == (1, 11, 22)
 
 
 def test_half_millisecond_midpoints_round_and_uncertainty_rounds_up() -> None:
@@ -99,6 +119,9 @@ def offset(value: int, uncertainty: int = 5, at: int = 1_000_000) -> ClockOffset
         (offset(501), 1_000_000, False, "offset 501 ms exceeds"),
         (offset(-20_000), 1_000_000, False, "offset -20000 ms exceeds"),
         (offset(10, uncertainty=501), 1_000_000, False, "uncertainty 501 ms"),
+        (offset(10, uncertainty=501), 1_000_000, False, "round trip 1002 ms too slow"),
+        (offset(700, uncertainty=400), 1_000_000, False, "offset 700 ms exceeds"),
+        (offset(901, uncertainty=400), 1_000_000, False, "time synchronisation"),
         (offset(10), 1_600_000, True, ""),
         (offset(10), 1_600_001, False, "older than"),
     ],
@@ -126,3 +149,29 @@ def test_guard_rejects_meaningless_bounds() -> None:
         ClockGuard(max_offset_ms=0, max_age_ms=1)
     with pytest.raises(ValueError):
         ClockGuard(max_offset_ms=1, max_age_ms=0)
+
+
+def test_a_slow_round_trip_is_not_blamed_on_the_host_clock() -> None:
+    # What a 1500 ms reply delay measured: the offset is as uncertain as it is large.
+    slow = ClockOffset(
+        offset_ms=750, uncertainty_ms=750, measured_at_ms=1_000_000, samples=5, round_trip_ms=1500
+    )
+    verdict = GUARD.check(slow, now_ms=1_000_000)
+    assert not verdict.ok
+    assert verdict.reason == (
+        "round trip 1500 ms too slow to measure the clock within the bound of 500 ms "
+        "(offset uncertainty 750 ms)"
+    )
+    with pytest.raises(ClockNotSyncedError, match=r"^orders refused: round trip 1500 ms too slow"):
+        GUARD.require(slow, now_ms=1_000_000)
+
+
+def test_an_offset_beyond_the_bound_within_its_uncertainty_names_the_round_trips() -> None:
+    verdict = GUARD.check(offset(700, uncertainty=400), now_ms=1_000_000)
+    assert verdict.reason == (
+        "clock offset 700 ms exceeds the bound of 500 ms (uncertainty 400 ms from the round trips)"
+    )
+    far = GUARD.check(offset(-20_000, uncertainty=5), now_ms=1_000_000)
+    assert far.reason == (
+        "clock offset -20000 ms exceeds the bound of 500 ms (fix the host's time synchronisation)"
+    )

@@ -30,7 +30,8 @@ from trendbotd.orders.reconcile import (
     position_views,
     reconcile,
 )
-from trendbotd.orders.records import Intent, IntentSpec, IntentState, Purpose, TradingMode
+from trendbotd.orders.records import Intent, IntentSpec, IntentState, Purpose
+from trendbotd.orders.sync_mode import keep_mode_true
 
 logger = logging.getLogger(__name__)
 
@@ -306,8 +307,7 @@ class PositionManager:
             reason = f"{reason}; {gap}" if reason else gap
         if reason is not None:
             logger.error("reconcile.mismatch %s", reason)
-            if self.journal.mode().mode is TradingMode.NORMAL:
-                self.journal.set_mode(TradingMode.REDUCE_ONLY, reason=reason, now_ms=now)
+        keep_mode_true(self.journal, reason, now_ms=now)  # enters reduce-only, or restates why
         if acted or placed or closed:
             snapshot = self._refetch(snapshot)
         self.journal.record_sync(position_views(snapshot), taken_at_ms=snapshot.taken_at_ms)

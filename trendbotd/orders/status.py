@@ -12,8 +12,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from trendbotd.domain import ClockOffset
+from trendbotd.orders.clock_record import journalled_clock_offset
 from trendbotd.orders.journal import Journal, open_journal
-from trendbotd.orders.records import DailyStart, Intent, ModeState, PositionView
+from trendbotd.orders.records import (
+    DailyStart,
+    Intent,
+    IntentState,
+    ModeState,
+    PositionView,
+    Purpose,
+)
+from trendbotd.orders.sync_mode import resolved_since_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +38,22 @@ class StatusReport:
     open_intents: tuple[Intent, ...]  # non-final journal entries
     daily_start: DailyStart | None
     recent_blocks: tuple[tuple[int, str, str, str], ...]  # (at_ms, symbol, guard, reason)
+    clock: ClockOffset | None  # the last offset the daemon measured, if journalled
+    mode_resolved_ms: int | None  # since when the mode's reason no longer holds
+
+    def stop_covered(self, symbol: str) -> Decimal | None:
+        """What the daemon's own open stops on ``symbol`` still cover (None: no such stop)."""
+        stops = [
+            i.amount - i.filled
+            for i in self.open_intents
+            if i.symbol == symbol and i.purpose is Purpose.STOP and i.state is IntentState.ACKED
+        ]
+        return sum(stops, Decimal(0)) if stops else None
 
 
 def collect(journal: Journal) -> StatusReport:
     sync = journal.last_sync()
+    mode = journal.mode()
     blocks = tuple(
         (at, symbol, guard, reason)
         for at, symbol, guard, allowed, reason in journal.guard_decisions(limit=5)
@@ -40,7 +62,7 @@ def collect(journal: Journal) -> StatusReport:
     return StatusReport(
         journal_path=journal.path,
         schema_version=journal.schema_version,
-        mode=journal.mode(),
+        mode=mode,
         last_tick_ms=journal.last_tick_ms(),
         last_sync_ms=sync[0] if sync else None,
         positions=tuple(sync[1]) if sync else (),
@@ -48,6 +70,8 @@ def collect(journal: Journal) -> StatusReport:
         open_intents=tuple(journal.non_final_intents()),
         daily_start=journal.daily_start(),
         recent_blocks=blocks,
+        clock=journalled_clock_offset(journal),
+        mode_resolved_ms=resolved_since_ms(journal, mode),
     )
 
 
@@ -65,15 +89,33 @@ def _when(ms: int | None, now_ms: int) -> str:
     return f"{stamp} ({age_s}s ago)"
 
 
+def _mode_why(report: StatusReport, now_ms: int) -> str:
+    reason = report.mode.reason
+    if report.mode_resolved_ms is not None:
+        # never shown as if it still held: it is why the mode was entered
+        return (
+            f" - entered for what no longer holds since {_when(report.mode_resolved_ms, now_ms)}"
+            f" ({reason}); trendbotd resume to trade again"
+        )
+    return f" - {reason}" if reason else ""
+
+
 def format_status(report: StatusReport, *, now_ms: int) -> str:
     """Human-readable, one fact per line."""
     mode = report.mode
     lines = [
         f"journal:   {report.journal_path} (schema v{report.schema_version})",
-        f"mode:      {mode.mode}" + (f" - {mode.reason}" if mode.reason else ""),
+        f"mode:      {mode.mode}" + _mode_why(report, now_ms),
         f"last tick: {_when(report.last_tick_ms, now_ms)}",
         f"last sync: {_when(report.last_sync_ms, now_ms)}",
     ]
+    if report.clock is not None:
+        c = report.clock
+        trip = f", round trip {c.round_trip_ms} ms" if c.round_trip_ms is not None else ""
+        lines.append(
+            f"clock:     exchange {c.offset_ms:+d} ms (±{c.uncertainty_ms} ms{trip}), "
+            f"measured {_when(c.measured_at_ms, now_ms)}"
+        )
     if report.daily_start is not None:
         lines.append(f"day start equity: {report.daily_start.equity}")
     lines.append("positions (as last seen):")
@@ -107,15 +149,24 @@ def format_status(report: StatusReport, *, now_ms: int) -> str:
 
 
 def status_dict(report: StatusReport) -> dict[str, Any]:
-    """JSON-ready (``trendbotd status --json``); decimals as strings."""
+    """The journal's part of ``trendbotd status --json``; decimals as strings. Every key
+    is documented in README.md ("status --json") and pinned by a test."""
     return {
-        "journal": str(report.journal_path),
-        "schema_version": report.schema_version,
+        "journal": {
+            "path": str(report.journal_path),
+            "exists": True,
+            "schema_version": report.schema_version,
+        },
         "mode": report.mode.mode.value,
         "mode_reason": report.mode.reason,
-        "mode_since_ms": report.mode.since_ms,
+        "mode_since_ms": report.mode.since_ms or None,
+        "mode_resolved_ms": report.mode_resolved_ms,
         "last_tick_ms": report.last_tick_ms,
         "last_sync_ms": report.last_sync_ms,
+        "clock": None if report.clock is None else _clock_dict(report.clock),
+        "daily_start_equity": (
+            None if report.daily_start is None else str(report.daily_start.equity)
+        ),
         "positions": [
             {
                 "symbol": p.symbol,
@@ -123,11 +174,12 @@ def status_dict(report: StatusReport) -> dict[str, Any]:
                 "entry_price": str(p.entry_price),
                 "stop_price": None if p.stop_price is None else str(p.stop_price),
                 "stop_client_order_id": p.stop_client_order_id,
+                "stop_covered_amount": _str_or_none(report.stop_covered(p.symbol)),
                 "seen_at_ms": p.seen_at_ms,
             }
             for p in report.positions
         ],
-        "expected_positions": {s: str(a) for s, a in report.expected.items()},
+        "expected_positions": {s: str(a) for s, a in sorted(report.expected.items())},
         "open_orders": [
             {
                 "client_order_id": i.client_order_id,
@@ -138,11 +190,47 @@ def status_dict(report: StatusReport) -> dict[str, Any]:
                 "type": i.type.value,
                 "amount": str(i.amount),
                 "filled": str(i.filled),
+                "stop_price": _str_or_none(i.stop_price),
+                "created_ms": i.created_ms,
                 "last_error": i.last_error,
             }
             for i in report.open_intents
         ],
-        "daily_start_equity": (
-            None if report.daily_start is None else str(report.daily_start.equity)
-        ),
+        "recent_guard_blocks": [
+            {"at_ms": at, "symbol": symbol, "guard": guard, "reason": reason}
+            for at, symbol, guard, reason in report.recent_blocks
+        ],
     }
+
+
+def absent_status_dict(journal_path: Path) -> dict[str, Any]:
+    """The same keys as ``status_dict`` when the daemon never ran with this config."""
+    return {
+        "journal": {"path": str(journal_path), "exists": False, "schema_version": None},
+        "mode": None,
+        "mode_reason": None,
+        "mode_since_ms": None,
+        "mode_resolved_ms": None,
+        "last_tick_ms": None,
+        "last_sync_ms": None,
+        "clock": None,
+        "daily_start_equity": None,
+        "positions": [],
+        "expected_positions": {},
+        "open_orders": [],
+        "recent_guard_blocks": [],
+    }
+
+
+def _clock_dict(clock: ClockOffset) -> dict[str, Any]:
+    return {
+        "offset_ms": clock.offset_ms,
+        "uncertainty_ms": clock.uncertainty_ms,
+        "round_trip_ms": clock.round_trip_ms,
+        "measured_at_ms": clock.measured_at_ms,
+        "samples": clock.samples,
+    }
+
+
+def _str_or_none(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)

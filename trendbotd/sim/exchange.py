@@ -43,7 +43,7 @@ class SimConfig:
     data_csv: Path | None = None  # real candles replayed instead of the generator
     timeframe: str = "1h"  # the generator's base bar (CSV: its own spacing wins)
     clock: Clock | None = None  # None: SystemClock; paper mode passes a ScaledClock
-    response_delay_ms: int = 0
+    response_delay_ms: int = 0  # added to every round trip: half inbound, half outbound
     api_key: str | None = None  # None: random, readable as sim.api_key
     api_secret: str | None = None
     port: int = 0  # 0: a free port on 127.0.0.1

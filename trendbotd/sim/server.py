@@ -95,8 +95,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.delay_ms / 1000)
             fault = None
-        if sim.config.response_delay_ms:
-            time.sleep(sim.config.response_delay_ms / 1000)
+        self._network_leg()  # the request's way in
         if fault is not None and fault.kind in (
             "error",
             "http_status",
@@ -104,6 +103,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             "rate_limit",
         ):
             sim.record(method, url.path, params, accepted=False, status=fault.reply_status())
+            self._network_leg()
             self._fail_before(fault)
             return
         status, payload, weight = self._execute(method, url.path, url.query, body, params)
@@ -117,7 +117,16 @@ class SimRequestHandler(BaseHTTPRequestHandler):
                 "sim.fault.timeout method=%s path=%s ms=%s", method, url.path, fault.delay_ms
             )
             time.sleep(fault.delay_ms / 1000)
+        self._network_leg()  # the reply's way back
         self._send_json(status, payload, weight=weight)
+
+    def _network_leg(self) -> None:
+        """Half of ``response_delay_ms``, once on the way in and once on the way out: a
+        network delays both directions, so serverTime sits mid-round-trip as on a real link
+        (all of it before the handler would stamp the time late by the whole delay)."""
+        delay_ms = self.server.sim.config.response_delay_ms
+        if delay_ms:
+            time.sleep(delay_ms / 2000)
 
     def _execute(
         self, method: str, path: str, query: str, body: str, params: dict[str, str]
