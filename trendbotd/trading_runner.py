@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
+from trendbotd.adapters.budget_file import SharedBudgetFile
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
 from trendbotd.adapters.credentials import load_credentials, register_secret
+from trendbotd.adapters.governor import GovernorSettings
+from trendbotd.adapters.weight_budget import BudgetLimits
 from trendbotd.clock import Clock, ScaledClock, SystemClock
 from trendbotd.config import Config
 from trendbotd.domain import Market
@@ -28,6 +34,7 @@ from trendbotd.orders.stack import (
     open_instance_journal,
 )
 from trendbotd.ports import Notifier, StartupProgress
+from trendbotd.service.pidlock import resolve_lock_path
 from trendbotd.startup import sync_account
 
 if TYPE_CHECKING:
@@ -86,6 +93,7 @@ class TradingRunner:
             max_clock_offset_ms=self._clock_bound_ms(),
             # in exchange time: at --speed N the same real-time cadence as live
             clock_resync_s=config.exchange.clock_resync_s * max(1.0, self._speed),
+            governor=None if config.exchange.paper else governor_settings(config),
         )
         timeout_ms = int(config.service.startup_timeout_s * 1000 * self._speed)
         snapshot = sync_account(
@@ -268,6 +276,34 @@ class TradingRunner:
             state_file,
         )
         return sim.base_url, sim.api_key, sim.api_secret
+
+
+def governor_settings(config: Config) -> GovernorSettings:
+    """The weight budget of a live instance, in a file shared by every instance on the
+    host that talks to the same exchange host (Binance counts request weight per IP)."""
+    rl = config.ratelimit
+    path = rl.shared_file
+    if path is None:
+        lock = resolve_lock_path(
+            config.instance.name, config.instance.runtime_dir, env=os.environ,
+            euid=os.geteuid(), cwd=Path.cwd(), create=False,
+        )  # fmt: skip
+        ex = config.exchange
+        host = urlsplit(ex.base_url).netloc if ex.base_url else ("demo" if ex.demo else "live")
+        path = lock.path.parent / f"ratelimit-{ex.id}-{re.sub(r'[^A-Za-z0-9.-]', '_', host)}.json"
+    logger.info(
+        "ratelimit.budget file=%s weight_limit=%s share=%s urgent_share=%s",
+        path, rl.weight_limit, rl.share, rl.urgent_share,
+    )  # fmt: skip
+    limits = BudgetLimits(
+        weight_per_window=rl.weight_limit,
+        orders_per_10s=rl.orders_per_10s,
+        orders_per_window=rl.orders_per_minute,
+        window_ms=int(rl.window_s * 1000),
+        share=rl.share,
+        urgent_share=rl.urgent_share,
+    )
+    return GovernorSettings(limits=limits, store=SharedBudgetFile(path), max_wait_s=rl.max_wait_s)
 
 
 def _paper_state_file(config: Config) -> Path:
