@@ -52,6 +52,7 @@ class SimConfig:
     # Binance's window is one minute (orders: also 10 s, a sixth of it); tests shorten it.
     weight_window_ms: int = 60_000
     ban_ms: int = 120_000  # the first 418 ban; doubles with each further one
+    ban_grace_ms: int = 1000  # requests this soon after a 429 were in flight: no ban
     csv_warmup_bars: int = 500  # CSV replay: bars of history before the start instant
     match_interval_s: float = 0.2  # background matching period (real seconds)
     # Keep the account in this file across restarts: start() loads it if it exists, every
@@ -112,6 +113,7 @@ class SimExchange:
             limit_per_minute=cfg.weight_limit_per_minute,
             window_ms=cfg.weight_window_ms,
             ban_ms=cfg.ban_ms,
+            grace_ms=cfg.ban_grace_ms,
         )
         self.control = ControlAPI(self)
         self._requests: collections.deque[RecordedRequest] = collections.deque(maxlen=MAX_RECORDED)
