@@ -26,7 +26,12 @@ from trendbotd.clock import Clock, ScaledClock, SystemClock
 from trendbotd.config import Config
 from trendbotd.domain import Market
 from trendbotd.engine import Engine
-from trendbotd.errors import ExchangeAuthError, ExchangeError, OperationalError
+from trendbotd.errors import (
+    ExchangeAuthError,
+    ExchangeError,
+    OperationalError,
+    RateLimitedError,
+)
 from trendbotd.orders.journal import Journal
 from trendbotd.orders.stack import (
     build_position_manager,
@@ -61,6 +66,7 @@ class TradingRunner:
         self._paper_clock = paper_clock
         self._speed = 1.0
         self._last_tick_at = time.monotonic()  # reset when start() has synced
+        self._not_before = 0.0  # monotonic: no tick before this (the exchange said wait)
 
     # ----- Runner protocol -----
 
@@ -135,7 +141,11 @@ class TradingRunner:
         re-sync (``tick_interval_s`` after the last tick) that verifies positions and stops
         between candles, whichever comes first."""
         engine = self._require_engine()
-        since_last = time.monotonic() - self._last_tick_at
+        now = time.monotonic()
+        return max(self._not_before - now, self._seconds_until_due(engine, now))
+
+    def _seconds_until_due(self, engine: Engine, now: float) -> float:
+        since_last = now - self._last_tick_at
         resync_s = max(0.0, self._config.service.tick_interval_s - since_last)
         if engine.has_pending:
             return min(resync_s, max(0.0, RETRY_PENDING_S - since_last))
@@ -151,6 +161,9 @@ class TradingRunner:
             raise
         except ExchangeError as e:
             # Transient trouble: the next wake retries; stops on the exchange keep protecting.
+            # Rate limited: not before the pause is over, or each wake fails at once again.
+            if isinstance(e, RateLimitedError) and e.retry_after_s:
+                self._not_before = time.monotonic() + e.retry_after_s / self._speed
             logger.warning("tick.exchange_error error=%s", e)
             return f"exchange error, retrying: {e}"
         if self._exchange is not None:
