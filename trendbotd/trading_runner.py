@@ -50,6 +50,24 @@ logger = logging.getLogger(__name__)
 RETRY_PENDING_S = 5.0  # a symbol whose closed candle is not decided yet is retried this often
 
 
+class StartupWaiting:
+    """The executor's ``waiting`` callback: the startup progress (extend the start timeout,
+    stop on SIGTERM, enforce the start deadline) until READY, nothing after. The loop has
+    its own watchdog and signal handling; a pause inside a tick (a rate limit, a query
+    retry) must neither hit the long-past start deadline nor raise the stop request out
+    of the middle of a tick."""
+
+    def __init__(self, progress: StartupProgress) -> None:
+        self._progress: StartupProgress | None = progress
+
+    def __call__(self, seconds: float) -> None:
+        if self._progress is not None:
+            self._progress.waiting(seconds)
+
+    def ready(self) -> None:
+        self._progress = None
+
+
 class TradingRunner:
     def __init__(
         self, config: Config, *, notifier: Notifier, paper_clock: Clock | None = None
@@ -114,9 +132,10 @@ class TradingRunner:
         for symbol in config.trading.symbols:
             self._set_leverage(symbol)
         progress.step("reconciling journal with the exchange")
+        waiting = StartupWaiting(progress)
         positions = build_position_manager(
             config, journal=journal, exchange=exchange, clock=self._clock,
-            waiting=progress.waiting, recv_window_ms=self._recv_window_ms(),
+            waiting=waiting, recv_window_ms=self._recv_window_ms(),
         )  # fmt: skip
         synced = positions.sync(snapshot)
         self._engine = Engine(
@@ -131,6 +150,7 @@ class TradingRunner:
             logger.error("mode.%s reason=%s", mode.mode.value, mode.reason)
         held = sum(1 for p in synced.snapshot.positions if not p.is_flat)
         self._last_tick_at = time.monotonic()  # READY follows a full sync: re-sync from here
+        waiting.ready()
         return (
             f"ready: {mode.mode.value}, equity {synced.snapshot.balance.total} "
             f"{synced.snapshot.balance.currency}, {held} open position(s)"

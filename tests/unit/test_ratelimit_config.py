@@ -9,7 +9,7 @@ import pytest
 from trendbotd.adapters.budget_file import SharedBudgetFile
 from trendbotd.config import load_config
 from trendbotd.errors import ConfigError
-from trendbotd.trading_runner import governor_settings
+from trendbotd.trading_runner import StartupWaiting, governor_settings
 
 
 def _config(tmp_path: Path, table: str) -> Path:
@@ -44,3 +44,25 @@ def test_bad_values_name_the_key_and_line(tmp_path: Path, table: str, message: s
         load_config(_config(tmp_path, "[ratelimit]\n" + table + "\n"))
     assert str(e.value).startswith(f"{tmp_path / 't.toml'}:")
     assert e.value.exit_code == 78
+
+
+class _Progress:
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def step(self, text: str) -> None:
+        raise AssertionError("not a step")
+
+    def waiting(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def test_executor_pauses_reach_the_startup_progress_only_until_ready() -> None:
+    """After READY a pause inside a tick (a held read, a query retry) must not run the
+    startup checkpoint: its deadline is long past and a SIGTERM would escape mid-tick."""
+    progress = _Progress()
+    waiting = StartupWaiting(progress)
+    waiting(1.5)
+    waiting.ready()
+    waiting(9.7)
+    assert progress.waits == [1.5]
