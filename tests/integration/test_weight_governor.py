@@ -29,8 +29,10 @@ from trendbotd.adapters.budget_file import LocalBudget, SharedBudgetFile
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
 from trendbotd.adapters.governor import GovernorSettings
 from trendbotd.adapters.weight_budget import BudgetLimits
+from trendbotd.clock import SystemClock
 from trendbotd.errors import RateLimitedError, RequestHeldError
 from trendbotd.sim import SimConfig, SimExchange
+from trendbotd.startup import sync_account
 
 LIMIT = 60  # the simulator's weight per minute
 KLINES = {"limit": 1000}  # Binance: weight 5
@@ -137,3 +139,54 @@ def test_protective_orders_use_the_reserve_entries_may_not(tight: SimExchange) -
         r.params.get("newClientOrderId") for r in requests_to(tight, "POST", "/fapi/v1/order")
     ]
     assert len(posted) == entries >= 8
+
+
+class _Progress:
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def step(self, text: str) -> None:
+        return None
+
+    def waiting(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def test_an_instance_starting_during_a_ban_sends_nothing_until_it_ends(tmp_path: Path) -> None:
+    # The account-mode step weighs 60 (two weight-30 reads): the SYNC share must hold it.
+    window_ms, ban_ms, limit = 4000, 3000, 100
+    sim = SimExchange(SimConfig(
+        symbols=(SYMBOL,), weight_limit_per_minute=limit, weight_window_ms=window_ms,
+        ban_ms=ban_ms, ban_grace_ms=0,
+    )).start()  # fmt: skip
+    try:
+        path = tmp_path / "ratelimit.json"
+        settings = GovernorSettings(
+            limits=BudgetLimits(weight_per_window=limit, window_ms=window_ms),
+            store=SharedBudgetFile(path), max_wait_s=0,
+        )  # fmt: skip
+        blind = client(sim)  # someone on this IP without a governor earns a ban
+        with pytest.raises(ccxt.DDoSProtection, match="429"):
+            for _ in range(limit):
+                blind.fetch_ohlcv(SYMBOL, "1h", limit=KLINES["limit"])
+        with pytest.raises(ccxt.DDoSProtection, match="418"):
+            blind.fetch_time()
+        running = adapter(sim, governor=settings)
+        with pytest.raises(RateLimitedError):
+            running.fetch_balance()  # learns of the ban: every instance holds off now
+        banned_at = sim.requests[-1].at_ms
+        seen = len(sim.requests)
+        starting = adapter(sim, governor=settings)
+        progress = _Progress()
+        snapshot = sync_account(
+            exchange=starting, symbols=[SYMBOL], progress=progress, clock=SystemClock(),
+            deadline_ms=SystemClock().now_ms() + 30_000, max_clock_offset_ms=500,
+        )  # fmt: skip
+        assert snapshot.balance.total > 0
+        after = sim.requests[seen:]
+        assert after, "the startup sync sent nothing at all"
+        assert after[0].at_ms >= banned_at + ban_ms - 1000  # nothing before the ban ended
+        assert [r.status for r in after] == [200] * len(after)
+        assert progress.waits  # the startup retried, it did not fail
+    finally:
+        sim.stop()
