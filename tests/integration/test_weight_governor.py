@@ -15,6 +15,7 @@ from pathlib import Path
 
 import ccxt
 import pytest
+from conftest import wait_until
 from exchange_helpers import (
     PRICE,
     SYMBOL,
@@ -28,7 +29,7 @@ from sim_ccxt import client
 from trendbotd.adapters.budget_file import LocalBudget, SharedBudgetFile
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
 from trendbotd.adapters.governor import GovernorSettings
-from trendbotd.adapters.weight_budget import BudgetLimits
+from trendbotd.adapters.weight_budget import BudgetLimits, BudgetState
 from trendbotd.clock import SystemClock
 from trendbotd.errors import RateLimitedError, RequestHeldError
 from trendbotd.sim import SimConfig, SimExchange
@@ -190,3 +191,22 @@ def test_an_instance_starting_during_a_ban_sends_nothing_until_it_ends(tmp_path:
         assert progress.waits  # the startup retried, it did not fail
     finally:
         sim.stop()
+
+
+def test_a_budget_wait_never_falls_inside_a_clock_sample(tight: SimExchange) -> None:
+    window_ms = 3000
+    store = LocalBudget()
+    settings = GovernorSettings(
+        limits=BudgetLimits(weight_per_window=100, window_ms=window_ms), store=store,
+        max_wait_s=5,
+    )  # fmt: skip
+    ex = adapter(tight, governor=settings, clock_samples=1)
+    clock = SystemClock()
+    # Fill the window early in it, so the sample must wait at least 2.5 s for the next.
+    assert wait_until(lambda: clock.now_ms() % window_ms < 500, timeout=5)
+    now = clock.now_ms()
+    full = BudgetState(window=now // window_ms, weight=99)
+    store.update(lambda s: (None, full))
+    offset = ex.measure_clock()
+    assert clock.now_ms() - now >= 2000  # it did wait for the next window...
+    assert offset.uncertainty_ms < 1000  # ...before the round trip, not inside it

@@ -108,10 +108,20 @@ def client_class(base: type, errors: Any) -> Any:
         # Binance USD-M: a new order weighs 0 on the IP limit and 1 on the account's order
         # counts; anything else weighs what ccxt's endpoint table says (Binance's weights).
         weight = 0 if is_order else max(1, int(cost or 1))
-        self.trendbot_sent_ms = self.trendbot_governor.acquire(
-            priority, weight=weight, orders=1 if is_order else 0
-        )
+        admitted, self.trendbot_admitted_ms = self.trendbot_admitted_ms, None
+        if admitted is None:
+            admitted = self.trendbot_governor.acquire(
+                priority, weight=weight, orders=1 if is_order else 0
+            )
+        self.trendbot_sent_ms = admitted
         return base.fetch(self, *args, **kwargs)  # type: ignore[attr-defined]
+
+    def trendbot_admit(self: Any, priority: Priority, *, weight: int) -> None:
+        """Ask the governor now for the next request (a clock sample: no wait may fall
+        inside the round trip it measures)."""
+        self.trendbot_admitted_ms = self.trendbot_governor.acquire(
+            priority, weight=weight, orders=0
+        )
 
     def on_rest_response(self: Any, *args: Any) -> Any:
         # (code, reason, url, method, response_headers, response_body, request_headers, body)
@@ -131,6 +141,8 @@ def client_class(base: type, errors: Any) -> Any:
         "trendbot_request": (Priority.SYNC, False),
         "trendbot_cost": None,
         "trendbot_sent_ms": 0,
+        "trendbot_admitted_ms": None,
+        "trendbot_admit": trendbot_admit,
         "trendbot_governor": NullGovernor(),
         "nonce": nonce,
         "throttle": throttle,

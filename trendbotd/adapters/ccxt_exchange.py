@@ -384,6 +384,7 @@ class CcxtExchange(CcxtCalls):
             return send, server, self._clock.now_ms()
         if self._rate_limit:
             client.throttle(1)
+        client.trendbot_admit(Priority.SYNC, weight=1)
         send = self._clock.now_ms()
         reply = client.fetch(self._time_url, "GET")
         recv = self._clock.now_ms()
