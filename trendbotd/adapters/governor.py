@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from trendbotd.adapters import weight_budget as budget
 from trendbotd.adapters.budget_file import BudgetStore
@@ -47,14 +47,6 @@ class GovernorSettings:
     limits: BudgetLimits
     store: BudgetStore  # LocalBudget, or SharedBudgetFile for every instance on the host
     max_wait_s: float  # longest in-line wait before a request is held back instead
-
-
-class Governor(Protocol):
-    def acquire(self, priority: Priority, *, weight: int, orders: int) -> int: ...
-    def observe(
-        self, *, status: int, headers: Mapping[str, Any] | None, retry_after_s: float | None,
-        sent_ms: int,
-    ) -> None: ...  # fmt: skip
 
 
 class NullGovernor:
