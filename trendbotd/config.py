@@ -381,7 +381,8 @@ def _strategy_problems(table: str, params: StrategyParams) -> list[tuple[str, st
 
 def _ratelimit_problems(rl: RateLimitConfig) -> list[tuple[str, str, str]]:
     checks = [
-        (rl.weight_limit >= 10, "weight_limit", "must be at least 10"),
+        # the startup's account-mode step alone weighs 60 and must fit in one window
+        (rl.weight_limit >= 200, "weight_limit", "must be at least 200"),
         (rl.orders_per_10s >= 1, "orders_per_10s", "must be at least 1"),
         (rl.orders_per_minute >= 1, "orders_per_minute", "must be at least 1"),
         (1 <= rl.window_s <= 3600, "window_s", "must be 1..3600"),

@@ -151,6 +151,7 @@ def _own_a_position_without_its_stop(tmp_path: Path, sim: StandaloneSim, index: 
         journal.set_expected_position(symbol, amount, now_ms=now)
 
 
+@pytest.mark.slow
 def test_five_instances_share_the_budget_without_429_storms_or_bans(
     sim: StandaloneSim, tmp_path: Path
 ) -> None:

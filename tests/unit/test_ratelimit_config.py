@@ -34,6 +34,7 @@ def test_settings_and_the_shared_file_beside_the_lock(tmp_path: Path) -> None:
     ("table", "message"),
     [
         ("share = 1.5", "ratelimit.share: must be in [0.1, 1]"),
+        ("weight_limit = 100", "ratelimit.weight_limit: must be at least 200"),
         ("share = 0.9\nurgent_share = 0.8", "ratelimit.urgent_share: must be in [share, 1]"),
         ("max_wait_s = 60", "ratelimit.max_wait_s: must be 0..30"),
         ("weight_limt = 10", "ratelimit.weight_limt: unknown key"),
