@@ -53,6 +53,22 @@ class ExchangeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimitConfig:
+    """The request-weight governor (live trading; the paper simulator is local)."""
+
+    weight_limit: int = 2400  # the exchange's request weight per window and IP (USD-M: 2400)
+    orders_per_10s: int = 300  # the account's new orders per 10 s
+    orders_per_minute: int = 1200
+    window_s: float = 60.0  # the exchange's weight window (Binance: one minute)
+    share: float = 0.8  # below this share of each limit every request goes
+    urgent_share: float = 0.95  # protective stops and closes may go up to this share
+    max_wait_s: float = 5.0  # longest in-line wait; longer: held back, retried later
+    # Budget shared by every instance on the host (Binance counts per IP); default:
+    # ratelimit-<exchange>-<host>.json in the runtime directory, beside the lock.
+    shared_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PaperConfig:
     """The simulated exchange started by ``--paper`` (or ``exchange.paper = true``)."""
 
@@ -118,6 +134,7 @@ class Config:
     source: Path | None = None  # the file it came from; None for built-in defaults
     instance: InstanceConfig = field(default_factory=InstanceConfig)
     exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
+    ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
     paper: PaperConfig = field(default_factory=PaperConfig)
     trading: TradingConfig = field(default_factory=TradingConfig)
     strategy: StrategyParams = field(default_factory=StrategyParams)
@@ -132,7 +149,8 @@ class Config:
     def describe(self) -> str:
         """One line per setting for the start-up log. Holds no secrets by construction."""
         lines = [f"config.source={self.source or '<built-in defaults>'}"]
-        for name in ("instance", "exchange", "paper", "trading", "strategy", "risk", "service"):
+        sections = ("instance", "exchange", "ratelimit", "paper", "trading", "strategy")
+        for name in (*sections, "risk", "service"):
             section = getattr(self, name)
             for f in dataclasses.fields(section):
                 lines.append(f"config.{name}.{f.name}={getattr(section, f.name)!s}")
@@ -144,6 +162,7 @@ class Config:
 _SECTIONS: dict[str, type[Any]] = {
     "instance": InstanceConfig,
     "exchange": ExchangeConfig,
+    "ratelimit": RateLimitConfig,
     "paper": PaperConfig,
     "trading": TradingConfig,
     "strategy": StrategyParams,
@@ -360,6 +379,20 @@ def _strategy_problems(table: str, params: StrategyParams) -> list[tuple[str, st
     return problems
 
 
+def _ratelimit_problems(rl: RateLimitConfig) -> list[tuple[str, str, str]]:
+    checks = [
+        # the startup's account-mode step alone weighs 60 and must fit in one window
+        (rl.weight_limit >= 200, "weight_limit", "must be at least 200"),
+        (rl.orders_per_10s >= 1, "orders_per_10s", "must be at least 1"),
+        (rl.orders_per_minute >= 1, "orders_per_minute", "must be at least 1"),
+        (1 <= rl.window_s <= 3600, "window_s", "must be 1..3600"),
+        (0.1 <= rl.share <= 1, "share", "must be in [0.1, 1]"),
+        (rl.share <= rl.urgent_share <= 1, "urgent_share", "must be in [share, 1]"),
+        (0 <= rl.max_wait_s <= 30, "max_wait_s", "must be 0..30 (the watchdog waits 30 s)"),
+    ]
+    return [("ratelimit", key, message) for ok, key, message in checks if not ok]
+
+
 def _check_semantics(config: Config, *, path: Path, text: str) -> None:
     problems: list[tuple[str, str, str]] = []  # (table, key, message)
 
@@ -402,6 +435,7 @@ def _check_semantics(config: Config, *, path: Path, text: str) -> None:
         "must be 10..5000",
     )
     check(ex.clock_resync_s >= 10, "exchange", "clock_resync_s", "must be at least 10")
+    problems.extend(_ratelimit_problems(config.ratelimit))
     pp = config.paper
     check(0 < pp.speed <= 100000, "paper", "speed", "must be in (0, 100000]")
     check(pp.start_balance > 0, "paper", "start_balance", "must be positive")

@@ -97,6 +97,10 @@ class RateLimitedError(TransientExchangeError):
         self.retry_after_s = retry_after_s
 
 
+class RequestHeldError(RateLimitedError):
+    """Held back by our own weight budget before sending: nothing left the host."""
+
+
 class ClockSkewError(TransientExchangeError):
     """Request timestamp outside recvWindow (-1021): re-measure the clock offset."""
 

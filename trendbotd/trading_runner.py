@@ -10,17 +10,28 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
+from trendbotd.adapters.budget_file import SharedBudgetFile
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
 from trendbotd.adapters.credentials import load_credentials, register_secret
+from trendbotd.adapters.governor import GovernorSettings
+from trendbotd.adapters.weight_budget import BudgetLimits
 from trendbotd.clock import Clock, ScaledClock, SystemClock
 from trendbotd.config import Config
 from trendbotd.domain import ClockOffset, Market
 from trendbotd.engine import Engine
-from trendbotd.errors import ExchangeAuthError, ExchangeError, OperationalError
+from trendbotd.errors import (
+    ExchangeAuthError,
+    ExchangeError,
+    OperationalError,
+    RateLimitedError,
+)
 from trendbotd.orders.clock_record import record_clock_offset
 from trendbotd.orders.journal import Journal
 from trendbotd.orders.stack import (
@@ -29,6 +40,7 @@ from trendbotd.orders.stack import (
     open_instance_journal,
 )
 from trendbotd.ports import Notifier, StartupProgress
+from trendbotd.service.pidlock import resolve_lock_path
 from trendbotd.startup import sync_account
 
 if TYPE_CHECKING:
@@ -37,6 +49,24 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RETRY_PENDING_S = 5.0  # a symbol whose closed candle is not decided yet is retried this often
+
+
+class StartupWaiting:
+    """The executor's ``waiting`` callback: the startup progress (extend the start timeout,
+    stop on SIGTERM, enforce the start deadline) until READY, nothing after. The loop has
+    its own watchdog and signal handling; a pause inside a tick (a rate limit, a query
+    retry) must neither hit the long-past start deadline nor raise the stop request out
+    of the middle of a tick."""
+
+    def __init__(self, progress: StartupProgress) -> None:
+        self._progress: StartupProgress | None = progress
+
+    def __call__(self, seconds: float) -> None:
+        if self._progress is not None:
+            self._progress.waiting(seconds)
+
+    def ready(self) -> None:
+        self._progress = None
 
 
 class TradingRunner:
@@ -56,6 +86,7 @@ class TradingRunner:
         self._paper_clock = paper_clock
         self._speed = 1.0
         self._last_tick_at = time.monotonic()  # reset when start() has synced
+        self._not_before = 0.0  # monotonic: no tick before this (the exchange said wait)
 
     # ----- Runner protocol -----
 
@@ -88,6 +119,7 @@ class TradingRunner:
             max_clock_offset_ms=self._clock_bound_ms(),
             # in exchange time: at --speed N the same real-time cadence as live
             clock_resync_s=config.exchange.clock_resync_s * max(1.0, self._speed),
+            governor=None if config.exchange.paper else governor_settings(config),
         )
         timeout_ms = int(config.service.startup_timeout_s * 1000 * self._speed)
         snapshot = sync_account(
@@ -103,9 +135,10 @@ class TradingRunner:
         for symbol in config.trading.symbols:
             self._set_leverage(symbol)
         progress.step("reconciling journal with the exchange")
+        waiting = StartupWaiting(progress)
         positions = build_position_manager(
             config, journal=journal, exchange=exchange, clock=self._clock,
-            waiting=progress.waiting, recv_window_ms=self._recv_window_ms(),
+            waiting=waiting, recv_window_ms=self._recv_window_ms(),
         )  # fmt: skip
         synced = positions.sync(snapshot)
         self._engine = Engine(
@@ -120,6 +153,7 @@ class TradingRunner:
             logger.error("mode.%s reason=%s", mode.mode.value, mode.reason)
         held = sum(1 for p in synced.snapshot.positions if not p.is_flat)
         self._last_tick_at = time.monotonic()  # READY follows a full sync: re-sync from here
+        waiting.ready()
         return (
             f"ready: {mode.mode.value}, equity {synced.snapshot.balance.total} "
             f"{synced.snapshot.balance.currency}, {held} open position(s)"
@@ -130,7 +164,11 @@ class TradingRunner:
         re-sync (``tick_interval_s`` after the last tick) that verifies positions and stops
         between candles, whichever comes first."""
         engine = self._require_engine()
-        since_last = time.monotonic() - self._last_tick_at
+        now = time.monotonic()
+        return max(self._not_before - now, self._seconds_until_due(engine, now))
+
+    def _seconds_until_due(self, engine: Engine, now: float) -> float:
+        since_last = now - self._last_tick_at
         resync_s = max(0.0, self._config.service.tick_interval_s - since_last)
         if engine.has_pending:
             return min(resync_s, max(0.0, RETRY_PENDING_S - since_last))
@@ -146,6 +184,9 @@ class TradingRunner:
             raise
         except ExchangeError as e:
             # Transient trouble: the next wake retries; stops on the exchange keep protecting.
+            # Rate limited: not before the pause is over, or each wake fails at once again.
+            if isinstance(e, RateLimitedError) and e.retry_after_s:
+                self._not_before = time.monotonic() + e.retry_after_s / self._speed
             logger.warning("tick.exchange_error error=%s", e)
             return f"exchange error, retrying: {e}"
         if self._exchange is not None:
@@ -286,6 +327,34 @@ class TradingRunner:
             state_file,
         )
         return sim.base_url, sim.api_key, sim.api_secret
+
+
+def governor_settings(config: Config) -> GovernorSettings:
+    """The weight budget of a live instance, in a file shared by every instance on the
+    host that talks to the same exchange host (Binance counts request weight per IP)."""
+    rl = config.ratelimit
+    path = rl.shared_file
+    if path is None:
+        lock = resolve_lock_path(
+            config.instance.name, config.instance.runtime_dir, env=os.environ,
+            euid=os.geteuid(), cwd=Path.cwd(), create=False,
+        )  # fmt: skip
+        ex = config.exchange
+        host = urlsplit(ex.base_url).netloc if ex.base_url else ("demo" if ex.demo else "live")
+        path = lock.path.parent / f"ratelimit-{ex.id}-{re.sub(r'[^A-Za-z0-9.-]', '_', host)}.json"
+    logger.info(
+        "ratelimit.budget file=%s weight_limit=%s share=%s urgent_share=%s",
+        path, rl.weight_limit, rl.share, rl.urgent_share,
+    )  # fmt: skip
+    limits = BudgetLimits(
+        weight_per_window=rl.weight_limit,
+        orders_per_10s=rl.orders_per_10s,
+        orders_per_window=rl.orders_per_minute,
+        window_ms=int(rl.window_s * 1000),
+        share=rl.share,
+        urgent_share=rl.urgent_share,
+    )
+    return GovernorSettings(limits=limits, store=SharedBudgetFile(path), max_wait_s=rl.max_wait_s)
 
 
 def _paper_state_file(config: Config) -> Path:

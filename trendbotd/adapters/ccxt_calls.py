@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from trendbotd.adapters.ccxt_errors import CODE_NO_SUCH_ORDER, facts_of, translate
 from trendbotd.adapters.retry import RetryPolicy
+from trendbotd.adapters.weight_budget import Priority
 from trendbotd.clock import Clock
 from trendbotd.domain import ClockOffset
 from trendbotd.errors import (
@@ -20,6 +21,7 @@ from trendbotd.errors import (
     OrderNotFoundError,
     OutcomeUnknownError,
     RateLimitedError,
+    RequestHeldError,
     TransientExchangeError,
 )
 from trendbotd.timesync import ClockGuard, TimeSample, estimate_offset
@@ -157,8 +159,17 @@ class CcxtCalls:
             self._remeasure_after_skew()
         return error
 
-    def _read(self, what: str, call: Callable[[], T], *, remeasure_on_skew: bool = True) -> T:
-        """Run a read, retrying transient failures within the RetryPolicy's bounds."""
+    def _read(
+        self,
+        what: str,
+        call: Callable[[], T],
+        *,
+        remeasure_on_skew: bool = True,
+        priority: Priority = Priority.SYNC,
+    ) -> T:
+        """Run a read, retrying transient failures within the RetryPolicy's bounds.
+        RequestHeldError (the weight budget said wait longer) is raised as it is: no retry
+        here, nothing was sent."""
         policy = self._retry
         started = self._clock.now_ms()
         attempt = 0
@@ -169,6 +180,7 @@ class CcxtCalls:
                 if (self._clock.now_ms() - started) / 1000 + held > policy.max_total_s:
                     raise RateLimitedError(f"{what}: rate limited", retry_after_s=held)
                 self._clock.sleep(held)
+            self._client.trendbot_request = (priority, False)
             try:
                 return call()
             except self._base_error as e:
@@ -194,19 +206,27 @@ class CcxtCalls:
                 )
                 self._clock.sleep(delay)
 
-    def _change(self, what: str, cid: str, call: Callable[[], T]) -> T:
-        """Run an order-changing call exactly once; never retried here.
+    def _change(
+        self, what: str, cid: str, call: Callable[[], T], *, priority: Priority, new_order: bool
+    ) -> T:
+        """Run an order-changing call exactly once; never retried here. ``priority`` and
+        ``new_order`` tell the weight governor what the request is.
 
         Raised before anything is sent (safe to try again later): RateLimitedError (hold-off
-        after a 429), ClockNotSyncedError, and whatever a stale-offset re-measure raises.
+        after a 429; RequestHeldError: the weight budget held it back), ClockNotSyncedError,
+        and whatever a stale-offset re-measure raises.
         Raised after sending: the translated error; OutcomeUnknownError when it may have
         executed."""
         held = self._hold_remaining_s()
         if held > 0:
             raise RateLimitedError(f"{what}: rate limited, not sent", retry_after_s=held)
         self._ready_for_orders()
+        self._client.trendbot_request = (priority, new_order)
         try:
             result = call()
+        except RequestHeldError:
+            logger.warning("order.held what=%s cid=%s priority=%s", what, cid, priority.name)
+            raise
         except self._base_error as e:
             error = self._failed(e, what=what, order_changing=True, cid=cid, remeasure_on_skew=True)
             logger.warning(

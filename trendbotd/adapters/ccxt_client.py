@@ -8,6 +8,9 @@
   the exchange's code and Retry-After (read by ccxt_errors.facts_of); a 5xx ccxt has no
   class for still raises ExchangeNotAvailable.
 - ``throttle``: token-bucket pacing (retry.TokenBucket) instead of ccxt's fixed sleep.
+- ``fetch``/``on_rest_response``: every request asks the weight governor first (with the
+  priority the adapter set in ``trendbot_request``) and every answer reports the exchange's
+  counts and any 429/418 back to it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from trendbotd.adapters.ccxt_errors import ATTR_CODE, ATTR_RETRY_AFTER, ATTR_STATUS
+from trendbotd.adapters.governor import NullGovernor
 from trendbotd.adapters.retry import retry_after_seconds
+from trendbotd.adapters.weight_budget import Priority
 
 # Binance path prefix -> the key of its error table in ``exceptions``.
 _MARKET_TYPE_BY_PATH = (
@@ -89,7 +94,56 @@ def client_class(base: type, errors: Any) -> Any:
         if delay > 0:
             self.trendbot_clock.sleep(delay)
 
+    def fetch2(  # noqa: PLR0917 - ccxt's own signature, called positionally
+        self: Any, path: Any, api: Any = "public", method: str = "GET", params: Any = None,
+        config: Any = None,
+    ) -> Any:  # fmt: skip
+        params, config = params or {}, config or {}
+        self.trendbot_cost = self.calculate_rate_limiter_cost(api, method, path, params, config)
+        return base.fetch2(self, path, api, method, params, config)  # type: ignore[attr-defined]
+
+    def fetch(self: Any, *args: Any, **kwargs: Any) -> Any:
+        priority, is_order = self.trendbot_request
+        cost, self.trendbot_cost = self.trendbot_cost, None
+        # Binance USD-M: a new order weighs 0 on the IP limit and 1 on the account's order
+        # counts; anything else weighs what ccxt's endpoint table says (Binance's weights).
+        weight = 0 if is_order else max(1, int(cost or 1))
+        admitted, self.trendbot_admitted_ms = self.trendbot_admitted_ms, None
+        if admitted is None:
+            admitted = self.trendbot_governor.acquire(
+                priority, weight=weight, orders=1 if is_order else 0
+            )
+        self.trendbot_sent_ms = admitted
+        return base.fetch(self, *args, **kwargs)  # type: ignore[attr-defined]
+
+    def trendbot_admit(self: Any, priority: Priority, *, weight: int) -> None:
+        """Ask the governor now for the next request (a clock sample: no wait may fall
+        inside the round trip it measures)."""
+        self.trendbot_admitted_ms = self.trendbot_governor.acquire(
+            priority, weight=weight, orders=0
+        )
+
+    def on_rest_response(self: Any, *args: Any) -> Any:
+        # (code, reason, url, method, response_headers, response_body, request_headers, body)
+        code, headers = args[0], args[4]
+        retry_after = retry_after_seconds(headers, now_ms=self.trendbot_clock.now_ms())
+        if isinstance(code, int):
+            self.trendbot_governor.observe(
+                status=code, headers=headers, retry_after_s=retry_after,
+                sent_ms=self.trendbot_sent_ms,
+            )  # fmt: skip
+        return base.on_rest_response(self, *args)  # type: ignore[attr-defined]
+
     namespace: dict[str, Any] = {
+        "fetch2": fetch2,
+        "fetch": fetch,
+        "on_rest_response": on_rest_response,
+        "trendbot_request": (Priority.SYNC, False),
+        "trendbot_cost": None,
+        "trendbot_sent_ms": 0,
+        "trendbot_admitted_ms": None,
+        "trendbot_admit": trendbot_admit,
+        "trendbot_governor": NullGovernor(),
         "nonce": nonce,
         "throttle": throttle,
         "handle_errors": handle_errors,

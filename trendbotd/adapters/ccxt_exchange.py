@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 from trendbotd.adapters import binance_parse as parse
 from trendbotd.adapters.ccxt_calls import CcxtCalls
 from trendbotd.adapters.ccxt_client import all_urls, client_class, rewrite_urls
+from trendbotd.adapters.governor import GovernorSettings, WeightGovernor
 from trendbotd.adapters.retry import RetryPolicy, TokenBucket
+from trendbotd.adapters.weight_budget import Priority
 from trendbotd.clock import Clock
 from trendbotd.domain import (
     AccountMode,
@@ -133,7 +135,10 @@ class CcxtExchange(CcxtCalls):
         read_retry: RetryPolicy | None = None,
         rate_limit_burst: int = 600,
         single_import: bool = True,
+        governor: GovernorSettings | None = None,
     ) -> None:
+        """``governor``: the request-weight budget every request asks first (None: none,
+        e.g. the simulator in paper mode)."""
         base, errors = load_exchange_class(exchange_id, single=single_import)
         client = client_class(base, errors)(
             {
@@ -153,6 +158,14 @@ class CcxtExchange(CcxtCalls):
         client.trendbot_bucket = TokenBucket(
             capacity=rate_limit_burst, per_s=1000 / float(client.rateLimit), now_ms=clock.now_ms()
         )
+        if governor is not None:
+            client.trendbot_governor = WeightGovernor(
+                store=governor.store,
+                limits=governor.limits,
+                clock=clock,
+                max_wait_s=governor.max_wait_s,
+                offset_ms=lambda: self.server_now_ms() - clock.now_ms(),
+            )
         if demo:
             client.enable_demo_trading(True)
         if base_url:
@@ -254,7 +267,9 @@ class CcxtExchange(CcxtCalls):
         self, symbol: str, *, timeframe: str, since_ms: int | None, limit: int
     ) -> list[Candle]:
         rows = self._read(
-            "fetch_ohlcv", lambda: self._client.fetch_ohlcv(symbol, timeframe, since_ms, limit)
+            "fetch_ohlcv",
+            lambda: self._client.fetch_ohlcv(symbol, timeframe, since_ms, limit),
+            priority=Priority.CANDLES,
         )
         return [
             Candle(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5] or 0))
@@ -286,6 +301,9 @@ class CcxtExchange(CcxtCalls):
             lambda: self._client.create_order(
                 r.symbol, kind, r.side.value, str(r.amount), price, params
             ),
+            # a reduce-only order is a protective stop or a close: it goes first
+            priority=Priority.PROTECT if r.reduce_only else Priority.ENTRY,
+            new_order=True,
         )
         try:
             order = parse.order(r.symbol, reply["info"])
@@ -335,6 +353,8 @@ class CcxtExchange(CcxtCalls):
             "cancel_order",
             client_order_id,
             lambda: self._client.cancel_order(None, symbol, params),
+            priority=Priority.CANCEL,
+            new_order=False,
         )
         info = reply.get("info") or {}
         if before is None or "algoStatus" in info:
@@ -364,6 +384,7 @@ class CcxtExchange(CcxtCalls):
             return send, server, self._clock.now_ms()
         if self._rate_limit:
             client.throttle(1)
+        client.trendbot_admit(Priority.SYNC, weight=1)
         send = self._clock.now_ms()
         reply = client.fetch(self._time_url, "GET")
         recv = self._clock.now_ms()

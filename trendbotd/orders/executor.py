@@ -249,7 +249,11 @@ class OrderExecutor:
                 if isinstance(e, ClockSkewError):
                     self._remeasure_clock()
                     continue
-                self.pause(delay, f"{what}_retry")
+                wait = delay
+                if isinstance(e, RateLimitedError) and e.retry_after_s is not None:
+                    # the exchange (or the weight budget) said how long: sooner is futile
+                    wait = min(max(delay, e.retry_after_s), self.policy.max_rate_limit_wait_s)
+                self.pause(wait, f"{what}_retry")
                 delay = min(delay * 2, self.policy.max_backoff_s)
         raise AssertionError("unreachable")  # pragma: no cover
 

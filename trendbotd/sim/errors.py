@@ -36,6 +36,22 @@ def too_many_requests(limit: int) -> SimError:
     )
 
 
+def too_many_orders(limit: int, interval: str) -> SimError:
+    return SimError(
+        -1015, f"Too many new orders; current limit is {limit} orders per {interval}.",
+        http_status=429,
+    )  # fmt: skip
+
+
+def ip_banned(until_ms: int) -> SimError:
+    return SimError(
+        -1003,
+        f"Way too many requests; IP(127.0.0.1) banned until {until_ms}. Please use the "
+        "websocket for live updates to avoid bans.",
+        http_status=418,
+    )
+
+
 def timestamp_outside_window() -> SimError:
     return SimError(-1021, "Timestamp for this request is outside of the recvWindow.")
 

@@ -49,6 +49,10 @@ class SimConfig:
     port: int = 0  # 0: a free port on 127.0.0.1
     host: str = "127.0.0.1"
     weight_limit_per_minute: int = 2400  # 0 disables the request-weight limit
+    # Binance's window is one minute (orders: also 10 s, a sixth of it); tests shorten it.
+    weight_window_ms: int = 60_000
+    ban_ms: int = 120_000  # the first 418 ban; doubles with each further one
+    ban_grace_ms: int = 1000  # requests this soon after a 429 were in flight: no ban
     csv_warmup_bars: int = 500  # CSV replay: bars of history before the start instant
     match_interval_s: float = 0.2  # background matching period (real seconds)
     # Keep the account in this file across restarts: start() loads it if it exists, every
@@ -105,7 +109,12 @@ class SimExchange:
             specs=specs, tapes=tapes, start_balance=cfg.start_balance, now_fn=self.server_time_ms
         )
         self.faults = FaultSet()
-        self.limiter = WeightLimiter(limit_per_minute=cfg.weight_limit_per_minute)
+        self.limiter = WeightLimiter(
+            limit_per_minute=cfg.weight_limit_per_minute,
+            window_ms=cfg.weight_window_ms,
+            ban_ms=cfg.ban_ms,
+            grace_ms=cfg.ban_grace_ms,
+        )
         self.control = ControlAPI(self)
         self._requests: collections.deque[RecordedRequest] = collections.deque(maxlen=MAX_RECORDED)
         self._requests_lock = threading.Lock()

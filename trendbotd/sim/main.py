@@ -45,6 +45,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--credentials-out", type=Path, default=None, help="write api_key/api_secret (TOML, 0600)"
     )
     parser.add_argument(
+        "--weight-limit",
+        type=int,
+        default=2400,
+        help="request weight per window before 429 (Binance USD-M: 2400; 0: no limit)",
+    )
+    parser.add_argument(
+        "--weight-window-s",
+        type=float,
+        default=60.0,
+        help="length of the weight window in seconds (Binance: 60)",
+    )
+    parser.add_argument(
         "--state-file",
         type=Path,
         default=None,
@@ -69,6 +81,10 @@ def _config(args: argparse.Namespace) -> SimConfig:
         raise ValueError("--speed must be positive")
     if args.delay_ms < 0:
         raise ValueError("--delay-ms must be >= 0")
+    if args.weight_limit < 0:
+        raise ValueError("--weight-limit must be >= 0")
+    if not 1 <= args.weight_window_s <= 3600:
+        raise ValueError("--weight-window-s must be 1..3600")
     try:
         balance = Decimal(args.balance)
     except InvalidOperation:
@@ -93,6 +109,8 @@ def _config(args: argparse.Namespace) -> SimConfig:
         response_delay_ms=args.delay_ms,
         port=args.port,
         state_file=args.state_file,
+        weight_limit_per_minute=args.weight_limit,
+        weight_window_ms=int(args.weight_window_s * 1000),
     )
 
 

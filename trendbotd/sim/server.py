@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from trendbotd.sim import errors, routes_account, routes_market, routes_trade, signing
+from trendbotd.sim import errors, ratelimit, routes_account, routes_market, routes_trade, signing
 from trendbotd.sim.faults import Fault
 from trendbotd.sim.params import Call, Handler
 
@@ -106,7 +106,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             self._network_leg()
             self._fail_before(fault)
             return
-        status, payload, weight = self._execute(method, url.path, url.query, body, params)
+        status, payload, headers = self._execute(method, url.path, url.query, body, params)
         sim.record(method, url.path, params, accepted=status < 400, status=status)
         if fault is not None and fault.kind == "drop_after":
             logger.info("sim.fault.drop_after method=%s path=%s", method, url.path)
@@ -118,7 +118,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             )
             time.sleep(fault.delay_ms / 1000)
         self._network_leg()  # the reply's way back
-        self._send_json(status, payload, weight=weight)
+        self._send_json(status, payload, headers=headers)
 
     def _network_leg(self) -> None:
         """Half of ``response_delay_ms``, once on the way in and once on the way out: a
@@ -130,24 +130,37 @@ class SimRequestHandler(BaseHTTPRequestHandler):
 
     def _execute(
         self, method: str, path: str, query: str, body: str, params: dict[str, str]
-    ) -> tuple[int, Any, int]:
+    ) -> tuple[int, Any, dict[str, str]]:
         sim = self.server.sim
         route = PUBLIC.get((method, path)) or SIGNED.get((method, path))
-        weight = route[1] if route else 1
-        used, allowed = sim.limiter.charge(weight)
+        weight = ratelimit.request_weight(path, params, base=route[1] if route else 1)
+        admission = sim.limiter.admit(weight, order=(method, path) in ratelimit.ORDER_PATHS)
+        headers = admission.headers
         try:
-            payload = self._run(method, path, query, body, params, route=route, allowed=allowed)
+            self._refuse_if_limited(admission)
+            payload = self._run(method, path, query, body, params, route=route)
         except errors.SimError as e:
             if e.code not in (-2013, -2011):
                 logger.info(
                     "sim.reject method=%s path=%s code=%s msg=%s", method, path, e.code, e.msg
                 )
-            return e.http_status, e.body(), used
+            return e.http_status, e.body(), headers
         except Exception:
             # the client gets Binance's generic answer; the traceback stays in our log
             logger.exception("sim.handler_failed method=%s path=%s", method, path)
-            return 500, errors.unknown_error().body(), used
-        return 200, payload, used
+            return 500, errors.unknown_error().body(), headers
+        return 200, payload, headers
+
+    def _refuse_if_limited(self, admission: ratelimit.Admission) -> None:
+        limiter = self.server.sim.limiter
+        if admission.status == 418:
+            logger.warning("sim.ip_banned until_ms=%s", admission.banned_until_ms)
+            raise errors.ip_banned(admission.banned_until_ms)
+        if admission.status == 429 and admission.order_limit:
+            interval = admission.order_limit
+            raise errors.too_many_orders(limiter.order_limit(interval), interval)
+        if admission.status == 429:
+            raise errors.too_many_requests(limiter.limit)
 
     def _run(
         self,
@@ -158,11 +171,8 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         params: dict[str, str],
         *,
         route: tuple[Handler, int] | None,
-        allowed: bool,
     ) -> Any:
         sim = self.server.sim
-        if not allowed:
-            raise errors.too_many_requests(sim.limiter.limit)
         if route is None:
             raise errors.not_found_path(method, path)
         now = sim.server_time_ms()
@@ -198,10 +208,9 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         except OSError as e:
             logger.debug("sim.drop.linger_failed err=%s", e)
 
-    def _send_json(self, status: int, payload: Any, *, weight: int | None = None) -> None:
-        headers = {}
-        if weight is not None:
-            headers["X-MBX-USED-WEIGHT-1M"] = str(weight)
+    def _send_json(
+        self, status: int, payload: Any, *, headers: dict[str, str] | None = None
+    ) -> None:
         self._send_raw(status, json.dumps(payload).encode(), "application/json", headers)
 
     def _send_raw(
