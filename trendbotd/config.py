@@ -115,6 +115,9 @@ class RiskConfig:
     duplicate_window_s: float = 60.0
     max_position_ratio: float = 2.0  # position above this multiple of expected blocks adding
     min_balance: Decimal = Decimal(10)  # below this the balance is implausible: no new entries
+    # A position found without a stop (and no known stop price) gets one this far from
+    # the mark, on the losing side, before READY.
+    emergency_stop_distance: float = 0.05
     shutdown_policy: ShutdownPolicy = "leave"
     reduce_only: bool = False  # operator switch: manage exits only
 
@@ -468,6 +471,12 @@ def _check_semantics(config: Config, *, path: Path, text: str) -> None:
     check(0 <= rk.duplicate_window_s <= 3600, "risk", "duplicate_window_s", "must be 0..3600")
     check(rk.max_position_ratio >= 1, "risk", "max_position_ratio", "must be at least 1")
     check(rk.min_balance >= 0, "risk", "min_balance", "must not be negative")
+    check(
+        0.001 <= rk.emergency_stop_distance <= 0.5,
+        "risk",
+        "emergency_stop_distance",
+        "must be in [0.001, 0.5]",
+    )
     sv = config.service
     check(5 <= sv.startup_timeout_s <= 3600, "service", "startup_timeout_s", "must be 5..3600")
     check(0.05 <= sv.tick_interval_s <= 3600, "service", "tick_interval_s", "must be 0.05..3600")

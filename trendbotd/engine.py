@@ -320,6 +320,11 @@ class Engine:
             candle_time_ms=bar_time,
             parent=old[-1].parent_client_order_id if old else None,
         )
+        if placed.refused_would_trigger:
+            # the market is already past the new stop: the exit it stands for is due now
+            self._positions.close_after_refused_stop(placed, candle_time_ms=bar_time)
+            self._account_moved = True
+            return
         if placed.state is not IntentState.ACKED:
             logger.error("stop.move_failed symbol=%s keeping=%s", symbol, len(old))
             return

@@ -50,6 +50,7 @@ class FakeFault:
 class FakeExchange:
     price: Decimal = Decimal(50000)
     ack_only: bool = False  # market orders answer NEW/0 filled (Binance's ACK response)
+    fill_ratio: Decimal = Decimal(1)  # share of an entry market order that fills (rest expires)
     positions: dict[str, Decimal] = field(default_factory=dict)
     entry_prices: dict[str, Decimal] = field(default_factory=dict)
     orders: list[Order] = field(default_factory=list)  # every accepted order, in order
@@ -210,7 +211,7 @@ class FakeExchange:
             return order
         if r.reduce_only and not _reduces(held, r.side):
             raise ReduceOnlyRejectedError("ReduceOnly Order is rejected. (-2022)", code=-2022)
-        qty = min(r.amount, abs(held)) if r.reduce_only else r.amount
+        qty = min(r.amount, abs(held)) if r.reduce_only else r.amount * self.fill_ratio
         self._move(r.symbol, r.side, qty)
         status = OrderStatus.FILLED if qty == r.amount else OrderStatus.EXPIRED
         order = self._order(r, status, qty, conditional=False)

@@ -43,6 +43,10 @@ def test_check_config_prints_the_effective_configuration(
         ("[risk\n", "TOML syntax error"),
         ("[risk]\nrisk_per_trad = 0.01\n", "risk.risk_per_trad: unknown key"),
         ("[risk]\nrisk_per_trade = '1%'\n", "risk.risk_per_trade: expected a number"),
+        (
+            "[risk]\nemergency_stop_distance = 0.9\n",
+            "risk.emergency_stop_distance: must be in [0.001, 0.5]",
+        ),
         ("[exchange]\npaper = false\n", "needs credentials_file or credential_name"),
         ("[bogus]\n", "unknown section [bogus]"),
     ],

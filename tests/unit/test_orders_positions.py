@@ -3,6 +3,7 @@ the startup resolver after a crash at every kill point, sync decisions, shutdown
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from pathlib import Path
 
@@ -48,13 +49,16 @@ class SimulatedCrash(BaseException):
 
 
 class CrashAt:
-    def __init__(self, step: str) -> None:
+    def __init__(self, step: str, *, nth: int = 1) -> None:
         assert step in STEPS
         self.step = step
+        self.left = nth
 
     def hit(self, step: str) -> None:
         if step == self.step:
-            raise SimulatedCrash(step)
+            self.left -= 1
+            if self.left == 0:
+                raise SimulatedCrash(step)
 
 
 class Bot:
@@ -152,15 +156,79 @@ def test_short_entry_gets_a_buy_stop(bot: Bot, fake: FakeExchange) -> None:
     assert fake.open_stops()[0].side is Side.BUY
 
 
-def test_stop_that_cannot_be_placed_closes_the_position(bot: Bot, fake: FakeExchange) -> None:
+def test_the_stop_goes_out_before_the_entry(bot: Bot, fake: FakeExchange) -> None:
+    result = bot.pm.open_position(entry())
+    sent = [o.client_order_id for o in fake.orders]
+    assert result.stop is not None
+    assert sent == [result.stop.client_order_id, result.entry.client_order_id]
+    # journalled in the same order: the stop's intent exists before the entry's
+    journalled = [i.client_order_id for i in bot.journal.intents_since(0)]
+    assert journalled == sent
+    (stop,) = fake.open_stops()
+    assert stop.amount == D("0.010")  # the entry's amount, not closePosition
+    assert stop.reduce_only
+
+
+def test_stop_refused_before_the_entry_abandons_the_entry(bot: Bot, fake: FakeExchange) -> None:
     result = bot.pm.open_position(entry(stop="50500"))  # above the price: would trigger now
     assert not result.protected
     assert result.stop is not None
-    assert result.stop.state is IntentState.REJECTED
-    assert result.close is not None
-    assert result.close.flat
-    assert fake.positions[SYMBOL] == 0
+    assert result.stop.refused_would_trigger
+    assert result.entry.state is IntentState.ABANDONED
+    assert fake.accepted_plain() == []  # the entry never left
+    assert fake.positions.get(SYMBOL, D(0)) == 0
     assert bot.journal.expected_positions() == {}
+    # the same decision again finds the abandoned entry and sends nothing
+    calls = len(fake.calls)
+    again = bot.pm.open_position(entry(stop="50500"))
+    assert again.entry.state is IntentState.ABANDONED
+    assert [c for c in fake.calls[calls:] if c[0] == "create_order"] == []
+
+
+def test_stop_refused_for_an_open_position_closes_it_at_market(
+    bot: Bot, fake: FakeExchange, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot.pm.open_position(entry())
+    # a trailing move to a price the market has already passed: Binance says -2021
+    with caplog.at_level(logging.ERROR):
+        stop, close = bot.pm.protect_or_close(
+            SYMBOL, position=D("0.010"), stop_price=D(50500), candle_time_ms=CANDLE, parent=None
+        )
+    assert stop.refused_would_trigger
+    assert close is not None
+    assert close.flat
+    assert fake.positions[SYMBOL] == 0
+    assert close.orders[0].reduce_only
+    assert f"stop.would_trigger symbol={SYMBOL} stop_price=50500 mark=50000" in caplog.text
+
+
+def test_partial_fill_keeps_the_entry_sized_stop(bot: Bot, fake: FakeExchange) -> None:
+    fake.fill_ratio = D("0.4")
+    result = bot.pm.open_position(entry())
+    assert result.entry.filled == D("0.004")
+    assert result.protected
+    (stop,) = fake.open_stops()
+    assert stop.amount == D("0.010")  # reduce-only: larger than the position is safe
+    assert_no_duplicates(fake)
+
+
+def test_wrong_side_stop_in_the_journal_does_not_count(bot: Bot, fake: FakeExchange) -> None:
+    # a short's BUY stop is still ACKED in the journal (the short was closed by hand and
+    # the stop not yet seen gone); a long filled now must get its own SELL stop
+    bot.pm.open_position(entry(Side.SELL, stop="51000"))
+    fake.positions[SYMBOL] = D(0)
+    bot.journal.set_expected_position(SYMBOL, D(0), now_ms=T0)
+    long = IntentSpec(
+        SYMBOL, Side.BUY, OrderType.MARKET, D("0.010"), Purpose.ENTRY, CANDLE + 3_600_000,
+        protective_stop=D(49000),
+    )  # fmt: skip
+    filled = bot.executor.submit(long)  # an entry found filled, e.g. resolved by its id
+    result = bot.pm._protect_entry(filled, D(49000))
+    assert result.protected
+    assert result.stop is not None
+    assert result.stop.side is Side.SELL
+    assert [o.side for o in fake.open_stops()] == [Side.BUY, Side.SELL]
+    assert bot.pm._live_stops(SYMBOL) == [result.stop]
 
 
 def test_stop_placement_through_a_dropped_reply(bot: Bot, fake: FakeExchange) -> None:
@@ -176,12 +244,18 @@ def test_stop_placement_through_a_dropped_reply(bot: Bot, fake: FakeExchange) ->
     assert_no_duplicates(fake)
 
 
-def test_unfilled_entry_gets_no_stop(bot: Bot, fake: FakeExchange) -> None:
-    fake.fault("create_order", InvalidOrderError("notional too small (-4164)", code=-4164))
+def test_unfilled_entry_cancels_its_stop(bot: Bot, fake: FakeExchange) -> None:
+    fake.fault(
+        "create_order",
+        InvalidOrderError("notional too small (-4164)", code=-4164),
+        match=lambda r: r.type is OrderType.MARKET,
+    )
     result = bot.pm.open_position(entry())
     assert result.entry.state is IntentState.REJECTED
     assert result.stop is None
-    assert fake.orders == []
+    assert fake.open_stops() == []
+    assert fake.accepted_plain() == []
+    assert bot.journal.non_final_intents() == []
 
 
 def test_same_decision_after_a_restart_sends_nothing(
@@ -204,11 +278,17 @@ def test_same_decision_after_a_restart_sends_nothing(
 def test_resolved_entry_already_protected_by_sync_gets_no_second_stop(
     bot: Bot, fake: FakeExchange
 ) -> None:
-    fake.fault("create_order", OutcomeUnknownError("reset"), when="after")
+    fake.fault(
+        "create_order",
+        OutcomeUnknownError("reset"),
+        when="after",
+        match=lambda r: r.type is OrderType.MARKET,
+    )
     fake.fault("fetch_order", TransientExchangeError("502"), times=POLICY.query_attempts)
     first = bot.pm.open_position(entry())
     assert first.entry.state is IntentState.UNKNOWN
-    bot.pm.sync(bot.snapshot())  # resolves the fill and places the missing stop
+    assert len(fake.open_stops()) == 1  # the stop went first and stays: the entry may exist
+    bot.pm.sync(bot.snapshot())  # resolves the fill; the stop already covers it
     assert len(fake.open_stops()) == 1
     again = bot.pm.open_position(entry())
     assert again.protected
@@ -323,21 +403,23 @@ def test_fill_while_down_is_adopted_and_protected(
     tmp_path: Path, fake: FakeExchange, clock: ManualClock
 ) -> None:
     path = tmp_path / "bot.db"
-    dying = Bot(path, fake, clock, CrashAt("after_reply_before_journal"))
+    # the 2nd reply lost is the entry's (the stop's came first)
+    dying = Bot(path, fake, clock, CrashAt("after_reply_before_journal", nth=2))
     with pytest.raises(SimulatedCrash):
         dying.pm.open_position(entry())
-    cid = dying.journal.intents_since(0)[0].client_order_id
-    assert dying.journal.get_intent(cid).state is IntentState.SENT  # type: ignore[union-attr]
+    stop_intent, entry_intent = dying.journal.intents_since(0)
+    assert entry_intent.state is IntentState.SENT
+    assert stop_intent.state is IntentState.ACKED
     dying.journal.close()
     restarted = Bot(path, fake, clock)
     result = restarted.pm.sync(restarted.snapshot())
+    cid = entry_intent.client_order_id
     assert restarted.journal.get_intent(cid).state is IntentState.FILLED  # type: ignore[union-attr]
-    assert len(result.stops_placed) == 1
-    assert result.stops_placed[0].stop_price == D(49000)  # the entry's planned stop
+    assert result.stops_placed == ()  # the stop placed before the entry covers the fill
     assert_protected(fake)
     synced = restarted.journal.last_sync()
     assert synced is not None
-    assert synced[1][0].stop_client_order_id == result.stops_placed[0].client_order_id
+    assert synced[1][0].stop_client_order_id == stop_intent.client_order_id
 
 
 def test_stop_triggered_while_down_is_booked_from_the_stop(bot: Bot, fake: FakeExchange) -> None:
@@ -368,7 +450,7 @@ def test_position_gone_with_its_stop_is_adopted_quietly(bot: Bot, fake: FakeExch
     assert bot.journal.mode().mode is TradingMode.NORMAL
 
 
-def test_position_opened_by_hand_goes_reduce_only_without_orders(
+def test_position_opened_by_hand_goes_reduce_only_with_an_emergency_stop(
     bot: Bot, fake: FakeExchange
 ) -> None:
     fake.positions[SYMBOL] = D("0.5")
@@ -376,8 +458,32 @@ def test_position_opened_by_hand_goes_reduce_only_without_orders(
     mode = bot.journal.mode()
     assert mode.mode is TradingMode.REDUCE_ONLY
     assert "opened outside the bot" in mode.reason
-    assert result.unprotected == (SYMBOL,)
-    assert fake.orders == []  # no synthetic corrective orders
+    assert result.unprotected == ()
+    # no synthetic corrective order, only a stop 5% below the mark (50000)
+    assert fake.accepted_plain() == []
+    (stop,) = fake.open_stops()
+    assert (stop.side, stop.amount, stop.stop_price, stop.reduce_only) == (
+        Side.SELL,
+        D("0.5"),
+        D(47500),
+        True,
+    )
+
+
+def test_owned_position_without_a_known_stop_price_gets_an_emergency_stop(
+    tmp_path: Path, fake: FakeExchange, clock: ManualClock
+) -> None:
+    path = tmp_path / "bot.db"
+    bot = Bot(path, fake, clock)
+    bot.pm.emergency_stop_distance = D("0.1")
+    fake.positions[SYMBOL] = D("-0.2")
+    bot.journal.set_expected_position(SYMBOL, D("-0.2"), now_ms=T0)  # ours, stop price unknown
+    result = bot.pm.sync(bot.snapshot())
+    assert result.unprotected == ()
+    assert bot.journal.mode().mode is TradingMode.NORMAL
+    (stop,) = fake.open_stops()
+    assert (stop.side, stop.amount, stop.stop_price) == (Side.BUY, D("0.2"), D(55000))
+    bot.journal.close()
 
 
 def test_unknown_open_order_goes_reduce_only(bot: Bot, fake: FakeExchange) -> None:

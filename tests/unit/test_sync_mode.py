@@ -22,6 +22,7 @@ from trendbotd.domain import (
     OrderType,
     Side,
 )
+from trendbotd.errors import InvalidOrderError
 from trendbotd.orders.executor import ExecutorPolicy, OrderExecutor
 from trendbotd.orders.journal import Journal, open_journal
 from trendbotd.orders.positions import PositionManager
@@ -103,7 +104,7 @@ def bot(tmp_path: Path) -> Bot:
     b.journal.close()
 
 
-NO_STOP = f"no stop and no known stop price for {SYMBOL}"
+NO_STOP = f"no stop could be placed for {SYMBOL}"
 HAND = f"{SYMBOL}: position 0.5 opened outside the bot (the journal expects none)"
 
 
@@ -111,6 +112,8 @@ def test_the_no_stop_reason_goes_once_a_stop_protects_the_position(
     bot: Bot, caplog: pytest.LogCaptureFixture
 ) -> None:
     bot.fake.positions[SYMBOL] = D("0.5")  # opened by hand while the bot was down
+    # the emergency stop sync places for it is refused
+    bot.fake.fault("create_order", InvalidOrderError("refused (-4014)", code=-4014))
     bot.sync()
     entered = bot.journal.mode()
     assert entered.mode is TradingMode.REDUCE_ONLY
@@ -168,6 +171,7 @@ def test_the_no_stop_reason_goes_once_a_stop_protects_the_position(
     bot.journal.resume(reason="checked", now_ms=bot.clock.now_ms(), rebase_daily_start=False)
     assert bot.journal.mode().mode is TradingMode.NORMAL
     bot.fake.positions[SYMBOL] = D("0.5")
+    bot.fake.fault("create_order", InvalidOrderError("refused (-4014)", code=-4014))
     bot.sync()
     again = bot.journal.mode()
     assert (again.mode, again.reason) == (TradingMode.REDUCE_ONLY, f"{HAND}; {NO_STOP}")

@@ -7,6 +7,7 @@ built; without it every ``hit()`` is a no-op. Steps, in the order an order passe
 - ``before_journal``             decided, nothing journalled yet
 - ``after_journal_before_send``  intent committed as SENT, request not yet sent
 - ``after_reply_before_journal`` the exchange answered; the answer is not journalled
+- ``between_stop_and_entry``     the entry's stop is placed, the entry not yet journalled
 - ``between_fill_and_stop``      entry fill journalled, protective stop not yet placed
 - ``mid_close``                  a close order went out; flatness not yet confirmed
 
@@ -30,6 +31,7 @@ STEPS = (
     "before_journal",
     "after_journal_before_send",
     "after_reply_before_journal",
+    "between_stop_and_entry",
     "between_fill_and_stop",
     "mid_close",
 )

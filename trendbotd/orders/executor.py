@@ -43,6 +43,7 @@ from trendbotd.orders.crashpoints import CrashHook, NoCrashPoints
 from trendbotd.orders.journal import Journal
 from trendbotd.orders.reconcile import update_from_order
 from trendbotd.orders.records import (
+    WOULD_TRIGGER,
     Intent,
     IntentSpec,
     IntentState,
@@ -55,6 +56,7 @@ from trendbotd.ports import Exchange
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+WOULD_TRIGGER_CODE = -2021
 _MAX_SETTLE_WAITS = 3  # a clock that does not move must not make us wait forever
 
 
@@ -150,29 +152,21 @@ class OrderExecutor:
             if mode.mode is not TradingMode.NORMAL:
                 raise EntryBlockedError(f"entry {cid} refused: mode is {mode.mode} ({mode.reason})")
         self.crash.hit("before_journal")
-        now = self.clock.now_ms()
-        intent, _ = self.journal.add_intent(
-            Intent(
-                client_order_id=cid,
-                symbol=spec.symbol,
-                side=spec.side,
-                type=spec.type,
-                amount=spec.amount,
-                purpose=spec.purpose,
-                candle_time_ms=spec.candle_time_ms,
-                seq=spec.seq,
-                state=IntentState.PENDING,
-                created_ms=now,
-                updated_ms=now,
-                price=spec.price,
-                stop_price=spec.stop_price,
-                reduce_only=spec.reduce_only,
-                protective_stop=spec.protective_stop,
-                parent_client_order_id=spec.parent_client_order_id,
-            )
-        )
+        intent, _ = self.journal.add_intent(self._new_intent(spec, IntentState.PENDING))
         logger.info("order.journalled %s", intent.describe())
         return self.drive(intent, allow_resend=True)
+
+    def record_unsent(self, spec: IntentSpec, *, reason: str) -> Intent:
+        """Journal a decision as ABANDONED without sending it, so the same decision made
+        again (a restart) finds it final and sends nothing either."""
+        cid = self.client_id(spec)
+        existing = self.journal.get_intent(cid)
+        if existing is not None:
+            return existing
+        new = self._new_intent(spec, IntentState.ABANDONED, last_error=reason)
+        intent, _ = self.journal.add_intent(new)
+        logger.warning("order.abandoned cid=%s reason=%s", cid, reason)
+        return intent
 
     def drive(self, intent: Intent, *, allow_resend: bool) -> Intent:
         """Move a non-final intent as far as it can go now.
@@ -286,7 +280,8 @@ class OrderExecutor:
             raise e
         if isinstance(e, InvalidOrderError):
             logger.warning("order.rejected cid=%s code=%s error=%s", cid, e.code, e)
-            return self._mark(intent, IntentState.REJECTED, str(e))
+            text = f"{WOULD_TRIGGER}: {e}" if e.code == WOULD_TRIGGER_CODE else str(e)
+            return self._mark(intent, IntentState.REJECTED, text)
         if isinstance(e, RateLimitedError):
             return self._rate_limited(intent, e)
         if isinstance(e, ClockSkewError):
@@ -397,6 +392,30 @@ class OrderExecutor:
         return intent
 
     # ----- journal helpers -----
+
+    def _new_intent(
+        self, spec: IntentSpec, state: IntentState, *, last_error: str | None = None
+    ) -> Intent:
+        now = self.clock.now_ms()
+        return Intent(
+            client_order_id=self.client_id(spec),
+            symbol=spec.symbol,
+            side=spec.side,
+            type=spec.type,
+            amount=spec.amount,
+            purpose=spec.purpose,
+            candle_time_ms=spec.candle_time_ms,
+            seq=spec.seq,
+            state=state,
+            created_ms=now,
+            updated_ms=now,
+            price=spec.price,
+            stop_price=spec.stop_price,
+            reduce_only=spec.reduce_only,
+            protective_stop=spec.protective_stop,
+            parent_client_order_id=spec.parent_client_order_id,
+            last_error=last_error,
+        )
 
     def _adopt(self, intent: Intent, order: Order) -> Intent:
         update = update_from_order(order)

@@ -2,36 +2,38 @@
 the startup resolver and periodic sync, and the shutdown policy.
 
 Rules kept here:
-- an entry fill is followed at once by a reduce-only STOP_MARKET (algo) order; if the
-  stop cannot be placed the position is closed;
+- an entry's reduce-only STOP_MARKET (algo) order is placed before the entry; if it
+  cannot be placed the entry is not sent, if the entry fills nothing it is canceled;
+- a stop the exchange refuses for a position that exists (-2021: the market is past it)
+  closes the position at market;
 - a close is a reduce-only market order, driven through drops with the same client id,
   repeated (new intent) only while the exchange still shows a position, never on top of
   an earlier close whose outcome is unknown;
-- sync resolves every non-final intent by client id, reconciles, quietly adopts what
-  happened while the bot was down, replaces missing stops of positions it owns, and
-  puts the bot in reduce-only mode on anything it cannot explain.
+- sync (orders/position_sync.py) resolves every non-final intent by client id,
+  reconciles, adopts what happened while the bot was down, protects every position
+  found without a stop, and puts the bot in reduce-only mode on anything it cannot
+  explain.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from trendbotd.config import ShutdownPolicy
-from trendbotd.domain import ZERO, AccountSnapshot, Order, OrderType, Position, Side
+from trendbotd.domain import ZERO, AccountSnapshot, OrderType, Position, Side
 from trendbotd.errors import TrendbotError
 from trendbotd.exitcodes import ExitCode
 from trendbotd.orders.executor import OrderExecutor
+from trendbotd.orders.position_sync import SyncResult, run_sync
 from trendbotd.orders.reconcile import (
-    Reconciliation,
-    position_views,
-    reconcile,
+    closing_side,
+    covering_stop_intents,
 )
 from trendbotd.orders.records import Intent, IntentSpec, IntentState, Purpose
-from trendbotd.orders.sync_mode import keep_mode_true
+from trendbotd.orders.stop_placement import mark_price
 
 logger = logging.getLogger(__name__)
 
@@ -62,16 +64,6 @@ class OpenResult:
 
 
 @dataclass(frozen=True, slots=True)
-class SyncResult:
-    reconciliation: Reconciliation
-    resolved: tuple[Intent, ...]  # non-final intents after their resolution
-    stops_placed: tuple[Intent, ...]
-    closed: tuple[CloseResult, ...]
-    unprotected: tuple[str, ...]  # symbols with an open position and no stop (alert!)
-    snapshot: AccountSnapshot  # the positions and orders the decision was made on
-
-
-@dataclass(frozen=True, slots=True)
 class ShutdownReport:
     policy: ShutdownPolicy
     canceled: tuple[Intent, ...]
@@ -80,9 +72,17 @@ class ShutdownReport:
 
 class PositionManager:
     def __init__(
-        self, *, executor: OrderExecutor, symbols: Sequence[str], close_rounds: int
+        self,
+        *,
+        executor: OrderExecutor,
+        symbols: Sequence[str],
+        close_rounds: int,
+        emergency_stop_distance: Decimal = Decimal("0.05"),
     ) -> None:
+        """``emergency_stop_distance``: how far from the mark (a fraction) sync places the
+        stop of a position found without one and without a known stop price."""
         self.executor = executor
+        self.emergency_stop_distance = emergency_stop_distance
         self.journal = executor.journal
         self.exchange = executor.exchange
         self.symbols = tuple(symbols)
@@ -91,29 +91,83 @@ class PositionManager:
     # ----- entries and stops -----
 
     def open_position(self, entry: IntentSpec) -> OpenResult:
-        """Send an entry; once (partly) filled, protect it with a stop or close it.
+        """Place the entry's stop, then send the entry; cancel the stop if nothing fills.
 
-        The same decision made again (a restart re-running it) sends nothing: the entry
-        is found in the journal, and the protection of a settled entry belongs to sync.
+        The stop goes first so the position is covered from its first instant: a
+        reduce-only stop waits harmlessly while there is no position. If it cannot be
+        placed, the entry is journalled as abandoned and never sent. The same decision
+        made again (a restart re-running it) sends nothing new: the entry and its stop are
+        found in the journal, and the protection of a settled entry belongs to sync.
         """
         if entry.purpose is not Purpose.ENTRY or entry.protective_stop is None:
             raise ValueError("open_position needs an entry intent with its protective_stop")
-        prior = self.journal.get_intent(self.executor.client_id(entry))
+        cid = self.executor.client_id(entry)
+        prior = self.journal.get_intent(cid)
+        if prior is None:
+            stop = self._stop_before_entry(entry, cid)
+            if stop.state is not IntentState.ACKED:
+                return self._abandon_entry(entry, stop)
+            self.executor.crash.hit("between_stop_and_entry")
         intent = self.executor.submit(entry)
         if intent.filled <= 0:
+            if intent.state.is_final:  # rejected, expired, abandoned: nothing to protect
+                self._cancel_entry_stops(intent, reason=f"entry {intent.state}")
             return OpenResult(intent, None, None)
         if prior is not None and prior.state.is_final:
             live = self._live_stops(entry.symbol)
             return OpenResult(intent, live[-1] if live else None, None)
         self.executor.crash.hit("between_fill_and_stop")
+        # A partial fill keeps the entry-sized stop: reduce-only, it never closes more
+        # than the position, so being larger than the fill is safe.
         return self._protect_entry(intent, entry.protective_stop)
 
+    def _stop_before_entry(self, entry: IntentSpec, entry_cid: str) -> Intent:
+        """The entry's stop for the entry's whole amount, journalled (and placed) before
+        the entry intent exists. One left by an earlier run of this decision is reused."""
+        for stop in self.journal.open_intents(entry.symbol, purpose=Purpose.STOP):
+            if stop.parent_client_order_id == entry_cid and stop.state is IntentState.ACKED:
+                return stop
+        assert entry.protective_stop is not None
+        signed = entry.amount if entry.side is Side.BUY else -entry.amount
+        return self.protect(
+            entry.symbol,
+            position=signed,
+            stop_price=entry.protective_stop,
+            candle_time_ms=entry.candle_time_ms,
+            parent=entry_cid,
+        )
+
+    def _abandon_entry(self, entry: IntentSpec, stop: Intent) -> OpenResult:
+        logger.error(
+            "entry.abandoned symbol=%s stop_cid=%s stop_state=%s trigger=%s error=%s: "
+            "no stop, no entry",
+            entry.symbol,
+            stop.client_order_id,
+            stop.state,
+            stop.stop_price,
+            stop.last_error,
+        )
+        # A stop whose outcome is unknown may exist: once resolved, sync cancels it as a
+        # stop on a flat symbol.
+        abandoned = self.executor.record_unsent(
+            entry, reason=f"protective stop {stop.client_order_id} {stop.state}: {stop.last_error}"
+        )
+        return OpenResult(abandoned, stop, None)
+
+    def _cancel_entry_stops(self, entry: Intent, *, reason: str) -> None:
+        for stop in self.journal.open_intents(entry.symbol, purpose=Purpose.STOP):
+            if stop.parent_client_order_id != entry.client_order_id:
+                continue
+            if stop.state is IntentState.ACKED:
+                self.executor.cancel(stop, reason=reason)
+            else:
+                self.executor.drive(stop, allow_resend=False)
+
     def _live_stops(self, symbol: str) -> list[Intent]:
-        return [
-            i
-            for i in self.journal.open_intents(symbol, purpose=Purpose.STOP)
-            if i.state is IntentState.ACKED
-        ]
+        """Our live stops that close the position the journal expects on ``symbol``."""
+        expected = self.journal.expected_positions().get(symbol, ZERO)
+        stops = self.journal.open_intents(symbol, purpose=Purpose.STOP)
+        return covering_stop_intents(stops, symbol, expected)
 
     def _protect_entry(self, entry: Intent, stop_price: Decimal) -> OpenResult:
         """Cover what the journal expects on the symbol and live stops do not yet cover."""
@@ -122,29 +176,63 @@ class PositionManager:
         gap = abs(expected) - sum((i.amount for i in live), ZERO)
         if gap <= 0:
             return OpenResult(entry, live[-1] if live else None, None)
-        stop = self.protect(
+        stop, close = self.protect_or_close(
             entry.symbol,
             position=gap if expected > 0 else -gap,
             stop_price=stop_price,
             candle_time_ms=entry.candle_time_ms,
             parent=entry.client_order_id,
         )
-        if stop.state is IntentState.ACKED:
-            return OpenResult(entry, stop, None)
-        logger.error(
-            "stop.failed symbol=%s cid=%s state=%s error=%s: closing the position",
-            entry.symbol,
-            stop.client_order_id,
-            stop.state,
-            stop.last_error,
+        return OpenResult(entry, stop, close)
+
+    def protect_or_close(
+        self,
+        symbol: str,
+        *,
+        position: Decimal,
+        stop_price: Decimal,
+        candle_time_ms: int,
+        parent: str | None,
+    ) -> tuple[Intent, CloseResult | None]:
+        """A stop for ``position`` (signed); if the exchange refuses it, close at market:
+        a position must not stay open without its stop."""
+        stop = self.protect(
+            symbol,
+            position=position,
+            stop_price=stop_price,
+            candle_time_ms=candle_time_ms,
+            parent=parent,
         )
-        close = self.close_position(
-            entry.symbol,
+        if stop.state is IntentState.ACKED:
+            return stop, None
+        return stop, self.close_after_refused_stop(stop, candle_time_ms=candle_time_ms)
+
+    def close_after_refused_stop(self, stop: Intent, *, candle_time_ms: int) -> CloseResult:
+        symbol = stop.symbol
+        if stop.refused_would_trigger:
+            mark = mark_price(self.fetch_position(symbol))
+            logger.error(
+                "stop.would_trigger symbol=%s stop_price=%s mark=%s cid=%s: the market is "
+                "already past the stop; closing the position at market",
+                symbol,
+                stop.stop_price,
+                mark,
+                stop.client_order_id,
+            )
+        else:
+            logger.error(
+                "stop.failed symbol=%s cid=%s state=%s error=%s: closing the position",
+                symbol,
+                stop.client_order_id,
+                stop.state,
+                stop.last_error,
+            )
+        return self.close_position(
+            symbol,
             purpose=Purpose.FLATTEN,
-            candle_time_ms=entry.candle_time_ms,
+            candle_time_ms=candle_time_ms,
             reason=f"protective stop {stop.client_order_id} {stop.state}: {stop.last_error}",
         )
-        return OpenResult(entry, stop, close)
 
     def protect(
         self,
@@ -160,7 +248,7 @@ class PositionManager:
         stop = self.executor.submit(
             IntentSpec(
                 symbol=symbol,
-                side=Side.SELL if position > 0 else Side.BUY,
+                side=closing_side(position),
                 type=OrderType.STOP_MARKET,
                 amount=abs(position),
                 purpose=Purpose.STOP,
@@ -199,7 +287,7 @@ class PositionManager:
         for _ in range(self.close_rounds):
             if not self._settle_earlier_closes(symbol):
                 break
-            position = self._position(symbol)
+            position = self.fetch_position(symbol)
             if position.is_flat:
                 self._after_flat(symbol)
                 logger.info("position.flat symbol=%s orders=%s", symbol, len(sent))
@@ -218,7 +306,7 @@ class PositionManager:
             )
             sent.append(intent)
             self.executor.crash.hit("mid_close")
-        if self._settle_earlier_closes(symbol) and self._position(symbol).is_flat:
+        if self._settle_earlier_closes(symbol) and self.fetch_position(symbol).is_flat:
             self._after_flat(symbol)
             return CloseResult(symbol, True, tuple(sent), reason)
         raise CloseFailedError(
@@ -257,10 +345,10 @@ class PositionManager:
                 done.append(self.executor.drive(intent, allow_resend=False))
         return done
 
-    def _position(self, symbol: str) -> Position:
-        return self._positions([symbol]).get(symbol, Position(symbol, ZERO, ZERO))
+    def fetch_position(self, symbol: str) -> Position:
+        return self.fetch_positions([symbol]).get(symbol, Position(symbol, ZERO, ZERO))
 
-    def _positions(self, symbols: Sequence[str]) -> dict[str, Position]:
+    def fetch_positions(self, symbols: Sequence[str]) -> dict[str, Position]:
         """The exchange's non-flat positions (bounded retries; the last error propagates)."""
         found = self.executor.read_with_retry(
             "positions", lambda: self.exchange.fetch_positions(list(symbols))
@@ -270,142 +358,9 @@ class PositionManager:
     # ----- startup resolver and sync -----
 
     def sync(self, snapshot: AccountSnapshot) -> SyncResult:
-        """Resolve every non-final intent by client id, reconcile, act on the result.
-
-        At startup pass the AccountSnapshot of the startup sync; later, any fresh one.
-        Positions and open orders are fetched again if resolving changed anything.
-        """
-        before = self.journal.non_final_intents()
-        resolved = self._resolve_all(before, snapshot.open_orders)
-        changed = any(
-            (a.state, a.filled) != (b.state, b.filled)
-            for a, b in zip(before, resolved, strict=True)
-        )
-        if changed:
-            snapshot = self._refetch(snapshot)
-        rec = self._reconcile(snapshot)
-        now = self.executor.clock.now_ms()
-        for adoption in rec.adoptions:
-            logger.warning(
-                "reconcile.adopted symbol=%s expected=%s actual=%s reason=%s",
-                adoption.symbol,
-                adoption.expected,
-                adoption.actual,
-                adoption.reason,
-            )
-            self.journal.set_expected_position(adoption.symbol, adoption.actual, now_ms=now)
-        acted = bool(rec.adoptions)
-        for orphan in rec.orphan_stops:
-            intent = self.journal.get_intent(orphan.client_order_id)
-            if intent is not None:
-                self.executor.cancel(intent, reason="orphan stop on a flat symbol")
-                acted = True
-        placed, closed, unprotected = self._fix_missing_stops(rec)
-        reason = rec.reduce_only_reason()
-        if unprotected:
-            gap = f"no stop and no known stop price for {', '.join(unprotected)}"
-            reason = f"{reason}; {gap}" if reason else gap
-        if reason is not None:
-            logger.error("reconcile.mismatch %s", reason)
-        keep_mode_true(self.journal, reason, now_ms=now)  # enters reduce-only, or restates why
-        if acted or placed or closed:
-            snapshot = self._refetch(snapshot)
-        self.journal.record_sync(position_views(snapshot), taken_at_ms=snapshot.taken_at_ms)
-        return SyncResult(
-            rec, tuple(resolved), tuple(placed), tuple(closed), tuple(unprotected), snapshot
-        )
-
-    def _resolve_all(self, intents: Sequence[Intent], listed: Sequence[Order]) -> list[Intent]:
-        by_cid = {o.client_order_id: o for o in listed}
-        out = []
-        for intent in intents:
-            if intent.state is IntentState.ACKED:
-                # a live stop still listed open costs no request per sync
-                out.append(
-                    self.executor.refresh_from_listing(intent, by_cid.get(intent.client_order_id))
-                )
-            else:
-                logger.warning("resolver.pending %s", intent.describe())
-                out.append(self.executor.drive(intent, allow_resend=False))
-        return out
-
-    def _refetch(self, snapshot: AccountSnapshot) -> AccountSnapshot:
-        # Orders first: a stop that fires between the two reads then shows as a stop on a
-        # flat symbol (harmless), never as a position without its stop.
-        orders = tuple(
-            self.executor.read_with_retry(
-                "open_orders", lambda: self.exchange.fetch_open_orders(list(self.symbols))
-            )
-        )
-        positions = tuple(self._positions(self.symbols).values())
-        return dataclasses.replace(
-            snapshot,
-            positions=positions,
-            open_orders=orders,
-            taken_at_ms=self.executor.clock.now_ms(),
-        )
-
-    def _reconcile(self, snapshot: AccountSnapshot) -> Reconciliation:
-        unresolved = [
-            i for i in self.journal.non_final_intents() if i.state is not IntentState.ACKED
-        ]
-        return reconcile(
-            snapshot=snapshot,
-            expected=self.journal.expected_positions(),
-            known=self.journal.intents_by_ids(o.client_order_id for o in snapshot.open_orders),
-            unresolved=unresolved,
-            stop_prices=self.journal.latest_stop_prices(),
-            symbols=self.symbols,
-            instance=self.executor.instance,
-        )
-
-    def _fix_missing_stops(
-        self, rec: Reconciliation
-    ) -> tuple[list[Intent], list[CloseResult], list[str]]:
-        placed: list[Intent] = []
-        closed: list[CloseResult] = []
-        unprotected: list[str] = []
-        for gap in rec.missing_stops:
-            if not gap.owned or gap.stop_price is None:
-                logger.error(
-                    "stop.missing symbol=%s position=%s owned=%s known_price=%s",
-                    gap.symbol,
-                    gap.position,
-                    gap.owned,
-                    gap.stop_price,
-                )
-                unprotected.append(gap.symbol)
-                continue
-            signed = gap.uncovered if gap.position > 0 else -gap.uncovered
-            candle = self._last_entry_candle(gap.symbol)
-            stop = self.protect(
-                gap.symbol,
-                position=signed,
-                stop_price=gap.stop_price,
-                candle_time_ms=candle,
-                parent=None,
-            )
-            placed.append(stop)
-            if stop.state is not IntentState.ACKED:
-                closed.append(
-                    self.close_position(
-                        gap.symbol,
-                        purpose=Purpose.FLATTEN,
-                        candle_time_ms=candle,
-                        reason=f"missing stop could not be placed: {stop.last_error}",
-                    )
-                )
-        return placed, closed, unprotected
-
-    def _last_entry_candle(self, symbol: str) -> int:
-        entries = [
-            i
-            for i in self.journal.intents_since(0, symbol=symbol)
-            if i.purpose is Purpose.ENTRY and i.filled > 0
-        ]
-        if entries:
-            return entries[-1].candle_time_ms
-        return self.executor.clock.now_ms() // 1000 * 1000
+        """Resolve every non-final intent by client id, reconcile, act on the result
+        (see orders/position_sync.py)."""
+        return run_sync(self, snapshot)
 
     # ----- shutdown -----
 
@@ -421,7 +376,7 @@ class PositionManager:
                 canceled += self._cancel_open(symbol, Purpose.ENTRY, reason="shutdown")
         if policy == "flatten":
             now = self.executor.clock.now_ms()
-            for symbol in sorted(self._positions(self.symbols)):
+            for symbol in sorted(self.fetch_positions(self.symbols)):
                 closed.append(
                     self.close_position(
                         symbol,

@@ -230,16 +230,39 @@ def stop_coverage(open_orders: Iterable[Order], symbol: str, position: Decimal) 
     return min(covered, abs(position))
 
 
+def closing_side(position: Decimal) -> Side:
+    """The side of an order that reduces ``position`` (signed, non-zero)."""
+    return Side.SELL if position > 0 else Side.BUY
+
+
 def protective_stops(open_orders: Iterable[Order], symbol: str, position: Decimal) -> list[Order]:
-    closing_side = Side.SELL if position > 0 else Side.BUY
+    side = closing_side(position)
     return [
         o
         for o in open_orders
         if o.symbol == symbol
         and o.conditional
         and o.reduce_only
-        and o.side is closing_side
+        and o.side is side
         and o.status is OrderStatus.OPEN
+    ]
+
+
+def covering_stop_intents(
+    intents: Iterable[Intent], symbol: str, position: Decimal
+) -> list[Intent]:
+    """Our live (ACKED) stops on ``symbol`` that close ``position``. A stop on the other
+    side would open or grow a position, never protect this one, so it does not count."""
+    if position == 0:
+        return []
+    side = closing_side(position)
+    return [
+        i
+        for i in intents
+        if i.symbol == symbol
+        and i.purpose is Purpose.STOP
+        and i.state is IntentState.ACKED
+        and i.side is side
     ]
 
 

@@ -11,6 +11,10 @@ from enum import StrEnum
 
 from trendbotd.domain import ZERO, OrderRequest, OrderType, Side
 
+# Binance -2021 "Order would immediately trigger": the mark price has already passed the
+# stop's trigger. The executor starts such a rejection's last_error with this text.
+WOULD_TRIGGER = "would trigger immediately (-2021)"
+
 
 class IntentState(StrEnum):
     PENDING = "PENDING"  # journalled; the request has not left (crash here: never sent)
@@ -100,6 +104,13 @@ class Intent:
     def conditional(self) -> bool:
         """Stops live in Binance's algo-order API."""
         return self.type is OrderType.STOP_MARKET
+
+    @property
+    def refused_would_trigger(self) -> bool:
+        """A stop refused because the market is already past its trigger (-2021)."""
+        return self.state is IntentState.REJECTED and (self.last_error or "").startswith(
+            WOULD_TRIGGER
+        )
 
     @property
     def signed_filled(self) -> Decimal:

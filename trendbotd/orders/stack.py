@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from pathlib import Path
 
 from trendbotd.clock import Clock
@@ -59,5 +60,8 @@ def build_position_manager(
         waiting=waiting,
     )
     return PositionManager(
-        executor=executor, symbols=config.trading.symbols, close_rounds=CLOSE_ROUNDS
+        executor=executor,
+        symbols=config.trading.symbols,
+        close_rounds=CLOSE_ROUNDS,
+        emergency_stop_distance=Decimal(str(config.risk.emergency_stop_distance)),
     )

@@ -15,13 +15,12 @@ from typing import Any
 from trendbotd.domain import ClockOffset
 from trendbotd.orders.clock_record import journalled_clock_offset
 from trendbotd.orders.journal import Journal, open_journal
+from trendbotd.orders.reconcile import covering_stop_intents
 from trendbotd.orders.records import (
     DailyStart,
     Intent,
-    IntentState,
     ModeState,
     PositionView,
-    Purpose,
 )
 from trendbotd.orders.sync_mode import resolved_since_ms
 
@@ -41,12 +40,11 @@ class StatusReport:
     clock: ClockOffset | None  # the last offset the daemon measured, if journalled
     mode_resolved_ms: int | None  # since when the mode's reason no longer holds
 
-    def stop_covered(self, symbol: str) -> Decimal | None:
-        """What the daemon's own open stops on ``symbol`` still cover (None: no such stop)."""
+    def stop_covered(self, symbol: str, position: Decimal) -> Decimal | None:
+        """What the daemon's own open stops on ``symbol`` that close ``position`` still
+        cover (None: no such stop; one on the wrong side protects nothing)."""
         stops = [
-            i.amount - i.filled
-            for i in self.open_intents
-            if i.symbol == symbol and i.purpose is Purpose.STOP and i.state is IntentState.ACKED
+            i.amount - i.filled for i in covering_stop_intents(self.open_intents, symbol, position)
         ]
         return sum(stops, Decimal(0)) if stops else None
 
@@ -174,7 +172,7 @@ def status_dict(report: StatusReport) -> dict[str, Any]:
                 "entry_price": str(p.entry_price),
                 "stop_price": None if p.stop_price is None else str(p.stop_price),
                 "stop_client_order_id": p.stop_client_order_id,
-                "stop_covered_amount": _str_or_none(report.stop_covered(p.symbol)),
+                "stop_covered_amount": _str_or_none(report.stop_covered(p.symbol, p.amount)),
                 "seen_at_ms": p.seen_at_ms,
             }
             for p in report.positions

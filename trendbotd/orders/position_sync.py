@@ -1,0 +1,200 @@
+"""The startup resolver and periodic sync of PositionManager.
+
+Resolve every non-final intent by client id, reconcile, quietly adopt what happened while
+the bot was down, cancel our stops left on a flat symbol, and protect every position of
+the bot's symbols before anything else runs (at startup: before READY):
+
+- a position the bot owns whose stop is missing gets it back at the journal's price;
+- one with no known stop price, or one the bot does not own, gets an emergency stop
+  ``[risk] emergency_stop_distance`` from the mark on the losing side;
+- a stop the exchange refuses (-2021: the market is past it) closes an owned position.
+
+Anything the bot cannot explain puts it in reduce-only mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from trendbotd.domain import ZERO, AccountSnapshot, Order, Position
+from trendbotd.orders.reconcile import MissingStop, Reconciliation, position_views, reconcile
+from trendbotd.orders.records import Intent, IntentState, Purpose
+from trendbotd.orders.stop_placement import emergency_stop_price
+from trendbotd.orders.sync_mode import keep_mode_true
+
+if TYPE_CHECKING:
+    from trendbotd.orders.positions import CloseResult, PositionManager
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    reconciliation: Reconciliation
+    resolved: tuple[Intent, ...]  # non-final intents after their resolution
+    stops_placed: tuple[Intent, ...]
+    closed: tuple[CloseResult, ...]
+    unprotected: tuple[str, ...]  # symbols with an open position and no stop (alert!)
+    snapshot: AccountSnapshot  # the positions and orders the decision was made on
+
+
+def run_sync(pm: PositionManager, snapshot: AccountSnapshot) -> SyncResult:
+    """At startup pass the AccountSnapshot of the startup sync; later, any fresh one.
+    Positions and open orders are fetched again if resolving changed anything."""
+    journal, executor = pm.journal, pm.executor
+    before = journal.non_final_intents()
+    resolved = _resolve_all(pm, before, snapshot.open_orders)
+    changed = any(
+        (a.state, a.filled) != (b.state, b.filled) for a, b in zip(before, resolved, strict=True)
+    )
+    if changed:
+        snapshot = _refetch(pm, snapshot)
+    rec = _reconcile(pm, snapshot)
+    now = executor.clock.now_ms()
+    for adoption in rec.adoptions:
+        logger.warning(
+            "reconcile.adopted symbol=%s expected=%s actual=%s reason=%s",
+            adoption.symbol,
+            adoption.expected,
+            adoption.actual,
+            adoption.reason,
+        )
+        journal.set_expected_position(adoption.symbol, adoption.actual, now_ms=now)
+    acted = bool(rec.adoptions)
+    for orphan in rec.orphan_stops:
+        intent = journal.get_intent(orphan.client_order_id)
+        if intent is not None:
+            executor.cancel(intent, reason="orphan stop on a flat symbol")
+            acted = True
+    placed, closed, unprotected = _fix_missing_stops(pm, rec, snapshot)
+    reason = rec.reduce_only_reason()
+    if unprotected:
+        gap = f"no stop could be placed for {', '.join(unprotected)}"
+        reason = f"{reason}; {gap}" if reason else gap
+    if reason is not None:
+        logger.error("reconcile.mismatch %s", reason)
+    keep_mode_true(journal, reason, now_ms=now)  # enters reduce-only, or restates why
+    if acted or placed or closed:
+        snapshot = _refetch(pm, snapshot)
+    journal.record_sync(position_views(snapshot), taken_at_ms=snapshot.taken_at_ms)
+    return SyncResult(
+        rec, tuple(resolved), tuple(placed), tuple(closed), tuple(unprotected), snapshot
+    )
+
+
+def _resolve_all(
+    pm: PositionManager, intents: Sequence[Intent], listed: Sequence[Order]
+) -> list[Intent]:
+    by_cid = {o.client_order_id: o for o in listed}
+    out = []
+    for intent in intents:
+        if intent.state is IntentState.ACKED:
+            # a live stop still listed open costs no request per sync
+            out.append(pm.executor.refresh_from_listing(intent, by_cid.get(intent.client_order_id)))
+        else:
+            logger.warning("resolver.pending %s", intent.describe())
+            out.append(pm.executor.drive(intent, allow_resend=False))
+    return out
+
+
+def _refetch(pm: PositionManager, snapshot: AccountSnapshot) -> AccountSnapshot:
+    # Orders first: a stop that fires between the two reads then shows as a stop on a
+    # flat symbol (harmless), never as a position without its stop.
+    orders = tuple(
+        pm.executor.read_with_retry(
+            "open_orders", lambda: pm.exchange.fetch_open_orders(list(pm.symbols))
+        )
+    )
+    positions = tuple(pm.fetch_positions(pm.symbols).values())
+    return dataclasses.replace(
+        snapshot,
+        positions=positions,
+        open_orders=orders,
+        taken_at_ms=pm.executor.clock.now_ms(),
+    )
+
+
+def _reconcile(pm: PositionManager, snapshot: AccountSnapshot) -> Reconciliation:
+    journal = pm.journal
+    unresolved = [i for i in journal.non_final_intents() if i.state is not IntentState.ACKED]
+    return reconcile(
+        snapshot=snapshot,
+        expected=journal.expected_positions(),
+        known=journal.intents_by_ids(o.client_order_id for o in snapshot.open_orders),
+        unresolved=unresolved,
+        stop_prices=journal.latest_stop_prices(),
+        symbols=pm.symbols,
+        instance=pm.executor.instance,
+    )
+
+
+def _fix_missing_stops(
+    pm: PositionManager, rec: Reconciliation, snapshot: AccountSnapshot
+) -> tuple[list[Intent], list[CloseResult], list[str]]:
+    placed: list[Intent] = []
+    closed: list[CloseResult] = []
+    unprotected: list[str] = []
+    for gap in rec.missing_stops:
+        if gap.symbol not in pm.symbols:
+            continue
+        stop_price = _stop_price_for(pm, gap, snapshot)
+        signed = gap.uncovered if gap.position > 0 else -gap.uncovered
+        candle = _last_entry_candle(pm, gap.symbol)
+        stop = pm.protect(
+            gap.symbol,
+            position=signed,
+            stop_price=stop_price,
+            candle_time_ms=candle,
+            parent=None,
+        )
+        placed.append(stop)
+        if stop.state is IntentState.ACKED:
+            continue
+        if gap.owned:
+            closed.append(pm.close_after_refused_stop(stop, candle_time_ms=candle))
+        else:
+            # not ours to close: reduce-only mode and an alert instead
+            logger.error(
+                "stop.missing symbol=%s position=%s owned=False error=%s",
+                gap.symbol,
+                gap.position,
+                stop.last_error,
+            )
+            unprotected.append(gap.symbol)
+    return placed, closed, unprotected
+
+
+def _stop_price_for(pm: PositionManager, gap: MissingStop, snapshot: AccountSnapshot) -> Decimal:
+    """The journal's stop price for a position the bot owns; otherwise an emergency stop
+    from the mark (a position opened by hand is still protected, not just reported)."""
+    if gap.owned and gap.stop_price is not None:
+        return gap.stop_price
+    position = snapshot.position(gap.symbol) or Position(gap.symbol, gap.position, ZERO)
+    price = emergency_stop_price(
+        position, distance=pm.emergency_stop_distance, market=snapshot.markets.get(gap.symbol)
+    )
+    logger.warning(
+        "stop.emergency symbol=%s position=%s owned=%s known_price=%s trigger=%s",
+        gap.symbol,
+        gap.position,
+        gap.owned,
+        gap.stop_price,
+        price,
+    )
+    return price
+
+
+def _last_entry_candle(pm: PositionManager, symbol: str) -> int:
+    entries = [
+        i
+        for i in pm.journal.intents_since(0, symbol=symbol)
+        if i.purpose is Purpose.ENTRY and i.filled > 0
+    ]
+    if entries:
+        return entries[-1].candle_time_ms
+    return pm.executor.clock.now_ms() // 1000 * 1000
