@@ -15,7 +15,10 @@ journal intended:
   unless an entry of this process is on its way to its stop or a close is in flight;
   and every sync the daemon recorded (the startup sync before READY included) shows a
   stop on every position it saw: races with the next tick cannot hide a sync that failed
-  to put a stop back.
+  to put a stop back;
+- unprotected time, measured by the exchange itself (``trendbotd/sim/protection.py``):
+  the longest stretch a position went without a covering stop stays within a bound (0 ms
+  where the stop precedes the entry; 1000 ms where a stop has to be put back).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from trendbotd.clock import ManualClock
 from trendbotd.domain import ZERO, Side
@@ -52,6 +55,8 @@ class Books:
     positions: dict[str, Decimal]  # unified symbol -> signed amount, non-flat only
     orders: list[SimOrder]
     algos: list[SimAlgoOrder]
+    # the exchange's own measure, by unified symbol: {unprotected_ms, max_gap_ms, ...}
+    protection: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def covered(self, symbol: str, amount: Decimal) -> Decimal:
         """How much of ``amount`` open reduce-only stops on the closing side would close."""
@@ -80,7 +85,39 @@ def books_of(state: SimState, *, clock_ms: int) -> Books:
             for sid, book in state.books.items()
             if book.amount != 0
         }
-        return Books(clock_ms, positions, list(state.orders.values()), list(state.algos.values()))
+        protection = protection_report(state, now_ms=clock_ms)
+        return Books(
+            clock_ms,
+            positions,
+            list(state.orders.values()),
+            list(state.algos.values()),
+            protection,
+        )
+
+
+def protection_report(state: SimState, *, now_ms: int | None = None) -> dict[str, dict[str, Any]]:
+    """The exchange's unprotected-time figures by unified symbol."""
+    with state.lock:
+        now = state.now_ms() if now_ms is None else now_ms
+        return state.protection.report(
+            now, unified={sid: s.unified for sid, s in state.specs.items()}
+        )
+
+
+def max_unprotected_ms(protection: dict[str, dict[str, Any]]) -> int:
+    """The longest gap of any symbol (0 when every position always had its stop)."""
+    return max((int(r["max_gap_ms"]) for r in protection.values()), default=0)
+
+
+def unprotected_time_violations(
+    protection: dict[str, dict[str, Any]], *, bound_ms: int
+) -> list[str]:
+    return [
+        f"unprotected time: {symbol} went {r['max_gap_ms']} ms without a covering stop "
+        f"(bound {bound_ms} ms; {r['gaps']} gaps, {r['unprotected_ms']} ms in all)"
+        for symbol, r in sorted(protection.items())
+        if int(r["max_gap_ms"]) > bound_ms
+    ]
 
 
 class StateFileReader:

@@ -16,7 +16,9 @@ from order_invariants import (
     SyncRecords,
     books_of,
     exposure_violations,
+    protection_report,
     protection_violations,
+    unprotected_time_violations,
 )
 from orders_sim_support import (
     CANDLE,
@@ -32,7 +34,7 @@ from orders_sim_support import (
 from trendbotd.orders.client_ids import make_client_id
 from trendbotd.orders.journal import Journal, open_journal
 from trendbotd.orders.records import Purpose
-from trendbotd.sim import SimConfig, SimExchange
+from trendbotd.sim import Fault, SimConfig, SimExchange
 from trendbotd.sim.state import NewOrder
 
 AMOUNT = Decimal("0.010")
@@ -89,6 +91,7 @@ def test_a_clean_entry_passes_and_reads_back_from_the_state_file(
     assert from_file.positions == live.positions
     assert [o.client_id for o in from_file.orders] == [o.client_id for o in live.orders]
     assert from_file.covered(SYMBOL, AMOUNT) == AMOUNT
+    assert from_file.protection[SYMBOL]["gaps"] == 0  # the meter is persisted too
 
 
 def test_a_second_order_under_one_client_id_is_found(sim: SimExchange, journal: Journal) -> None:
@@ -133,10 +136,50 @@ def test_a_sync_that_leaves_a_position_without_a_stop_is_found(
     assert records.unprotected() == []  # the entry's syncs all saw its stop
     for algo in list(sim.state.algos.values()):
         sim.state.cancel_algo(algo)
-    sim.state.set_position(SYMBOL, Decimal("0.5"), PRICE)  # not the bot's: no stop for it
+    sim.state.set_position(SYMBOL, Decimal("0.5"), PRICE)  # not the bot's
+    # and the exchange refuses the emergency stop sync places for it
+    sim.faults.add(
+        Fault(method="POST", path="/fapi/v1/algoOrder", binance_code=-1111, http_status=400)
+    )
     exchange = adapter(sim.base_url, sim.api_key, sim.api_secret)
     manager(exchange, journal).sync(snapshot(exchange))
     exchange.close()
     found = records.unprotected()
     records.close()
     assert [v.split(" saw ")[1] for v in found] == [f"{SYMBOL} 0.500 without a stop"]
+
+
+def test_the_exchange_measures_no_unprotected_time_when_the_stop_goes_first(
+    sim: SimExchange, journal: Journal
+) -> None:
+    # the module fixture's journal already opened a position with its stop
+    report = protection_report(sim.state)
+    assert report[SYMBOL]["unprotected_ms"] == 0
+    assert report[SYMBOL]["gaps"] == 0
+    assert unprotected_time_violations(report, bound_ms=0) == []
+
+
+def test_unprotected_time_is_measured_and_bounded(sim: SimExchange, journal: Journal) -> None:
+    clock_before = sim.state.now_ms()
+    for algo in list(sim.state.algos.values()):
+        sim.state.cancel_algo(algo)  # the position is bare from here
+    report = protection_report(sim.state, now_ms=clock_before + 1500)
+    assert report[SYMBOL]["open_since_ms"] is not None
+    assert report[SYMBOL]["max_gap_ms"] >= 1400
+    (violation,) = unprotected_time_violations(report, bound_ms=1000)
+    assert violation.startswith(f"unprotected time: {SYMBOL} went ")
+    # a stop ends the gap; the figure is kept, and shown in GET /sim/state
+    sim.state.place_algo(
+        NewOrder(
+            spec=sim.state.spec(SYMBOL),
+            side="SELL",
+            type="STOP_MARKET",
+            qty=AMOUNT,
+            client_id="hand-stop",
+            stop_price=Decimal(40000),
+            reduce_only=True,
+        )
+    )
+    shown = sim.state.snapshot()["protection"][SYMBOL]
+    assert shown["open_since_ms"] is None
+    assert shown["gaps"] == 1

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from orders_sim_support import (
+    CANDLE,
     PRICE,
     SYMBOL,
     adapter,
@@ -160,15 +161,42 @@ def test_outcome_unknown_entry_is_queried_before_any_resend(
     assert opened.protected
 
 
-def test_stop_that_cannot_be_placed_closes_the_position(
+def test_stop_that_would_trigger_at_once_means_no_entry(
     sim: SimExchange, pm: PositionManager, journal: Journal
 ) -> None:
-    opened = pm.open_position(long_entry(stop=PRICE + 100))  # would trigger immediately
+    opened = pm.open_position(long_entry(stop=PRICE + 100))  # -2021: the stop goes first
     assert opened.stop is not None
-    assert opened.stop.state is IntentState.REJECTED
-    assert opened.close is not None
-    assert opened.close.flat
+    assert opened.stop.refused_would_trigger
+    assert opened.entry.state is IntentState.ABANDONED
+    sent = [r for r in sim.requests if r.method == "POST" and r.path == "/fapi/v1/order"]
+    assert sent == []  # the entry never left
     assert sim.state.position(SYMBOL).amount == 0
+    assert_clean(sim, pm, journal)
+
+
+def test_stop_refused_for_an_open_position_closes_it_at_market(
+    sim: SimExchange, pm: PositionManager, journal: Journal, caplog: pytest.LogCaptureFixture
+) -> None:
+    opened = pm.open_position(long_entry())
+    assert opened.protected
+    # the market falls through a trailing stop's new level before it is placed
+    sim.state.set_price(SYMBOL, Decimal(49500))
+    with caplog.at_level("ERROR"):
+        stop, close = pm.protect_or_close(
+            SYMBOL,
+            position=Decimal("0.010"),
+            stop_price=Decimal(49600),
+            candle_time_ms=CANDLE,
+            parent=None,
+        )
+    assert stop.refused_would_trigger
+    assert "-2021" in (stop.last_error or "")
+    assert close is not None
+    assert close.flat
+    assert sim.state.position(SYMBOL).amount == 0
+    assert f"stop.would_trigger symbol={SYMBOL} stop_price=49600 mark=49500" in caplog.text
+    pm.sync(snapshot(pm.executor.exchange))  # type: ignore[arg-type]
+    assert sim.state.open_orders(SYMBOL) == []  # the old stop went with the position
     assert_clean(sim, pm, journal)
 
 
@@ -183,7 +211,7 @@ def test_stop_triggered_while_away_is_adopted(
     assert journal.expected_positions() == {}
 
 
-def test_position_opened_by_hand_goes_reduce_only_and_sends_nothing(
+def test_position_opened_by_hand_goes_reduce_only_with_an_emergency_stop(
     sim: SimExchange, pm: PositionManager, journal: Journal
 ) -> None:
     sim.state.set_position(SYMBOL, Decimal("0.5"), PRICE)
@@ -194,4 +222,8 @@ def test_position_opened_by_hand_goes_reduce_only_and_sends_nothing(
     assert mode.mode is TradingMode.REDUCE_ONLY
     assert "opened outside the bot" in mode.reason
     new = [r for r in sim.requests[before:] if r.method != "GET"]
-    assert new == []  # no synthetic corrective orders
+    # no synthetic corrective order: only a stop 5% below the mark
+    assert [(r.path, r.params["side"], r.params["triggerPrice"]) for r in new] == [
+        ("/fapi/v1/algoOrder", "SELL", "47500")
+    ]
+    assert unprotected(sim) == []

@@ -193,4 +193,7 @@ class SimAccountState(MatchingState):
                 "open_algo_orders": [a.wire() for a in self.open_algos(None)],
                 "orders": [o.wire() for o in self.orders.values()],
                 "algo_orders": [a.wire() for a in self.algos.values()],
+                "protection": self.protection.report(
+                    now, unified={sid: s.unified for sid, s in self.specs.items()}
+                ),
             }

@@ -192,6 +192,7 @@ def encode(
             "trade": state._next_trade_id,
         },
         "symbols": symbols,
+        "protection": state.protection.to_dict(),
     }
     records = cache or RecordCache()
     orders = [
@@ -285,6 +286,7 @@ class _Decoded:
         algos = self._records(SimAlgoOrder, data, "algo_orders", specs, unknown)
         self.algos = {a.algo_id: a for a in sorted(algos, key=lambda a: a.algo_id)}
         self.fills = self._records(Fill, data, "fills", specs, unknown)
+        self.protection = data.get("protection")
         if unknown:
             logger.warning(
                 "sim.state.dropped_history symbols=%s reason=not_configured",
@@ -343,4 +345,5 @@ def restore(state: SimState, data: dict[str, Any]) -> None:
         state._next_algo_id = max(ids["algo"], max(state.algos, default=0) + 1)
         state._next_cid = ids["client"]
         state._next_trade_id = ids["trade"]
+        state.protection.load(decoded.protection)
         state.touch()

@@ -114,6 +114,14 @@ def would_trigger_immediately() -> SimError:
     return SimError(-2021, "Order would immediately trigger.")
 
 
+def close_position_exists() -> SimError:
+    return SimError(
+        -4130,
+        "An open stop or take profit order with GTE and closePosition in the direction is "
+        "existing.",
+    )
+
+
 def duplicate_client_id() -> SimError:
     return SimError(-4116, "ClientOrderId is duplicated.")
 

@@ -39,6 +39,13 @@ class MatchingState(SimState):
     def sync(self, now: int | None = None) -> None:
         with self.lock:
             t = self.now_ms() if now is None else now
+            revision = self.revision
+            self._walk(t)
+            if self.revision != revision:
+                self.observe_protection(t)  # a triggered stop's status is set after its fill
+
+    def _walk(self, t: int) -> None:
+        with self.lock:
             for sid, tape in self.tapes.items():
                 last = self._synced_ms[sid]
                 if t <= last:
@@ -224,6 +231,16 @@ class MatchingState(SimState):
             )
             if algo.triggered_by(float(self.price(spec.id, now))):
                 raise errors.would_trigger_immediately()
+            if req.close_position and any(
+                a.is_open
+                and a.close_position
+                and a.spec.id == spec.id
+                and a.side == req.side
+                and a.order_type == req.type
+                for a in self.algos.values()
+            ):
+                # Binance: one closePosition stop (and one take-profit) per direction
+                raise errors.close_position_exists()
             if (
                 not (req.reduce_only or req.close_position)
                 and req.qty * req.stop_price < spec.min_notional

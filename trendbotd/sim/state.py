@@ -18,6 +18,7 @@ from trendbotd.sim.ledger import MAKER_FEE, TAKER_FEE, ZERO, apply_fill, increas
 from trendbotd.sim.locking import StateLock
 from trendbotd.sim.market import Tape
 from trendbotd.sim.orders import SimAlgoOrder, SimOrder
+from trendbotd.sim.protection import ProtectionMeter
 from trendbotd.sim.specs import SymbolSpec
 
 logger = logging.getLogger(__name__)
@@ -101,10 +102,20 @@ class SimState:
         self._next_algo_id = 1_000_001
         self._next_cid = 1
         self._next_trade_id = 1
+        self.protection = ProtectionMeter()
 
     def touch(self) -> None:
         """Record that the account changed (call under the lock); the state file follows."""
         self.revision += 1
+        self.observe_protection()
+
+    def observe_protection(self, now: int | None = None) -> None:
+        """Let the meter see every position and its stops (call under the lock)."""
+        at = self.now_ms() if now is None else now
+        for sid, book in self.books.items():
+            if book.amount != 0 or sid in self.protection.symbols:
+                algos = [a for a in self.algos.values() if a.spec.id == sid] if book.amount else []
+                self.protection.observe(sid, book.amount, algos, at)
 
     @contextmanager
     def synced(self) -> Iterator[int]:
@@ -113,6 +124,9 @@ class SimState:
             now = self.now_ms()
             self.sync(now)
             yield now
+            # the change the caller made is complete only now (a stop's status is set
+            # after the fill it caused)
+            self.observe_protection(now)
 
     # ----- prices -----
 
