@@ -4,6 +4,8 @@
 records every datagram with the monotonic time it arrived.
 ``daemon``: starts ``python -m trendbotd ...`` (or the scripted-runner variant) in its own
 directory and kills whatever is left at teardown, by PID.
+``record_unprotected``: notes the unprotected time the simulated exchange measured in one
+test case; the session ends with a table of them.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +32,30 @@ PYTHON = sys.executable
 SCRIPTED = str(Path(__file__).with_name("scripted_daemon.py"))
 REAL_CMD = [PYTHON, "-m", "trendbotd"]
 SCRIPTED_CMD = [PYTHON, SCRIPTED]
+
+
+# (case, max gap ms, total ms, gaps): the exchange's own measure, see trendbotd/sim/protection.py
+UNPROTECTED: list[tuple[str, int, int, int]] = []
+
+
+def record_unprotected(case: str, protection: Mapping[str, Mapping[str, Any]]) -> int:
+    """Note one case's unprotected time (the ``protection`` of GET /sim/state) for the
+    summary; returns its longest gap in ms."""
+    longest = max((int(r["max_gap_ms"]) for r in protection.values()), default=0)
+    total = sum(int(r["unprotected_ms"]) for r in protection.values())
+    gaps = sum(int(r["gaps"]) for r in protection.values())
+    UNPROTECTED.append((case, longest, total, gaps))
+    return longest
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not UNPROTECTED:
+        return
+    tr = terminalreporter
+    tr.section("unprotected time, measured by the simulated exchange")
+    for case, longest, total, gaps in UNPROTECTED:
+        tr.write_line(f"{case}: max {longest} ms, total {total} ms, {gaps} gaps")
+    tr.write_line(f"maximum over {len(UNPROTECTED)} cases: {max(u[1] for u in UNPROTECTED)} ms")
 
 
 @dataclass

@@ -13,9 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import record_unprotected
+from order_invariants import protection_report
 from orders_sim_support import (
     PRICE,
     SYMBOL,
+    accepted_per_client_id,
     adapter,
     duplicates,
     journal_path,
@@ -25,6 +28,7 @@ from orders_sim_support import (
     unprotected,
 )
 
+from trendbotd.orders.client_ids import parse_client_id
 from trendbotd.orders.crashpoints import STEPS
 from trendbotd.orders.journal import open_journal
 from trendbotd.orders.records import IntentState, Purpose, TradingMode
@@ -34,12 +38,15 @@ CHILD = str(Path(__file__).with_name("orders_crash_child.py"))
 
 
 @pytest.fixture
-def sim() -> Iterator[SimExchange]:
+def sim(request: pytest.FixtureRequest) -> Iterator[SimExchange]:
     # Many restarts in a few seconds: the per-minute request weight limit is not under test.
     exchange = SimExchange(SimConfig(symbols=(SYMBOL,), seed=5, weight_limit_per_minute=0)).start()
     exchange.state.set_price(SYMBOL, PRICE)
     try:
         yield exchange
+        # Every entry here places its stop first: a kill anywhere leaves no bare position.
+        report = protection_report(exchange.state)
+        assert record_unprotected(request.node.name, report) == 0, report
     finally:
         exchange.stop()
 
@@ -90,6 +97,21 @@ def test_sigkill_at_each_step_then_restart(sim: SimExchange, tmp_path: Path, ste
     assert "completed" not in proc.stdout
 
     restart_and_check(sim, path)
+    if step == "between_stop_and_entry":
+        # the stop went out, the entry never did: the restart's sync cancels the stop (a
+        # stop of ours on a flat symbol) and sends nothing else
+        assert sim.state.position(SYMBOL).amount == 0
+        assert sim.state.open_orders(SYMBOL) == []
+        stops = [
+            c
+            for c in accepted_per_client_id(sim)
+            if (parsed := parse_client_id(c)) and parsed.purpose is Purpose.STOP
+        ]
+        assert len(stops) == 1
+        with open_journal(path) as journal:
+            (stop,) = [i for i in journal.intents_since(0) if i.purpose is Purpose.STOP]
+            assert stop.state is IntentState.CANCELED
+            assert [i for i in journal.intents_since(0) if i.purpose is Purpose.ENTRY] == []
 
     # The same decision after the restart never becomes a second order, and the round
     # can be finished.

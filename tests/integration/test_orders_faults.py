@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import record_unprotected
+from order_invariants import protection_report
 from orders_sim_support import (
     CANDLE,
     PRICE,
@@ -66,12 +68,22 @@ PHASES: dict[str, dict[str, Any]] = {
 }
 
 
+# Cases that bare a position on purpose (by hand, behind the bot's back): the bound is
+# the time the bot takes to protect it once it looks, not 0.
+REPAIR_BOUND_MS = 1000
+REPAIR_CASES = ("test_position_opened_by_hand",)
+
+
 @pytest.fixture
-def sim() -> Iterator[SimExchange]:
+def sim(request: pytest.FixtureRequest) -> Iterator[SimExchange]:
     exchange = SimExchange(SimConfig(symbols=(SYMBOL,), seed=3)).start()
     exchange.state.set_price(SYMBOL, PRICE)  # pinned: stops neither trigger nor fail by chance
     try:
         yield exchange
+        report = protection_report(exchange.state)
+        longest = record_unprotected(request.node.name, report)
+        bound = REPAIR_BOUND_MS if request.node.name.startswith(REPAIR_CASES) else 0
+        assert longest <= bound, report
     finally:
         exchange.stop()
 
