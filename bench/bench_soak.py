@@ -44,6 +44,7 @@ HOUR_MS = 3_600_000
 FIRST_CLOSE_MS = 1_700_002_800_000  # an hour boundary in November 2023
 INTRA_CANDLE_SHARE = 0.25  # ticks between candle closes: the sync-only path, as the loop does
 TIMEOUT_S = 0.5  # the client's request timeout; a withheld reply outlasts it
+UNPROTECTED_BOUND_MS = 1000  # where a stop has to be put back (0 where it goes first)
 ORDER_PATHS = ("/fapi/v1/order", "/fapi/v1/algoOrder")
 
 CONFIG = """
@@ -112,6 +113,11 @@ class SoakReport:
     violations: dict[str, int] = field(default_factory=dict)  # first text -> tick
     kinds: collections.Counter[str] = field(default_factory=collections.Counter)
     orders_seen: int = 0
+    # measured by the simulated exchange: the longest stretch any position went without a
+    # covering stop (on the replay's clock, which backoff pauses advance), and all of them
+    max_unprotected_ms: int = 0
+    unprotected_ms: int = 0
+    unprotected_gaps: int = 0
     wall_s: float = 0.0
     stopped: str = ""  # why the run ended early (the daemon would have exited)
 
@@ -139,6 +145,8 @@ class SoakReport:
             f"faults injected: {fired:,} fired of {self.faults_armed:,} armed; by kind: {kinds}",
             f"faults by path: {paths}",
             f"failed ticks (retried by the next tick): {failed}",
+            f"unprotected time (measured by the exchange): max {self.max_unprotected_ms} ms, "
+            f"total {self.unprotected_ms} ms in {self.unprotected_gaps} gaps",
             f"violations: {self.violation_count} ({found})",
         ]
         out += [f"  tick {tick}: {text}" for text, tick in list(self.violations.items())[:20]]
@@ -247,10 +255,22 @@ def run_soak(
                 if progress and n % 1000 == 0:
                     rate = n / (time.monotonic() - started)
                     print(f"[soak] {n:,} ticks, {rate:.0f}/s", file=sys.stderr, flush=True)
+            _unprotected_time(inv, sim, report)
         syncs.close()
         report.orders_seen = ledger.orders_seen
     report.wall_s = time.monotonic() - started
     return report
+
+
+def _unprotected_time(inv: Any, sim: SimExchange, report: SoakReport) -> None:
+    """The exchange's own measure over the whole run, and a violation beyond the bound."""
+    protection = inv.protection_report(sim.state)
+    report.max_unprotected_ms = inv.max_unprotected_ms(protection)
+    report.unprotected_ms = sum(int(r["unprotected_ms"]) for r in protection.values())
+    report.unprotected_gaps = sum(int(r["gaps"]) for r in protection.values())
+    for text in inv.unprotected_time_violations(protection, bound_ms=UNPROTECTED_BOUND_MS):
+        report.violations[text] = report.ticks
+        report.kinds[text.split(":", 1)[0]] += 1
 
 
 def soak_rows(report: SoakReport) -> list[Any]:
@@ -267,6 +287,13 @@ def soak_rows(report: SoakReport) -> list[Any]:
             runs=1,
         ),
         Row("soak: tick rate", report.ticks_per_s, "ticks/s", runs=1),
+        Row(
+            "soak: longest unprotected position (exchange-measured)",
+            report.max_unprotected_ms,
+            "ms",
+            target=Target("max", UNPROTECTED_BOUND_MS + 1, f"<= {UNPROTECTED_BOUND_MS} ms"),
+            runs=1,
+        ),
         Row(
             "soak: violations (duplicate, unprotected, exposure)",
             report.violation_count,

@@ -19,4 +19,7 @@ def test_short_soak_with_faults_finds_no_violation(tmp_path: Path) -> None:
     assert report.ticks == 150
     assert sum(report.faults_fired.values()) >= 10
     assert report.orders_seen > 0  # entries and stops went through the faults
+    print("\n" + "\n".join(report.lines()))
     assert report.violations == {}, "\n".join(report.lines())
+    # every entry placed its stop first: the exchange never saw a bare position
+    assert report.max_unprotected_ms == 0
