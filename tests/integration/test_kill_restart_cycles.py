@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import REAL_CMD, NotifyListener, clean_env
+from conftest import REAL_CMD, NotifyListener, clean_env, record_unprotected
 from order_invariants import (
     Books,
     Ledger,
@@ -89,6 +89,10 @@ class Run:
     counts: collections.Counter[str] = field(default_factory=collections.Counter)
     crash_steps: collections.Counter[str] = field(default_factory=collections.Counter)
     violations: list[str] = field(default_factory=list)
+    # the exchange's unprotected-time figures (paper clock) as of the last check, and the
+    # cycles that added a gap: (cycle, crash point, the gaps' new ms)
+    protection: dict[str, dict[str, object]] = field(default_factory=dict)
+    gap_cycles: list[tuple[int, str, int]] = field(default_factory=list)
 
     def add(self, cycle: int, where: str, found: list[str]) -> None:
         self.violations += [f"cycle {cycle} {where}: {v}" for v in found]
@@ -107,6 +111,7 @@ class Cycles:
         self.logs.mkdir()
         self.run = Run()
         self.syncs: SyncRecords | None = None  # once the first daemon created the journal
+        self.crash_at: str | None = None  # the running cycle's crash point
 
     def start(self, cycle: int, crash_at: str | None) -> subprocess.Popen[bytes]:
         env = clean_env(NOTIFY_SOCKET=self.listener.path)
@@ -146,6 +151,7 @@ class Cycles:
         books = self.read()
         if books is None or not self.journal.exists():
             return books
+        self.note_unprotected(cycle, books)
         if self.syncs is None:
             self.syncs = SyncRecords(self.journal)
         with open_journal(self.journal, read_only=True) as journal:
@@ -158,6 +164,13 @@ class Cycles:
                 found.append(f"mode {mode.mode}: {mode.reason}")
         self.run.add(cycle, where, found)
         return books
+
+    def note_unprotected(self, cycle: int, books: Books) -> None:
+        before = sum(int(r["unprotected_ms"]) for r in self.run.protection.values())  # type: ignore[call-overload]
+        now = sum(int(r["unprotected_ms"]) for r in books.protection.values())
+        if now > before:
+            self.run.gap_cycles.append((cycle, self.crash_at or "random instant", now - before))
+        self.run.protection = books.protection
 
     def frozen_check(self, cycle: int, proc: subprocess.Popen[bytes], since_ms: int) -> None:
         """SIGSTOP the daemon, check the books it left after its restart, SIGCONT."""
@@ -179,6 +192,7 @@ class Cycles:
         if rng.random() < CRASH_SHARE:
             crash_at = f"{rng.choice(STEPS)}@{rng.choice((1, 1, 2))}"
         run_s = rng.uniform(0, MAX_RUN_S)
+        self.crash_at = crash_at
         before = self.read()
         since_ms = before.clock_ms if before is not None else 0
         mark = len(self.listener.messages())
@@ -326,6 +340,11 @@ def test_randomized_kill_restart_cycles(tmp_path: Path, notify_listener: NotifyL
         f"{run.ledger.orders_seen} violations={len(run.violations)} "
         f"wall={time.monotonic() - started:.0f}s"
     )
+    longest = record_unprotected(f"kill/restart cycles ({CYCLES}, paper clock)", run.protection)  # type: ignore[arg-type]
+    print(
+        f"unprotected time (exchange-measured, paper clock at speed 900): max {longest} ms; "
+        f"cycles that added a gap: {run.gap_cycles or 'none'}"
+    )
     assert run.violations == [], f"TRENDBOTD_KILL_SEED={SEED}; logs in {cycles.logs}\n" + "\n".join(
         run.violations[:20]
     )
@@ -333,3 +352,6 @@ def test_randomized_kill_restart_cycles(tmp_path: Path, notify_listener: NotifyL
     assert run.ledger.orders_seen >= CYCLES // 2
     assert run.counts["crash-point kills"] >= CYCLES // 5
     assert run.counts["restart checks with a position"] >= CYCLES // 10
+    # Every entry places its stop first and every move places the new stop before the old
+    # one goes: no kill, anywhere, leaves a position bare on the exchange.
+    assert longest == 0, run.gap_cycles
