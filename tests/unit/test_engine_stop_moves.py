@@ -1,0 +1,117 @@
+"""The engine's trailing stop move against an in-memory exchange: the new stop goes before
+the old one is canceled, and a move the exchange refuses because the market is already
+past it (-2021) closes the position at market at once."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from orders_fakes import SYMBOL, FakeExchange
+
+from trendbotd.clock import ManualClock
+from trendbotd.config import Config
+from trendbotd.domain import (
+    AccountMode,
+    AccountSnapshot,
+    Balance,
+    ClockOffset,
+    OrderType,
+    Position,
+    Side,
+)
+from trendbotd.engine import Engine
+from trendbotd.orders.executor import ExecutorPolicy, OrderExecutor
+from trendbotd.orders.journal import Journal, open_journal
+from trendbotd.orders.positions import PositionManager
+from trendbotd.orders.records import IntentSpec, IntentState, Purpose
+from trendbotd.strategy.signals import Action, Decision, Direction
+
+D = Decimal
+T0 = 1_700_000_000_000
+CANDLE = T0 - 3_600_000
+POLICY = ExecutorPolicy(
+    query_attempts=2,
+    query_backoff_s=0.1,
+    max_backoff_s=1.0,
+    absent_settle_ms=1000,
+    max_sends=3,
+    entry_resend_window_ms=60_000,
+    fill_polls=2,
+    max_rate_limit_wait_s=5.0,
+)
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Engine, PositionManager, FakeExchange, Journal]:
+    fake = FakeExchange()
+    clock = ManualClock(T0)
+    journal = open_journal(tmp_path / "bot.db")
+    executor = OrderExecutor(
+        exchange=fake, journal=journal, clock=clock, instance="bot", policy=POLICY
+    )
+    pm = PositionManager(executor=executor, symbols=[SYMBOL], close_rounds=4)
+    snapshot = AccountSnapshot(
+        taken_at_ms=T0,
+        clock=ClockOffset(0, 1, 0, 5),
+        mode=AccountMode.ONE_WAY,
+        balance=Balance("USDT", D(10000), D(10000)),
+        positions=(),
+        open_orders=(),
+        markets=fake.load_markets([SYMBOL]),
+    )
+    engine = Engine(
+        config=Config(), exchange=fake, journal=journal, positions=pm, snapshot=snapshot
+    )
+    opened = pm.open_position(
+        IntentSpec(
+            SYMBOL, Side.BUY, OrderType.MARKET, D("0.010"), Purpose.ENTRY, CANDLE,
+            protective_stop=D(49000),
+        )
+    )  # fmt: skip
+    assert opened.protected
+    yield engine, pm, fake, journal  # type: ignore[misc]
+    journal.close()
+
+
+def move(engine: Engine, stop: float) -> None:
+    engine._move_stop(
+        SYMBOL,
+        Decision(Action.MOVE_STOP, Direction.LONG, stop, "trail"),
+        position=Position(SYMBOL, D("0.010"), D(50000)),
+        bar_time=T0,
+    )
+
+
+def test_a_move_places_the_new_stop_before_canceling_the_old(
+    setup: tuple[Engine, PositionManager, FakeExchange, Journal],
+) -> None:
+    engine, _, fake, _ = setup
+    move(engine, 49500.0)
+    (stop,) = fake.open_stops()
+    assert stop.stop_price == D("49500.0")
+    creates = [c for c in fake.calls if c[0] == "create_order"]
+    cancels = [n for n, c in enumerate(fake.calls) if c[0] == "cancel"]
+    assert cancels and fake.calls.index(creates[-1]) < cancels[0]
+
+
+def test_a_move_past_the_market_closes_the_position_at_market(
+    setup: tuple[Engine, PositionManager, FakeExchange, Journal],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    engine, _, fake, journal = setup
+    fake.price = D(49800)  # the market fell below the new stop before it was placed
+    with caplog.at_level(logging.ERROR):
+        move(engine, 49900.0)
+    assert fake.positions[SYMBOL] == 0
+    assert fake.open_stops() == []
+    assert journal.expected_positions() == {}
+    closes = [i for i in journal.intents_since(0) if i.purpose is Purpose.FLATTEN]
+    assert [(c.state, c.reduce_only, c.type) for c in closes] == [
+        (IntentState.FILLED, True, OrderType.MARKET)
+    ]
+    line = next(r for r in caplog.records if "stop.would_trigger" in r.getMessage())
+    assert line.levelno == logging.ERROR
+    assert f"symbol={SYMBOL} stop_price=49900.0 mark=49800" in line.getMessage()
