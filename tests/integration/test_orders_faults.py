@@ -4,6 +4,8 @@ client id in the sim's request log), never an unprotected position."""
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -191,8 +193,15 @@ def test_stop_refused_for_an_open_position_closes_it_at_market(
 ) -> None:
     opened = pm.open_position(long_entry())
     assert opened.protected
-    # the market falls through a trailing stop's new level before it is placed
-    sim.state.set_price(SYMBOL, Decimal(49500))
+    # the market falls through a trailing stop's new level before it is placed (through
+    # the simulator's control API, as an outside test would move it)
+    control = urllib.request.Request(
+        f"{sim.base_url}/sim/price",
+        data=json.dumps({"symbol": SYMBOL, "price": "49500"}).encode(),
+        method="POST",
+    )
+    with urllib.request.urlopen(control, timeout=5) as reply:
+        assert reply.status == 200
     with caplog.at_level("ERROR"):
         stop, close = pm.protect_or_close(
             SYMBOL,

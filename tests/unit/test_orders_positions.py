@@ -296,6 +296,26 @@ def test_resolved_entry_already_protected_by_sync_gets_no_second_stop(
     assert_no_duplicates(fake)
 
 
+def test_the_stop_of_an_entry_in_doubt_stays_until_the_entry_is_resolved(
+    bot: Bot, fake: FakeExchange
+) -> None:
+    fake.fault(
+        "create_order",
+        OutcomeUnknownError("reset"),
+        match=lambda r: r.type is OrderType.MARKET,
+    )  # not executed, but the bot cannot know
+    fake.fault("fetch_order", TransientExchangeError("502"), times=2 * POLICY.query_attempts)
+    first = bot.pm.open_position(entry())
+    assert first.entry.state is IntentState.UNKNOWN
+    bot.pm.sync(bot.snapshot())  # still no answer: the flat symbol's stop is kept
+    assert len(fake.open_stops()) == 1
+    bot.clock.advance(10_000)
+    bot.pm.sync(bot.snapshot())  # confirmed absent: now the stop goes
+    assert bot.journal.get_intent(first.entry.client_order_id).state is IntentState.ABANDONED  # type: ignore[union-attr]
+    assert fake.open_stops() == []
+    assert bot.journal.non_final_intents() == []
+
+
 def test_open_position_requires_a_protective_stop(bot: Bot) -> None:
     spec = IntentSpec(SYMBOL, Side.BUY, OrderType.MARKET, D(1), Purpose.ENTRY, CANDLE)
     with pytest.raises(ValueError, match="protective_stop"):

@@ -217,3 +217,15 @@ def test_a_position_without_an_own_stop_covers_nothing_known(tmp_path: Path) -> 
     doc = status_dict(read_status(path))
     assert doc["positions"][0]["stop_covered_amount"] is None
     assert doc["clock"] is None
+
+
+def test_a_stop_on_the_wrong_side_covers_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    with open_journal(path) as j:
+        # a SELL stop still ACKED in the journal while the position is a short
+        j.add_intent(_stop_intent("tb-sell", "0.2", IntentState.PENDING))
+        j.update_intent("tb-sell", IntentUpdate(IntentState.ACKED), now_ms=NOW)
+        short = PositionView(SYM, Decimal("-0.2"), Decimal(50000), None, None, NOW)
+        j.record_sync([short], taken_at_ms=NOW)
+    doc = status_dict(read_status(path))
+    assert doc["positions"][0]["stop_covered_amount"] is None

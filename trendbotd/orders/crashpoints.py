@@ -8,7 +8,7 @@ built; without it every ``hit()`` is a no-op. Steps, in the order an order passe
 - ``after_journal_before_send``  intent committed as SENT, request not yet sent
 - ``after_reply_before_journal`` the exchange answered; the answer is not journalled
 - ``between_stop_and_entry``     the entry's stop is placed, the entry not yet journalled
-- ``between_fill_and_stop``      entry fill journalled, protective stop not yet placed
+- ``between_fill_and_stop``      entry fill journalled, its stop's coverage not yet checked
 - ``mid_close``                  a close order went out; flatness not yet confirmed
 
 "after send, before reply" is not a kill point: the simulated exchange's ``drop_after``

@@ -68,7 +68,7 @@ def run_sync(pm: PositionManager, snapshot: AccountSnapshot) -> SyncResult:
     acted = bool(rec.adoptions)
     for orphan in rec.orphan_stops:
         intent = journal.get_intent(orphan.client_order_id)
-        if intent is not None:
+        if intent is not None and not _entry_in_doubt(pm, intent):
             executor.cancel(intent, reason="orphan stop on a flat symbol")
             acted = True
     placed, closed, unprotected = _fix_missing_stops(pm, rec, snapshot)
@@ -85,6 +85,15 @@ def run_sync(pm: PositionManager, snapshot: AccountSnapshot) -> SyncResult:
     return SyncResult(
         rec, tuple(resolved), tuple(placed), tuple(closed), tuple(unprotected), snapshot
     )
+
+
+def _entry_in_doubt(pm: PositionManager, stop: Intent) -> bool:
+    """A stop placed before its entry stays while that entry's outcome is unknown: the
+    entry may yet show up filled, and the stop is reduce-only (harmless while flat)."""
+    if stop.parent_client_order_id is None:
+        return False
+    parent = pm.journal.get_intent(stop.parent_client_order_id)
+    return parent is not None and not parent.state.is_final
 
 
 def _resolve_all(
