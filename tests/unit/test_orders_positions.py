@@ -24,7 +24,7 @@ from trendbotd.domain import (
 from trendbotd.errors import InvalidOrderError, OutcomeUnknownError, TransientExchangeError
 from trendbotd.orders.client_ids import parse_client_id
 from trendbotd.orders.crashpoints import STEPS
-from trendbotd.orders.executor import ExecutorPolicy, OrderExecutor
+from trendbotd.orders.executor import EntryBlockedError, ExecutorPolicy, OrderExecutor
 from trendbotd.orders.journal import Journal, open_journal
 from trendbotd.orders.positions import CloseFailedError, PositionManager
 from trendbotd.orders.records import IntentSpec, IntentState, Purpose, TradingMode
@@ -314,6 +314,13 @@ def test_the_stop_of_an_entry_in_doubt_stays_until_the_entry_is_resolved(
     assert bot.journal.get_intent(first.entry.client_order_id).state is IntentState.ABANDONED  # type: ignore[union-attr]
     assert fake.open_stops() == []
     assert bot.journal.non_final_intents() == []
+
+
+def test_an_entry_refused_by_the_mode_places_no_stop(bot: Bot, fake: FakeExchange) -> None:
+    bot.journal.set_mode(TradingMode.REDUCE_ONLY, reason="test", now_ms=T0)
+    with pytest.raises(EntryBlockedError):
+        bot.pm.open_position(entry())
+    assert fake.orders == []
 
 
 def test_open_position_requires_a_protective_stop(bot: Bot) -> None:

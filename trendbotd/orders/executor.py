@@ -148,13 +148,16 @@ class OrderExecutor:
             logger.warning("order.resume cid=%s state=%s", cid, existing.state)
             return self.drive(existing, allow_resend=True)
         if spec.purpose is Purpose.ENTRY:
-            mode = self.journal.mode()
-            if mode.mode is not TradingMode.NORMAL:
-                raise EntryBlockedError(f"entry {cid} refused: mode is {mode.mode} ({mode.reason})")
+            self.require_entries_allowed(cid)
         self.crash.hit("before_journal")
         intent, _ = self.journal.add_intent(self._new_intent(spec, IntentState.PENDING))
         logger.info("order.journalled %s", intent.describe())
         return self.drive(intent, allow_resend=True)
+
+    def require_entries_allowed(self, cid: str) -> None:
+        mode = self.journal.mode()
+        if mode.mode is not TradingMode.NORMAL:
+            raise EntryBlockedError(f"entry {cid} refused: mode is {mode.mode} ({mode.reason})")
 
     def record_unsent(self, spec: IntentSpec, *, reason: str) -> Intent:
         """Journal a decision as ABANDONED without sending it, so the same decision made

@@ -104,6 +104,7 @@ class PositionManager:
         cid = self.executor.client_id(entry)
         prior = self.journal.get_intent(cid)
         if prior is None:
+            self.executor.require_entries_allowed(cid)  # before the stop, not after it
             stop = self._stop_before_entry(entry, cid)
             if stop.state is not IntentState.ACKED:
                 return self._abandon_entry(entry, stop)
