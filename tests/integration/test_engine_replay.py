@@ -29,10 +29,9 @@ def test_an_entry_from_flat_leaves_after_one_positions_request_and_the_candle(
     before = [p for p in paths[: paths.index(ORDER)] if p != "/fapi/v1/time"]
     # decide first, re-sync after: no open-orders or algo-orders listing on the way, and
     # flat with nothing changed since the last sync, no balance request either (the
-    # balance that sync read is exact: no open profit moves it)
-    assert before == ["/fapi/v3/positionRisk", "/fapi/v1/klines"]
+    # balance that sync read is exact: no open profit moves it); the stop goes first
+    assert before == ["/fapi/v3/positionRisk", "/fapi/v1/klines", "/fapi/v1/algoOrder"]
     after = paths[paths.index(ORDER) :]
-    assert "/fapi/v1/algoOrder" in after, "the stop follows the entry"
     assert {"/fapi/v1/openOrders", "/fapi/v1/openAlgoOrders"} <= set(after), "then the sync"
 
 
