@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from trendbotd.config import ShutdownPolicy
 from trendbotd.domain import ZERO, AccountSnapshot, OrderType, Position, Side
-from trendbotd.errors import TrendbotError
+from trendbotd.errors import ExchangeError, TrendbotError
 from trendbotd.exitcodes import ExitCode
 from trendbotd.orders.executor import OrderExecutor
 from trendbotd.orders.position_sync import SyncResult, run_sync
@@ -211,7 +211,7 @@ class PositionManager:
     def close_after_refused_stop(self, stop: Intent, *, candle_time_ms: int) -> CloseResult:
         symbol = stop.symbol
         if stop.refused_would_trigger:
-            mark = mark_price(self.fetch_position(symbol))
+            mark = self._mark_for_log(symbol)
             logger.error(
                 "stop.would_trigger symbol=%s stop_price=%s mark=%s cid=%s: the market is "
                 "already past the stop; closing the position at market",
@@ -345,6 +345,16 @@ class PositionManager:
             else:
                 done.append(self.executor.drive(intent, allow_resend=False))
         return done
+
+    def _mark_for_log(self, symbol: str) -> Decimal | str:
+        """The mark price behind a refused stop, for the log line only: a failed read must
+        not delay the close that follows."""
+        try:
+            position = self.exchange.fetch_positions([symbol])
+        except ExchangeError as e:
+            return f"unknown ({e})"
+        found = [p for p in position if p.symbol == symbol and not p.is_flat]
+        return mark_price(found[0]) if found else "unknown (flat)"
 
     def fetch_position(self, symbol: str) -> Position:
         return self.fetch_positions([symbol]).get(symbol, Position(symbol, ZERO, ZERO))

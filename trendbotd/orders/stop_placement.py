@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from trendbotd.domain import Market, Position, Side
+from trendbotd.domain import Market, Position
 from trendbotd.risk.sizing import round_to_step
 
 
@@ -33,8 +33,3 @@ def emergency_stop_price(
     if market is None:
         return raw
     return round_to_step(raw, market.price_step, rounding=ROUND_FLOOR if long else ROUND_CEILING)
-
-
-def stop_side(entry_side: Side) -> Side:
-    """The side of the stop that protects an entry on ``entry_side``."""
-    return Side.SELL if entry_side is Side.BUY else Side.BUY
