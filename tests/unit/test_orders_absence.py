@@ -10,7 +10,7 @@ import pytest
 from orders_fakes import SYMBOL, FakeExchange
 
 from trendbotd.clock import ManualClock
-from trendbotd.domain import OrderType, Side
+from trendbotd.domain import AccountMode, AccountSnapshot, Balance, ClockOffset, OrderType, Side
 from trendbotd.errors import OutcomeUnknownError, TransientExchangeError
 from trendbotd.orders.absence import (
     DOUBT_SETTLE_INTERVALS,
@@ -22,7 +22,8 @@ from trendbotd.orders.absence import (
 )
 from trendbotd.orders.executor import ExecutorPolicy, OrderExecutor
 from trendbotd.orders.journal import Journal, open_journal
-from trendbotd.orders.records import IntentSpec, IntentState, Purpose
+from trendbotd.orders.positions import PositionManager
+from trendbotd.orders.records import IntentSpec, IntentState, Purpose, TradingMode
 
 D = Decimal
 T0 = 1_700_000_000_000
@@ -191,3 +192,28 @@ def test_unreadable_position_doubts_the_absence(
     done = executor.submit(entry())
     assert done.state is IntentState.UNKNOWN
     assert creates(fake) == [done.client_order_id]  # not re-sent on an unconfirmed absence
+
+
+def test_abandoned_doubted_entry_leaves_the_bot_reduce_only_with_the_position_reported(
+    executor: OrderExecutor, fake: FakeExchange, journal: Journal, clock: ManualClock
+) -> None:
+    fake.fault("create_order", OutcomeUnknownError("-1007 timeout"), when="after")
+    cid = _cid(executor)
+    fake.hidden[cid] = 10_000
+    pm = PositionManager(executor=executor, symbols=[SYMBOL], close_rounds=4)
+    assert executor.submit(entry()).state is IntentState.UNKNOWN
+    clock.advance(RESOLVE_LIMIT_MS)
+    snapshot = AccountSnapshot(
+        taken_at_ms=clock.now_ms(),
+        clock=ClockOffset(0, 1, 0, 5),
+        mode=AccountMode.ONE_WAY,
+        balance=Balance("USDT", D(10000), D(9000)),
+        positions=tuple(fake.fetch_positions([SYMBOL])),
+        open_orders=tuple(fake.fetch_open_orders([SYMBOL])),
+    )
+    result = pm.sync(snapshot)
+    [resolved] = result.resolved
+    assert resolved.state is IntentState.ABANDONED
+    assert not result.reconciliation.consistent
+    assert journal.mode().mode is TradingMode.REDUCE_ONLY
+    assert creates(fake) == [cid]  # nothing was sent on top of it
