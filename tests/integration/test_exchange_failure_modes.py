@@ -56,6 +56,7 @@ PHASES: dict[str, dict[str, Any]] = {
     "entry": {"method": "POST", "path": ORDER, "match": {"side": "BUY"}},
     "stop": {"method": "POST", "path": ALGO},
     "close": {"method": "POST", "path": ORDER, "match": {"side": "SELL"}},
+    "stop_cancel": {"method": "DELETE", "path": ALGO},  # once flat, the stop is canceled
 }
 
 
