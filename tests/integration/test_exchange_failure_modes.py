@@ -10,12 +10,17 @@ position covered by its stop.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import textwrap
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import REAL_CMD, clean_env, wait_until
 from order_invariants import Ledger, books_of, exposure_violations, protection_violations
 from orders_sim_support import (
     PRICE,
@@ -28,14 +33,18 @@ from orders_sim_support import (
     snapshot,
     unprotected,
 )
+from sim_ccxt import client
 
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
 from trendbotd.domain import ClockOffset, OrderRequest, OrderType, Side
+from trendbotd.engine import DECIDED_KEY
 from trendbotd.errors import ClockNotSyncedError
+from trendbotd.orders.client_ids import make_client_id
 from trendbotd.orders.journal import Journal, open_journal
 from trendbotd.orders.positions import PositionManager
-from trendbotd.orders.records import IntentState, Purpose, TradingMode
+from trendbotd.orders.records import Intent, IntentState, Purpose, TradingMode
 from trendbotd.sim import Fault, SimConfig, SimExchange
+from trendbotd.sim.main import write_credentials
 
 ORDER = "/fapi/v1/order"
 ALGO = "/fapi/v1/algoOrder"
@@ -282,3 +291,90 @@ def test_offset_beyond_the_bound_refuses_entries_but_sends_stops_and_closes(
     ex.create_order(close)
     assert sim.state.position(SYMBOL).amount == 0
     assert [r.accepted for r in sim.requests[before:] if r.method == "POST"] == [True, True]
+
+
+# ----- the real daemon: a restart finds an entry the queries do not show yet -----
+
+
+def test_daemon_restart_does_not_abandon_an_entry_that_is_visible_only_later(
+    sim: SimExchange, tmp_path: Path
+) -> None:
+    """Killed after the entry left: the journal has it SENT, the exchange executed it, and
+    its queries answer "does not exist" for 3.5 s. The startup resolver must not take it
+    for never sent (abandoned, the engine free to enter again, the position unexplained
+    and without its stop): the position says otherwise, so it asks again until the order
+    shows, adopts the fill and puts the stop on before READY."""
+    instance = "late"
+    now = int(time.time() * 1000)
+    candle = now - now % 3_600_000 - 3_600_000
+    cid = make_client_id(
+        instance=instance, symbol=SYMBOL, candle_time_ms=candle, seq=0, purpose=Purpose.ENTRY
+    )
+    (tmp_path / "state").mkdir()
+    with open_journal(tmp_path / "state" / f"{instance}.db") as journal:
+        journal.add_intent(
+            Intent(
+                cid, SYMBOL, Side.BUY, OrderType.MARKET, Decimal("0.010"), Purpose.ENTRY,
+                candle, 0, IntentState.SENT, now, now, protective_stop=Decimal(45000),
+                attempts=1, sent_ms=now,
+            )
+        )  # fmt: skip
+        journal.set_values({DECIDED_KEY + SYMBOL: str(now + 86_400_000)}, now_ms=now)
+    sim.state.set_visibility_delay(3500, conditional=False)
+    direct = client(sim)
+    direct.load_markets()
+    direct.create_order(SYMBOL, "market", "buy", 0.01, None, {"clientOrderId": cid})
+    creds = tmp_path / "creds.toml"
+    write_credentials(creds, sim.api_key, sim.api_secret)
+    config = tmp_path / f"{instance}.toml"
+    config.write_text(
+        textwrap.dedent(
+            f"""\
+            [instance]
+            name = "{instance}"
+            runtime_dir = "{tmp_path / "run"}"
+            state_dir = "{tmp_path / "state"}"
+
+            [exchange]
+            paper = false
+            base_url = "{sim.base_url}"
+            credentials_file = "{creds}"
+            recv_window_ms = 1000
+
+            [trading]
+            symbols = ["{SYMBOL}"]
+
+            [service]
+            tick_interval_s = 600
+            startup_timeout_s = 60
+            """
+        )
+    )
+    log = tmp_path / "daemon.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [*REAL_CMD, "run", "--foreground", "--config", str(config)],
+            cwd=tmp_path,
+            env=clean_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        ready = wait_until(
+            lambda: "daemon.ready" in log.read_text() or proc.poll() is not None, timeout=60
+        )
+        assert ready and proc.poll() is None, log.read_text()[-3000:]
+        text = log.read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    assert code == 0, log.read_text()[-3000:]
+    assert "ready: normal" in text, text[-3000:]  # not reduce-only on an unexplained long
+    assert "order.absent_doubted" in text  # it was "absent" when first asked
+    assert accepted_posts(sim, ORDER, cid) == 1  # never sent again
+    assert sim.state.position(SYMBOL).amount == Decimal("0.010")
+    with open_journal(tmp_path / "state" / f"{instance}.db") as journal:
+        adopted = journal.get_intent(cid)
+        assert adopted is not None and adopted.state is IntentState.FILLED
+        assert journal.expected_positions() == {SYMBOL: Decimal("0.010")}
+        assert_invariants(sim, journal)
