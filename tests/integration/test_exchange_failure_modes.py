@@ -36,7 +36,14 @@ from orders_sim_support import (
 from sim_ccxt import client
 
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
-from trendbotd.domain import ClockOffset, OrderRequest, OrderType, Side
+from trendbotd.domain import (
+    AccountMode,
+    AccountSnapshot,
+    ClockOffset,
+    OrderRequest,
+    OrderType,
+    Side,
+)
 from trendbotd.engine import DECIDED_KEY
 from trendbotd.errors import ClockNotSyncedError
 from trendbotd.orders.client_ids import make_client_id
@@ -291,6 +298,49 @@ def test_offset_beyond_the_bound_refuses_entries_but_sends_stops_and_closes(
     ex.create_order(close)
     assert sim.state.position(SYMBOL).amount == 0
     assert [r.accepted for r in sim.requests[before:] if r.method == "POST"] == [True, True]
+
+
+def test_skew_met_by_an_entry_refuses_it_after_the_remeasure_nothing_executes(
+    sim: SimExchange, pm: PositionManager, journal: Journal
+) -> None:
+    sim.set_clock_skew_ms(20_000)  # the adapter still signs with the old offset
+    opened = pm.open_position(long_entry())
+    assert opened.entry.state is IntentState.ABANDONED
+    assert "clock offset" in (opened.entry.last_error or "")
+    posts = [r for r in sim.requests if (r.method, r.path) == ("POST", ORDER)]
+    assert [r.status for r in posts] == [400]  # the one -1021; then refused before sending
+    assert sim.state.position(SYMBOL).amount == 0
+    assert_invariants(sim, journal)
+
+
+def test_skew_met_by_a_missing_stop_still_puts_it_back(
+    sim: SimExchange, pm: PositionManager, journal: Journal
+) -> None:
+    assert pm.open_position(long_entry()).protected
+    sim.set_clock_skew_ms(20_000)
+    [algo] = [a for a in sim.state.algos.values() if a.is_open]
+    sim.state.cancel_algo(algo)  # gone from the exchange (canceled by hand, say)
+    result = pm.sync(snapshot_skewed(pm))
+    assert [s.state for s in result.stops_placed] == [IntentState.ACKED]
+    assert_invariants(sim, journal)
+    sim.set_clock_skew_ms(0)
+
+
+def snapshot_skewed(pm: PositionManager) -> AccountSnapshot:
+    """The account as the next tick reads it: its first read meets -1021 and re-measures
+    (startup's sync would refuse the offset; a running tick reads on)."""
+    exchange: CcxtExchange = pm.executor.exchange  # type: ignore[assignment]
+    positions = tuple(exchange.fetch_positions([SYMBOL]))
+    offset = exchange.clock_offset
+    assert offset is not None and offset.offset_ms > 19_000
+    return AccountSnapshot(
+        taken_at_ms=exchange.server_now_ms(),
+        clock=offset,
+        mode=AccountMode.ONE_WAY,
+        balance=exchange.fetch_balance(),
+        positions=positions,
+        open_orders=tuple(exchange.fetch_open_orders([SYMBOL])),
+    )
 
 
 # ----- the real daemon: a restart finds an entry the queries do not show yet -----
