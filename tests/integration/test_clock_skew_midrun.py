@@ -44,7 +44,7 @@ def sim() -> Iterator[SimExchange]:
         yield s
 
 
-def _config(tmp_path: Path, sim: SimExchange) -> Path:
+def _config(tmp_path: Path, sim: SimExchange, *, exchange_extra: str = "") -> Path:
     creds = tmp_path / "creds.toml"
     write_credentials(creds, sim.api_key, sim.api_secret)
     path = tmp_path / "skew.toml"
@@ -60,6 +60,7 @@ def _config(tmp_path: Path, sim: SimExchange) -> Path:
             paper = false
             base_url = "{sim.base_url}"
             credentials_file = "{creds}"
+            {exchange_extra}
 
             [trading]
             symbols = ["{SYMBOL}"]
@@ -184,3 +185,45 @@ def test_skew_mid_run_refuses_new_orders_keeps_protecting_and_recovers(
     entries = [r for r in skewed if (r.method, r.path) == ("POST", "/fapi/v1/order") and r.accepted]
     assert entries == []
     assert sim.state.position(SYMBOL).amount == AMOUNT
+
+
+def test_small_skew_inside_the_recv_window_is_caught_by_the_periodic_remeasure(
+    sim: SimExchange, tmp_path: Path, notify_listener: NotifyListener
+) -> None:
+    """2 s behind the exchange: every signed request is still accepted (no -1021), so only
+    the re-measure every ``clock_resync_s / 2`` sees it; then orders are refused as above."""
+    _own_a_long(tmp_path, sim)
+    log = tmp_path / "daemon.log"
+    config = _config(tmp_path, sim, exchange_extra="clock_resync_s = 10")
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [*REAL_CMD, "run", "--foreground", "--config", str(config)],
+            cwd=tmp_path,
+            env=clean_env(NOTIFY_SOCKET=notify_listener.path),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    try:
+        notify_listener.wait_key("READY", "1", timeout=60, proc=proc)
+        sim.set_clock_skew_ms(2000)
+        skewed_at = len(sim.requests)
+        began = time.monotonic()
+        assert wait_until(lambda: "clock.orders_refused" in log.read_text(), timeout=30), (
+            log.read_text()[-3000:]
+        )
+        caught_s = time.monotonic() - began
+        assert "clock offset 2000 ms" in log.read_text() or "clock offset 1999 ms" in (
+            log.read_text()
+        )
+        righted_at = len(sim.requests)
+        sim.set_clock_skew_ms(0)
+        assert wait_until(lambda: "clock.orders_allowed" in log.read_text(), timeout=30), (
+            log.read_text()[-3000:]
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    assert code == 0, log.read_text()[-3000:]
+    assert caught_s <= 10  # within one re-measure period (5 s) and a tick
+    assert all(r.status != 400 for r in sim.requests[skewed_at:righted_at])  # no -1021 told it
