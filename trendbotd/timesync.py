@@ -86,7 +86,13 @@ class ClockGuard:
     def is_stale(self, offset: ClockOffset | None, *, now_ms: int) -> bool:
         return offset is None or now_ms - offset.measured_at_ms > self.max_age_ms
 
-    def check(self, offset: ClockOffset | None, *, now_ms: int) -> ClockVerdict:
+    def check(
+        self, offset: ClockOffset | None, *, now_ms: int, protective: bool = False
+    ) -> ClockVerdict:
+        """``protective``: a stop or close for a position that exists. Requests are stamped
+        with the measured offset, so the exchange accepts them whatever the host clock
+        says: an offset beyond the bound (the host clock is wrong) does not refuse them;
+        an unknown, uncertain or stale offset does (the stamp itself would be a guess)."""
         if offset is None:
             return ClockVerdict(False, "exchange clock offset not measured yet")
         bound = self.max_offset_ms
@@ -102,7 +108,7 @@ class ClockGuard:
                 f"round trip {round_trip} ms too slow to measure the clock within the bound "
                 f"of {bound} ms (offset uncertainty {offset.uncertainty_ms} ms)",
             )
-        if abs(offset.offset_ms) > bound:
+        if abs(offset.offset_ms) > bound and not protective:
             if abs(offset.offset_ms) - offset.uncertainty_ms > bound:
                 why = "fix the host's time synchronisation"
             else:  # the true offset may still be within the bound
@@ -117,9 +123,11 @@ class ClockGuard:
             )
         return ClockVerdict(True, "")
 
-    def require(self, offset: ClockOffset | None, *, now_ms: int) -> ClockOffset:
+    def require(
+        self, offset: ClockOffset | None, *, now_ms: int, protective: bool = False
+    ) -> ClockOffset:
         """The offset if orders may be sent, else ClockNotSyncedError with the reason."""
-        verdict = self.check(offset, now_ms=now_ms)
+        verdict = self.check(offset, now_ms=now_ms, protective=protective)
         if not verdict.ok or offset is None:
             raise ClockNotSyncedError(f"orders refused: {verdict.reason}")
         return offset

@@ -23,6 +23,7 @@ from trendbotd.adapters.credentials import load_credentials, register_secret
 from trendbotd.adapters.governor import GovernorSettings
 from trendbotd.adapters.weight_budget import BudgetLimits
 from trendbotd.clock import Clock, ScaledClock, SystemClock
+from trendbotd.clock_gate import ClockGate
 from trendbotd.config import Config
 from trendbotd.domain import ClockOffset, Market
 from trendbotd.engine import Engine
@@ -87,6 +88,7 @@ class TradingRunner:
         self._speed = 1.0
         self._last_tick_at = time.monotonic()  # reset when start() has synced
         self._not_before = 0.0  # monotonic: no tick before this (the exchange said wait)
+        self._clock_gate = ClockGate()  # new orders refused while the clock offset is off
 
     # ----- Runner protocol -----
 
@@ -178,6 +180,7 @@ class TradingRunner:
     def tick(self) -> str:
         engine = self._require_engine()
         self._last_tick_at = time.monotonic()
+        self._recheck_clock(remeasure=self._clock_gate.refused is not None)
         try:
             status = engine.tick()
         except OperationalError:
@@ -188,11 +191,30 @@ class TradingRunner:
             if isinstance(e, RateLimitedError) and e.retry_after_s:
                 self._not_before = time.monotonic() + e.retry_after_s / self._speed
             logger.warning("tick.exchange_error error=%s", e)
-            return f"exchange error, retrying: {e}"
+            self._recheck_clock(remeasure=False)
+            return self._clock_gate.status(f"exchange error, retrying: {e}")
         if self._exchange is not None:
             self._exchange.keep_clock_fresh()  # after the orders, never in front of one
             self._record_clock()
-        return status
+        self._recheck_clock(remeasure=False)
+        return self._clock_gate.status(status)
+
+    def _recheck_clock(self, *, remeasure: bool) -> None:
+        """The clock guard's verdict on the offset as it stands (a -1021 inside the tick
+        re-measures it). While orders are refused, each tick measures afresh first, so a
+        clock that is right again is believed within one tick."""
+        exchange = self._exchange
+        if exchange is None:
+            return
+        if remeasure:
+            try:
+                exchange.measure_clock()
+            except ExchangeError as e:
+                logger.warning("clock.remeasure_failed error=%s", e)
+            self._record_clock()
+        offset = exchange.clock_offset
+        verdict = exchange.clock_guard.check(offset, now_ms=self._clock.now_ms())
+        self._clock_gate.update(verdict, offset_ms=None if offset is None else offset.offset_ms)
 
     def reload(self, config: Config) -> None:
         old = self._config

@@ -57,6 +57,7 @@ class FakeExchange:
     calls: list[tuple[str, str]] = field(default_factory=list)  # (method, client id or "")
     faults: list[FakeFault] = field(default_factory=list)
     clock_measures: int = 0
+    hidden: dict[str, int] = field(default_factory=dict)  # cid -> queries that do not see it
     balance: Balance = field(
         default_factory=lambda: Balance("USDT", Decimal(10000), Decimal(10000))
     )
@@ -166,6 +167,9 @@ class FakeExchange:
         fault = self._take_fault("fetch_order", None)
         if fault is not None:
             raise fault.error
+        if self.hidden.get(client_order_id, 0) > 0:
+            self.hidden[client_order_id] -= 1  # executed, not yet visible to queries
+            return None
         for o in reversed(self.orders):
             if o.client_order_id == client_order_id and o.conditional == conditional:
                 return o

@@ -121,14 +121,16 @@ class CcxtCalls:
         except ExchangeError as e:
             logger.warning("clock.refresh_failed error=%s", e)
 
-    def _ready_for_orders(self) -> None:
+    def _ready_for_orders(self, *, protective: bool) -> None:
         """Re-measure a stale offset, then refuse (ClockNotSyncedError) unless it is good.
-        An offset that was never measured is not measured here: startup must do it."""
+        An offset that was never measured is not measured here: startup must do it.
+        ``protective`` (stops, closes, cancels) passes an offset beyond the bound: see
+        ``ClockGuard.check``."""
         if self._offset is not None and self._guard.is_stale(
             self._offset, now_ms=self._clock.now_ms()
         ):
             self.measure_clock()
-        self._guard.require(self._offset, now_ms=self._clock.now_ms())
+        self._guard.require(self._offset, now_ms=self._clock.now_ms(), protective=protective)
 
     # ----- rate limits -----
 
@@ -207,10 +209,18 @@ class CcxtCalls:
                 self._clock.sleep(delay)
 
     def _change(
-        self, what: str, cid: str, call: Callable[[], T], *, priority: Priority, new_order: bool
+        self,
+        what: str,
+        cid: str,
+        call: Callable[[], T],
+        *,
+        priority: Priority,
+        new_order: bool,
+        protective: bool,
     ) -> T:
         """Run an order-changing call exactly once; never retried here. ``priority`` and
-        ``new_order`` tell the weight governor what the request is.
+        ``new_order`` tell the weight governor what the request is; ``protective`` (it
+        cannot add exposure: reduce-only, a cancel) is sent while the host clock is off.
 
         Raised before anything is sent (safe to try again later): RateLimitedError (hold-off
         after a 429; RequestHeldError: the weight budget held it back), ClockNotSyncedError,
@@ -220,7 +230,7 @@ class CcxtCalls:
         held = self._hold_remaining_s()
         if held > 0:
             raise RateLimitedError(f"{what}: rate limited, not sent", retry_after_s=held)
-        self._ready_for_orders()
+        self._ready_for_orders(protective=protective)
         self._client.trendbot_request = (priority, new_order)
         try:
             result = call()

@@ -304,6 +304,7 @@ class CcxtExchange(CcxtCalls):
             # a reduce-only order is a protective stop or a close: it goes first
             priority=Priority.PROTECT if r.reduce_only else Priority.ENTRY,
             new_order=True,
+            protective=r.reduce_only,
         )
         try:
             order = parse.order(r.symbol, reply["info"])
@@ -355,6 +356,7 @@ class CcxtExchange(CcxtCalls):
             lambda: self._client.cancel_order(None, symbol, params),
             priority=Priority.CANCEL,
             new_order=False,
+            protective=True,
         )
         info = reply.get("info") or {}
         if before is None or "algoStatus" in info:

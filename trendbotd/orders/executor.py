@@ -8,7 +8,8 @@ Life of an intent::
         not executed (429, -1021) -> PENDING again, re-sent with the SAME client id
         anything else            -> UNKNOWN -> query by client id (bounded):
             found                -> adopt its real state
-            confirmed absent     -> re-send with the SAME id, or ABANDONED by rule
+            confirmed absent     -> re-send with the SAME id, or ABANDONED by rule;
+                                    an entry only while the position agrees (absence.py)
             no answer            -> stays UNKNOWN; the caller must not trade the symbol
 
 "Confirmed absent" only counts once the request is older than the exchange's recvWindow
@@ -22,11 +23,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TypeVar
 
 from trendbotd.clock import Clock
 from trendbotd.config import Config
-from trendbotd.domain import Order, OrderStatus, OrderType
+from trendbotd.domain import ZERO, Order, OrderStatus, OrderType
 from trendbotd.errors import (
     ClockNotSyncedError,
     ClockSkewError,
@@ -38,6 +40,13 @@ from trendbotd.errors import (
     TrendbotError,
 )
 from trendbotd.exitcodes import ExitCode
+from trendbotd.orders.absence import (
+    DOUBT_SETTLE_INTERVALS,
+    AbsenceFacts,
+    AbsentVerdict,
+    judge_absent,
+    unexplained,
+)
 from trendbotd.orders.client_ids import make_client_id
 from trendbotd.orders.crashpoints import CrashHook, NoCrashPoints
 from trendbotd.orders.journal import Journal
@@ -58,6 +67,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 WOULD_TRIGGER_CODE = -2021
 _MAX_SETTLE_WAITS = 3  # a clock that does not move must not make us wait forever
+_DOUBTED = "absent in queries, but the position shows more than the journal expects"
 
 
 class EntryBlockedError(TrendbotError):
@@ -331,10 +341,64 @@ class OrderExecutor:
             if intent.state is not IntentState.UNKNOWN:
                 return self._mark(intent, IntentState.UNKNOWN, "no answer to the query")
             return intent
+        if intent.purpose is Purpose.ENTRY:
+            doubted = self._doubt_absence(intent)
+            if doubted is not None:
+                return doubted
         if allow_resend and self._may_resend(intent):
             logger.warning("order.absent_resend cid=%s", intent.client_order_id)
             return self._mark(intent, IntentState.PENDING, "confirmed absent; re-sending")
         return self._abandon(intent, "confirmed absent on the exchange")
+
+    def _doubt_absence(self, intent: Intent) -> Intent | None:
+        """An entry said to be absent, checked against the position (``absence``): None
+        when the absence is believed, else the intent found, left UNKNOWN or abandoned."""
+        cid = intent.client_order_id
+        for _ in range(DOUBT_SETTLE_INTERVALS + 1):
+            facts = AbsenceFacts(
+                side=intent.side,
+                expected=self.journal.expected_positions().get(intent.symbol, ZERO),
+                actual=self._position_or_none(intent.symbol),
+                sent_ms=intent.sent_ms if intent.sent_ms is not None else intent.created_ms,
+                now_ms=self.clock.now_ms(),
+                settle_ms=self.policy.absent_settle_ms,
+            )
+            verdict = judge_absent(facts)
+            if verdict is AbsentVerdict.BELIEVE:
+                return None
+            why = (
+                "position unreadable"
+                if facts.actual is None
+                else f"position {facts.actual} exceeds the expected {facts.expected} "
+                f"by {unexplained(facts)}"
+            )
+            if verdict is AbsentVerdict.GIVE_UP:
+                logger.error("order.absent_unexplained cid=%s %s: abandoned, not re-sent", cid, why)
+                return self._abandon(intent, f"absent in queries but {why}; not re-sent")
+            if verdict is AbsentVerdict.UNKNOWN:
+                break
+            logger.warning("order.absent_doubted cid=%s %s: asking again", cid, why)
+            self.pause(self.policy.absent_settle_ms / 1000, "absent_doubt")
+            found = self._lookup(intent, confirm_absent=True)
+            if found.order is not None:
+                logger.info("order.resolved cid=%s found=%s late", cid, found.order.status)
+                return self._adopt(intent, found.order)
+            if not found.absent:
+                break
+        logger.error("order.absent_doubted cid=%s: outcome stays unknown, asked again", cid)
+        if intent.state is IntentState.UNKNOWN and intent.last_error == _DOUBTED:
+            return intent
+        return self._mark(intent, IntentState.UNKNOWN, _DOUBTED)
+
+    def _position_or_none(self, symbol: str) -> Decimal | None:
+        try:
+            found = self.exchange.fetch_positions([symbol])
+        except ExchangeAuthError:
+            raise
+        except ExchangeError as e:
+            logger.warning("order.position_unreadable symbol=%s error=%s", symbol, e)
+            return None
+        return sum((p.amount for p in found if p.symbol == symbol), ZERO)
 
     def _lookup(self, intent: Intent, *, confirm_absent: bool) -> _Lookup:
         """Query by client id with bounded retries. Only the port's ``None`` (the exchange

@@ -4,7 +4,8 @@ GET    /sim/state                      time, wallet, positions, open orders and 
 GET    /sim/requests[?since=N]         recorded requests from index N
 DELETE /sim/requests                   forget recorded requests
 GET    /sim/faults | POST (Fault JSON) | DELETE
-POST   /sim/skew       {"skew_ms": 20000}
+POST   /sim/skew       {"skew_ms": 20000}  (any time: a clock that jumps mid-run)
+POST   /sim/visibility_delay {"delay_ms": 3000, "conditional": false}
 POST   /sim/price      {"symbol": "BTCUSDT", "price": "30000" | null}
 POST   /sim/position   {"symbol": ..., "amount": "0.01", "entry_price": "30000"}
 POST   /sim/balance    {"balance": "10000"}
@@ -60,6 +61,9 @@ class ControlAPI:
             ("POST", "/sim/faults"): lambda d, q: sim.faults.add(Fault.from_dict(d)).to_dict(),
             ("DELETE", "/sim/faults"): lambda d, q: sim.faults.clear(),
             ("POST", "/sim/skew"): lambda d, q: sim.set_clock_skew_ms(int(d["skew_ms"])),
+            ("POST", "/sim/visibility_delay"): lambda d, q: state.set_visibility_delay(
+                int(d["delay_ms"]), conditional=bool(d.get("conditional", False))
+            ),
             ("POST", "/sim/price"): lambda d, q: state.set_price(
                 str(d["symbol"]), None if d.get("price") is None else Decimal(str(d["price"]))
             ),

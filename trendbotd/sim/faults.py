@@ -7,7 +7,17 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-KINDS = ("error", "http_status", "delay", "drop_before", "drop_after", "timeout", "rate_limit")
+KINDS = (
+    "error",
+    "http_status",
+    "delay",
+    "drop_before",
+    "drop_after",
+    "timeout",
+    "rate_limit",
+    "error_after",
+    "partial_fill",
+)
 
 
 @dataclass(slots=True)
@@ -20,7 +30,10 @@ class Fault:
     status, body text; default 503),
     ``delay`` (delay_ms, then the request runs normally), ``drop_before`` (connection
     closed, request not executed), ``drop_after`` (executed, connection closed without a
-    reply), ``timeout`` (executed, reply withheld for delay_ms), ``rate_limit`` (429 -1003).
+    reply), ``timeout`` (executed, reply withheld for delay_ms), ``rate_limit`` (429 -1003),
+    ``error_after`` (executed, then answered with the error: binance_code, http_status, msg;
+    Binance's -1001/-1007 "execution status unknown"), ``partial_fill`` (a MARKET order
+    fills only ``fill_qty``, the rest EXPIRES, as when the book runs out of liquidity).
     """
 
     method: str | None = None
@@ -34,11 +47,14 @@ class Fault:
     msg: str = ""
     body: str = ""
     delay_ms: int = 0
+    fill_qty: str = ""  # partial_fill: the quantity that fills (a decimal string)
     match: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"fault kind must be one of {KINDS}, not {self.kind!r}")
+        if self.kind == "partial_fill" and not self.fill_qty:
+            raise ValueError("a partial_fill fault needs fill_qty")
 
     def matches(self, method: str, path: str, params: Mapping[str, str]) -> bool:
         if self.method is not None and self.method.upper() != method:
@@ -56,7 +72,9 @@ class Fault:
             return self.http_status
         if self.status is not None:
             return self.status
-        return {"error": 400, "http_status": 503, "rate_limit": 429}.get(self.kind, 200)
+        return {"error": 400, "http_status": 503, "rate_limit": 429, "error_after": 503}.get(
+            self.kind, 200
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

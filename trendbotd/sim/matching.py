@@ -188,6 +188,8 @@ class MatchingState(SimState):
                 self._finish(order, "EXPIRED", now)
             elif marketable:
                 qty = min(req.qty, abs(book.amount)) if req.reduce_only else req.qty
+                if req.fill_cap is not None and req.type == "MARKET":
+                    qty = min(qty, req.fill_cap)  # the book ran out: the rest expires
                 self._execute(order, qty, market, maker=False, at=now)
                 if order.executed < order.qty:
                     self._finish(order, "EXPIRED", now)

@@ -24,6 +24,7 @@ class Call:
     params: Mapping[str, str]
     state: SimAccountState
     now: int  # the server's time (the sim clock plus any skew)
+    fill_cap: Decimal | None = None  # a partial_fill fault: a market order fills this much
 
     def text(self, name: str, default: str | None = None) -> str:
         value = self.params.get(name)

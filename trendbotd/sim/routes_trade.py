@@ -80,6 +80,7 @@ def new_order(call: Call) -> Any:
             client_id=_client_id(call, "newClientOrderId"),
             reduce_only=call.flag("reduceOnly"),
             time_in_force=tif,
+            fill_cap=call.fill_cap,
         )
     )
     ack = (call.optional("newOrderRespType") or "ACK").upper() != "RESULT"
@@ -93,6 +94,10 @@ def _find(call: Call, *, on_cancel: bool) -> SimOrder:
     if order_id is None and cid is None:
         raise errors.SimError(-1102, "Either orderId or origClientOrderId must be sent.")
     found = call.state.find_order(spec.id, order_id=order_id, client_id=cid)
+    if found is not None and call.state.not_yet_visible(
+        found.created_ms, call.now, conditional=False
+    ):
+        found = None
     if found is None:
         raise errors.unknown_order_on_cancel() if on_cancel else errors.order_not_found()
     return found
@@ -116,7 +121,11 @@ def cancel_order(call: Call) -> Any:
 
 def open_orders(call: Call) -> Any:
     spec = call.spec(required=False)
-    return [o.wire() for o in call.state.open_plain(spec.id if spec else None)]
+    return [
+        o.wire()
+        for o in call.state.open_plain(spec.id if spec else None)
+        if not call.state.not_yet_visible(o.created_ms, call.now, conditional=False)
+    ]
 
 
 def all_orders(call: Call) -> Any:
@@ -195,6 +204,10 @@ def _find_algo(call: Call, *, on_cancel: bool) -> SimAlgoOrder:
     if algo_id is None and cid is None:
         raise errors.SimError(-1102, "Either algoId or clientAlgoId must be sent.")
     found = call.state.find_algo(spec.id if spec else None, algo_id=algo_id, client_id=cid)
+    if found is not None and call.state.not_yet_visible(
+        found.created_ms, call.now, conditional=True
+    ):
+        found = None
     if found is None:
         raise errors.unknown_order_on_cancel() if on_cancel else errors.order_not_found()
     return found
@@ -217,7 +230,11 @@ def cancel_algo(call: Call) -> Any:
 
 def open_algos(call: Call) -> Any:
     spec = call.spec(required=False)
-    return [a.wire() for a in call.state.open_algos(spec.id if spec else None)]
+    return [
+        a.wire()
+        for a in call.state.open_algos(spec.id if spec else None)
+        if not call.state.not_yet_visible(a.created_ms, call.now, conditional=True)
+    ]
 
 
 def all_algos(call: Call) -> Any:

@@ -1,7 +1,8 @@
 """The HTTP front of the simulated exchange: Binance's wire protocol on 127.0.0.1.
 
 Each request: faults first (they act like the network or the exchange's front door),
-then rate limit, route, authentication and the handler. Any failure becomes Binance's
+then rate limit, route, authentication and the handler (faults that act inside the
+exchange: a partial fill, an error after execution, follow it). Any failure becomes Binance's
 error JSON; a traceback never reaches the client.
 """
 
@@ -12,6 +13,7 @@ import logging
 import socket
 import struct
 import time
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -106,8 +108,21 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             self._network_leg()
             self._fail_before(fault)
             return
-        status, payload, headers = self._execute(method, url.path, url.query, body, params)
+        fill_cap = None
+        if fault is not None and fault.kind == "partial_fill":
+            fill_cap = Decimal(fault.fill_qty)
+            logger.info("sim.fault.partial_fill path=%s fill_qty=%s", url.path, fill_cap)
+        status, payload, headers = self._execute(
+            method, url.path, url.query, body, params, fill_cap=fill_cap
+        )
         sim.record(method, url.path, params, accepted=status < 400, status=status)
+        if fault is not None and fault.kind == "error_after":
+            # Executed, then the backend's answer was lost: Binance says "unknown".
+            logger.info("sim.fault.error_after path=%s code=%s", url.path, fault.binance_code)
+            self._network_leg()
+            msg = fault.msg or "Internal error; unable to process your request. Please try again."
+            self._send_json(fault.reply_status(), {"code": fault.binance_code, "msg": msg})
+            return
         if fault is not None and fault.kind == "drop_after":
             logger.info("sim.fault.drop_after method=%s path=%s", method, url.path)
             self._drop()
@@ -129,7 +144,14 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             time.sleep(delay_ms / 2000)
 
     def _execute(
-        self, method: str, path: str, query: str, body: str, params: dict[str, str]
+        self,
+        method: str,
+        path: str,
+        query: str,
+        body: str,
+        params: dict[str, str],
+        *,
+        fill_cap: Decimal | None = None,
     ) -> tuple[int, Any, dict[str, str]]:
         sim = self.server.sim
         route = PUBLIC.get((method, path)) or SIGNED.get((method, path))
@@ -138,7 +160,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         headers = admission.headers
         try:
             self._refuse_if_limited(admission)
-            payload = self._run(method, path, query, body, params, route=route)
+            payload = self._run(method, path, query, body, params, route=route, fill_cap=fill_cap)
         except errors.SimError as e:
             if e.code not in (-2013, -2011):
                 logger.info(
@@ -171,6 +193,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         params: dict[str, str],
         *,
         route: tuple[Handler, int] | None,
+        fill_cap: Decimal | None = None,
     ) -> Any:
         sim = self.server.sim
         if route is None:
@@ -180,7 +203,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             signing.check_api_key(self.headers.get("X-MBX-APIKEY"), sim.api_key)
             signing.check_signature(query, body, sim.api_secret)
             signing.check_timestamp(params, now)
-        return route[0](Call(method, path, params, sim.state, now))
+        return route[0](Call(method, path, params, sim.state, now, fill_cap=fill_cap))
 
     def _fail_before(self, fault: Fault) -> None:
         logger.info(

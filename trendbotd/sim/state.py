@@ -71,6 +71,7 @@ class NewOrder:
     close_position: bool = False
     time_in_force: str = "GTC"
     fills: list[Fill] = field(default_factory=list)
+    fill_cap: Decimal | None = None  # MARKET: liquidity for only this much; the rest EXPIRES
 
 
 class SimState:
@@ -96,6 +97,10 @@ class SimState:
         self.fills: list[Fill] = []
         self.dual_side = False
         self.multi_assets = False
+        # Order queries over the wire do not see an order younger than this (ms of server
+        # time), though it has executed: Binance's query side can lag its matching engine.
+        self.visibility_delay_ms = 0
+        self.visibility_conditional = False  # the delay hides algo orders too
         self._pins: dict[str, Decimal] = {}
         self._synced_ms = dict.fromkeys(specs, now_fn())
         self._next_order_id = 4_000_000_001
@@ -282,6 +287,18 @@ class SimState:
 
     def _visible(self, order: SimOrder, now: int) -> bool:
         return order.is_open or order.executed > 0 or now - order.update_ms <= RETENTION_MS
+
+    def set_visibility_delay(self, delay_ms: int, *, conditional: bool) -> None:
+        with self.lock:
+            self.visibility_delay_ms = max(0, int(delay_ms))
+            self.visibility_conditional = conditional
+        logger.info("sim.visibility_delay ms=%s conditional=%s", delay_ms, conditional)
+
+    def not_yet_visible(self, created_ms: int, now: int, *, conditional: bool) -> bool:
+        """An order the wire's queries must not show yet (``set_visibility_delay``)."""
+        if conditional and not self.visibility_conditional:
+            return False
+        return now - created_ms < self.visibility_delay_ms
 
     def find_order(
         self, sid: str, *, order_id: int | None, client_id: str | None
