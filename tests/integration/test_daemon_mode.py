@@ -130,7 +130,7 @@ def test_daemon_flag_under_notify_socket_stays_in_the_foreground(
     notify_listener.wait_key("READY", "1", timeout=60, proc=handle.proc)
     assert (tmp_path / "run" / "itest.pid").read_text().strip() == str(handle.pid)
     handle.signal(signal.SIGTERM)
-    assert handle.wait(timeout=10) == 0
+    assert handle.wait(timeout=60) == 0
     _, err = handle.output()
     assert "--daemon ignored: NOTIFY_SOCKET is set" in err
 

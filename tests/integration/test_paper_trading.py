@@ -43,8 +43,8 @@ def test_paper_daemon_enters_with_a_stop_and_stops_cleanly(tmp_path: Path) -> No
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_for(log, "daemon.ready", timeout_s=30)
-        text = _wait_for(log, "entry.done", timeout_s=90)
+        _wait_for(log, "daemon.ready", timeout_s=120)
+        text = _wait_for(log, "entry.done", timeout_s=180)
         entry_line = next(line for line in text.splitlines() if "entry.done" in line)
         assert "state=FILLED" in entry_line
         assert "protected=True" in entry_line
@@ -62,7 +62,7 @@ def test_paper_daemon_enters_with_a_stop_and_stops_cleanly(tmp_path: Path) -> No
         assert "mode:      normal" in status.stdout
     finally:
         proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=20)
+        code = proc.wait(timeout=60)
     assert code == 0, log.read_text()[-3000:]
     final = log.read_text()
     assert "shutdown.policy policy=leave" in final
