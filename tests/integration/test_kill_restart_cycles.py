@@ -287,7 +287,7 @@ def _wait_stopped(pid: int) -> bool:
     """Until the kernel reports the process stopped (SIGSTOP is delivered asynchronously).
     False when it died first: a crash point can fire between its first tick and the stop."""
     stat = Path(f"/proc/{pid}/stat")
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # bounds a wait only
     while time.monotonic() < deadline:
         try:
             state = stat.read_text().rsplit(")", 1)[1].split()[0]
