@@ -9,6 +9,7 @@ must fail the test loudly instead. Covers this pytest process only, not subproce
 from __future__ import annotations
 
 import ipaddress
+import signal
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -78,3 +79,13 @@ def network_guard() -> Iterator[None]:
         mp.setattr(socket.socket, "sendto", sendto)
         mp.setattr(socket, "getaddrinfo", getaddrinfo)
         yield
+
+
+@pytest.fixture(autouse=True)
+def restore_signal_handlers() -> Iterator[None]:
+    """``cli.main(["run", ...])`` in-process installs the daemon's flag-only stop handlers;
+    pytest itself must keep dying on SIGTERM and stopping on Ctrl-C after such a test."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)

@@ -58,9 +58,21 @@ class RunOptions:
     daemon: bool
 
 
-def run(config: Config, options: RunOptions, *, lock: PidLock, location: LockLocation) -> int:
-    """Serve in the foreground or from a detached daemon; ``lock`` is already held."""
-    signals = SignalQueue()
+def run(
+    config: Config,
+    options: RunOptions,
+    *,
+    lock: PidLock,
+    location: LockLocation,
+    signals: SignalQueue | None = None,
+) -> int:
+    """Serve in the foreground or from a detached daemon; ``lock`` is already held.
+
+    ``signals``: the queue the CLI installed before taking the lock, so that a stop asked
+    for since then is not lost; a fresh one otherwise.
+    """
+    if signals is None:
+        signals = SignalQueue()
     fork, note = daemonize.should_fork(want_daemon=options.daemon, env=os.environ, pid=os.getpid())
     service = _Service(
         config=config,
@@ -132,6 +144,7 @@ class _Service:
         runner: Runner | None = None
         code: int = ExitCode.OK
         try:
+            self.signals.check_stop()  # asked to stop before we got here: skip the heavy part
             from trendbotd import runner as runner_module  # noqa: PLC0415 - heavy, behind the lock
 
             runner = runner_module.build_runner(self.config, notifier=self.notifier)

@@ -28,6 +28,7 @@ from trendbotd.service.instance_lock import (
     take_lock,
 )
 from trendbotd.service.pidlock import HolderInfo, LockLocation, query_holder, resolve_lock_path
+from trendbotd.service.signals import SignalQueue
 
 if TYPE_CHECKING:
     from trendbotd.config import Config
@@ -170,6 +171,11 @@ def _run(args: argparse.Namespace) -> int:
         # The [instance] table needs the full validation: do that first, as always.
         config = _load_config(args.config, paper=args.paper)
         key = _instance_key(config)
+    # Flag-only handlers before the lock is ours: from the first moment the lock is held,
+    # a SIGTERM (systemd stop, a stampede's loser killed) is queued and stops the startup
+    # at its next safe point with exit 0 -- never a death by signal with the lock half set up.
+    signals = SignalQueue()
+    signals.install()
     lock, location = take_lock(key)
     try:
         # Everything else loads only once the lock is ours: a duplicate launch is refused
@@ -183,7 +189,7 @@ def _run(args: argparse.Namespace) -> int:
         from trendbotd import app  # noqa: PLC0415
 
         options = app.RunOptions(config_path=args.config, paper=args.paper, daemon=args.daemon)
-        return app.run(config, options, lock=lock, location=location)
+        return app.run(config, options, lock=lock, location=location, signals=signals)
     finally:
         lock.release()  # no-op when the daemon context released it or a launcher forgot it
 

@@ -62,6 +62,19 @@ def estimate_offset(samples: Sequence[TimeSample], *, measured_at_ms: int) -> Cl
     )
 
 
+def signing_offset_ms(offset: ClockOffset, *, recv_window_ms: int) -> int:
+    """The offset to sign requests with: the estimate moved back by its uncertainty.
+
+    Binance refuses a timestamp 1 s or more ahead of its clock (-1021) but accepts one up
+    to ``recvWindow`` behind it. The true offset lies within the estimate plus or minus the
+    uncertainty (half the sample's round trip), so signing at the low end is never ahead,
+    and costs at most that much of the window; capped at half the window, so a poor
+    measurement still leaves the request time to arrive. (A paper replay at speed 3600 sees
+    uncertainties of seconds: every real millisecond of round trip is 3.6 s of its clock.)
+    """
+    return offset.offset_ms - min(offset.uncertainty_ms, recv_window_ms // 2)
+
+
 @dataclass(frozen=True, slots=True)
 class ClockVerdict:
     ok: bool

@@ -9,7 +9,8 @@ logging) is the production code path. Usage::
 
 Behaviour comes from environment variables:
   SCRIPT_FAIL_START=<message>   start() raises StartupSyncError after its steps
-  SCRIPT_HANG_FILE=<path>       a tick blocks forever once this file exists
+  SCRIPT_HANG_FILE=<path>       a tick blocks forever once this file exists (and touches
+                                <path>.hanging)
   SCRIPT_GATE_FILE=<path>       start() waits (reporting waiting()) until this file exists
   SCRIPT_LOG_SECRET=<value>     start() logs the value and an exception carrying it
 """
@@ -65,6 +66,7 @@ class ScriptedRunner:
     def tick(self) -> str:
         hang = os.environ.get("SCRIPT_HANG_FILE")
         if hang and Path(hang).exists():
+            Path(f"{hang}.hanging").touch()  # the test's condition: no ping can follow
             while True:
                 time.sleep(3600)
         self._ticks += 1

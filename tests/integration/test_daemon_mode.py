@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import socket
-import time
 from pathlib import Path
 
 import psutil
@@ -70,7 +69,7 @@ def test_daemon_returns_when_ready_and_the_pid_file_names_the_daemon(
     assert len(lines) == 1 and f"already running: PID {pid} (" in lines[0], second.stderr
 
     os.kill(pid, signal.SIGTERM)
-    assert wait_until(lambda: not psutil.pid_exists(pid), timeout=5)
+    assert wait_until(lambda: not psutil.pid_exists(pid), timeout=30)
     assert not lock.exists()
     assert "daemon.exit code=0" in (tmp_path / "daemon.log").read_text()
 
@@ -83,9 +82,16 @@ def test_launcher_waits_for_readiness(tmp_path: Path, daemon: DaemonFactory) -> 
         cmd=SCRIPTED_CMD,
         env=clean_env(SCRIPT_GATE_FILE=str(gate)),
     )
-    time.sleep(1.5)
+    lock = tmp_path / "run" / "itest.pid"
+
+    def daemon_holds_lock() -> bool:
+        text = lock.read_text().strip() if lock.exists() else ""
+        return text.isdigit() and int(text) != launcher.pid
+
+    # the daemon has its own PID in the lock and waits at the gate (READY impossible yet)
+    assert wait_until(daemon_holds_lock, timeout=60)
+    daemon_pid = int(lock.read_text())
     assert launcher.proc.poll() is None  # the daemon is still syncing: the launcher waits
-    daemon_pid = int((tmp_path / "run" / "itest.pid").read_text())
     daemon.extra_pids.append(daemon_pid)
     assert daemon_pid != launcher.pid
     gate.touch()
@@ -93,7 +99,7 @@ def test_launcher_waits_for_readiness(tmp_path: Path, daemon: DaemonFactory) -> 
     assert launcher.proc.returncode == 0, err
     assert _daemon_pid(out) == daemon_pid
     os.kill(daemon_pid, signal.SIGTERM)
-    assert wait_until(lambda: not psutil.pid_exists(daemon_pid), timeout=5)
+    assert wait_until(lambda: not psutil.pid_exists(daemon_pid), timeout=30)
 
 
 def test_startup_failure_reaches_the_launcher(tmp_path: Path, daemon: DaemonFactory) -> None:
@@ -124,7 +130,7 @@ def test_daemon_flag_under_notify_socket_stays_in_the_foreground(
     notify_listener.wait_key("READY", "1", timeout=60, proc=handle.proc)
     assert (tmp_path / "run" / "itest.pid").read_text().strip() == str(handle.pid)
     handle.signal(signal.SIGTERM)
-    assert handle.wait(timeout=10) == 0
+    assert handle.wait(timeout=60) == 0
     _, err = handle.output()
     assert "--daemon ignored: NOTIFY_SOCKET is set" in err
 

@@ -3,9 +3,9 @@ asks the exchange before an order leaves, and the operator's reduce-only switch.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
+from conftest import wait_until
 from paper_replay import HOUR_MS, PaperReplay, replay_config
 
 START_MS = 1_700_000_000_000 // HOUR_MS * HOUR_MS
@@ -72,8 +72,7 @@ def test_between_candles_the_loop_re_syncs_every_tick_interval(tmp_path: Path) -
         runner = replay.runner
         # the next candle is an hour of exchange time away; the re-sync is due first
         assert 0.0 < runner.seconds_until_next_tick() <= 0.3
-        time.sleep(0.35)
-        assert runner.seconds_until_next_tick() == 0.0
+        assert wait_until(lambda: runner.seconds_until_next_tick() == 0.0, timeout=30)
         replay.sim.clear_requests()
         status = replay.tick()  # between candles: sync only, no candle request
         paths = sorted(r.path for r in replay.sim.requests)

@@ -70,7 +70,7 @@ class StandaloneSim:
 
     def stop(self) -> None:
         self.proc.terminate()
-        self.proc.wait(timeout=20)
+        self.proc.wait(timeout=60)
         self.log.close()
 
 

@@ -42,6 +42,7 @@ CYCLES = int(os.environ.get("TRENDBOTD_KILL_CYCLES", "200"))
 CRASH_SHARE = 0.4  # cycles armed with TRENDBOTD_CRASH_AT; the rest die at a random instant
 MAX_RUN_S = 0.4  # a random kill comes this long at most after the first tick
 CRASH_WAIT_S = 1.2  # an armed crash point not reached by then: SIGKILL from outside
+NOTIFY_WAIT_S = 120  # only bounds a wait for READY/STATUS: generous for a loaded machine
 INSTANCE = "killcycles"
 SYMBOL = "BTC/USDT:USDT"
 
@@ -129,7 +130,7 @@ class Cycles:
 
     def wait_notify(self, key: str, *, after: int, proc: subprocess.Popen[bytes]) -> int | None:
         """Index of the first message from ``after`` carrying ``key``; None if the daemon died."""
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + NOTIFY_WAIT_S
         while time.monotonic() < deadline:
             for i, msg in enumerate(self.listener.messages()[after:], start=after):
                 if key in msg.fields:
@@ -137,7 +138,7 @@ class Cycles:
             if proc.poll() is not None:
                 return None
             time.sleep(0.005)
-        raise AssertionError(f"no {key} from the daemon within 30 s")
+        raise AssertionError(f"no {key} from the daemon within {NOTIFY_WAIT_S} s")
 
     def read(self) -> Books | None:
         return self.books.read()
@@ -300,7 +301,7 @@ def _wait_stopped(pid: int) -> bool:
     """Until the kernel reports the process stopped (SIGSTOP is delivered asynchronously).
     False when it died first: a crash point can fire between its first tick and the stop."""
     stat = Path(f"/proc/{pid}/stat")
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # bounds a wait only
     while time.monotonic() < deadline:
         try:
             state = stat.read_text().rsplit(")", 1)[1].split()[0]

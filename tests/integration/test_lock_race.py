@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import time
@@ -16,6 +17,7 @@ import pytest
 from conftest import (
     REAL_CMD,
     DaemonFactory,
+    DaemonHandle,
     NotifyListener,
     clean_env,
     wait_until,
@@ -70,7 +72,7 @@ def _one_round(path: Path) -> tuple[list[str], list[str]]:
     os.close(go_w)  # start!
     lines: list[str] = []
     buf = b""
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # bounds a wait only
     while len(lines) < CONTENDERS and time.monotonic() < deadline:
         ready, _, _ = select.select([result_r], [], [], 1)
         if ready:
@@ -103,32 +105,44 @@ def test_forked_contenders_exactly_one_wins_every_round(tmp_path: Path) -> None:
         assert not path.exists()  # the winner unlinked it while still holding the lock
 
 
+def _collect_exits(handles: list[DaemonHandle], exited: dict[int, tuple[int, str]]) -> int:
+    """Record the processes that exited since the last call; how many have, in all."""
+    for h in handles:
+        if h.pid not in exited and h.proc.poll() is not None:
+            exited[h.pid] = (h.proc.returncode, h.proc.stderr.read() if h.proc.stderr else "")
+    return len(exited)
+
+
+def _stampede(tmp_path: Path, daemon: DaemonFactory, command: str, env: dict[str, str]) -> tuple[
+    list[DaemonHandle], dict[int, tuple[int, str]]
+]:  # fmt: skip
+    """CONTENDERS shells that each say they are waiting, poll for the go file, then exec the
+    daemon: once all are waiting, all start within ~10 ms of the go. Returns once all but
+    one have exited, with their exit codes and stderr."""
+    go, waiting = tmp_path / "go", tmp_path / "waiting"
+    go.unlink(missing_ok=True)
+    shutil.rmtree(waiting, ignore_errors=True)
+    waiting.mkdir()
+    script = f"touch {waiting}/$$; while [ ! -e {go} ]; do sleep 0.01; done; exec {command}"
+    handles = [daemon.start(["-c", script], cmd=["/bin/sh"], env=env) for _ in range(CONTENDERS)]
+    assert wait_until(lambda: len(list(waiting.iterdir())) == CONTENDERS, timeout=120)
+    go.touch()
+    exited: dict[int, tuple[int, str]] = {}
+    assert wait_until(
+        lambda: _collect_exits(handles, exited) >= CONTENDERS - 1, timeout=180, interval=0.05
+    ), f"{len(exited)} of {CONTENDERS - 1} exited"
+    return handles, exited
+
+
 def test_real_processes_stampede_one_runs_others_exit_75(
-    tmp_path: Path, daemon: DaemonFactory
+    tmp_path: Path, daemon: DaemonFactory, notify_listener: NotifyListener
 ) -> None:
     config = write_config(tmp_path)
-    go = tmp_path / "go"
-    env = clean_env()
+    env = clean_env(NOTIFY_SOCKET=notify_listener.path)
     command = " ".join([*REAL_CMD, "run", "--foreground", "--paper", "--config", str(config)])
     for round_no in range(3):
-        go.unlink(missing_ok=True)
-        # Each shell polls for the go file, then execs the daemon: all start within ~10 ms.
-        script = f"while [ ! -e {go} ]; do sleep 0.01; done; exec {command}"
-        handles = [
-            daemon.start(["-c", script], cmd=["/bin/sh"], env=env) for _ in range(CONTENDERS)
-        ]
-        time.sleep(0.5)
-        go.touch()
-        exited: dict[int, tuple[int, str]] = {}
-        deadline = time.monotonic() + 60
-        while len(exited) < CONTENDERS - 1 and time.monotonic() < deadline:
-            for h in handles:
-                if h.pid not in exited and h.proc.poll() is not None:
-                    exited[h.pid] = (
-                        h.proc.returncode,
-                        h.proc.stderr.read() if h.proc.stderr else "",
-                    )
-            time.sleep(0.05)
+        after = len(notify_listener.messages())
+        handles, exited = _stampede(tmp_path, daemon, command, env)
         running = [h for h in handles if h.pid not in exited]
         assert len(running) == 1, (round_no, len(running), list(exited.values())[:3])
         holder = running[0]
@@ -141,8 +155,10 @@ def test_real_processes_stampede_one_runs_others_exit_75(
                 r"started \d{4}-\d\d-\d\d \d\d:\d\d:\d\d",
                 lines[0],
             ), lines[0]
+        # the holder is a running daemon once READY: only then is SIGTERM a plain stop
+        notify_listener.wait_key("READY", "1", after=after, timeout=120, proc=holder.proc)
         holder.signal(signal.SIGTERM)
-        assert holder.wait(timeout=15) == 0
+        assert holder.wait(timeout=60) == 0
 
 
 def _lock_path(tmp_path: Path) -> Path:
@@ -158,18 +174,18 @@ def test_sigkilled_holder_does_not_block_the_next_start(
     first = daemon.start(args, cmd=REAL_CMD, env=env)
     notify_listener.wait_key("READY", "1", timeout=60, proc=first.proc)
     first.signal(signal.SIGKILL)
-    first.wait(timeout=10)
+    first.wait(timeout=60)
     lock = _lock_path(tmp_path)
     assert lock.read_text().strip() == str(first.pid)  # stale file left behind
     after = len(notify_listener.messages())
     started = time.monotonic()
     second = daemon.start(args, cmd=REAL_CMD, env=env)
     notify_listener.wait_key("READY", "1", timeout=60, after=after, proc=second.proc)
-    assert wait_until(lambda: lock.read_text().strip() == str(second.pid), timeout=5)
+    assert wait_until(lambda: lock.read_text().strip() == str(second.pid), timeout=60)
     assert second.proc.poll() is None
     print(f"restart after SIGKILL to READY: {time.monotonic() - started:.2f} s")
     second.signal(signal.SIGTERM)
-    assert second.wait(timeout=15) == 0
+    assert second.wait(timeout=60) == 0
     assert not lock.exists()
 
 
@@ -183,7 +199,7 @@ def test_symlink_at_lock_path_is_refused_and_target_untouched(
     target.write_text("do not truncate me\n")
     before = target.stat()
     lock.symlink_to(target)
-    result = daemon.run(["run", "--foreground", "--paper", "--config", str(config)], timeout=20)
+    result = daemon.run(["run", "--foreground", "--paper", "--config", str(config)], timeout=60)
     assert result.returncode == ExitCode.CANT_CREATE
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -200,7 +216,7 @@ def test_lock_file_owned_by_another_user_is_refused(tmp_path: Path, daemon: Daem
     lock.parent.mkdir()
     lock.write_text("12345\n")
     os.chown(lock, 65534, 65534)
-    result = daemon.run(["run", "--foreground", "--paper", "--config", str(config)], timeout=20)
+    result = daemon.run(["run", "--foreground", "--paper", "--config", str(config)], timeout=60)
     assert result.returncode == ExitCode.CANT_CREATE
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -233,7 +249,7 @@ def test_duplicate_exits_before_heavy_imports(tmp_path: Path, daemon: DaemonFact
             env=clean_env(),
             capture_output=True,
             text=True,
-            timeout=20,
+            timeout=60,
         )
     finally:
         holder.release()

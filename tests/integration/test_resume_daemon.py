@@ -70,7 +70,7 @@ def daemons() -> Iterator[list[Daemon]]:
     for d in started:
         if d.proc.poll() is None:
             d.proc.kill()
-            d.proc.wait(timeout=10)
+            d.proc.wait(timeout=60)
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

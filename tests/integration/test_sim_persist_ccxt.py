@@ -21,6 +21,7 @@ from typing import Any
 
 import ccxt
 import pytest
+from conftest import wait_until
 from sim_ccxt import SimBinanceUSDM, client, point_at, resync
 
 from trendbotd.clock import Clock, ManualClock, SystemClock
@@ -331,7 +332,9 @@ def test_sim_exchange_resumes_a_fast_clock_instead_of_going_back(
     path = tmp_path / "fast.json"
     first = Process(tmp_path, path, "--speed", "1000")
     processes.append(first)
-    time.sleep(0.3)
+    started = first.server_time()
+    # the fast clock has run ahead of real time: a minute of exchange time at least
+    assert wait_until(lambda: first.server_time() >= started + 60_000, timeout=60)
     seen_before = first.server_time()
     assert first.end(signal.SIGTERM) == 0
     saved = SimExchange.saved_clock_ms(path)

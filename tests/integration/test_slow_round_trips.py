@@ -77,7 +77,7 @@ def daemon_log(tmp_path: Path) -> Iterator[tuple[Path, list[subprocess.Popen[byt
     for proc in started:
         if proc.poll() is None:
             proc.kill()
-            proc.wait(timeout=10)
+            proc.wait(timeout=60)
 
 
 def _wait_ready(

@@ -203,7 +203,7 @@ def test_a_budget_wait_never_falls_inside_a_clock_sample(tight: SimExchange) -> 
     ex = adapter(tight, governor=settings, clock_samples=1)
     clock = SystemClock()
     # Fill the window early in it, so the sample must wait at least 2.5 s for the next.
-    assert wait_until(lambda: clock.now_ms() % window_ms < 500, timeout=5)
+    assert wait_until(lambda: clock.now_ms() % window_ms < 500, timeout=30)
     now = clock.now_ms()
     full = BudgetState(window=now // window_ms, weight=99)
     store.update(lambda s: (None, full))

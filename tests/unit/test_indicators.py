@@ -231,3 +231,62 @@ def test_settle_bars_bounds_the_seed_weight() -> None:
     k = ind.settle_bars(alpha, tolerance=1e-4)
     assert (1 - alpha) ** k <= 1e-4 < (1 - alpha) ** (k - 1)
     assert ind.settle_bars(1.0) == 0
+
+
+# --- bit-identical whatever the array's length or alignment (backtest == live) ---
+
+
+def test_window_sums_add_each_window_in_order() -> None:
+    rng = random.Random(4)
+    x = [rng.uniform(-1e3, 1e3) * 10 ** rng.randint(-6, 6) for _ in range(500)]
+    for period in (1, 2, 7, 64, 500):
+        expected = []
+        for j in range(len(x) - period + 1):
+            total = x[j]
+            for value in x[j + 1 : j + period]:
+                total += value
+            expected.append(total)
+        assert ind.window_sums(x, period).tolist() == expected
+    assert len(ind.window_sums(x[:3], 4)) == 0
+
+
+def test_every_indicator_is_bit_identical_on_any_prefix_and_offset() -> None:
+    # The backtest computes over the whole history, the live loop over the candles it has:
+    # the same bars must give the same floats, whatever the slice's length and start
+    # address (block products and pairwise sums round by both).
+    rng = random.Random(12)
+    high, low, close = random_bars(1500, seed=13)
+    h, lo, c = np.array(high), np.array(low), np.array(close)
+    for period in (1, 3, 5, 14, 50):
+        full = {
+            "ema": ind.ema(c, period),
+            "sma": ind.sma(c, period),
+            "atr": ind.atr(h, lo, c, period),
+            "er": ind.efficiency_ratio(c, period),
+        }
+        for _ in range(40):
+            k = rng.randint(period, len(c))
+            # a copy at another offset in memory, as a window fetched live would be
+            pad = rng.randint(0, 7)
+            hk, lk, ck = (np.concatenate([np.zeros(pad), a[:k]])[pad:] for a in (h, lo, c))
+            got = {
+                "ema": ind.ema(ck, period),
+                "sma": ind.sma(ck, period),
+                "atr": ind.atr(hk, lk, ck, period),
+                "er": ind.efficiency_ratio(ck, period),
+            }
+            for name, values in got.items():
+                assert np.array_equal(values, full[name][:k], equal_nan=True), (name, period, k)
+
+
+def test_sums_of_a_sliding_window_equal_those_of_the_whole_series() -> None:
+    # SMA and efficiency ratio have no seed: a live tail gives exactly the backtest's values
+    _, _, close = random_bars(3000, seed=21)
+    c = np.array(close)
+    rng = random.Random(5)
+    for _ in range(30):
+        start, period = rng.randint(0, 2500), rng.choice([2, 10, 20, 55])
+        tail = c[start:].copy()
+        assert np.array_equal(ind.sma(tail, period)[period:], ind.sma(c, period)[start + period :])
+        er_tail = ind.efficiency_ratio(tail, period)[period:]
+        assert np.array_equal(er_tail, ind.efficiency_ratio(c, period)[start + period :])

@@ -118,7 +118,9 @@ def test_a_config_changed_between_the_reads_locks_what_was_validated(
     monkeypatch.setattr(cli, "read_instance", lambda _: stale)
     seen: list[Path] = []
 
-    def fake_run(cfg: config.Config, options: object, *, lock: PidLock, location: object) -> int:
+    def fake_run(
+        cfg: config.Config, options: object, *, lock: PidLock, location: object, signals: object
+    ) -> int:
         seen.append(lock.path)
         assert lock.held
         assert not (tmp_path / "run" / "stale.pid").exists()

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from trendbotd.domain import ClockOffset
 from trendbotd.errors import ClockNotSyncedError
-from trendbotd.timesync import ClockGuard, TimeSample, estimate_offset
+from trendbotd.timesync import ClockGuard, TimeSample, estimate_offset, signing_offset_ms
 
 
 def sample(send: int, server: int, recv: int) -> TimeSample:
@@ -175,3 +175,35 @@ def test_an_offset_beyond_the_bound_within_its_uncertainty_names_the_round_trips
     assert far.reason == (
         "clock offset -20000 ms exceeds the bound of 500 ms (fix the host's time synchronisation)"
     )
+
+
+@given(
+    true_offset=st.integers(-(10**6), 10**6),
+    trips=st.lists(
+        st.tuples(st.integers(0, 10**9), st.integers(0, 20_000), st.floats(0.0, 1.0)),
+        min_size=1,
+        max_size=7,
+    ),
+)
+def test_signed_timestamps_are_never_ahead_of_the_exchange(
+    true_offset: int, trips: list[tuple[int, int, float]]
+) -> None:
+    # Each reply is stamped somewhere inside its round trip (a starved host: anywhere).
+    # Binance refuses a timestamp 1 s or more ahead (-1021); signing at the estimate less
+    # its uncertainty never is, while the bare estimate can be seconds ahead.
+    samples = [
+        sample(send, send + round(rtt * where) + true_offset, send + rtt)
+        for send, rtt, where in trips
+    ]
+    est = estimate_offset(samples, measured_at_ms=0)
+    signed = signing_offset_ms(est, recv_window_ms=60_000)
+    assert signed <= true_offset + 1  # +1: the estimate's rounding to whole milliseconds
+    assert true_offset - signed <= 2 * est.uncertainty_ms + 1  # costs at most a round trip
+    assert true_offset - signed <= 30_000 + est.uncertainty_ms + 1
+
+
+def test_signing_offset_is_capped_at_half_the_window() -> None:
+    est = estimate_offset([sample(0, 50_000, 100_000)], measured_at_ms=0)  # 100 s round trip
+    assert (est.offset_ms, est.uncertainty_ms) == (0, 50_000)
+    assert signing_offset_ms(est, recv_window_ms=5000) == -2500
+    assert signing_offset_ms(est, recv_window_ms=200_000) == -50_000

@@ -24,7 +24,7 @@ from trendbotd.errors import (
     RequestHeldError,
     TransientExchangeError,
 )
-from trendbotd.timesync import ClockGuard, TimeSample, estimate_offset
+from trendbotd.timesync import ClockGuard, TimeSample, estimate_offset, signing_offset_ms
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,9 @@ class CcxtCalls:
         ]
         offset = estimate_offset(samples, measured_at_ms=self._clock.now_ms())
         self._offset = offset
-        self._client.trendbot_offset_ms = offset.offset_ms
+        self._client.trendbot_offset_ms = signing_offset_ms(
+            offset, recv_window_ms=int(self._client.options.get("recvWindow", 5000))
+        )
         logger.info(
             "clock.measured offset_ms=%s uncertainty_ms=%s samples=%s",
             offset.offset_ms,

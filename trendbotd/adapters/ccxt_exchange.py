@@ -5,7 +5,9 @@
 - ``base_url`` rewrites every API URL (paths kept), so nothing can reach a real host; the
   client subclass then still picks Binance's USD-M error table for that URL.
 - Request timestamps are the daemon clock plus the measured exchange offset (``nonce``),
-  never ccxt's one-shot ``timeDifference``; the host clock is never changed.
+  less the measurement's uncertainty so that none is ahead of the exchange's clock
+  (``timesync.signing_offset_ms``); never ccxt's one-shot ``timeDifference``; the host
+  clock is never changed.
 - ccxt's rate limiter (``rate_limit``) paces by a token bucket in ccxt's cost units
   (Binance request weight): ``rate_limit_burst`` units at once, then ccxt's own pace of one
   unit per ``rateLimit`` ms (1200/min). 600 + 1200 stays under USD-M's 2400/min in any minute.

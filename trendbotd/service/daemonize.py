@@ -133,6 +133,11 @@ def launch(
     if child == 0:  # pragma: no cover - runs in the forked processes, checked end to end
         os.close(rfd)
         _run_child(lock, serve, wfd, handlers=handlers, stderr_path=stderr_path)
+    # The launcher only waits for the handshake: a SIGTERM or Ctrl-C ends it as any command
+    # (the flag-only handlers stay with the daemon, which inherited any stop already queued).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     os.close(wfd)
     lock.forget()  # the daemon owns the lock now: closing our fd neither unlocks nor unlinks
     try:
