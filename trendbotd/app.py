@@ -40,6 +40,7 @@ from trendbotd.service.signals import (
 )
 
 if TYPE_CHECKING:
+    from trendbotd.alerts.wiring import Alerts
     from trendbotd.runner import Runner
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class _Service:
     mode: LogMode
     notes: list[str] = field(default_factory=list)
     notifier: Notifier = field(default_factory=NullNotifier)
+    alerts: Alerts | None = None
 
     def serve(self, handshake: daemonize.Handshake, context: Any) -> int:
         """Runs inside the open daemon context (foreground or detached)."""
@@ -124,9 +126,28 @@ class _Service:
             logger.warning("daemon.note %s", note)
         for line in self.config.describe().splitlines():
             logger.info("%s", line)
+        try:
+            alerts = self._open_alerts()
+        except TrendbotError as e:
+            logger.error("startup.failed code=%d %s", e.exit_code, e)  # noqa: TRY400
+            handshake.failed(e.exit_code, f"startup failed: {e}")
+            return e.exit_code
+        self.alerts = alerts
         code = self._lifecycle(handshake)
         logger.info("daemon.exit code=%s", code)
+        alerts.end_run(code)
         return code
+
+    def _open_alerts(self) -> Alerts:
+        """The alert side path, before the heavy imports: a crash in the startup sync is
+        already reported. Only an unusable channel secret stops the start."""
+        from trendbotd.alerts.wiring import open_alerts  # noqa: PLC0415
+
+        alerts = open_alerts(self.config)
+        alerts.start_senders()
+        alerts.begin_run(env=os.environ, pid=os.getpid())
+        alerts.sink.emit("daemon.started", version=__version__, pid=os.getpid(), mode=self.mode)
+        return alerts
 
     def _lifecycle(self, handshake: daemonize.Handshake) -> int:
         runner: Runner | None = None
@@ -155,6 +176,8 @@ class _Service:
             logger.info("daemon.ready %s", ready_text)
             self.notifier.ready(ready_text)
             handshake.ready(ready_text)
+            if self.alerts is not None:
+                self.alerts.sink.emit("daemon.ready", status=ready_text)
             loop = Loop(
                 runner,
                 notifier=self.notifier,
