@@ -32,8 +32,10 @@ class AlertSink(Protocol):
 
 
 def _text(spec: EventSpec, fields: dict[str, str]) -> str:
-    details = " ".join(f"{k}={v}" for k, v in fields.items())
-    return f"{spec.summary}: {details}" if details else spec.summary
+    """``summary: k=v k=v``; a multi-line value (log lines) follows on its own lines."""
+    details = " ".join(f"{k}={v}" for k, v in fields.items() if "\n" not in v)
+    blocks = "".join(f"\n{k}:\n{v}" for k, v in fields.items() if "\n" in v)
+    return (f"{spec.summary}: {details}" if details else spec.summary) + blocks
 
 
 def _log(spec: EventSpec, alert_id: str, text: str) -> None:

@@ -123,6 +123,10 @@ class Alerts:
                 logger.exception("alert.run_record_failed")
         self.close()
 
+    def close_outbox(self) -> None:
+        if self.outbox is not None:
+            self.outbox.close()
+
     def close(self) -> None:
         deadline = time.monotonic() + self.flush_s
         for sender in self.senders:
