@@ -9,7 +9,7 @@ import pytest
 
 from trendbotd.adapters.credentials import load_secret_table, registered_secrets
 from trendbotd.alerts.sink import NullAlertSink
-from trendbotd.alerts.unit_report import describe_failure, parse_show
+from trendbotd.alerts.unit_report import config_for_unit, describe_failure, parse_show
 from trendbotd.config import load_alert_config, load_config
 from trendbotd.errors import ConfigError, CredentialsError
 
@@ -143,3 +143,9 @@ def test_null_sink_logs_critical_events_at_critical(caplog: pytest.LogCaptureFix
     assert "symbol=BTC/USDT:USDT" in caplog.records[0].getMessage()
     with pytest.raises(KeyError):
         sink.emit("not.catalogued")
+
+
+def test_an_instance_unit_names_its_own_config() -> None:
+    assert config_for_unit("trendbotd@eth.service") == Path("/etc/trendbotd/eth.toml")
+    assert config_for_unit("trendbotd.service") is None
+    assert config_for_unit("other@x.service") is None

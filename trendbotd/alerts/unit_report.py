@@ -14,6 +14,7 @@ unusable, 77 a channel secret is unusable, 78 the [instance]/[alerts] config is 
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import sys
 import time
@@ -42,6 +43,13 @@ class UnitFailure:
     invocation_id: str
     restarts: str
     log: str  # the last lines, redacted
+
+
+def config_for_unit(unit: str) -> Path | None:
+    """The config a unit of this package runs with: ``trendbotd@NAME.service`` ->
+    ``/etc/trendbotd/NAME.toml`` (as its ExecStart= says); None: the default path."""
+    m = re.fullmatch(r"trendbotd@([^/]+)\.service", unit)
+    return Path(f"/etc/trendbotd/{m.group(1)}.toml") if m else None
 
 
 def parse_show(text: str) -> dict[str, str]:
@@ -111,6 +119,8 @@ def run_alert_command(
     from trendbotd.config import load_alert_config  # noqa: PLC0415
     from trendbotd.service.logsetup import configure_logging  # noqa: PLC0415
 
+    if config_path is None and unit is not None:
+        config_path = config_for_unit(unit)
     config = load_alert_config(config_path)  # ConfigError: 78
     configure_logging(level="info", mode="foreground", ident="trendbotd-alert", env=env)
     if not config.alerts.channels:
