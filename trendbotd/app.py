@@ -348,6 +348,8 @@ class Loop:
             return
         if new.instance != self.config.instance:
             logger.warning("config.reload instance.* changes take effect at the next restart")
+        if new.alerts != self.config.alerts:
+            logger.warning("config.reload alerts.* changes take effect at the next restart")
         old_lines = set(self.config.describe().splitlines())
         changed = [line for line in new.describe().splitlines() if line not in old_lines]
         for line in changed:
