@@ -288,3 +288,30 @@ def test_alert_test_and_exit_codes(
     (tmp_path / "none").mkdir()
     plain = write_config(tmp_path / "none")
     assert daemon.run(["alert", "--test", "--config", str(plain)]).returncode == 78
+
+
+def test_a_failed_start_is_one_alert_even_with_the_alert_unit(
+    tmp_path: Path, daemon: DaemonFactory, webhook: Receiver
+) -> None:
+    # the startup sync cannot finish in time: exit 69, reported by the daemon itself; the
+    # alert unit then started by OnFailure= for that run adds nothing
+    config = alert_config(tmp_path, webhook_port=webhook.port)
+    text = config.read_text().replace("startup_timeout_s = 60", "startup_timeout_s = 5")
+    config.write_text(text + "\n[paper]\nresponse_delay_ms = 2000\n")
+    handle = daemon.start(
+        ["run", "--foreground", "--paper", "--config", str(config)],
+        env=clean_env(INVOCATION_ID="69failedstart"),
+    )
+    assert handle.wait(timeout=60) == 69
+    bodies = webhook.wait_for(lambda b: len(b) >= 2)
+    assert _events(bodies) == ["daemon.started", "daemon.failed"]
+    assert bodies[1]["severity"] == "error"
+    assert bodies[1]["fields"]["exit_code"] == "69"
+    assert bodies[1]["id"] == "failed-run-69failedstart"
+    fakes = _fake_systemd_tools(tmp_path)
+    alert = daemon.run(
+        ["alert", "--unit", "trendbotd.service", "--config", str(config)],
+        env=clean_env(PATH=f"{fakes}:{os.environ['PATH']}", MONITOR_INVOCATION_ID="69failedstart"),
+    )
+    assert alert.returncode == 0, alert.stderr
+    assert webhook.attempts == 2
