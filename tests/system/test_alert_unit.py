@@ -118,6 +118,12 @@ def test_a_sigkill_that_systemd_restarts_gives_exactly_one_alert(svc: Service) -
     )
     wait_until(lambda: _events(c).count("daemon.ready") == 2, timeout=60, what="the second ready")
     wait_until(lambda: _pending(c) == 0, timeout=30, what="the outbox drained")
+    # where OnFailure= fires between restarts, its alert unit must have finished too
+    wait_until(
+        lambda: c.is_active(f"trendbotd-alert@{UNIT}") != "activating",
+        timeout=60,
+        what="no alert unit running",
+    )
     reports = [e for e in _events(c) if e in ("daemon.restarted_unclean", "unit.failed")]
     assert reports == ["daemon.restarted_unclean"], _events(c)
 
