@@ -174,10 +174,10 @@ class _Service:
             handshake.failed(code, f"startup crashed: {e!r} (traceback in the log)")
         else:
             logger.info("daemon.ready %s", ready_text)
+            if self.alerts is not None:  # queued before READY=1: a kill after READY keeps it
+                self.alerts.sink.emit("daemon.ready", status=ready_text)
             self.notifier.ready(ready_text)
             handshake.ready(ready_text)
-            if self.alerts is not None:
-                self.alerts.sink.emit("daemon.ready", status=ready_text)
             loop = Loop(
                 runner,
                 notifier=self.notifier,

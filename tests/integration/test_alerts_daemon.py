@@ -6,11 +6,13 @@ SIGKILLed daemon reports its unclean exit once, and the alert unit does not repe
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import sqlite3
 import stat
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -315,3 +317,49 @@ def test_a_failed_start_is_one_alert_even_with_the_alert_unit(
     )
     assert alert.returncode == 0, alert.stderr
     assert webhook.attempts == 2
+
+
+def test_alerts_queued_before_a_sigkill_are_delivered_after_the_restart(
+    tmp_path: Path, daemon: DaemonFactory, notify_listener: NotifyListener, webhook: Receiver
+) -> None:
+    webhook.set_mode("fail")
+    config = alert_config(tmp_path, webhook_port=webhook.port)
+    first = _start(daemon, config, notify_listener)
+    assert wait_until(lambda: webhook.attempts >= 2, timeout=10)  # retrying, nothing taken
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    webhook.set_mode("ok")
+    second = _start(daemon, config, notify_listener)
+    bodies = webhook.wait_for(lambda b: _events(b).count("daemon.ready") == 2)
+    _stop(second)
+    assert _events(bodies) == [
+        "daemon.started",
+        "daemon.ready",
+        "daemon.restarted_unclean",
+        "daemon.started",
+        "daemon.ready",
+    ]
+    assert len({b["id"] for b in bodies}) == 5
+
+
+def test_a_hanging_channel_does_not_touch_the_watchdog_cadence(
+    tmp_path: Path, daemon: DaemonFactory, notify_listener: NotifyListener, webhook: Receiver
+) -> None:
+    # every request hangs for the whole send timeout: the loop's WATCHDOG=1 pings keep
+    # their cadence and the stop is not held up beyond stop_flush_s
+    webhook.set_mode("hang")
+    config = alert_config(tmp_path, webhook_port=webhook.port, extra="send_timeout_s = 30")
+    text = config.read_text().replace("tick_interval_s = 0.2", "tick_interval_s = 5")
+    config.write_text(text)
+    handle = _start(daemon, config, notify_listener, WATCHDOG_USEC="1000000")
+    ready_at = len(notify_listener.messages())
+    assert wait_until(lambda: webhook.attempts >= 1, timeout=10)
+    time.sleep(3)  # the span over which the cadence is measured, not a wait for a condition
+    pings = [m.at for m in notify_listener.messages()[ready_at:] if m.fields.get("WATCHDOG")]
+    gaps = [b - a for a, b in itertools.pairwise(pings)]
+    print(f"\nwatchdog gaps while the channel hangs: max {max(gaps) * 1000:.0f} ms, n={len(gaps)}")
+    assert len(pings) >= 6 and max(gaps) < 0.75, gaps
+    sent = time.monotonic()
+    err = _stop(handle)
+    assert time.monotonic() - sent < 3 + 2.5  # stop_flush_s plus the usual stop
+    assert "alert.unsent channel=hook" in err

@@ -347,7 +347,7 @@ class ChannelLock:
 
     def try_acquire(self) -> bool:
         if self._fd is not None:
-            return True
+            return False  # held by another pass of this process: not reentrant
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

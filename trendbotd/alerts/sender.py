@@ -181,10 +181,17 @@ class ChannelSender:
         if self._thread is not None:
             self._thread.join(timeout_s)
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def drain(self, *, deadline: float) -> bool:
         """Send until nothing is pending or ``deadline`` (monotonic) passes; True when
         the channel has nothing left. For processes without the thread (``trendbotd
-        alert``) and for the daemon's last moments."""
+        alert``) and for the daemon's last moments, once the thread has stopped: the
+        thread's send in progress holds this very lock object."""
+        if self.running:
+            return False
         while True:
             step = self.step()
             if step.outcome is Outcome.IDLE:
