@@ -101,7 +101,7 @@ def test_failures_back_off_and_nothing_is_lost(parts: Parts) -> None:
 
 
 def test_another_holder_of_the_channel_lock_keeps_the_sender_off(
-    parts: tuple,  # type: ignore[type-arg]
+    parts: Parts,
 ) -> None:
     outbox, channel, _, sender, sink = parts
     sink.emit("daemon.started")
