@@ -284,6 +284,12 @@ def test_alert_test_and_exit_codes(
     down = daemon.run(["alert", "--test", "--config", str(config), "--timeout", "1"])
     assert down.returncode == 69, down.stderr
     assert "hook (1 pending)" in down.stderr
+    if os.geteuid() == 0:  # root would take the outbox from the daemon's user: refused
+        os.chown(tmp_path / "state", 4242, -1)
+        foreign = daemon.run(["alert", "--test", "--config", str(config)])
+        assert foreign.returncode == 73, foreign.stderr
+        assert "sudo -u trendbotd" in foreign.stderr
+        os.chown(tmp_path / "state", 0, -1)
     (tmp_path / "hook.secret").chmod(0o644)
     unsafe = daemon.run(["alert", "--test", "--config", str(config)])
     assert unsafe.returncode == 77, unsafe.stderr

@@ -126,6 +126,17 @@ def test_a_sigkill_that_systemd_restarts_gives_exactly_one_alert(svc: Service) -
     )
     reports = [e for e in _events(c) if e in ("daemon.restarted_unclean", "unit.failed")]
     assert reports == ["daemon.restarted_unclean"], _events(c)
+    # a critical alert is also in the journal at priority crit
+    wait_until(
+        lambda: any(
+            "alert.daemon.restarted_unclean" in line
+            for line in c.run(
+                "journalctl", "-p", "crit", "-u", UNIT, "-o", "cat"
+            ).stdout.splitlines()
+        ),
+        timeout=30,
+        what="the critical alert in `journalctl -p crit`",
+    )
 
 
 def _pending(c: Container) -> int:

@@ -8,12 +8,14 @@ so the restarted daemon's own report of that run is the same alert, sent once.
 
 Exit codes: 0 everything delivered (or nothing to send), 64 bad arguments, 69 a channel
 did not take everything before ``--timeout`` (it stays in the outbox), 73 the outbox is
-unusable, 77 a channel secret is unusable, 78 the [instance]/[alerts] config is invalid.
+unusable or belongs to another user, 77 a channel secret is unusable, 78 the
+[instance]/[alerts] config is invalid.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -21,9 +23,14 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from trendbotd.errors import StatePathError
 from trendbotd.exitcodes import ExitCode
 from trendbotd.service.logsetup import redact
+
+if TYPE_CHECKING:
+    from trendbotd.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +114,23 @@ def gather(unit: str, env: Mapping[str, str]) -> UnitFailure:
     return describe_failure(unit, env=env, show=show, log_lines=log.splitlines())
 
 
+def _refuse_foreign_state(config: Config, env: Mapping[str, str]) -> None:
+    """Run by root (``sudo trendbotd alert --test``), the outbox and its lock files would
+    be created as root and the daemon could no longer use them: refuse, naming the user."""
+    from trendbotd.orders.statedir import resolve_state_dir  # noqa: PLC0415
+
+    path = resolve_state_dir(config, env=env, create=False).path
+    try:
+        owner = path.stat().st_uid
+    except FileNotFoundError:
+        return
+    if owner != os.geteuid():
+        raise StatePathError(
+            f"{path} belongs to uid {owner}, not to uid {os.geteuid()}: run this as the "
+            "daemon's user (e.g. sudo -u trendbotd trendbotd alert ...)"
+        )
+
+
 def run_alert_command(
     *,
     config_path: Path | None,
@@ -126,6 +150,7 @@ def run_alert_command(
     if not config.alerts.channels:
         print("trendbotd: no alert channel configured ([alerts.channels.NAME])", file=sys.stderr)
         return ExitCode.CONFIG_ERROR if test else ExitCode.OK
+    _refuse_foreign_state(config, env)
     alerts = open_alerts(config, env=env)  # CredentialsError: 77
     if alerts.outbox is None:
         return ExitCode.CANT_CREATE
