@@ -40,6 +40,7 @@ from trendbotd.service.signals import (
 )
 
 if TYPE_CHECKING:
+    from trendbotd.alerts.wiring import Alerts
     from trendbotd.runner import Runner
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class _Service:
     mode: LogMode
     notes: list[str] = field(default_factory=list)
     notifier: Notifier = field(default_factory=NullNotifier)
+    alerts: Alerts | None = None
 
     def serve(self, handshake: daemonize.Handshake, context: Any) -> int:
         """Runs inside the open daemon context (foreground or detached)."""
@@ -136,9 +138,28 @@ class _Service:
             logger.warning("daemon.note %s", note)
         for line in self.config.describe().splitlines():
             logger.info("%s", line)
+        try:
+            alerts = self._open_alerts()
+        except TrendbotError as e:
+            logger.error("startup.failed code=%d %s", e.exit_code, e)  # noqa: TRY400
+            handshake.failed(e.exit_code, f"startup failed: {e}")
+            return e.exit_code
+        self.alerts = alerts
         code = self._lifecycle(handshake)
         logger.info("daemon.exit code=%s", code)
+        alerts.end_run(code)
         return code
+
+    def _open_alerts(self) -> Alerts:
+        """The alert side path, before the heavy imports: a crash in the startup sync is
+        already reported. Only an unusable channel secret stops the start."""
+        from trendbotd.alerts.wiring import open_alerts  # noqa: PLC0415
+
+        alerts = open_alerts(self.config)
+        alerts.start_senders()
+        alerts.begin_run(env=os.environ, pid=os.getpid())
+        alerts.sink.emit("daemon.started", version=__version__, pid=os.getpid(), mode=self.mode)
+        return alerts
 
     def _lifecycle(self, handshake: daemonize.Handshake) -> int:
         runner: Runner | None = None
@@ -166,6 +187,8 @@ class _Service:
             handshake.failed(code, f"startup crashed: {e!r} (traceback in the log)")
         else:
             logger.info("daemon.ready %s", ready_text)
+            if self.alerts is not None:  # queued before READY=1: a kill after READY keeps it
+                self.alerts.sink.emit("daemon.ready", status=ready_text)
             self.notifier.ready(ready_text)
             handshake.ready(ready_text)
             loop = Loop(
@@ -338,6 +361,8 @@ class Loop:
             return
         if new.instance != self.config.instance:
             logger.warning("config.reload instance.* changes take effect at the next restart")
+        if new.alerts != self.config.alerts:
+            logger.warning("config.reload alerts.* changes take effect at the next restart")
         old_lines = set(self.config.describe().splitlines())
         changed = [line for line in new.describe().splitlines() if line not in old_lines]
         for line in changed:

@@ -97,6 +97,26 @@ def build_parser(command: str | None) -> tuple[argparse.ArgumentParser, Any]:
         "--reason", default="", metavar="TEXT", help="why, kept in the journal with the resume"
     )
 
+    alert = sub.add_parser(
+        "alert",
+        help="send a failed unit's report (what OnFailure= runs) or a test alert, "
+        "plus the unsent outbox",
+    )
+    _add_config(alert)
+    what = alert.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--unit", metavar="UNIT", help="report UNIT as failed (result, exit status, last lines)"
+    )
+    what.add_argument("--test", action="store_true", help="send a test alert to every channel")
+    what.add_argument("--flush", action="store_true", help="only send what the outbox holds")
+    alert.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up delivering after this long; the rest stays in the outbox (default 30)",
+    )
+
     module: Any = None
     for name, (module_name, help_text) in LAZY_COMMANDS.items():
         lazy = sub.add_parser(name, help=help_text)
@@ -153,15 +173,15 @@ def _main(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help / --version
         return e.code if isinstance(e.code, int) else ExitCode.OK
-    if args.command == "run":
-        return _run(args)
-    if args.command == "check-config":
-        return _check_config(args)
-    if args.command == "status":
-        return _status(args)
-    if args.command == "resume":
-        return _resume(args)
-    return int(module.run(args))
+    commands = {
+        "run": _run,
+        "check-config": _check_config,
+        "status": _status,
+        "resume": _resume,
+        "alert": _alert,
+    }
+    handler = commands.get(args.command)
+    return handler(args) if handler is not None else int(module.run(args))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -274,6 +294,20 @@ def _resume(args: argparse.Namespace) -> int:
     for note in plan.notes:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     return ExitCode.OK
+
+
+def _alert(args: argparse.Namespace) -> int:
+    from trendbotd.alerts.unit_report import run_alert_command  # noqa: PLC0415
+
+    if not 0 < args.timeout <= 600:
+        raise UsageError(f"{PROG} alert: --timeout must be in (0, 600]")
+    return run_alert_command(
+        config_path=args.config,
+        unit=args.unit,
+        test=args.test,
+        timeout_s=args.timeout,
+        env=os.environ,
+    )
 
 
 def _operator() -> str:

@@ -132,6 +132,37 @@ class ServiceConfig:
     tick_interval_s: float = 60.0
 
 
+AlertChannelKind = Literal["webhook", "telegram"]
+SeverityName = Literal["info", "warning", "error", "critical"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChannelConfig:
+    """``[alerts.channels.NAME]``. The secret (webhook URL, bot token) is never here: it is
+    read from ``secret_file`` (mode 0600) or ``$CREDENTIALS_DIRECTORY/<secret_name>``."""
+
+    name: str = ""
+    kind: AlertChannelKind = "webhook"
+    min_severity: SeverityName = "warning"
+    secret_file: Path | None = None  # TOML: url = "..." (webhook) / bot_token = "..." (telegram)
+    secret_name: str = ""  # systemd LoadCredential= name
+    base_url: str = "https://api.telegram.org"  # telegram: the Bot API host (tests: a fake)
+    chat_id: str = ""  # telegram: the chat to write to
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsConfig:
+    outbox_max: int = 1000  # alerts kept; beyond it the oldest go (delivered ones first)
+    send_timeout_s: float = 10.0  # one HTTP request to a channel
+    retry_base_s: float = 2.0  # back-off after a failed send: 2, 4, 8 ... s
+    retry_max_s: float = 300.0
+    rate_limit: int = 20  # messages per channel per rate_window_s
+    rate_window_s: float = 60.0
+    coalesce_window_s: float = 60.0  # repeats waiting this close together become one message
+    stop_flush_s: float = 3.0  # at stop, wait this long for pending alerts to go out
+    channels: tuple[AlertChannelConfig, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     source: Path | None = None  # the file it came from; None for built-in defaults
@@ -145,6 +176,7 @@ class Config:
     strategy_overrides: dict[str, StrategyParams] = field(default_factory=dict)
     risk: RiskConfig = field(default_factory=RiskConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     def strategy_for(self, symbol: str) -> StrategyParams:
         return self.strategy_overrides.get(symbol, self.strategy)
@@ -153,7 +185,7 @@ class Config:
         """One line per setting for the start-up log. Holds no secrets by construction."""
         lines = [f"config.source={self.source or '<built-in defaults>'}"]
         sections = ("instance", "exchange", "ratelimit", "paper", "trading", "strategy")
-        for name in (*sections, "risk", "service"):
+        for name in (*sections, "risk", "service", "alerts"):
             section = getattr(self, name)
             for f in dataclasses.fields(section):
                 lines.append(f"config.{name}.{f.name}={getattr(section, f.name)!s}")
@@ -171,6 +203,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "strategy": StrategyParams,
     "risk": RiskConfig,
     "service": ServiceConfig,
+    "alerts": AlertsConfig,
 }
 
 
@@ -193,6 +226,31 @@ def load_config(path: Path | None, *, paper: bool = False) -> Config:
     config = _build(raw, path=path, text=text)
     _check_semantics(config, path=path, text=text)
     return _force_paper(config) if paper else config
+
+
+def load_alert_config(path: Path | None) -> Config:
+    """Only ``[instance]`` and ``[alerts]``, validated; every other table is ignored.
+
+    ``trendbotd alert`` must still report a unit that failed on a mistake elsewhere in the
+    file (exit 78), so it does not let that mistake silence the alert."""
+    if path is None:
+        if not DEFAULT_CONFIG_PATH.exists():
+            return Config()
+        path = DEFAULT_CONFIG_PATH
+    text = _read(path)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: TOML syntax error: {e}") from e
+    wanted = {k: v for k, v in raw.items() if k in ("instance", "alerts")}
+    config = _build(wanted, path=path, text=text)
+    problems = _alerts_problems(config.alerts)
+    if not _INSTANCE_NAME.match(config.instance.name):
+        problems.insert(0, ("instance", "name", "is not a valid instance name"))
+    if problems:
+        table, key, message = problems[0]
+        raise ConfigError(f"{_where(path, text, table, key or None)}: {table}.{key}: {message}")
+    return config
 
 
 def _force_paper(config: Config) -> Config:
@@ -253,6 +311,8 @@ def _build(raw: dict[str, Any], *, path: Path, text: str) -> Config:
         if name == "strategy" and "symbols" in value:
             per_symbol = value.pop("symbols")
             overrides = _build_overrides(per_symbol, base=value, path=path, text=text)
+        if name == "alerts" and "channels" in value:
+            value["channels"] = _build_channels(value["channels"], path=path, text=text)
         sections[name] = _build_section(_SECTIONS[name], value, table=name, path=path, text=text)
     return Config(source=path, strategy_overrides=overrides, **sections)
 
@@ -271,6 +331,27 @@ def _build_overrides(
             StrategyParams, merged, table=f"strategy.symbols.{symbol}", path=path, text=text
         )
     return result
+
+
+def _build_channels(tables: Any, *, path: Path, text: str) -> tuple[AlertChannelConfig, ...]:
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{path}: alerts.channels must be a table of [alerts.channels.NAME]")
+    result: list[AlertChannelConfig] = []
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: alerts.channels.{name} must be a table")
+        if "name" in table:
+            raise ConfigError(f"{path}: alerts.channels.{name}: the table name is the name")
+        result.append(
+            _build_section(
+                AlertChannelConfig,
+                {**table, "name": name},
+                table=f"alerts.channels.{name}",
+                path=path,
+                text=text,
+            )
+        )
+    return tuple(result)
 
 
 def _build_section(
@@ -316,6 +397,8 @@ def _coerce(value: Any, hint: Any) -> Any:  # noqa: PLR0911, PLR0912 - one branc
         if value not in args:
             raise _TypeMismatchError("one of " + ", ".join(f'"{a}"' for a in args))
         return value
+    if origin is tuple and args and args[0] is AlertChannelConfig:
+        return value  # built by _build_channels
     if origin is tuple:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise _TypeMismatchError("a list of strings")
@@ -394,6 +477,35 @@ def _ratelimit_problems(rl: RateLimitConfig) -> list[tuple[str, str, str]]:
         (0 <= rl.max_wait_s <= 30, "max_wait_s", "must be 0..30 (the watchdog waits 30 s)"),
     ]
     return [("ratelimit", key, message) for ok, key, message in checks if not ok]
+
+
+_CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+def _alerts_problems(alerts: AlertsConfig) -> list[tuple[str, str, str]]:
+    checks = [
+        (10 <= alerts.outbox_max <= 1_000_000, "outbox_max", "must be 10..1000000"),
+        (0 < alerts.send_timeout_s <= 60, "send_timeout_s", "must be in (0, 60]"),
+        (0 < alerts.retry_base_s <= alerts.retry_max_s, "retry_base_s", "must be in (0, max]"),
+        (alerts.retry_max_s <= 3600, "retry_max_s", "must be at most 3600"),
+        (1 <= alerts.rate_limit <= 1000, "rate_limit", "must be 1..1000"),
+        (1 <= alerts.rate_window_s <= 3600, "rate_window_s", "must be 1..3600"),
+        (0 <= alerts.coalesce_window_s <= 3600, "coalesce_window_s", "must be 0..3600"),
+        (0 <= alerts.stop_flush_s <= 30, "stop_flush_s", "must be 0..30 (TimeoutStopSec)"),
+    ]
+    problems = [("alerts", key, message) for ok, key, message in checks if not ok]
+    for ch in alerts.channels:
+        table = f"alerts.channels.{ch.name}"
+        if not _CHANNEL_NAME.match(ch.name):
+            problems.append((table, "", "the name must be 1-32 of a-z, 0-9, '_', '-'"))
+        if bool(ch.secret_file) == bool(ch.secret_name):
+            problems.append((table, "secret_name", "set exactly one of secret_file, secret_name"))
+        if ch.kind == "telegram":
+            if not ch.chat_id:
+                problems.append((table, "chat_id", "a telegram channel needs chat_id"))
+            if re.match(r"^https?://[^\s/]+", ch.base_url) is None:
+                problems.append((table, "base_url", "must be an http:// or https:// URL"))
+    return problems
 
 
 def _check_semantics(config: Config, *, path: Path, text: str) -> None:
@@ -480,6 +592,7 @@ def _check_semantics(config: Config, *, path: Path, text: str) -> None:
     sv = config.service
     check(5 <= sv.startup_timeout_s <= 3600, "service", "startup_timeout_s", "must be 5..3600")
     check(0.05 <= sv.tick_interval_s <= 3600, "service", "tick_interval_s", "must be 0.05..3600")
+    problems.extend(_alerts_problems(config.alerts))
     if problems:
         table, key, message = problems[0]
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""

@@ -21,6 +21,7 @@ def test_units_pass_systemd_analyze_verify(installed: Container) -> None:
         "--man=no",
         "/lib/systemd/system/trendbotd.service",
         "/lib/systemd/system/trendbotd@.service",
+        "/lib/systemd/system/trendbotd-alert@.service",
         check=False,
     )
     # verify prints problems (unknown keys, bad values, missing binaries) on stderr.

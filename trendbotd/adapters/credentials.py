@@ -135,15 +135,56 @@ def _read_private_file(path: Path) -> bytes:
     return data
 
 
-def _read_systemd_credential(name: str, env: Mapping[str, str]) -> bytes:
+def load_secret_table(
+    *,
+    secret_file: Path | None,
+    secret_name: str,
+    keys: tuple[str, ...],
+    setting: str,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Secret]:
+    """Another secret (an alert channel's token or URL): a TOML table with exactly ``keys``,
+    from a private file or a systemd credential, checked like the API keys and registered
+    for redaction. ``setting`` names the config table in error messages."""
+    env = os.environ if environ is None else environ
+    if secret_file is not None:
+        data, where = _read_private_file(secret_file), str(secret_file)
+    elif secret_name:
+        data = _read_systemd_credential(secret_name, env, setting=f"{setting}.secret_name")
+        where = f"$CREDENTIALS_DIRECTORY/{secret_name}"
+    else:
+        raise CredentialsError(f"{setting}: set secret_file or secret_name")
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise CredentialsError(f"{where}: secret is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise CredentialsError(f"{where}: not valid TOML ({e})") from None
+    if set(raw) != set(keys):
+        raise CredentialsError(f"{where}: expected exactly the keys {', '.join(keys)}")
+    values: dict[str, Secret] = {}
+    for key in keys:
+        value = raw[key]
+        text = value.strip() if isinstance(value, str) else ""
+        if not text or any(c.isspace() for c in text):
+            raise CredentialsError(f"{where}: {key} must be a non-empty string without spaces")
+        register_secret(text)
+        values[key] = Secret(text)
+    logger.info("secret.loaded for=%s source=%s", setting, where)
+    return values
+
+
+def _read_systemd_credential(
+    name: str, env: Mapping[str, str], *, setting: str = "exchange.credential_name"
+) -> bytes:
     directory = env.get("CREDENTIALS_DIRECTORY", "")
     if not directory:
         raise CredentialsError(
-            f"exchange.credential_name = {name!r} but $CREDENTIALS_DIRECTORY is not set "
+            f"{setting} = {name!r} but $CREDENTIALS_DIRECTORY is not set "
             "(the unit needs LoadCredential=" + name + ":/path/to/file)"
         )
     if "/" in name or name in ("", ".", ".."):
-        raise CredentialsError(f"exchange.credential_name {name!r} is not a plain name")
+        raise CredentialsError(f"{setting} {name!r} is not a plain name")
     path = Path(directory) / name
     data, st = _read_nofollow(path)
     if st.st_mode & 0o007:
