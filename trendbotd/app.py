@@ -133,7 +133,9 @@ class _Service:
         code: int = ExitCode.OK
         try:
             from trendbotd import runner as runner_module  # noqa: PLC0415 - heavy, behind the lock
+            from trendbotd.observability import start_metrics  # noqa: PLC0415 - same
 
+            self.notifier = start_metrics(self.config, self.notifier)
             runner = runner_module.build_runner(self.config, notifier=self.notifier)
             progress = _Progress(self.notifier, self.signals, self.config)
             ready_text = runner.start(progress)

@@ -287,6 +287,11 @@ class Journal:
         )
         return [row_to_intent(r) for r in rows]
 
+    def intent_counts(self) -> dict[tuple[Purpose, IntentState], int]:
+        """How many intents there are of each purpose in each state (for the metrics)."""
+        rows = self._read("SELECT purpose, state, count(*) FROM intents GROUP BY purpose, state")
+        return {(Purpose(p), IntentState(s)): int(n) for p, s, n in rows}
+
     def intents_since(self, since_ms: int, *, symbol: str | None = None) -> list[Intent]:
         sql = SELECT_INTENT + " WHERE created_ms >= ?"
         params: list[Any] = [since_ms]
