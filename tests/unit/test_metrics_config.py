@@ -3,6 +3,8 @@ every refusal is one line naming the file, line and key, exit 78."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,17 @@ def test_the_cli_refuses_a_public_address_with_one_line_and_78(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert err.startswith(f"trendbotd: {path}:5: metrics.listen: 0.0.0.0:9464 is not a loopback")
+
+
+def test_off_means_prometheus_client_is_never_imported() -> None:
+    code = (
+        "import sys\n"
+        "from trendbotd.config import Config\n"
+        "from trendbotd.observability import start_metrics\n"
+        "from trendbotd.service.notify import NullNotifier\n"
+        "n = NullNotifier()\n"
+        "assert start_metrics(Config(), n) is n\n"
+        "assert 'prometheus_client' not in sys.modules, 'imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
