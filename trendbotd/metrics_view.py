@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from trendbotd.orders.records import IntentState, Purpose, TradingMode
+from trendbotd.orders.records import NON_FINAL_STATES, IntentState, Purpose, TradingMode
 from trendbotd.orders.status import StatusReport
 
 MODES: tuple[str, ...] = tuple(m.value for m in TradingMode)
 PURPOSES: tuple[str, ...] = tuple(p.value for p in Purpose)
 # An order's outcome is final once journalled as one of these; the rest are unfinished.
 OUTCOMES: tuple[str, ...] = tuple(s.value.lower() for s in IntentState if s.is_final)
+UNFINISHED: tuple[str, ...] = tuple(s.value.lower() for s in NON_FINAL_STATES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,7 @@ class JournalView:
     positions: dict[str, Decimal]  # signed amount by symbol (non-flat only)
     notional: dict[str, Decimal]  # |amount| x entry price by symbol, quote currency
     positions_without_stop: int
-    unfinished_intents: int
+    unfinished_intents: dict[str, int]  # state -> count, every non-final state present
     orders: dict[tuple[str, str], int]  # (purpose, outcome) -> count, every pair present
 
 
@@ -44,6 +45,9 @@ def journal_view(
     if mode is TradingMode.NORMAL and reduce_only_configured:
         mode = TradingMode.REDUCE_ONLY
     held = [p for p in report.positions if p.amount != 0]
+    unfinished = dict.fromkeys(UNFINISHED, 0)
+    for intent in report.open_intents:
+        unfinished[intent.state.value.lower()] += 1
     orders = {(p, o): 0 for p in PURPOSES for o in OUTCOMES}
     for (purpose, state), n in counts.items():
         if state.is_final:
@@ -57,7 +61,7 @@ def journal_view(
         positions={p.symbol: p.amount for p in held},
         notional={p.symbol: abs(p.amount) * p.entry_price for p in held},
         positions_without_stop=sum(1 for p in held if p.stop_price is None),
-        unfinished_intents=len(report.open_intents),
+        unfinished_intents=unfinished,
         orders=orders,
     )
 

@@ -47,7 +47,10 @@ def start_metrics(config: Config, notifier: Notifier) -> Notifier:
     from trendbotd.adapters.metrics import serve_metrics  # noqa: PLC0415 - only when enabled
 
     tracker, sink, _server = serve_metrics(
-        parse_listen(config.metrics.listen), read_view=JournalReader(config), notifier=notifier
+        parse_listen(config.metrics.listen),
+        read_view=JournalReader(config),
+        notifier=notifier,
+        tick_interval_s=config.service.tick_interval_s,
     )
     telemetry.install(sink)
     return tracker

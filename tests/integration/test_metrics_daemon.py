@@ -37,6 +37,7 @@ EXPECTED_FAMILIES = {
     "trendbotd_decision_to_order_seconds",
     "trendbotd_alert_outbox_depth",
     "trendbotd_alert_failures",
+    "trendbotd_tick_interval_seconds",
 }
 
 
@@ -85,7 +86,8 @@ def test_metrics_of_a_paper_run(
     assert got["trendbotd_equity", ()] == 10000  # the paper account's start balance
     assert got["trendbotd_exchange_requests_total", ()] > 0
     assert got["trendbotd_request_weight_used", ()] > 0  # the simulator reports it
-    assert got["trendbotd_unfinished_intents", ()] >= 0
+    assert got["trendbotd_unfinished_intents", (("state", "unknown"),)] == 0
+    assert got["trendbotd_tick_interval_seconds", ()] == 0.2
     assert got["trendbotd_orders_total", (("outcome", "filled"), ("purpose", "entry"))] >= 0
     assert got["trendbotd_alert_outbox_depth", ()] == 0
     assert got["trendbotd_alert_failures_total", ()] == 0

@@ -121,7 +121,7 @@ def test_journal_view_of_a_journal(journal_path: Path) -> None:
     assert view.positions == {BTC: Decimal("0.2"), ETH: Decimal(-3)}
     assert view.notional == {BTC: Decimal(10000), ETH: Decimal(6000)}
     assert view.positions_without_stop == 1
-    assert view.unfinished_intents == 2  # the open stop and the exit in doubt
+    assert view.unfinished_intents == {"pending": 0, "sent": 0, "acked": 1, "unknown": 1}
     assert set(view.orders) == {(p, o) for p in PURPOSES for o in OUTCOMES}
     assert view.orders["entry", "filled"] == 2
     assert view.orders["entry", "rejected"] == 1
@@ -138,7 +138,8 @@ def test_an_empty_journal(tmp_path: Path) -> None:
     open_journal(path).close()
     view = journal_view(read_status(path), {}, reduce_only_configured=False)
     assert (view.last_tick_s, view.clock_offset_s) == (None, None)
-    assert (view.positions, view.positions_without_stop, view.unfinished_intents) == ({}, 0, 0)
+    assert (view.positions, view.positions_without_stop) == ({}, 0)
+    assert set(view.unfinished_intents.values()) == {0}
     assert set(view.orders.values()) == {0}
 
 
@@ -173,7 +174,9 @@ def test_scrape_reads_the_journal(journal_path: Path) -> None:
     assert got["trendbotd_position_notional", (("symbol", BTC),)] == 10000
     assert got["trendbotd_positions", ()] == 2
     assert got["trendbotd_positions_without_stop", ()] == 1
-    assert got["trendbotd_unfinished_intents", ()] == 2
+    assert got["trendbotd_unfinished_intents", (("state", "acked"),)] == 1
+    assert got["trendbotd_unfinished_intents", (("state", "unknown"),)] == 1
+    assert got["trendbotd_unfinished_intents", (("state", "pending"),)] == 0
     assert got["trendbotd_orders_total", (("outcome", "filled"), ("purpose", "entry"))] == 2
     assert got["trendbotd_orders_total", (("outcome", "abandoned"), ("purpose", "stop"))] == 0
 
@@ -301,6 +304,7 @@ def test_served_on_the_configured_address_only(journal_path: Path) -> None:
         ListenAddress("127.0.0.1", port),
         read_view=_reader(journal_path),
         notifier=NullNotifier(),
+        tick_interval_s=60,
     )
     try:
         assert server.address == ListenAddress("127.0.0.1", port)
@@ -309,6 +313,7 @@ def test_served_on_the_configured_address_only(journal_path: Path) -> None:
             got = _parse(reply.read().decode())
         assert got["trendbotd_ready", ()] == 0
         assert got["trendbotd_positions_without_stop", ()] == 1
+        assert got["trendbotd_tick_interval_seconds", ()] == 60
         assert not any(name.startswith("python_") for name, _ in got)  # own registry only
         tracker.ready("ready")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:

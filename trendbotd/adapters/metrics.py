@@ -187,11 +187,15 @@ def _journal_metrics(view: JournalView) -> Iterator[GaugeMetricFamily | CounterM
         "Open positions the last sync found without a protective stop. Must be 0.",
         view.positions_without_stop,
     )
-    yield _gauge(
-        "unfinished_intents",
-        "Journalled orders whose outcome is not final yet (pending, sent, open, unknown).",
-        view.unfinished_intents,
+    unfinished = GaugeMetricFamily(
+        PREFIX + "unfinished_intents",
+        "Journalled orders whose outcome is not final yet, by state: acked (open on the "
+        "exchange: resting stops), pending, sent, unknown (in doubt until queried).",
+        labels=["state"],
     )
+    for state, count in view.unfinished_intents.items():
+        unfinished.add_metric([state], count)
+    yield unfinished
     orders = CounterMetricFamily(
         PREFIX + "orders",
         "Orders by purpose and final outcome, from the journal (kept across restarts).",
@@ -265,12 +269,18 @@ def serve_metrics(
     *,
     read_view: Callable[[], JournalView | None],
     notifier: Notifier,
+    tick_interval_s: float,
 ) -> tuple[ReadyTracker, TelemetrySink, MetricsServer]:
     """A dedicated registry with both sources, served on ``address``. Raises ConfigError
     when the address cannot be bound."""
     registry = CollectorRegistry(auto_describe=True)
     tracker = ReadyTracker(notifier)
     sink = TelemetrySink(registry)
+    Gauge(
+        PREFIX + "tick_interval_seconds",
+        "service.tick_interval_s at start: the longest planned gap between two ticks.",
+        registry=registry,
+    ).set(tick_interval_s)
     registry.register(StateCollector(read_view=read_view, ready=lambda: tracker.is_ready))
     server = MetricsServer(registry, address)
     return tracker, sink, server
