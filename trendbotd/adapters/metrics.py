@@ -273,14 +273,27 @@ def serve_metrics(
 ) -> tuple[ReadyTracker, TelemetrySink, MetricsServer]:
     """A dedicated registry with both sources, served on ``address``. Raises ConfigError
     when the address cannot be bound."""
-    registry = CollectorRegistry(auto_describe=True)
     tracker = ReadyTracker(notifier)
+    registry, sink = build_registry(
+        read_view=read_view, ready=lambda: tracker.is_ready, tick_interval_s=tick_interval_s
+    )
+    server = MetricsServer(registry, address)
+    return tracker, sink, server
+
+
+def build_registry(
+    *,
+    read_view: Callable[[], JournalView | None],
+    ready: Callable[[], bool],
+    tick_interval_s: float,
+) -> tuple[CollectorRegistry, TelemetrySink]:
+    """Every metric the daemon exposes, in a registry of its own."""
+    registry = CollectorRegistry(auto_describe=True)
     sink = TelemetrySink(registry)
     Gauge(
         PREFIX + "tick_interval_seconds",
         "service.tick_interval_s at start: the longest planned gap between two ticks.",
         registry=registry,
     ).set(tick_interval_s)
-    registry.register(StateCollector(read_view=read_view, ready=lambda: tracker.is_ready))
-    server = MetricsServer(registry, address)
-    return tracker, sink, server
+    registry.register(StateCollector(read_view=read_view, ready=ready))
+    return registry, sink
