@@ -6,13 +6,14 @@ metrics neither loads it nor pays its memory.
 
 from __future__ import annotations
 
-from pathlib import Path
+import threading
 
 from trendbotd import telemetry
 from trendbotd.config import Config
+from trendbotd.errors import TrendbotError
 from trendbotd.listen_address import parse_listen
 from trendbotd.metrics_view import JournalView, journal_view
-from trendbotd.orders.journal import open_journal
+from trendbotd.orders.journal import Journal, open_journal
 from trendbotd.orders.stack import journal_location
 from trendbotd.orders.status import collect
 from trendbotd.ports import Notifier
@@ -20,22 +21,38 @@ from trendbotd.ports import Notifier
 
 class JournalReader:
     """The scrape-time view of this instance's journal (read-only; None before the
-    daemon has created it). Runs in the metrics server's thread."""
+    daemon has created it). Called from the metrics server's request threads, one at a
+    time: the connection is opened once (opening runs an integrity check, too much for
+    every scrape) and dropped after a failed read, so the next scrape opens afresh."""
 
     def __init__(self, config: Config) -> None:
         self._config = config
-        self._path: Path | None = None
+        self._journal: Journal | None = None
+        self._lock = threading.Lock()
 
     def __call__(self) -> JournalView | None:
-        if self._path is None:
-            _, path = journal_location(self._config, create=False)
-            if not path.exists():
-                return None
-            self._path = path
-        with open_journal(self._path, read_only=True) as journal:
-            report = collect(journal)
-            counts = journal.intent_counts()
+        with self._lock:
+            if self._journal is None:
+                _, path = journal_location(self._config, create=False)
+                if not path.exists():
+                    return None
+                self._journal = open_journal(path, read_only=True, any_thread=True)
+            try:
+                report = collect(self._journal)
+                counts = self._journal.intent_counts()
+            except TrendbotError:
+                self._close()
+                raise
         return journal_view(report, counts, reduce_only_configured=self._config.risk.reduce_only)
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
 
 
 def start_metrics(config: Config, notifier: Notifier) -> Notifier:

@@ -182,7 +182,9 @@ def test_scrape_reads_the_journal(journal_path: Path) -> None:
 
 
 def test_the_scrape_follows_the_journal(journal_path: Path) -> None:
-    registry = _registry(_reader(journal_path), ready=True)
+    reader = _reader(journal_path)
+    registry = _registry(reader, ready=True)
+    assert _scrape(registry)["trendbotd_positions_without_stop", ()] == 1
     with open_journal(journal_path) as j:  # the daemon repairs the stop
         j.record_sync(
             [PositionView(ETH, Decimal("-3"), Decimal(2000), Decimal(2100), "s2", NOW)],
@@ -191,6 +193,7 @@ def test_the_scrape_follows_the_journal(journal_path: Path) -> None:
     got = _scrape(registry)
     assert got["trendbotd_positions_without_stop", ()] == 0
     assert ("trendbotd_position_amount", (("symbol", BTC),)) not in got  # closed
+    reader.close()
 
 
 def test_before_the_journal_exists_only_up_and_ready(tmp_path: Path) -> None:
