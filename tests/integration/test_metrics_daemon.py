@@ -4,11 +4,13 @@ text parser; and a port already taken stops the start with exit 78."""
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from conftest import DaemonFactory, NotifyListener, clean_env, wait_until, write_config
 from prometheus_client.parser import text_string_to_metric_families
@@ -97,6 +99,47 @@ def test_metrics_of_a_paper_run(
     assert wait_until(
         lambda: _scrape(port)[1]["trendbotd_exchange_requests_total", ()] > requests, timeout=30
     )
+    handle.signal(signal.SIGTERM)
+    assert handle.wait(timeout=30) == 0
+
+
+def _control(base_url: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base_url + path, data=data, method=method)
+    with urllib.request.urlopen(request, timeout=5) as reply:
+        return json.loads(reply.read())
+
+
+def test_a_position_without_a_stop_shows_until_it_is_gone(
+    tmp_path: Path, daemon: DaemonFactory, notify_listener: NotifyListener
+) -> None:
+    """A position opened behind the daemon's back (not in its journal, so no stop price
+    it could place) is counted at the next sync, and the count drops once it is closed."""
+    port, sim_port = _free_port(), _free_port()
+    extra = f'\n[metrics]\nlisten = "127.0.0.1:{port}"\n\n[paper]\nport = {sim_port}\n'
+    config = write_config(tmp_path, extra)
+    handle = daemon.start(
+        ["run", "--foreground", "--paper", "--config", str(config)],
+        env=clean_env(NOTIFY_SOCKET=notify_listener.path),
+    )
+    notify_listener.wait_key("READY", "1", timeout=60, proc=handle.proc)
+    sim = f"http://127.0.0.1:{sim_port}"
+    price = _control(sim, "GET", "/sim/state")["prices"]["BTCUSDT"]
+
+    def gauge(name: str, labels: tuple[tuple[str, str], ...] = ()) -> float:
+        assert handle.proc.poll() is None, handle.output()
+        return _scrape(port)[1].get((name, labels), -1.0)
+
+    assert gauge("trendbotd_positions_without_stop") == 0
+    _control(sim, "POST", "/sim/position",
+             {"symbol": "BTCUSDT", "amount": "0.01", "entry_price": price})  # fmt: skip
+    assert wait_until(lambda: gauge("trendbotd_positions_without_stop") == 1, timeout=30)
+    assert gauge("trendbotd_position_amount", (("symbol", "BTC/USDT:USDT"),)) == 0.01
+    assert gauge("trendbotd_mode", (("mode", "reduce_only"),)) == 1  # a position it cannot own
+    _control(sim, "POST", "/sim/position",
+             {"symbol": "BTCUSDT", "amount": "0", "entry_price": price})  # fmt: skip
+    assert wait_until(lambda: gauge("trendbotd_positions_without_stop") == 0, timeout=30)
+    assert gauge("trendbotd_positions") == 0
     handle.signal(signal.SIGTERM)
     assert handle.wait(timeout=30) == 0
 

@@ -184,7 +184,8 @@ def _journal_metrics(view: JournalView) -> Iterator[GaugeMetricFamily | CounterM
     yield _gauge("positions", "Open positions as the last sync saw them.", len(view.positions))
     yield _gauge(
         "positions_without_stop",
-        "Open positions the last sync found without a protective stop. Must be 0.",
+        "Open positions the last sync left without a protective stop (it tries to place "
+        "a missing one first). Must be 0.",
         view.positions_without_stop,
     )
     unfinished = GaugeMetricFamily(
