@@ -4,6 +4,7 @@ parser (what a Prometheus server would see)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import socket
 import urllib.request
@@ -12,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from orders_fakes import FakeExchange
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -23,15 +25,24 @@ from trendbotd.adapters.metrics import (
     TelemetrySink,
     serve_metrics,
 )
+from trendbotd.clock import ManualClock
 from trendbotd.config import Config, InstanceConfig, RiskConfig
-from trendbotd.domain import ClockOffset, OrderType, Side
-from trendbotd.errors import ConfigError, JournalError
+from trendbotd.domain import ClockOffset, Order, OrderRequest, OrderType, Side
+from trendbotd.errors import ConfigError, InsufficientFundsError, JournalError
 from trendbotd.listen_address import ListenAddress
 from trendbotd.metrics_view import OUTCOMES, PURPOSES, JournalView, journal_view
 from trendbotd.observability import JournalReader
 from trendbotd.orders.clock_record import record_clock_offset
+from trendbotd.orders.executor import ExecutorPolicy, OrderExecutor
 from trendbotd.orders.journal import Journal, open_journal
-from trendbotd.orders.records import Intent, IntentState, IntentUpdate, PositionView, Purpose
+from trendbotd.orders.records import (
+    Intent,
+    IntentSpec,
+    IntentState,
+    IntentUpdate,
+    PositionView,
+    Purpose,
+)
 from trendbotd.orders.status import read_status
 from trendbotd.service.notify import NullNotifier
 
@@ -327,3 +338,51 @@ def test_served_on_the_configured_address_only(journal_path: Path) -> None:
             MetricsServer(CollectorRegistry(), ListenAddress("127.0.0.1", port))
     finally:
         server.close()
+
+
+# ----- the hook in the order path -----
+
+
+class _SlowExchange(FakeExchange):
+    """Answers an order 40 ms after it is sent."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__()
+        self._clock = clock
+
+    def create_order(self, request: OrderRequest) -> Order:
+        self._clock.advance(40)
+        return super().create_order(request)
+
+
+def test_the_executor_reports_decision_to_order_latency(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    previous = telemetry.install(TelemetrySink(registry))
+    clock = ManualClock(NOW)
+    exchange = _SlowExchange(clock)
+    try:
+        with open_journal(tmp_path / "bot.db") as journal:
+            executor = OrderExecutor(
+                exchange=exchange,
+                journal=journal,
+                clock=clock,
+                instance="bot",
+                policy=ExecutorPolicy.from_config(Config()),
+            )
+            spec = IntentSpec(
+                symbol=BTC,
+                side=Side.BUY,
+                type=OrderType.MARKET,
+                amount=Decimal("0.010"),
+                purpose=Purpose.ENTRY,
+                candle_time_ms=NOW - 3_600_000,
+            )
+            assert executor.submit(spec).state is IntentState.FILLED
+            exchange.fault("create_order", InsufficientFundsError("no margin", code=-2019))
+            refused = executor.submit(dataclasses.replace(spec, seq=1))
+            assert refused.state is IntentState.REJECTED
+    finally:
+        telemetry.install(previous)
+    got = _scrape(registry)
+    assert got["trendbotd_decision_to_order_seconds_count", (("purpose", "entry"),)] == 1
+    assert got["trendbotd_decision_to_order_seconds_sum", (("purpose", "entry"),)] == 0.04
