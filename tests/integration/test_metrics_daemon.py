@@ -63,8 +63,9 @@ def _scrape(port: int) -> tuple[set[str], Samples]:
 def test_metrics_of_a_paper_run(
     tmp_path: Path, daemon: DaemonFactory, notify_listener: NotifyListener
 ) -> None:
-    port = _free_port()
-    config = write_config(tmp_path, f'\n[metrics]\nlisten = "127.0.0.1:{port}"\n')
+    port, sim_port = _free_port(), _free_port()
+    extra = f'\n[metrics]\nlisten = "127.0.0.1:{port}"\n\n[paper]\nport = {sim_port}\n'
+    config = write_config(tmp_path, extra)
     handle = daemon.start(
         ["run", "--foreground", "--paper", "--config", str(config)],
         env=clean_env(NOTIFY_SOCKET=notify_listener.path),
@@ -98,6 +99,16 @@ def test_metrics_of_a_paper_run(
     requests = got["trendbotd_exchange_requests_total", ()]
     assert wait_until(
         lambda: _scrape(port)[1]["trendbotd_exchange_requests_total", ()] > requests, timeout=30
+    )
+    # one read answered 503 (retried by the adapter): counted by its status
+    assert ("trendbotd_exchange_errors_total", (("code", "http_503"),)) not in got
+    fault = {"method": "GET", "path": "/fapi/*", "kind": "http_status", "http_status": 503}
+    _control(f"http://127.0.0.1:{sim_port}", "POST", "/sim/faults", fault)
+    assert wait_until(
+        lambda: (
+            _scrape(port)[1].get(("trendbotd_exchange_errors_total", (("code", "http_503"),))) == 1
+        ),
+        timeout=30,
     )
     handle.signal(signal.SIGTERM)
     assert handle.wait(timeout=30) == 0
