@@ -332,6 +332,9 @@ class Loop:
         for line in changed:
             logger.info("config.changed %s", line)
         set_level(new.service.log_level)
+        from trendbotd.observability import reload_metrics  # noqa: PLC0415 - behind the lock
+
+        reload_metrics(self.config, new)
         self.config = new
         logger.info("config.reloaded changed=%d", len(changed))
         self._notifier.ready(f"configuration reloaded ({len(changed)} settings changed)")

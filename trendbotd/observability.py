@@ -6,6 +6,7 @@ metrics neither loads it nor pays its memory.
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from trendbotd import telemetry
@@ -18,6 +19,8 @@ from trendbotd.orders.stack import journal_location
 from trendbotd.orders.status import collect
 from trendbotd.ports import Notifier
 
+logger = logging.getLogger(__name__)
+
 
 class JournalReader:
     """The scrape-time view of this instance's journal (read-only; None before the
@@ -26,14 +29,14 @@ class JournalReader:
     every scrape) and dropped after a failed read, so the next scrape opens afresh."""
 
     def __init__(self, config: Config) -> None:
-        self._config = config
+        self.config = config  # replaced on reload (risk.reduce_only, tick interval)
         self._journal: Journal | None = None
         self._lock = threading.Lock()
 
     def __call__(self) -> JournalView | None:
         with self._lock:
             if self._journal is None:
-                _, path = journal_location(self._config, create=False)
+                _, path = journal_location(self.config, create=False)
                 if not path.exists():
                     return None
                 self._journal = open_journal(path, read_only=True, any_thread=True)
@@ -43,7 +46,7 @@ class JournalReader:
             except TrendbotError:
                 self._close()
                 raise
-        return journal_view(report, counts, reduce_only_configured=self._config.risk.reduce_only)
+        return journal_view(report, counts, reduce_only_configured=self.config.risk.reduce_only)
 
     def close(self) -> None:
         with self._lock:
@@ -55,19 +58,34 @@ class JournalReader:
             self._journal = None
 
 
+_reader: JournalReader | None = None  # the serving one, for reload_metrics
+
+
 def start_metrics(config: Config, notifier: Notifier) -> Notifier:
     """Serve /metrics when configured and route the telemetry hooks to it; returns the
     notifier the lifecycle must use from now on (it tracks READY for the metrics).
     Raises ConfigError (exit 78) when the address cannot be bound."""
+    global _reader
     if not config.metrics.listen:
         return notifier
     from trendbotd.adapters.metrics import serve_metrics  # noqa: PLC0415 - only when enabled
 
+    reader = JournalReader(config)
     tracker, sink, _server = serve_metrics(
         parse_listen(config.metrics.listen),
-        read_view=JournalReader(config),
+        read_view=reader,
         notifier=notifier,
-        tick_interval_s=config.service.tick_interval_s,
+        tick_interval_s=lambda: reader.config.service.tick_interval_s,
     )
     telemetry.install(sink)
+    _reader = reader
     return tracker
+
+
+def reload_metrics(old: Config, new: Config) -> None:
+    """After a successful reload (SIGHUP): the metrics follow the settings in force;
+    the [metrics] table itself binds a socket and takes effect at the next restart."""
+    if new.metrics != old.metrics:
+        logger.warning("config.reload metrics.* changes take effect at the next restart")
+    if _reader is not None:
+        _reader.config = new

@@ -110,6 +110,13 @@ def test_metrics_of_a_paper_run(
         ),
         timeout=30,
     )
+    # a reload (SIGHUP) that sets risk.reduce_only: the mode follows the settings in force
+    write_config(tmp_path, extra + "\n[risk]\nreduce_only = true\n")
+    handle.signal(signal.SIGHUP)
+    assert wait_until(
+        lambda: _scrape(port)[1]["trendbotd_mode", (("mode", "reduce_only"),)] == 1, timeout=30
+    )
+    assert wait_until(lambda: _scrape(port)[1]["trendbotd_ready", ()] == 1, timeout=10)
     handle.signal(signal.SIGTERM)
     assert handle.wait(timeout=30) == 0
 

@@ -318,7 +318,7 @@ def test_served_on_the_configured_address_only(journal_path: Path) -> None:
         ListenAddress("127.0.0.1", port),
         read_view=_reader(journal_path),
         notifier=NullNotifier(),
-        tick_interval_s=60,
+        tick_interval_s=lambda: 60,
     )
     try:
         assert server.address == ListenAddress("127.0.0.1", port)

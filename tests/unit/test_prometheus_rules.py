@@ -53,7 +53,9 @@ def _exposed_series() -> set[str]:
         unfinished_intents=dict.fromkeys(UNFINISHED, 0),
         orders={(p, o): 0 for p in PURPOSES for o in OUTCOMES},
     )
-    registry, sink = build_registry(read_view=lambda: view, ready=lambda: True, tick_interval_s=60)
+    registry, sink = build_registry(
+        read_view=lambda: view, ready=lambda: True, tick_interval_s=lambda: 60
+    )
     sink.exchange_error(code="-1021")  # labelled: no series before the first error
     text = generate_latest(registry).decode()
     return {s.name for f in text_string_to_metric_families(text) for s in f.samples}

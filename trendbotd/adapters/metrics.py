@@ -270,7 +270,7 @@ def serve_metrics(
     *,
     read_view: Callable[[], JournalView | None],
     notifier: Notifier,
-    tick_interval_s: float,
+    tick_interval_s: Callable[[], float],
 ) -> tuple[ReadyTracker, TelemetrySink, MetricsServer]:
     """A dedicated registry with both sources, served on ``address``. Raises ConfigError
     when the address cannot be bound."""
@@ -286,15 +286,15 @@ def build_registry(
     *,
     read_view: Callable[[], JournalView | None],
     ready: Callable[[], bool],
-    tick_interval_s: float,
+    tick_interval_s: Callable[[], float],
 ) -> tuple[CollectorRegistry, TelemetrySink]:
     """Every metric the daemon exposes, in a registry of its own."""
     registry = CollectorRegistry(auto_describe=True)
     sink = TelemetrySink(registry)
     Gauge(
         PREFIX + "tick_interval_seconds",
-        "service.tick_interval_s at start: the longest planned gap between two ticks.",
+        "service.tick_interval_s in force: the longest planned gap between two ticks.",
         registry=registry,
-    ).set(tick_interval_s)
+    ).set_function(tick_interval_s)
     registry.register(StateCollector(read_view=read_view, ready=ready))
     return registry, sink
