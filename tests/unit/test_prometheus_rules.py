@@ -4,6 +4,7 @@ metric would otherwise leave an alert that can never fire)."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -88,5 +89,61 @@ def test_rules_name_only_exposed_series() -> None:
 def test_promtool_accepts_the_rules() -> None:
     done = subprocess.run(
         ["promtool", "check", "rules", str(RULES)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+PROMTOOL_CASES = """\
+rule_files: [{rules}]
+evaluation_interval: 30s
+tests:
+  - interval: 30s
+    input_series:
+      - series: 'trendbotd_positions_without_stop{{instance="h"}}'
+        values: '0 0 1 1 1 1 1 0 0'
+      - series: 'trendbotd_last_tick_timestamp_seconds{{instance="h"}}'
+        values: '0+30x6 180x10'
+      - series: 'trendbotd_tick_interval_seconds{{instance="h"}}'
+        values: '60x16'
+      - series: 'trendbotd_mode{{instance="h",mode="halted"}}'
+        values: '0 0 1'
+    alert_rule_test:
+      - eval_time: 90s
+        alertname: TrendbotdPositionWithoutStop
+        exp_alerts: []
+      - eval_time: 2m
+        alertname: TrendbotdPositionWithoutStop
+        exp_alerts:
+          - exp_labels: {{instance: h, severity: critical}}
+            exp_annotations:
+              summary: "1 position(s) without a stop on h"
+              description: "trendbotd status shows which; the daemon retries the stop every tick."
+      - eval_time: 4m
+        alertname: TrendbotdPositionWithoutStop
+        exp_alerts: []
+      - eval_time: 3m
+        alertname: TrendbotdTickStalled
+        exp_alerts: []
+      - eval_time: 8m
+        alertname: TrendbotdTickStalled
+        exp_alerts:
+          - exp_labels: {{instance: h, severity: critical}}
+            exp_annotations:
+              summary: "no completed tick on h for 5m 0s"
+      - eval_time: 1m
+        alertname: TrendbotdHalted
+        exp_alerts:
+          - exp_labels: {{instance: h, mode: halted, severity: critical}}
+            exp_annotations:
+              summary: "trendbotd on h is halted: it sends nothing"
+"""
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian: prometheus) absent")
+def test_promtool_fires_the_main_alerts_when_it_should(tmp_path: Path) -> None:
+    cases = tmp_path / "cases.yml"
+    cases.write_text(PROMTOOL_CASES.format(rules=json.dumps(str(RULES))))
+    done = subprocess.run(
+        ["promtool", "test", "rules", str(cases)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
