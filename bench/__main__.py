@@ -91,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
             running_sim(directory, symbols=SYMBOLS_1) as sim,
         ):
             rows += metrics_rows(directory, sim, runs, window_s=args.idle_window)
+        notes.append(
+            f"metrics: RSS after READY=1 and three scrapes, launches of the same 1-symbol "
+            f"daemon alternating off and on; idle CPU of {runs} daemons off and {runs} on side "
+            "by side over one window, the on ones scraped every 15 s (Prometheus' default "
+            "is 60 s: a quarter of the scrape cost)."
+        )
     if "latency" in chosen:
         from bench.bench_latency import latency_rows
 
