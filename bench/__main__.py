@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench [--runs N] [--idle-window S] [--only SECTION,...]
 
-Sections: imports, daemon (launch, RSS, SIGTERM, duplicate), idle, latency, backtest;
+Sections: imports, daemon (launch, RSS, SIGTERM, duplicate), idle, metrics (RSS and idle
+CPU with [metrics] on versus off), latency, backtest;
 soak (>= 10,000 ticks with random faults, see bench/bench_soak.py) only when named in
 --only: it takes minutes.
 Every figure is a median over N runs (default 5, at least 5 unless --quick) with its
@@ -19,7 +20,7 @@ import time
 
 from bench.common import Row, log, render_table, running_sim, scratch_dir
 
-SECTIONS = ("imports", "daemon", "idle", "latency", "backtest")
+SECTIONS = ("imports", "daemon", "idle", "metrics", "latency", "backtest")
 ON_REQUEST = ("soak",)  # long: run only when --only names them
 
 
@@ -81,6 +82,21 @@ def main(argv: list[str] | None = None) -> int:
                     "multiplied up to one hour; the clock re-sync every 600 s and the "
                     "hourly candle tick are not in the window."
                 )
+    if "metrics" in chosen:
+        from bench.bench_daemon import SYMBOLS_1
+        from bench.bench_metrics import metrics_rows
+
+        with (
+            scratch_dir("tbd-bench-metrics-") as directory,
+            running_sim(directory, symbols=SYMBOLS_1) as sim,
+        ):
+            rows += metrics_rows(directory, sim, runs, window_s=args.idle_window)
+        notes.append(
+            f"metrics: RSS after READY=1 and three scrapes, launches of the same 1-symbol "
+            f"daemon alternating off and on; idle CPU of {runs} daemons off and {runs} on side "
+            "by side over one window, the on ones scraped every 15 s (Prometheus' default "
+            "is 60 s: a quarter of the scrape cost)."
+        )
     if "latency" in chosen:
         from bench.bench_latency import latency_rows
 

@@ -167,7 +167,9 @@ class _Service:
         try:
             self.signals.check_stop()  # asked to stop before we got here: skip the heavy part
             from trendbotd import runner as runner_module  # noqa: PLC0415 - heavy, behind the lock
+            from trendbotd.observability import start_metrics  # noqa: PLC0415 - same
 
+            self.notifier = start_metrics(self.config, self.notifier)
             runner = runner_module.build_runner(self.config, notifier=self.notifier)
             progress = _Progress(self.notifier, self.signals, self.config)
             ready_text = runner.start(progress)
@@ -368,6 +370,9 @@ class Loop:
         for line in changed:
             logger.info("config.changed %s", line)
         set_level(new.service.log_level)
+        from trendbotd.observability import reload_metrics  # noqa: PLC0415 - behind the lock
+
+        reload_metrics(self.config, new)
         self.config = new
         logger.info("config.reloaded changed=%d", len(changed))
         self._notifier.ready(f"configuration reloaded ({len(changed)} settings changed)")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from trendbotd.errors import ConfigError
+from trendbotd.listen_address import parse_listen
 
 DEFAULT_CONFIG_PATH = Path("/etc/trendbotd/trendbotd.toml")
 
@@ -164,6 +165,14 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Prometheus exposition (trendbotd.adapters.metrics); changes need a restart."""
+
+    listen: str = ""  # "127.0.0.1:9464" serves /metrics there; empty: off
+    allow_non_loopback: bool = False  # metrics name positions and equity: loopback only
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path | None = None  # the file it came from; None for built-in defaults
     instance: InstanceConfig = field(default_factory=InstanceConfig)
@@ -177,6 +186,7 @@ class Config:
     risk: RiskConfig = field(default_factory=RiskConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def strategy_for(self, symbol: str) -> StrategyParams:
         return self.strategy_overrides.get(symbol, self.strategy)
@@ -185,7 +195,7 @@ class Config:
         """One line per setting for the start-up log. Holds no secrets by construction."""
         lines = [f"config.source={self.source or '<built-in defaults>'}"]
         sections = ("instance", "exchange", "ratelimit", "paper", "trading", "strategy")
-        for name in (*sections, "risk", "service", "alerts"):
+        for name in (*sections, "risk", "service", "alerts", "metrics"):
             section = getattr(self, name)
             for f in dataclasses.fields(section):
                 lines.append(f"config.{name}.{f.name}={getattr(section, f.name)!s}")
@@ -204,6 +214,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "risk": RiskConfig,
     "service": ServiceConfig,
     "alerts": AlertsConfig,
+    "metrics": MetricsConfig,
 }
 
 
@@ -508,6 +519,25 @@ def _alerts_problems(alerts: AlertsConfig) -> list[tuple[str, str, str]]:
     return problems
 
 
+def _metrics_problems(metrics: MetricsConfig) -> list[tuple[str, str, str]]:
+    if not metrics.listen:
+        return []
+    try:
+        address = parse_listen(metrics.listen)
+    except ValueError as e:
+        return [("metrics", "listen", f"{metrics.listen}: {e}")]
+    if not address.is_loopback and not metrics.allow_non_loopback:
+        return [
+            (
+                "metrics",
+                "listen",
+                f"{address} is not a loopback address; set metrics.allow_non_loopback = true "
+                "to serve positions and equity beyond this host",
+            )
+        ]
+    return []
+
+
 def _check_semantics(config: Config, *, path: Path, text: str) -> None:
     problems: list[tuple[str, str, str]] = []  # (table, key, message)
 
@@ -551,6 +581,7 @@ def _check_semantics(config: Config, *, path: Path, text: str) -> None:
     )
     check(ex.clock_resync_s >= 10, "exchange", "clock_resync_s", "must be at least 10")
     problems.extend(_ratelimit_problems(config.ratelimit))
+    problems.extend(_metrics_problems(config.metrics))
     pp = config.paper
     check(0 < pp.speed <= 100000, "paper", "speed", "must be in (0, 100000]")
     check(pp.start_balance > 0, "paper", "start_balance", "must be positive")

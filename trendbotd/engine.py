@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
+from trendbotd import telemetry
 from trendbotd.candle_feed import CandleFeed
 from trendbotd.config import Config, ShutdownPolicy
 from trendbotd.domain import AccountSnapshot, Balance, Market, OrderType, Position, Side
@@ -129,6 +130,7 @@ class Engine:
         snapshot = self._fresh_snapshot(now, balance)
         self._snapshot = self._positions.sync(snapshot).snapshot
         self._synced_balance = balance
+        telemetry.equity(None if balance is None else balance.total)
         self._roll_daily_start(now, balance)
         ordered = [
             reports.get(symbol) or self._describe_symbol(symbol)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from trendbotd import telemetry
 from trendbotd.adapters.budget_file import SharedBudgetFile
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
 from trendbotd.adapters.credentials import load_credentials, register_secret
@@ -154,6 +155,7 @@ class TradingRunner:
         if mode.mode.value != "normal":
             logger.error("mode.%s reason=%s", mode.mode.value, mode.reason)
         held = sum(1 for p in synced.snapshot.positions if not p.is_flat)
+        telemetry.equity(synced.snapshot.balance.total)
         self._last_tick_at = time.monotonic()  # READY follows a full sync: re-sync from here
         waiting.ready()
         return (

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from trendbotd import telemetry
 from trendbotd.adapters.ccxt_errors import CODE_NO_SUCH_ORDER, facts_of, translate
 from trendbotd.adapters.retry import RetryPolicy
 from trendbotd.adapters.weight_budget import Priority
@@ -156,6 +157,8 @@ class CcxtCalls:
         remeasure_on_skew: bool,
     ) -> ExchangeError:
         error = translate(exc, what=what, order_changing=order_changing, client_order_id=cid)
+        facts = facts_of(exc)
+        telemetry.exchange_error(code=facts.code, http_status=facts.http_status)
         if isinstance(error, RateLimitedError):
             self._note_rate_limit(error)
         elif isinstance(error, ClockSkewError) and remeasure_on_skew:

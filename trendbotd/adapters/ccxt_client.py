@@ -19,8 +19,9 @@ import contextlib
 from typing import Any
 from urllib.parse import urlsplit
 
+from trendbotd import telemetry
 from trendbotd.adapters.ccxt_errors import ATTR_CODE, ATTR_RETRY_AFTER, ATTR_STATUS
-from trendbotd.adapters.governor import NullGovernor
+from trendbotd.adapters.governor import NullGovernor, header_int
 from trendbotd.adapters.retry import retry_after_seconds
 from trendbotd.adapters.weight_budget import Priority
 
@@ -50,7 +51,7 @@ def _tag(client: Any, exc: BaseException, status: Any, headers: Any, response: A
             setattr(exc, ATTR_RETRY_AFTER, seconds)
 
 
-def client_class(base: type, errors: Any) -> Any:
+def client_class(base: type, errors: Any) -> Any:  # noqa: PLR0915 - one def per ccxt override
     """``base`` with our nonce, the loopback error table and tagged exceptions."""
 
     def nonce(self: Any) -> int:
@@ -114,6 +115,7 @@ def client_class(base: type, errors: Any) -> Any:
                 priority, weight=weight, orders=1 if is_order else 0
             )
         self.trendbot_sent_ms = admitted
+        telemetry.exchange_request()
         return base.fetch(self, *args, **kwargs)  # type: ignore[attr-defined]
 
     def trendbot_admit(self: Any, priority: Priority, *, weight: int) -> None:
@@ -127,6 +129,7 @@ def client_class(base: type, errors: Any) -> Any:
         # (code, reason, url, method, response_headers, response_body, request_headers, body)
         code, headers = args[0], args[4]
         retry_after = retry_after_seconds(headers, now_ms=self.trendbot_clock.now_ms())
+        telemetry.exchange_answer(used_weight=header_int(headers, "x-mbx-used-weight-1m"))
         if isinstance(code, int):
             self.trendbot_governor.observe(
                 status=code, headers=headers, retry_after_s=retry_after,

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeVar
 
+from trendbotd import telemetry
 from trendbotd.clock import Clock
 from trendbotd.config import Config
 from trendbotd.domain import ZERO, Order, OrderStatus, OrderType
@@ -281,6 +282,9 @@ class OrderExecutor:
         except ExchangeError as e:
             return self._after_send_error(intent, e)
         self.crash.hit("after_reply_before_journal")
+        telemetry.order_answered(
+            purpose=intent.purpose.value, seconds=(self.clock.now_ms() - intent.created_ms) / 1000
+        )
         return self._adopt(intent, order)
 
     def _after_send_error(self, intent: Intent, e: ExchangeError) -> Intent:

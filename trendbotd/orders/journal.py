@@ -53,11 +53,12 @@ _TERMINAL = frozenset({IntentState.FILLED, IntentState.CANCELED, IntentState.REJ
 _NON_FINAL = [s.value for s in NON_FINAL_STATES]
 
 
-def open_journal(path: Path, *, read_only: bool = False) -> Journal:
-    """Open (read-write: create if missing, migrate) or open read-only (``mode=ro``)."""
+def open_journal(path: Path, *, read_only: bool = False, any_thread: bool = False) -> Journal:
+    """Open (read-write: create if missing, migrate) or open read-only (``mode=ro``).
+    ``any_thread``: read-only, used from several threads in turn (the caller serialises)."""
     path = Path(path)
     try:
-        conn = _connect_ro(path) if read_only else _connect_rw(path)
+        conn = _connect_ro(path, any_thread=any_thread) if read_only else _connect_rw(path)
         journal = Journal(conn, path=path, read_only=read_only)
         journal._prepare()
     except sqlite3.Error as e:
@@ -65,10 +66,16 @@ def open_journal(path: Path, *, read_only: bool = False) -> Journal:
     return journal
 
 
-def _connect_ro(path: Path) -> sqlite3.Connection:
+def _connect_ro(path: Path, *, any_thread: bool = False) -> sqlite3.Connection:
     if not path.is_file():
         raise JournalError(f"{path}: no journal here (has the daemon run with this state dir?)")
-    return sqlite3.connect(_uri(path, "ro"), uri=True, isolation_level=None, timeout=5.0)
+    return sqlite3.connect(
+        _uri(path, "ro"),
+        uri=True,
+        isolation_level=None,
+        timeout=5.0,
+        check_same_thread=not any_thread,
+    )
 
 
 def _connect_rw(path: Path) -> sqlite3.Connection:
@@ -286,6 +293,11 @@ class Journal:
             _NON_FINAL,
         )
         return [row_to_intent(r) for r in rows]
+
+    def intent_counts(self) -> dict[tuple[Purpose, IntentState], int]:
+        """How many intents there are of each purpose in each state (for the metrics)."""
+        rows = self._read("SELECT purpose, state, count(*) FROM intents GROUP BY purpose, state")
+        return {(Purpose(p), IntentState(s)): int(n) for p, s, n in rows}
 
     def intents_since(self, since_ms: int, *, symbol: str | None = None) -> list[Intent]:
         sql = SELECT_INTENT + " WHERE created_ms >= ?"
