@@ -289,7 +289,7 @@ def build_registry(
     tick_interval_s: Callable[[], float],
 ) -> tuple[CollectorRegistry, TelemetrySink]:
     """Every metric the daemon exposes, in a registry of its own."""
-    registry = CollectorRegistry(auto_describe=True)
+    registry = CollectorRegistry()
     sink = TelemetrySink(registry)
     Gauge(
         PREFIX + "tick_interval_seconds",
