@@ -137,6 +137,9 @@ class Outbox:
             # may lose the last ones, which is fine for a notification.
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
+            # No checkpoint (write-back and fsync) inside an emitting caller's commit: the
+            # sender thread checkpoints after its own bookkeeping (``checkpoint``).
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
             self._local.conn = conn
             with self._guard:
                 self._connections.append(conn)
@@ -153,7 +156,13 @@ class Outbox:
             raise
         conn.execute("COMMIT")
 
+    def checkpoint(self) -> None:
+        """Copy the WAL back into the database where no reader needs it (never blocks)."""
+        self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.checkpoint()
         with self._guard:
             for conn in self._connections:
                 with contextlib.suppress(sqlite3.Error):

@@ -117,6 +117,7 @@ class ChannelSender:
             return self._failed(batch.seqs, repr(e))
         sent_at = self._clock_ms()
         self._outbox.mark_sent(self.channel.name, batch.seqs, now_ms=sent_at)
+        self._outbox.checkpoint()
         self._sent_ms.append(sent_at)
         self.delivered += batch.count
         if self._failures:
@@ -136,6 +137,7 @@ class ChannelSender:
         self._failures += 1
         self.failed += 1
         self._outbox.mark_attempt(self.channel.name, seqs)
+        self._outbox.checkpoint()
         delay = backoff_s(
             self._failures, base_s=self._settings.retry_base_s, max_s=self._settings.retry_max_s
         )
