@@ -209,10 +209,11 @@ def test_error_after_execution_is_asked_by_id_never_resent(
 def test_entry_visible_only_after_the_settle_time_is_not_sent_twice(
     sim: SimExchange, pm: PositionManager, journal: Journal
 ) -> None:
-    # The reply is lost and the queries do not see the order for 1.8 s, three times the
-    # executor's settle time: "absent" at the settle time is contradicted by the position.
+    # The reply is lost and the queries do not see the order for 1.5 s, between the
+    # executor's settle time (0.6 s: "absent", contradicted by the position) and the end
+    # of its doubt (2.4 s).
     sim.faults.add(Fault(**PHASES["entry"], kind="drop_after"))
-    sim.state.set_visibility_delay(1800, conditional=False)
+    sim.state.set_visibility_delay(1500, conditional=False)
     opened = pm.open_position(long_entry())
     cid = opened.entry.client_order_id
     assert opened.entry.state is IntentState.FILLED
@@ -350,7 +351,7 @@ def test_daemon_restart_does_not_abandon_an_entry_that_is_visible_only_later(
     sim: SimExchange, tmp_path: Path
 ) -> None:
     """Killed after the entry left: the journal has it SENT, the exchange executed it, and
-    its queries answer "does not exist" for 3.5 s. The startup resolver must not take it
+    its queries answer "does not exist" for 7 s. The startup resolver must not take it
     for never sent (abandoned, the engine free to enter again, the position unexplained
     and without its stop): the position says otherwise, so it asks again until the order
     shows, adopts the fill and puts the stop on before READY."""
@@ -370,7 +371,9 @@ def test_daemon_restart_does_not_abandon_an_entry_that_is_visible_only_later(
             )
         )  # fmt: skip
         journal.set_values({DECIDED_KEY + SYMBOL: str(now + 86_400_000)}, now_ms=now)
-    sim.state.set_visibility_delay(3500, conditional=False)
+    # Longer than the daemon takes to start and ask (settle 3 s), shorter than its doubt
+    # (4 settle intervals: 12 s).
+    sim.state.set_visibility_delay(7000, conditional=False)
     direct = client(sim)
     direct.load_markets()
     direct.create_order(SYMBOL, "market", "buy", 0.01, None, {"clientOrderId": cid})
@@ -389,7 +392,7 @@ def test_daemon_restart_does_not_abandon_an_entry_that_is_visible_only_later(
             paper = false
             base_url = "{sim.base_url}"
             credentials_file = "{creds}"
-            recv_window_ms = 1000
+            recv_window_ms = 2000
 
             [trading]
             symbols = ["{SYMBOL}"]
