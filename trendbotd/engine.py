@@ -22,6 +22,7 @@ from trendbotd.errors import TransientExchangeError
 from trendbotd.orders import guards
 from trendbotd.orders.journal import Journal
 from trendbotd.orders.positions import PositionManager
+from trendbotd.orders.reconcile import covering_stop_intents
 from trendbotd.orders.records import (
     DailyStart,
     Intent,
@@ -435,7 +436,10 @@ class Engine:
         ]
 
     def _live_stop_price(self, symbol: str) -> Decimal | None:
-        stops = self._live_stops(symbol)
+        """The newest live stop that closes the expected position (never a stale one on
+        the other side)."""
+        expected = self._journal.expected_positions().get(symbol, Decimal(0))
+        stops = covering_stop_intents(self._live_stops(symbol), symbol, expected)
         return stops[-1].stop_price if stops else None
 
     def _position_after(self, symbol: str) -> Position | None:

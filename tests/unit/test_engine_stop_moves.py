@@ -115,3 +115,12 @@ def test_a_move_past_the_market_closes_the_position_at_market(
     line = next(r for r in caplog.records if "stop.would_trigger" in r.getMessage())
     assert line.levelno == logging.ERROR
     assert f"symbol={SYMBOL} stop_price=49900.0 mark=49800" in line.getMessage()
+
+
+def test_the_stop_the_strategy_trails_is_the_one_on_the_closing_side(
+    setup: tuple[Engine, PositionManager, FakeExchange, Journal],
+) -> None:
+    engine, pm, _, _ = setup
+    # a BUY stop left over from a short, newer than the long's SELL stop at 49000
+    pm.protect(SYMBOL, position=D("-0.010"), stop_price=D(51000), candle_time_ms=T0, parent=None)
+    assert engine._live_stop_price(SYMBOL) == D(49000)

@@ -39,13 +39,6 @@ class MatchingState(SimState):
     def sync(self, now: int | None = None) -> None:
         with self.lock:
             t = self.now_ms() if now is None else now
-            revision = self.revision
-            self._walk(t)
-            if self.revision != revision:
-                self.observe_protection(t)  # a triggered stop's status is set after its fill
-
-    def _walk(self, t: int) -> None:
-        with self.lock:
             for sid, tape in self.tapes.items():
                 last = self._synced_ms[sid]
                 if t <= last:
@@ -149,11 +142,13 @@ class MatchingState(SimState):
         if limited and (qty <= 0 or not reduces(book.amount, algo.side)):
             self._finish(order, "EXPIRED", at)
             algo.status = "EXPIRED"
+            self.touch()
             logger.info("sim.algo.expired symbol=%s cid=%s", algo.spec.id, algo.client_algo_id)
             return
         self._execute(order, qty, price, maker=False, at=at)
         algo.actual_price = order.avg_price
         algo.status = "FINISHED"
+        self.touch()
         logger.info(
             "sim.algo.triggered symbol=%s cid=%s price=%s", algo.spec.id, algo.client_algo_id, price
         )

@@ -108,6 +108,7 @@ class SimState:
         self._next_cid = 1
         self._next_trade_id = 1
         self.protection = ProtectionMeter()
+        self._observed_revision = -1
 
     def touch(self) -> None:
         """Record that the account changed (call under the lock); the state file follows."""
@@ -116,6 +117,7 @@ class SimState:
 
     def observe_protection(self, now: int | None = None) -> None:
         """Let the meter see every position and its stops (call under the lock)."""
+        self._observed_revision = self.revision
         at = self.now_ms() if now is None else now
         for sid, book in self.books.items():
             if book.amount != 0 or sid in self.protection.symbols:
@@ -129,9 +131,8 @@ class SimState:
             now = self.now_ms()
             self.sync(now)
             yield now
-            # the change the caller made is complete only now (a stop's status is set
-            # after the fill it caused)
-            self.observe_protection(now)
+            if self.revision != self._observed_revision:
+                self.observe_protection(now)
 
     # ----- prices -----
 
