@@ -216,4 +216,8 @@ def test_abandoned_doubted_entry_leaves_the_bot_reduce_only_with_the_position_re
     assert resolved.state is IntentState.ABANDONED
     assert not result.reconciliation.consistent
     assert journal.mode().mode is TradingMode.REDUCE_ONLY
-    assert creates(fake) == [cid]  # nothing was sent on top of it
+    first, *after = creates(fake)
+    assert first == cid  # no entry was sent on top of it
+    # the unexplained position is not left bare: the sync gives it an emergency stop
+    purposes = [journal.get_intent(c).purpose for c in after]  # type: ignore[union-attr]
+    assert purposes == [Purpose.STOP]
