@@ -3,6 +3,7 @@ the startup resolver after a crash at every kill point, sync decisions, shutdown
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from decimal import Decimal
 from pathlib import Path
@@ -461,6 +462,21 @@ def test_stop_triggered_while_down_is_booked_from_the_stop(bot: Bot, fake: FakeE
     assert bot.journal.expected_positions() == {}
     assert bot.journal.mode().mode is TradingMode.NORMAL
     assert bot.journal.non_final_intents() == []
+
+
+def test_stop_firing_between_the_snapshot_reads_is_read_again_not_a_mismatch(
+    bot: Bot, fake: FakeExchange
+) -> None:
+    opened = bot.pm.open_position(entry())
+    assert opened.stop is not None
+    listed = bot.snapshot().open_orders  # orders read first: the stop still rests
+    fake.trigger_stops()  # ... it fires before the positions are read
+    torn = dataclasses.replace(bot.snapshot(), open_orders=listed)
+    result = bot.pm.sync(torn)
+    assert result.reconciliation.consistent
+    assert bot.journal.expected_positions() == {}
+    assert bot.journal.mode().mode is TradingMode.NORMAL
+    assert [c for c in fake.calls if c[0] == "cancel"] == []  # the fired stop is not canceled
 
 
 def test_position_gone_with_its_stop_is_adopted_quietly(bot: Bot, fake: FakeExchange) -> None:

@@ -124,6 +124,8 @@ def test_stop_triggered_while_down_is_adopted_quietly() -> None:
 def test_flat_while_our_stop_is_still_open_is_a_mismatch() -> None:
     rec = run([], [stop_order()], {SYM: D("0.1")})
     assert "still open" in rec.reduce_only_reason()  # type: ignore[attr-defined]
+    # a stop that fired between the reads of one snapshot looks the same: read again first
+    assert rec.worth_reading_again  # type: ignore[attr-defined]
     assert [o.client_order_id for o in rec.orphan_stops] == [STOP_ID]  # type: ignore[attr-defined]
 
 
@@ -143,6 +145,7 @@ def test_position_mismatches(
     assert reason is not None
     assert words in reason
     assert reason.startswith(SYM)
+    assert not rec.worth_reading_again  # type: ignore[attr-defined]
 
 
 def test_unknown_open_orders_are_mismatches() -> None:

@@ -55,6 +55,11 @@ def run_sync(pm: PositionManager, snapshot: AccountSnapshot) -> SyncResult:
     if changed:
         snapshot = _refetch(pm, snapshot)
     rec = _reconcile(pm, snapshot)
+    if rec.worth_reading_again:
+        # one more read, never a loop: a stop that fired between the reads is gone by now
+        logger.info("reconcile.read_again reason=%s", rec.reduce_only_reason())
+        snapshot = _refetch(pm, snapshot)
+        rec = _reconcile(pm, snapshot)
     now = executor.clock.now_ms()
     for adoption in rec.adoptions:
         logger.warning(

@@ -45,6 +45,9 @@ class Adoption:
 class Mismatch:
     symbol: str
     reason: str
+    # flat while our stop is still listed: also what a stop that fired between the two
+    # reads of one snapshot (orders, then positions) looks like, so it is read again first
+    flat_under_listed_stop: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,11 @@ class Reconciliation:
     @property
     def consistent(self) -> bool:
         return not self.mismatches
+
+    @property
+    def worth_reading_again(self) -> bool:
+        """A mismatch a fresh read may explain away (see ``Mismatch``)."""
+        return any(m.flat_under_listed_stop for m in self.mismatches)
 
     def reduce_only_reason(self) -> str | None:
         """One line for the log, STATUS= and the journal; None when consistent."""
@@ -151,7 +159,10 @@ def reconcile(
             continue
         if a == 0:
             reason = f"journal expects {e} but the exchange is flat while our stop is still open"
-        elif e == 0:
+            mismatches.append(Mismatch(symbol, reason, flat_under_listed_stop=True))
+            flagged.add(symbol)
+            continue
+        if e == 0:
             reason = f"position {a} opened outside the bot (the journal expects none)"
         else:
             reason = f"size mismatch: the journal expects {e}, the exchange has {a}"
