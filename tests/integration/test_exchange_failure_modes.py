@@ -161,9 +161,11 @@ def test_partial_fill_expected_position_is_the_fill_and_the_stop_covers_it(
     assert journal.expected_positions() == {SYMBOL: Decimal("0.004")}
     assert sim.state.position(SYMBOL).amount == Decimal("0.004")
     assert opened.protected
-    assert opened.stop is not None and opened.stop.amount == Decimal("0.004")
+    # the stop went first, sized for the whole entry: reduce-only, it can never close
+    # more than the 0.004 that filled, so it is kept as it is
+    assert opened.stop is not None and opened.stop.amount == Decimal("0.010")
     [stop] = [a for a in sim.state.algos.values() if a.is_open]
-    assert (stop.side, stop.qty, stop.reduce_only) == ("SELL", Decimal("0.004"), True)
+    assert (stop.side, stop.qty, stop.reduce_only) == ("SELL", Decimal("0.010"), True)
     assert accepted_posts(sim, ORDER, opened.entry.client_order_id) == 1  # not topped up
     assert_invariants(sim, journal)
     close_and_check(sim, pm, journal)
@@ -245,13 +247,16 @@ def test_entry_invisible_for_long_stays_unknown_and_blocks_nothing_from_being_do
     assert again.entry.state is IntentState.UNKNOWN
     assert accepted_posts(sim, ORDER, cid) == 1
     assert sim.state.position(SYMBOL).amount == Decimal("0.010")
-    # once visible, the next sync adopts the fill and puts the stop on the position
+    # the stop went before the entry and stays while the entry is in doubt
+    assert [a.qty for a in sim.state.algos.values() if a.is_open] == [Decimal("0.010")]
+    # once visible, the next sync adopts the fill; that stop already covers the position
     sim.state.set_visibility_delay(0, conditional=False)
     result = pm.sync(snapshot(pm.executor.exchange))  # type: ignore[arg-type]
     [entry] = [i for i in result.resolved if i.client_order_id == cid]
     assert entry.state is IntentState.FILLED
     assert journal.expected_positions() == {SYMBOL: Decimal("0.010")}
-    assert [s.state for s in result.stops_placed] == [IntentState.ACKED]
+    assert result.stops_placed == ()
+    assert [a.qty for a in sim.state.algos.values() if a.is_open] == [Decimal("0.010")]
     assert_invariants(sim, journal)
     close_and_check(sim, pm, journal)
 
@@ -308,8 +313,13 @@ def test_skew_met_by_an_entry_refuses_it_after_the_remeasure_nothing_executes(
     opened = pm.open_position(long_entry())
     assert opened.entry.state is IntentState.ABANDONED
     assert "clock offset" in (opened.entry.last_error or "")
-    posts = [r for r in sim.requests if (r.method, r.path) == ("POST", ORDER)]
-    assert [r.status for r in posts] == [400]  # the one -1021; then refused before sending
+    # the stop goes first and meets the one -1021; stamped with the re-measured offset it
+    # is accepted (protective orders still go out), the entry is refused before sending
+    # and its stop canceled
+    assert [r for r in sim.requests if (r.method, r.path) == ("POST", ORDER)] == []
+    posts = [r for r in sim.requests if (r.method, r.path) == ("POST", ALGO)]
+    assert [r.status for r in posts] == [400, 200]
+    assert [a for a in sim.state.algos.values() if a.is_open] == []
     assert sim.state.position(SYMBOL).amount == 0
     assert_invariants(sim, journal)
 

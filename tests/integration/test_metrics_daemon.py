@@ -131,8 +131,9 @@ def _control(base_url: str, method: str, path: str, body: dict[str, Any] | None 
 def test_a_position_without_a_stop_shows_until_it_is_gone(
     tmp_path: Path, daemon: DaemonFactory, notify_listener: NotifyListener
 ) -> None:
-    """A position opened behind the daemon's back (not in its journal, so no stop price
-    it could place) is counted at the next sync, and the count drops once it is closed."""
+    """A position opened behind the daemon's back while the exchange refuses every stop
+    (the sync's emergency stop cannot be placed) is counted at the next sync, and the
+    count drops once it is closed."""
     port, sim_port = _free_port(), _free_port()
     extra = f'\n[metrics]\nlisten = "127.0.0.1:{port}"\n\n[paper]\nport = {sim_port}\n'
     config = write_config(tmp_path, extra)
@@ -149,6 +150,15 @@ def test_a_position_without_a_stop_shows_until_it_is_gone(
         return _scrape(port)[1].get((name, labels), -1.0)
 
     assert gauge("trendbotd_positions_without_stop") == 0
+    refuse_stops = {
+        "method": "POST",
+        "path": "/fapi/v1/algoOrder",
+        "kind": "error",
+        "binance_code": -4045,
+        "msg": "Reach max stop order limit.",
+        "times": None,
+    }
+    _control(sim, "POST", "/sim/faults", refuse_stops)
     _control(sim, "POST", "/sim/position",
              {"symbol": "BTCUSDT", "amount": "0.01", "entry_price": price})  # fmt: skip
     assert wait_until(lambda: gauge("trendbotd_positions_without_stop") == 1, timeout=30)
