@@ -1,4 +1,4 @@
-"""Technical indicators on float64 arrays, vectorised with numpy.
+"""Technical indicators on float64 arrays (numpy; the recursive averages step in Python).
 
 Every function returns an array as long as its input, NaN where the indicator is not
 defined yet, and value ``i`` depends only on inputs ``0..i`` (causal), so the same
@@ -61,8 +61,9 @@ def smoothed(values: FloatArray, *, alpha: float, start: int, seed: float) -> Fl
     Evaluated step by step in exactly that form (Python floats: IEEE double, no fused
     multiply-add), so ``y[t]`` depends only on the seed and ``x[start..t]``, never on how
     long the array is (a block-matrix form was faster but rounded by memory alignment).
-    Runs seeded at different bars still differ by the forgotten seed's residue (see
-    ``settle_bars``), a few units in the last place. About 15 ms per 100,000 values.
+    Runs seeded at different bars (a live window, a backtest from years back) still differ
+    by what is left of their seeds' difference (``settle_bars``); runs from the same bar
+    agree exactly. About 15 ms per 100,000 values.
     """
     x = _as_float(values)
     n = len(x)
