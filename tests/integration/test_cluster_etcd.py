@@ -20,8 +20,9 @@ import pytest
 from conftest import REPO, clean_env, wait_until
 from etcd_cluster import EtcdCluster, free_ports
 
+from trendbotd.adapters.credentials import EtcdCredentials, Secret
 from trendbotd.adapters.etcd_gateway import EtcdGateway
-from trendbotd.errors import EtcdUnavailableError, LeaseLostError
+from trendbotd.errors import EtcdAuthError, EtcdRequestError, EtcdUnavailableError, LeaseLostError
 
 TTL, RENEW, RPC = 4.0, 0.5, 0.8
 MARGIN = 1.5  # election_child: recvWindow 1 s + clock bound 0.1 s + slack 0.4 s
@@ -248,3 +249,33 @@ def test_lost_quorum_demotes_before_the_ttl(etcd: EtcdCluster, spawn: Callable[.
     etcd.wait_healthy(30)
     old_epoch = max(int(x.fields[1]) for x in a.states() if x.fields[0] == "leader")
     a.wait(lambda n: is_leader(n) and n.epoch() > old_epoch, TTL + 15, "leads again")
+
+
+def test_gateway_authenticates_with_user_and_password(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # its own one-member cluster: enabling auth must not touch the shared one
+    single = EtcdCluster(tmp_path, size=1)
+    try:
+        single.start()
+        ctl = ["etcdctl", "--endpoints", single.endpoints[0]]
+        env = {"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"}
+        for args in (
+            ["user", "add", "root:r00t-Pw-7781", "--interactive=false"],
+            ["auth", "enable"],
+        ):
+            subprocess.run([*ctl, *args], check=True, env=env, capture_output=True, timeout=20)
+        password = "r00t-Pw-7781"
+        good = EtcdCredentials("root", Secret(password), "test")
+        gw = EtcdGateway(single.endpoints, timeout_s=3, credentials=good)
+        lease = gw.grant(5)
+        assert gw.create_if_absent("/auth/leader", b"a", lease.id).created
+        assert gw.keepalive(lease.id) > 0
+        with pytest.raises(EtcdRequestError):  # without a token etcd refuses
+            EtcdGateway(single.endpoints, timeout_s=3).get("/auth/leader")
+        bad = EtcdCredentials("root", Secret("wrong"), "test")
+        with pytest.raises(EtcdAuthError, match="etcd refused user 'root'"):
+            EtcdGateway(single.endpoints, timeout_s=3, credentials=bad).get("/auth/leader")
+        assert password not in caplog.text
+    finally:
+        single.stop()
