@@ -181,3 +181,8 @@ class EtcdAuthError(EtcdRequestError, OperationalError):
 
 class LeaseLostError(ClusterError):
     """The lease is gone (expired or revoked): whatever it held is no longer ours."""
+
+
+class NotLeaderError(ClusterError):
+    """An order-changing call refused before sending: this node does not hold the leader
+    lease, or its send window (renewal sent + TTL - margin) has closed."""
