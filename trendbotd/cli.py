@@ -180,27 +180,12 @@ def _run(args: argparse.Namespace) -> int:
                 # The file changed between the two reads: the validated one names the lock.
                 lock.release()
                 lock, location = take_lock(_instance_key(config))
-        _refuse_unwired_cluster(config)
         from trendbotd import app  # noqa: PLC0415
 
         options = app.RunOptions(config_path=args.config, paper=args.paper, daemon=args.daemon)
         return app.run(config, options, lock=lock, location=location)
     finally:
         lock.release()  # no-op when the daemon context released it or a launcher forgot it
-
-
-_CLUSTER_NOT_WIRED = (
-    "[cluster] is parsed and checked, but this version does not yet take part in the "
-    "election, so two hosts would both trade; remove [cluster] to run"
-)
-
-
-def _refuse_unwired_cluster(config: Config) -> None:
-    # Never let an operator believe a standby host is fenced when it is not.
-    if config.cluster.enabled:
-        from trendbotd.errors import ConfigError  # noqa: PLC0415
-
-        raise ConfigError(f"{config.source}: {_CLUSTER_NOT_WIRED}")
 
 
 def _load_config(path: Path | None, *, paper: bool = False) -> Config:
@@ -216,8 +201,6 @@ def _instance_key(config: Config) -> InstanceKey:
 def _check_config(args: argparse.Namespace) -> int:
     config = _load_config(args.config)
     print(config.describe())
-    if config.cluster.enabled:
-        print(f"{PROG}: note: {_CLUSTER_NOT_WIRED}", file=sys.stderr)
     print(f"{PROG}: configuration OK ({config.source or 'built-in defaults'})", file=sys.stderr)
     return ExitCode.OK
 

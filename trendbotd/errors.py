@@ -186,3 +186,10 @@ class LeaseLostError(ClusterError):
 class NotLeaderError(ClusterError):
     """An order-changing call refused before sending: this node does not hold the leader
     lease, or its send window (renewal sent + TTL - margin) has closed."""
+
+
+class LeadershipLostError(ClusterError, OperationalError):
+    """The leader was demoted while trading: the process exits at once (69) and systemd
+    restarts it as a standby, with nothing of the old leadership left in memory."""
+
+    exit_code = ExitCode.UNAVAILABLE

@@ -6,13 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from trendbotd import cli
 from trendbotd.adapters.credentials import Secret, load_etcd_credentials, registered_secrets
 from trendbotd.cluster import settings
 from trendbotd.cluster.fencing import Timing, may_send, timing_problem
 from trendbotd.config import load_config
 from trendbotd.errors import ConfigError, CredentialsError
-from trendbotd.exitcodes import ExitCode
 
 ENDPOINTS = 'endpoints = ["http://127.0.0.1:2379", "http://127.0.0.1:22379"]\n'
 
@@ -128,16 +126,3 @@ def test_etcd_systemd_credential(tmp_path: Path) -> None:
         load_etcd_credentials(credentials_file=None, credential_name="etcd", environ=env)
     with pytest.raises(CredentialsError, match=r"cluster\.credential_name = 'etcd'"):
         load_etcd_credentials(credentials_file=None, credential_name="etcd", environ={})
-
-
-def test_run_refuses_cluster_until_the_daemon_takes_part(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = tmp_path / "c.toml"
-    path.write_text(f'[instance]\nruntime_dir = "{tmp_path / "run"}"\n\n[cluster]\n' + ENDPOINTS)
-    assert cli.main(["check-config", "--config", str(path)]) == 0
-    assert "two hosts would both trade" in capsys.readouterr().err
-    assert cli.main(["run", "--config", str(path)]) == ExitCode.CONFIG_ERROR
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1
-    assert "[cluster] is parsed and checked, but this version does not yet" in lines[0]

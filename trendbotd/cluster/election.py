@@ -65,6 +65,10 @@ class Election:
         with self._lock:
             return self._state
 
+    def clock(self) -> float:
+        """The election's monotonic clock (the one its deadlines are on)."""
+        return self._clock()
+
     def may_send(self) -> bool:
         """True only while an order signed now cannot outlive this node's leadership."""
         return self.state.may_send(self._clock())

@@ -1,0 +1,195 @@
+"""Two real daemons, one account, a real 3-member etcd: one trades, the other stands by.
+
+Same instance name and exchange keys, separate lock and journal directories (two hosts),
+one standalone simulated exchange. Judged from sd_notify (READY, STATUS) and exit codes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import REPO, NotifyListener, clean_env
+from etcd_cluster import EtcdCluster
+
+TTL, RENEW, RPC = 5, 0.5, 0.8
+MARGIN = 1.0 + 0.5 + 0.4  # recv_window_ms 1000 + max_clock_offset_ms 500 + slack_s 0.4
+
+
+@pytest.fixture(scope="module")
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
+    cluster = EtcdCluster(tmp_path_factory.mktemp("etcd"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+class Sim:
+    def __init__(self, tmp_path: Path) -> None:
+        self.creds = tmp_path / "sim-creds.toml"
+        self.log = (tmp_path / "sim.log").open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "trendbotd", "sim-exchange", "--port", "0",
+             "--credentials-out", str(self.creds)],
+            stdout=subprocess.PIPE, stderr=self.log, text=True, env=clean_env(), cwd=REPO,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline().split()
+        assert first[:1] == ["base_url"], first
+        self.base_url = first[1]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+        self.log.close()
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[Sim]:
+    s = Sim(tmp_path)
+    yield s
+    if s.proc.poll() is None:
+        s.stop()
+
+
+class Host:
+    """One daemon with its own NOTIFY_SOCKET, lock and journal directories."""
+
+    def __init__(self, tmp_path: Path, name: str, config: str) -> None:
+        self.name = name
+        self.dir = Path(tempfile.mkdtemp(prefix=f"tbd-{name}-", dir="/tmp"))
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(str(self.dir / "notify"))
+        self.notify = NotifyListener(str(self.dir / "notify"), sock)
+        threading.Thread(target=self.notify._serve, daemon=True).start()
+        path = tmp_path / f"{name}.toml"
+        path.write_text(config)
+        self.stderr = (tmp_path / f"{name}.log").open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "trendbotd", "run", "--foreground", "--config", str(path)],
+            stdout=subprocess.DEVNULL, stderr=self.stderr, text=True, cwd=REPO,
+            env=clean_env(NOTIFY_SOCKET=self.notify.path),
+        )  # fmt: skip
+
+    def status(self, prefix: str, timeout: float) -> tuple[float, str]:
+        _, msg = self.notify.wait_for(
+            lambda m: m.fields.get("STATUS", "").startswith(prefix), timeout=timeout, proc=self.proc
+        )
+        return msg.at, msg.fields["STATUS"]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            self.proc.kill()
+        self.proc.wait(10)
+        self.notify.sock.close()
+        self.stderr.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def hosts(tmp_path: Path, etcd: EtcdCluster, sim: Sim) -> Iterator[dict[str, Host]]:
+    started: dict[str, Host] = {}
+    key = f"/trendbotd/itest-{uuid.uuid4().hex[:8]}/leader"
+    endpoints = ", ".join(f'"{e}"' for e in etcd.endpoints)
+
+    def config(name: str) -> str:
+        return textwrap.dedent(
+            f"""\
+            [instance]
+            name = "clustered"
+            runtime_dir = "{tmp_path / name / "run"}"
+            state_dir = "{tmp_path / name / "state"}"
+
+            [exchange]
+            paper = false
+            base_url = "{sim.base_url}"
+            credentials_file = "{sim.creds}"
+
+            [service]
+            startup_timeout_s = 60
+            tick_interval_s = 1
+
+            [cluster]
+            endpoints = [{endpoints}]
+            leader_key = "{key}"
+            node_name = "{name}"
+            ttl_s = {TTL}
+            renew_s = {RENEW}
+            rpc_timeout_s = {RPC}
+            recv_window_ms = 1000
+            slack_s = 0.4
+            """
+        )
+
+    class Start:
+        def __call__(self, name: str) -> Host:
+            host = Host(tmp_path, name, config(name))
+            started[name] = host
+            return host
+
+    yield Start()  # type: ignore[misc]
+    for host in started.values():
+        host.close()
+
+
+def test_leader_trades_standby_waits_and_takes_over_after_kill9(hosts) -> None:  # type: ignore[no-untyped-def]
+    a = hosts("host-a")
+    a.notify.wait_key("READY", "1", timeout=30, proc=a.proc)
+    _, status = a.status("leader (epoch ", 30)
+    epoch_a = int(status.split("epoch ")[1].split(")")[0])
+    a.status(f"leader (epoch {epoch_a}): ready", 60)
+    b = hosts("host-b")
+    _, ready = b.notify.wait_key("READY", "1", timeout=30, proc=b.proc)
+    assert ready.fields["STATUS"].startswith("standby"), ready.fields
+    b.status(f"standby: leader host-a (epoch {epoch_a})", 20)
+    killed = time.monotonic()
+    a.proc.kill()
+    a.proc.wait(5)
+    at, status = b.status("leader (epoch ", TTL + 10)
+    epoch_b = int(status.split("epoch ")[1].split(")")[0])
+    assert epoch_b > epoch_a
+    traded, _ = b.status(f"leader (epoch {epoch_b}): ready", 60)
+    print(
+        f"\ndaemon kill -9 failover: leader after {at - killed:.2f} s, trading (synced) after "
+        f"{traded - killed:.2f} s (ttl {TTL} s, margin {MARGIN:g} s)"
+    )
+    assert traded - killed < TTL + MARGIN + 15
+    # a clean stop resigns: the key is gone at once (no TTL to wait out)
+    b.proc.send_signal(signal.SIGTERM)
+    assert b.proc.wait(20) == 0
+
+
+def test_a_leader_cut_from_etcd_exits_before_the_ttl(hosts, etcd: EtcdCluster) -> None:  # type: ignore[no-untyped-def]
+    a = hosts("host-a")
+    a.status("leader (epoch ", 30)
+    a.status("leader (epoch ", 60)
+    a.notify.wait_for(lambda m: ": ready" in m.fields.get("STATUS", ""), timeout=60, proc=a.proc)
+    paused = etcd.members[1:]
+    for m in paused:
+        etcd.pause(m)
+    try:
+        cut = time.monotonic()
+        code = a.proc.wait(TTL + 5)
+        exited = time.monotonic() - cut
+    finally:
+        for m in paused:
+            etcd.resume(m)
+    print(f"\nlost quorum: the leader exited {exited:.2f} s after the cut (ttl {TTL} s)")
+    assert code == 69
+    assert exited < TTL
+    etcd.wait_healthy(30)
