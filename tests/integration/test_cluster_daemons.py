@@ -193,3 +193,19 @@ def test_a_leader_cut_from_etcd_exits_before_the_ttl(hosts, etcd: EtcdCluster) -
     assert code == 69
     assert exited < TTL
     etcd.wait_healthy(30)
+
+
+def test_a_leader_frozen_past_the_ttl_exits_on_sigcont(hosts) -> None:  # type: ignore[no-untyped-def]
+    a = hosts("host-a")
+    a.notify.wait_for(lambda m: ": ready" in m.fields.get("STATUS", ""), timeout=60, proc=a.proc)
+    b = hosts("host-b")
+    b.status("standby: leader host-a", 30)
+    a.proc.send_signal(signal.SIGSTOP)
+    stopped = time.monotonic()
+    b.status("leader (epoch ", TTL + 10)
+    seen = len(a.notify.messages())
+    a.proc.send_signal(signal.SIGCONT)
+    assert a.proc.wait(10) == 69
+    after = [m.fields.get("STATUS", "") for m in a.notify.messages()[seen:]]
+    assert not any(s.startswith("leader") for s in after), after
+    print(f"\nSIGSTOP: host-b led {time.monotonic() - stopped:.2f} s after the stop; host-a exited")

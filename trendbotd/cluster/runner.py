@@ -101,8 +101,13 @@ class ClusterRunner:
     def tick(self) -> str:
         election = self._require_election()
         self._next_look = time.monotonic() + STANDBY_POLL_S
+        if self._thread is not None and not self._thread.is_alive():
+            # the watchdog pings from this loop: it must not vouch for a dead election
+            raise LeadershipLostError("cluster: the election loop has stopped; restarting")
         state = election.state
-        if self._trader is not None and state.role is not Role.LEADER:
+        if self._trader is not None and (state.role is not Role.LEADER or not election.may_send()):
+            # also a leader whose window closed before its election thread noticed (it was
+            # frozen, say): it is no longer the leader, whatever its state still says
             raise LeadershipLostError(f"cluster: {status_prefix(state)}; restarting as standby")
         if state.role is not Role.LEADER:
             return self._status_only(election)
