@@ -76,7 +76,7 @@ class Host:
         sock.bind(str(self.dir / "notify"))
         self.notify = NotifyListener(str(self.dir / "notify"), sock)
         threading.Thread(target=self.notify._serve, daemon=True).start()
-        path = tmp_path / f"{name}.toml"
+        self.config = path = tmp_path / f"{name}.toml"
         path.write_text(config)
         self.stderr = (tmp_path / f"{name}.log").open("w")
         self.proc = subprocess.Popen(
@@ -157,6 +157,12 @@ def test_leader_trades_standby_waits_and_takes_over_after_kill9(hosts) -> None: 
     _, ready = b.notify.wait_key("READY", "1", timeout=30, proc=b.proc)
     assert ready.fields["STATUS"].startswith("standby"), ready.fields
     b.status(f"standby: leader host-a (epoch {epoch_a})", 20)
+    shown = subprocess.run(
+        [sys.executable, "-m", "trendbotd", "status", "--config", str(b.config)],
+        capture_output=True, text=True, timeout=30, cwd=REPO, env=clean_env(), check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert f"cluster: standby: leader host-a (epoch {epoch_a}), this node host-b" in shown.stdout
     killed = time.monotonic()
     a.proc.kill()
     a.proc.wait(5)
