@@ -215,3 +215,68 @@ def test_a_leader_frozen_past_the_ttl_exits_on_sigcont(hosts) -> None:  # type: 
     after = [m.fields.get("STATUS", "") for m in a.notify.messages()[seen:]]
     assert not any(s.startswith("leader") for s in after), after
     print(f"\nSIGSTOP: host-b led {time.monotonic() - stopped:.2f} s after the stop; host-a exited")
+
+
+def test_etcd_password_stays_out_of_logs_argv_and_environment(tmp_path: Path, sim: Sim) -> None:
+    single = EtcdCluster(tmp_path / "etcd-auth", size=1)
+    (tmp_path / "etcd-auth").mkdir()
+    password = "Etcd-Pw-" + uuid.uuid4().hex
+    host: Host | None = None
+    try:
+        single.start()
+        ctl = ["etcdctl", "--endpoints", single.endpoints[0]]
+        env = {"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"}
+        for args in (
+            ["user", "add", f"root:{password}", "--interactive=false"],
+            ["auth", "enable"],
+        ):
+            subprocess.run([*ctl, *args], check=True, env=env, capture_output=True, timeout=20)
+        creds = tmp_path / "etcd.toml"
+        creds.write_text(f'user = "root"\npassword = "{password}"\n')
+        creds.chmod(0o600)
+        config = textwrap.dedent(
+            f"""\
+            [instance]
+            name = "authed"
+            runtime_dir = "{tmp_path / "run"}"
+            state_dir = "{tmp_path / "state"}"
+
+            [exchange]
+            paper = false
+            base_url = "{sim.base_url}"
+            credentials_file = "{sim.creds}"
+
+            [service]
+            startup_timeout_s = 60
+            log_level = "debug"
+
+            [cluster]
+            endpoints = ["{single.endpoints[0]}"]
+            node_name = "host-a"
+            ttl_s = {TTL}
+            renew_s = {RENEW}
+            rpc_timeout_s = {RPC}
+            recv_window_ms = 1000
+            slack_s = 0.4
+            credentials_file = "{creds}"
+            """
+        )
+        host = Host(tmp_path, "host-a", config)
+        host.notify.wait_for(
+            lambda m: ": ready" in m.fields.get("STATUS", ""), timeout=60, proc=host.proc
+        )
+        pid = host.proc.pid
+        for name in ("cmdline", "environ"):
+            assert password.encode() not in Path(f"/proc/{pid}/{name}").read_bytes()
+        host.proc.send_signal(signal.SIGTERM)
+        assert host.proc.wait(20) == 0
+        host.stderr.flush()
+        log = (tmp_path / "host-a.log").read_text()
+        assert "cluster.leader node=host-a" in log  # the log is there, and says who leads
+        assert password not in log
+        for message in host.notify.messages():
+            assert password.encode() not in message.raw
+    finally:
+        if host is not None:
+            host.close()
+        single.stop()
