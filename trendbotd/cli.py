@@ -343,8 +343,13 @@ def status_lines(config: Config) -> list[str]:
     from trendbotd.orders.stack import journal_location  # noqa: PLC0415
     from trendbotd.orders.status import format_status, read_status  # noqa: PLC0415
 
+    lines: list[str] = []
+    if config.cluster.enabled:
+        from trendbotd.cluster.status import cluster_line  # noqa: PLC0415 - status only
+
+        lines.append(cluster_line(config))
     _, path = journal_location(config, create=False)
     if not path.exists():
-        return [f"journal: {path} (none yet: the daemon has never run with this config)"]
+        return [*lines, f"journal: {path} (none yet: the daemon has never run with this config)"]
     report = read_status(path)
-    return format_status(report, now_ms=time.time_ns() // 1_000_000).splitlines()
+    return [*lines, *format_status(report, now_ms=time.time_ns() // 1_000_000).splitlines()]

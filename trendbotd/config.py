@@ -173,6 +173,28 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """Active/standby across hosts through a leader key in etcd. Off without endpoints."""
+
+    endpoints: tuple[str, ...] = ()  # etcd client URLs, e.g. "http://10.0.0.1:2379"
+    leader_key: str = ""  # default: /trendbotd/<instance.name>/leader
+    node_name: str = ""  # default: the host name
+    ttl_s: int = 30  # lease TTL (etcd counts whole seconds)
+    renew_s: float = 5.0  # renew the lease this often, counted from when it was sent
+    rpc_timeout_s: float = 2.0  # every etcd call gives up after this
+    recv_window_ms: int = 3000  # orders are signed with this recvWindow while clustered
+    slack_s: float = 2.5  # margin on top of recv_window and the clock bound
+    ca_file: Path | None = None  # CA bundle for https:// endpoints
+    # etcd user/password (TOML: user, password), never in this file:
+    credentials_file: Path | None = None  # mode 0600 or stricter
+    credential_name: str = ""  # name under $CREDENTIALS_DIRECTORY (systemd LoadCredential=)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.endpoints)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path | None = None  # the file it came from; None for built-in defaults
     instance: InstanceConfig = field(default_factory=InstanceConfig)
@@ -187,6 +209,7 @@ class Config:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def strategy_for(self, symbol: str) -> StrategyParams:
         return self.strategy_overrides.get(symbol, self.strategy)
@@ -195,7 +218,7 @@ class Config:
         """One line per setting for the start-up log. Holds no secrets by construction."""
         lines = [f"config.source={self.source or '<built-in defaults>'}"]
         sections = ("instance", "exchange", "ratelimit", "paper", "trading", "strategy")
-        for name in (*sections, "risk", "service", "alerts", "metrics"):
+        for name in (*sections, "risk", "service", "alerts", "metrics", "cluster"):
             section = getattr(self, name)
             for f in dataclasses.fields(section):
                 lines.append(f"config.{name}.{f.name}={getattr(section, f.name)!s}")
@@ -215,6 +238,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "service": ServiceConfig,
     "alerts": AlertsConfig,
     "metrics": MetricsConfig,
+    "cluster": ClusterConfig,
 }
 
 
@@ -538,6 +562,58 @@ def _metrics_problems(metrics: MetricsConfig) -> list[tuple[str, str, str]]:
     return []
 
 
+_NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_ENDPOINT = re.compile(r"^https?://[^\s/]+(:\d+)?/?$")
+
+
+def _cluster_problems(cl: ClusterConfig, ex: ExchangeConfig) -> list[tuple[str, str, str]]:
+    from trendbotd.cluster.fencing import Timing, timing_problem  # noqa: PLC0415 - no cycle
+
+    if not cl.enabled:
+        # a [cluster] table with settings but no endpoints is a mistake, not "off"
+        if cl != ClusterConfig():
+            return [("cluster", "endpoints", "is required once [cluster] sets anything")]
+        return []
+    checks = [
+        (all(_ENDPOINT.match(e) for e in cl.endpoints), "endpoints", "must be http(s)://host:port"),
+        (len(set(cl.endpoints)) == len(cl.endpoints), "endpoints", "has duplicates"),
+        (
+            cl.leader_key == "" or (cl.leader_key.startswith("/") and " " not in cl.leader_key),
+            "leader_key",
+            "must start with '/' and hold no spaces",
+        ),
+        (
+            cl.node_name == "" or _NODE_NAME.match(cl.node_name) is not None,
+            "node_name",
+            "must be 1-63 letters, digits, '_', '.', '-', starting alphanumeric",
+        ),
+        (2 <= cl.ttl_s <= 3600, "ttl_s", "must be 2..3600"),
+        (cl.renew_s > 0, "renew_s", "must be positive"),
+        (0 < cl.rpc_timeout_s <= 60, "rpc_timeout_s", "must be in (0, 60]"),
+        (1000 <= cl.recv_window_ms <= 60000, "recv_window_ms", "must be 1000..60000"),
+        (cl.slack_s >= 0, "slack_s", "must not be negative"),
+        (
+            not (cl.credentials_file and cl.credential_name),
+            "credential_name",
+            "set credentials_file or credential_name, not both",
+        ),
+    ]
+    problems = [("cluster", key, message) for ok, key, message in checks if not ok]
+    if not problems:
+        timing = Timing(
+            ttl_s=cl.ttl_s,
+            renew_s=cl.renew_s,
+            rpc_timeout_s=cl.rpc_timeout_s,
+            recv_window_ms=cl.recv_window_ms,
+            clock_bound_ms=ex.max_clock_offset_ms,
+            slack_s=cl.slack_s,
+        )
+        why = timing_problem(timing)
+        if why is not None:
+            problems.append(("cluster", "ttl_s", why))
+    return problems
+
+
 def _check_semantics(config: Config, *, path: Path, text: str) -> None:
     problems: list[tuple[str, str, str]] = []  # (table, key, message)
 
@@ -620,6 +696,7 @@ def _check_semantics(config: Config, *, path: Path, text: str) -> None:
         "emergency_stop_distance",
         "must be in [0.001, 0.5]",
     )
+    problems.extend(_cluster_problems(config.cluster, ex))
     sv = config.service
     check(5 <= sv.startup_timeout_s <= 3600, "service", "startup_timeout_s", "must be 5..3600")
     check(0.05 <= sv.tick_interval_s <= 3600, "service", "tick_interval_s", "must be 0.05..3600")

@@ -150,3 +150,46 @@ class ClockNotSyncedError(TrendbotError):
     """Orders refused: the exchange clock offset is unknown or beyond the bound."""
 
     exit_code = ExitCode.UNAVAILABLE
+
+
+# --- the cluster's lock (etcd) ---
+
+
+class ClusterError(TrendbotError):
+    """Any failure talking to etcd. A leader that sees one stops sending orders."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class EtcdUnavailableError(ClusterError):
+    """No endpoint answered within the call's timeout (down, partitioned, or no quorum)."""
+
+
+class EtcdRequestError(ClusterError):
+    """etcd answered and refused the request (its gRPC code and message are kept)."""
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class EtcdAuthError(EtcdRequestError, OperationalError):
+    """etcd rejected the user/password. Stop with a clear message."""
+
+    exit_code = ExitCode.NO_PERMISSION
+
+
+class LeaseLostError(ClusterError):
+    """The lease is gone (expired or revoked): whatever it held is no longer ours."""
+
+
+class NotLeaderError(ClusterError):
+    """An order-changing call refused before sending: this node does not hold the leader
+    lease, or its send window (renewal sent + TTL - margin) has closed."""
+
+
+class LeadershipLostError(ClusterError, OperationalError):
+    """The leader was demoted while trading: the process exits at once (69) and systemd
+    restarts it as a standby, with nothing of the old leadership left in memory."""
+
+    exit_code = ExitCode.UNAVAILABLE

@@ -31,6 +31,10 @@ class Runner(Protocol):
 
 
 def build_runner(config: Config, *, notifier: Notifier) -> Runner:
+    if config.cluster.enabled:
+        from trendbotd.cluster.runner import ClusterRunner  # noqa: PLC0415 - behind the lock
+
+        return ClusterRunner(config, notifier=notifier)
     from trendbotd.trading_runner import TradingRunner  # noqa: PLC0415 - heavy imports stay behind the lock
 
     return TradingRunner(config, notifier=notifier)

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -73,11 +74,18 @@ class StartupWaiting:
 
 class TradingRunner:
     def __init__(
-        self, config: Config, *, notifier: Notifier, paper_clock: Clock | None = None
+        self,
+        config: Config,
+        *,
+        notifier: Notifier,
+        paper_clock: Clock | None = None,
+        fence: Callable[[], bool] | None = None,
     ) -> None:
         """``paper_clock``: drive a paper replay by this clock instead of the wall clock
-        scaled by ``paper.speed`` (tests step a ManualClock candle by candle)."""
+        scaled by ``paper.speed`` (tests step a ManualClock candle by candle).
+        ``fence``: with [cluster], True only while this node may change orders."""
         self._config = config
+        self._fence = fence
         self._notifier = notifier
         self._journal: Journal | None = None
         self._sim: SimExchange | None = None  # paper mode only
@@ -141,7 +149,7 @@ class TradingRunner:
         waiting = StartupWaiting(progress)
         positions = build_position_manager(
             config, journal=journal, exchange=exchange, clock=self._clock,
-            waiting=waiting, recv_window_ms=self._recv_window_ms(),
+            waiting=waiting, recv_window_ms=self._recv_window_ms(), fence=self._fence,
         )  # fmt: skip
         synced = positions.sync(snapshot)
         self._engine = Engine(
@@ -274,8 +282,12 @@ class TradingRunner:
     # ----- helpers -----
 
     def _recv_window_ms(self) -> int:
-        # Scaled like the clock bound in a fast replay; Binance caps it at 60 s.
-        return min(60_000, int(self._config.exchange.recv_window_ms * max(1.0, self._speed)))
+        # Scaled like the clock bound in a fast replay; Binance caps it at 60 s. In a cluster
+        # the lease's margin is computed from cluster.recv_window_ms: sign with no more.
+        window = self._config.exchange.recv_window_ms
+        if self._config.cluster.enabled:
+            window = min(window, self._config.cluster.recv_window_ms)
+        return min(60_000, int(window * max(1.0, self._speed)))
 
     def _clock_bound_ms(self) -> int:
         # A paper replay at --speed N stretches every real millisecond of round trip into N:

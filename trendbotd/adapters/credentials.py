@@ -242,3 +242,49 @@ def _parse(data: bytes, path: Path | None, name: str = "") -> Credentials:
             raise CredentialsError(f"{where}: {key} contains whitespace")
         values[key] = value
     return Credentials(Secret(values["api_key"]), Secret(values["api_secret"]), where)
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdCredentials:
+    user: str
+    password: Secret
+    source: str  # a path, never a value
+
+
+def load_etcd_credentials(
+    *,
+    credentials_file: Path | None,
+    credential_name: str,
+    environ: Mapping[str, str] | None = None,
+) -> EtcdCredentials | None:
+    """etcd user/password (TOML ``user``, ``password``) from the same kinds of source as the
+    exchange keys; None when [cluster] names none (etcd without authentication)."""
+    env = os.environ if environ is None else environ
+    if credentials_file is not None and credential_name:
+        raise CredentialsError("set cluster.credentials_file or credential_name, not both")
+    if credentials_file is not None:
+        data, where = _read_private_file(credentials_file), str(credentials_file)
+    elif credential_name:
+        data = _read_systemd_credential(credential_name, env, setting="cluster.credential_name")
+        where = f"$CREDENTIALS_DIRECTORY/{credential_name}"
+    else:
+        return None
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise CredentialsError(f"{where}: etcd credentials are not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise CredentialsError(f"{where}: not valid TOML ({e})") from None
+    unknown = sorted(set(raw) - {"user", "password"})
+    if unknown:
+        raise CredentialsError(
+            f"{where}: unknown keys {', '.join(unknown)} (expected user and password)"
+        )
+    user, password = raw.get("user"), raw.get("password")
+    if not isinstance(user, str) or not user.strip():
+        raise CredentialsError(f"{where}: user is missing or not a non-empty string")
+    if not isinstance(password, str) or not password:
+        raise CredentialsError(f"{where}: password is missing or not a non-empty string")
+    register_secret(password)
+    logger.info("credentials.etcd_loaded source=%s", where)
+    return EtcdCredentials(user.strip(), Secret(password), where)

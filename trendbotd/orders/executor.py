@@ -37,6 +37,7 @@ from trendbotd.errors import (
     ExchangeAuthError,
     ExchangeError,
     InvalidOrderError,
+    NotLeaderError,
     RateLimitedError,
     TrendbotError,
 )
@@ -126,8 +127,11 @@ class OrderExecutor:
         policy: ExecutorPolicy,
         crash: CrashHook | None = None,
         waiting: Callable[[float], None] | None = None,
+        fence: Callable[[], bool] | None = None,
     ) -> None:
-        """``waiting(seconds)`` is told before every pause (watchdog / start-timeout)."""
+        """``waiting(seconds)`` is told before every pause (watchdog / start-timeout).
+        ``fence()``, with [cluster], is True only while this node may change orders (the
+        leader inside its send window); every create and cancel asks it first."""
         self.exchange = exchange
         self.journal = journal
         self.clock = clock
@@ -135,6 +139,7 @@ class OrderExecutor:
         self.policy = policy
         self.crash: CrashHook = crash or NoCrashPoints()
         self._waiting = waiting
+        self._fence = fence
 
     # ----- public -----
 
@@ -224,6 +229,7 @@ class OrderExecutor:
     def cancel(self, intent: Intent, *, reason: str) -> Intent:
         """Cancel a resting order of ours; adopt whatever the exchange says it became."""
         logger.info("order.cancel cid=%s reason=%s", intent.client_order_id, reason)
+        self._check_fence(intent)
         order: Order | None
         try:
             order = self.exchange.cancel_order_by_client_id(
@@ -267,8 +273,17 @@ class OrderExecutor:
 
     # ----- sending -----
 
+    def _check_fence(self, intent: Intent) -> None:
+        # Checked right before the request is built: a node that is not the leader, or a
+        # leader past its send window, must not change anything on the shared account.
+        if self._fence is not None and not self._fence():
+            cid = intent.client_order_id
+            logger.warning("order.not_leader cid=%s: not sent", cid)
+            raise NotLeaderError(f"order {cid} not sent: this node is not the cluster leader")
+
     def _send(self, intent: Intent) -> Intent:
         cid = intent.client_order_id
+        self._check_fence(intent)
         intent = self.journal.mark_sent(cid, now_ms=self.clock.now_ms())
         self.crash.hit("after_journal_before_send")
         logger.info("order.sent cid=%s attempt=%s", cid, intent.attempts)

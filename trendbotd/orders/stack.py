@@ -47,6 +47,7 @@ def build_position_manager(
     waiting: Callable[[float], None] | None = None,
     env: Mapping[str, str] | None = None,
     recv_window_ms: int | None = None,
+    fence: Callable[[], bool] | None = None,
 ) -> PositionManager:
     """The executor (crash points read once from ``TRENDBOTD_CRASH_AT`` here) and the
     position manager over it."""
@@ -58,6 +59,7 @@ def build_position_manager(
         policy=ExecutorPolicy.from_config(config, recv_window_ms=recv_window_ms),
         crash=crashpoints.from_env(env),
         waiting=waiting,
+        fence=fence,
     )
     return PositionManager(
         executor=executor,

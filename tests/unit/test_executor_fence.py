@@ -1,0 +1,95 @@
+"""The cluster gate in the executor: no create or cancel leaves a node outside its window."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from orders_fakes import SYMBOL, FakeExchange
+from test_orders_executor import CANDLE, POLICY, T0, entry
+
+from trendbotd.clock import ManualClock
+from trendbotd.cluster.states import Acquired, ElectionState, RenewalFailed, Renewed, apply
+from trendbotd.domain import OrderType, Side
+from trendbotd.errors import NotLeaderError
+from trendbotd.orders.executor import OrderExecutor
+from trendbotd.orders.journal import Journal, open_journal
+from trendbotd.orders.records import IntentSpec, IntentState, Purpose
+
+
+class Node:
+    """An election state on a hand-moved monotonic clock, as the executor's fence."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.state = ElectionState(ttl_s=30, margin_s=6)
+
+    def fence(self) -> bool:
+        return self.state.may_send(self.now)
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    j = open_journal(tmp_path / "bot.db")
+    yield j  # type: ignore[misc]
+    j.close()
+
+
+def make(fake: FakeExchange, journal: Journal, node: Node) -> OrderExecutor:
+    return OrderExecutor(
+        exchange=fake,
+        journal=journal,
+        clock=ManualClock(T0),
+        instance="bot",
+        policy=POLICY,
+        fence=node.fence,
+    )
+
+
+def test_standby_sends_nothing_then_the_leader_sends_once(journal: Journal) -> None:
+    fake, node = FakeExchange(), Node()
+    executor = make(fake, journal, node)
+    with pytest.raises(NotLeaderError, match="not the cluster leader"):
+        executor.submit(entry())
+    assert fake.calls == []
+    stored = journal.get_intent(executor.client_id(entry()))
+    assert stored is not None
+    assert stored.state is IntentState.PENDING
+    assert stored.attempts == 0  # nothing left the host
+    node.state = apply(node.state, Acquired(epoch=5, lease_id=1, lease_sent_at=0, answered_at=0))
+    node.now = 3.0  # still inside the margin a new leader waits out
+    with pytest.raises(NotLeaderError):
+        executor.drive(stored, allow_resend=True)
+    node.now = 6.0
+    done = executor.drive(stored, allow_resend=True)
+    assert done.state is IntentState.FILLED
+    assert fake.accepted(done.client_order_id) == 1
+
+
+def test_window_closes_without_renewal_and_after_a_failed_one(journal: Journal) -> None:
+    fake, node = FakeExchange(), Node()
+    executor = make(fake, journal, node)
+    node.state = apply(node.state, Acquired(epoch=5, lease_id=1, lease_sent_at=0, answered_at=0))
+    node.now = 23.9
+    assert executor.submit(entry()).state is IntentState.FILLED
+    stop = IntentSpec(
+        symbol=SYMBOL,
+        side=Side.SELL,
+        type=OrderType.STOP_MARKET,
+        amount=Decimal("0.010"),
+        purpose=Purpose.STOP,
+        candle_time_ms=CANDLE,
+        stop_price=Decimal(49000),
+        reduce_only=True,
+    )
+    node.now = 24.0  # renewal sent at 0 + ttl 30 - margin 6
+    with pytest.raises(NotLeaderError):
+        executor.submit(stop)
+    node.state = apply(node.state, Renewed(20.0))
+    live = executor.drive(journal.get_intent(executor.client_id(stop)), allow_resend=True)  # type: ignore[arg-type]
+    assert live.state is IntentState.ACKED
+    node.state = apply(node.state, RenewalFailed("etcd unreachable"))
+    with pytest.raises(NotLeaderError):
+        executor.cancel(live, reason="test")
+    assert len(fake.open_stops()) == 1  # the stop stays on the exchange
