@@ -99,6 +99,8 @@ def _flatten_ourselves(config: Config, request: FlattenRequest, signals: SignalQ
     from trendbotd.service.notify import NullNotifier  # noqa: PLC0415 - heavy path only
     from trendbotd.trading_runner import TradingRunner  # noqa: PLC0415 - ccxt behind the lock
 
+    # What the sync and the closes log (warnings up) is the operator's record of it.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="trendbotd: %(message)s")
     # Our exit must not apply the daemon's shutdown policy: only the request is executed.
     risk = dataclasses.replace(config.risk, shutdown_policy="leave")
     runner = TradingRunner(dataclasses.replace(config, risk=risk), notifier=NullNotifier())
