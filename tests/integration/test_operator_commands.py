@@ -81,6 +81,7 @@ def test_halt_then_flatten_while_the_daemon_runs(tmp_path: Path, daemons: list[D
     latency = _acted_within(daemon, "operator.halted reason=halted by alice: news", after=mark)
     print(f"\nhalt: daemon logged it {latency * 1000:.0f} ms after the command exited")
     assert latency < 1.0
+    _acted_within(daemon, "operator.wake", after=mark)  # the command woke it
     assert "the daemon has been told" in halted.stdout
     assert _mode(journal) == ModeState(
         TradingMode.HALTED, "halted by alice: news at 14:00", _mode(journal).since_ms
@@ -124,6 +125,50 @@ def test_halt_then_flatten_while_the_daemon_runs(tmp_path: Path, daemons: list[D
     resumed = _cli(tmp_path, "resume", "--config", str(config))
     assert resumed.returncode == 0, resumed.stderr
     assert _mode(journal).mode is TradingMode.NORMAL
+
+
+def test_woken_at_once_with_no_tick_due(tmp_path: Path, daemons: list[Daemon]) -> None:  # noqa: F811
+    """No tick for 30 s: halt and flatten are acted on within 1 s only because the
+    command wakes the daemon. The position (opened by hand, so the daemon protects it
+    with an emergency stop) is closed, its stop canceled once flat, and it stays halted."""
+    config = write_config(tmp_path, QUIET)
+    config.write_text(config.read_text().replace("tick_interval_s = 0.2", "tick_interval_s = 30"))
+    journal = tmp_path / "state" / "itest.db"
+    state_file = tmp_path / "state" / "itest.paper.json"
+    state_file.parent.mkdir()
+    _open_by_hand(state_file)
+    daemon = Daemon(tmp_path, config, clean_env())
+    daemons.append(daemon)
+    daemon.wait_log("daemon.ready")
+    deadline = time.monotonic() + 30
+    while read_status(journal).last_tick_ms is None:  # the first tick is over
+        assert time.monotonic() < deadline, daemon.log.read_text()[-3000:]
+        time.sleep(0.05)
+    stops = [i for i in read_status(journal).open_intents if i.purpose is Purpose.STOP]
+    assert len(stops) == 1, stops  # the position is protected
+
+    mark = len(daemon.log.read_text(errors="replace"))
+    halted = _cli(tmp_path, "halt", "--config", str(config))
+    assert halted.returncode == 0, halted.stderr
+    latency = _acted_within(daemon, "operator.halted reason=halted by alice:", after=mark)
+    print(f"\nhalt (no tick due): logged {latency * 1000:.0f} ms after the command exited")
+    assert latency < 1.0
+
+    mark = len(daemon.log.read_text(errors="replace"))
+    flat = _cli(tmp_path, "flatten", "--all", "--config", str(config), "--reason", "by hand")
+    assert flat.returncode == 0, flat.stderr
+    latency = _acted_within(daemon, "flat: 1 position(s) closed", after=mark)
+    print(f"flatten (no tick due): flat {latency * 1000:.0f} ms after the command exited")
+    assert latency < 1.0
+    tail = daemon.log.read_text(errors="replace")[mark:]
+    # the close went out while the stop was still there; the stop went once flat
+    closing, filled = tail.index("position.closing"), tail.index("order.filled")
+    assert closing < filled < tail.index("reason=position is flat"), tail
+    assert [i for i in read_status(journal).open_intents if i.purpose is Purpose.STOP] == []
+    assert _mode(journal).mode is TradingMode.HALTED
+    assert _mode(journal).reason == "halted by alice"  # the first halt stays the record
+    daemon.stop()
+    assert _exchange_side(state_file) == ([], [])
 
 
 def _open_by_hand(state_file: Path) -> None:
