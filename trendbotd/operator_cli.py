@@ -112,6 +112,8 @@ def _flatten_ourselves(config: Config, request: FlattenRequest, signals: SignalQ
             request_flatten(journal, request)
         runner.start(_CommandProgress(signals, config.service.startup_timeout_s))
         journal_now = runner.journal
+        if journal_now is not None and pending_flatten(journal_now) is not None:
+            runner.operator_requests()  # a newer request journalled while we synced
         if journal_now is None or pending_flatten(journal_now) is not None:
             print(f"{PROG}: {config.instance.name}: flatten not done", file=sys.stderr)
             return ExitCode.FAILURE

@@ -17,6 +17,7 @@ The planning functions are pure; the rest reads and writes a Journal.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from collections.abc import Sequence
@@ -145,3 +146,13 @@ def finish_flatten(journal: Journal, request: FlattenRequest, outcome: str, *, n
 def last_flatten_outcome(journal: Journal) -> str | None:
     done = journal.get_value(DONE_KEY)
     return None if done is None else done.partition(":")[2].strip()
+
+
+def flatten_status_line(journal: Journal) -> str | None:
+    """``trendbotd status``: the flatten still to do, or how the last one ended."""
+    pending = pending_flatten(journal)
+    if pending is not None:
+        since = dt.datetime.fromtimestamp(pending.at_ms / 1000, tz=dt.UTC)
+        return f"flatten:   pending since {since:%Y-%m-%d %H:%M:%S} UTC ({pending.reason})"
+    outcome = last_flatten_outcome(journal)
+    return None if outcome is None else f"flatten:   last one {outcome}"

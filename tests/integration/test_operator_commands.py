@@ -167,6 +167,9 @@ def test_woken_at_once_with_no_tick_due(tmp_path: Path, daemons: list[Daemon]) -
     assert [i for i in read_status(journal).open_intents if i.purpose is Purpose.STOP] == []
     assert _mode(journal).mode is TradingMode.HALTED
     assert _mode(journal).reason == "halted by alice"  # the first halt stays the record
+    status = _cli(tmp_path, "status", "--config", str(config))
+    assert "mode:      halted - halted by alice" in status.stdout
+    assert "flatten:   last one flat: 1 position(s) closed" in status.stdout
     daemon.stop()
     assert _exchange_side(state_file) == ([], [])
 

@@ -14,6 +14,7 @@ from trendbotd.operator_requests import (
     FlattenRequest,
     check_symbols,
     finish_flatten,
+    flatten_status_line,
     halt,
     halt_reason,
     last_flatten_outcome,
@@ -71,12 +72,18 @@ def test_halt_keeps_the_first_reason(tmp_path: Path) -> None:
 def test_a_flatten_request_halts_with_it_and_is_pending_until_done(tmp_path: Path) -> None:
     with open_journal(tmp_path / "j.db") as journal:
         assert pending_flatten(journal) is None
+        assert flatten_status_line(journal) is None
         request_flatten(journal, _request("1-1"))
+        assert flatten_status_line(journal) == (
+            "flatten:   pending since 2023-11-14 22:13:20 UTC "
+            "(flatten all symbols requested by alice: exchange news)"
+        )
         assert journal.mode() == ModeState(TradingMode.HALTED, _request().reason, NOW)
         assert pending_flatten(journal) == _request("1-1")
         finish_flatten(journal, _request("1-1"), "flat: 1 position(s) closed", now_ms=NOW + 5)
         assert pending_flatten(journal) is None
         assert last_flatten_outcome(journal) == "flat: 1 position(s) closed"
+        assert flatten_status_line(journal) == "flatten:   last one flat: 1 position(s) closed"
         # a second (duplicate) request is pending again; an existing halt keeps its reason
         journal.set_mode(TradingMode.HALTED, reason="halted by bob", now_ms=NOW + 6)
         request_flatten(journal, _request("1-2"))
