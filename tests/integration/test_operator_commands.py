@@ -256,3 +256,33 @@ def test_a_daemon_started_during_a_flatten_fails_fast(tmp_path: Path) -> None:
             command.kill()
             command.wait()
     assert _exchange_side(state_file)[0] == []
+
+
+def test_a_flatten_cut_short_is_done_by_the_daemon_at_its_start(
+    tmp_path: Path,
+    daemons: list[Daemon],  # noqa: F811
+) -> None:
+    config = write_config(tmp_path, QUIET)
+    fast = config.read_text()
+    slow = fast.replace("startup_timeout_s = 60", "startup_timeout_s = 5")
+    config.write_text(slow + "\n[paper]\nresponse_delay_ms = 2000\n")
+    state_file = tmp_path / "state" / "itest.paper.json"
+    state_file.parent.mkdir()
+    _open_by_hand(state_file)
+    cut = _cli(tmp_path, "flatten", "--all", "--config", str(config), "--reason", "slow")
+    assert cut.returncode == 69, cut.stderr  # the exchange did not answer in time
+    assert "did not complete within service.startup_timeout_s=5 s" in cut.stderr
+    assert not (tmp_path / "run" / "itest.pid").exists()  # the lock was let go
+    status = _cli(tmp_path, "status", "--config", str(config))
+    assert "flatten:   pending since " in status.stdout
+    assert "(flatten all symbols requested by alice: slow)" in status.stdout
+    assert _exchange_side(state_file)[0] != []  # still held
+
+    config.write_text(fast)
+    daemon = Daemon(tmp_path, config, clean_env())
+    daemons.append(daemon)
+    text = daemon.wait_log("daemon.ready")
+    assert text.index("flat: 1 position(s) closed") < text.index("daemon.ready")
+    assert _mode(tmp_path / "state" / "itest.db").mode is TradingMode.HALTED
+    daemon.stop()
+    assert _exchange_side(state_file) == ([], [])
