@@ -113,7 +113,9 @@ def _flatten_ourselves(config: Config, request: FlattenRequest, signals: SignalQ
         runner.start(_CommandProgress(signals, config.service.startup_timeout_s))
         journal_now = runner.journal
         if journal_now is not None and pending_flatten(journal_now) is not None:
-            runner.operator_requests()  # a newer request journalled while we synced
+            # start() logged a failure and left it pending (or a newer request came in
+            # while we synced): once more, and this time a failure is our exit code
+            runner.operator_requests()
         if journal_now is None or pending_flatten(journal_now) is not None:
             print(f"{PROG}: {config.instance.name}: flatten not done", file=sys.stderr)
             return ExitCode.FAILURE

@@ -158,7 +158,7 @@ class TradingRunner:
             positions=positions,
             snapshot=synced.snapshot,
         )
-        self.operator_requests()  # a flatten journalled while down or cut short by a crash
+        self._operator_requests_or_later()  # a flatten journalled while down, or cut short
         mode = journal.mode()
         if mode.mode.value != "normal":
             logger.error("mode.%s reason=%s", mode.mode.value, mode.reason)
@@ -220,15 +220,20 @@ class TradingRunner:
         logger.warning("operator.flatten_done id=%s %s", request.id, outcome)
         return outcome
 
+    def _operator_requests_or_later(self) -> None:
+        """A flatten that fails (exchange trouble, a close not confirmed) stays pending and
+        is tried again at the next tick; it never stops the daemon from managing stops."""
+        try:
+            self.operator_requests()
+        except OperationalError:
+            raise
+        except TrendbotError as e:
+            logger.warning("operator.flatten_failed retrying=next tick error=%s", e)
+
     def tick(self) -> str:
         engine = self._require_engine()
         self._last_tick_at = time.monotonic()
-        try:
-            self.operator_requests()  # in case a wake was missed (no PID, no permission)
-        except OperationalError:
-            raise
-        except TrendbotError as e:  # exchange trouble, a close not confirmed: stays pending
-            logger.warning("operator.flatten_failed retrying=next tick error=%s", e)
+        self._operator_requests_or_later()  # in case a wake was missed (no PID, no permission)
         self._recheck_clock(remeasure=self._clock_gate.refused is not None)
         try:
             status = engine.tick()
