@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from conftest import REAL_CMD, clean_env, write_config
 from sim_ccxt import client
 from test_resume_daemon import Daemon, daemons  # noqa: F401 - the fixture is used by name
@@ -21,7 +22,7 @@ from trendbotd.sim import SimConfig, SimExchange
 
 SYMBOL = "BTC/USDT:USDT"
 
-# A trending market at 3600x: the daemon enters (with its stop) within seconds.
+# A trending market at 3600x: the daemon enters (with its stop) within about 30 s.
 TRADING = """
 [paper]
 speed = 3600
@@ -67,6 +68,7 @@ def _acted_within(daemon: Daemon, needle: str, *, after: int, timeout: float = 5
     raise AssertionError(f"{needle!r} not logged:\n{daemon.log.read_text()[-3000:]}")
 
 
+@pytest.mark.slow  # waits for the trending market's first entry (about 30 s)
 def test_halt_then_flatten_while_the_daemon_runs(tmp_path: Path, daemons: list[Daemon]) -> None:  # noqa: F811
     config = write_config(tmp_path, TRADING)
     journal = tmp_path / "state" / "itest.db"
