@@ -92,6 +92,12 @@ def _ask_the_holder(config: Config, request: FlattenRequest) -> int:
     )
     if holder is not None:
         _wake(holder)
+    else:  # it let go of the lock in between: the request waits in the journal
+        print(
+            f"{PROG}: note: the lock holder has just exited; the next start (or running "
+            "this command again) carries it out",
+            file=sys.stderr,
+        )
     return ExitCode.OK
 
 
