@@ -32,6 +32,7 @@ from trendbotd.service.logsetup import LogMode, configure_logging, set_level
 from trendbotd.service.notify import NullNotifier, make_notifier
 from trendbotd.service.pidlock import LockLocation, PidLock
 from trendbotd.service.signals import (
+    OPERATOR_SIGNAL,
     RELOAD_SIGNAL,
     STOP_SIGNALS,
     SignalQueue,
@@ -302,6 +303,10 @@ class Loop:
                     return self._stop(signum)
                 if signum == RELOAD_SIGNAL:
                     self._reload()
+                if signum == OPERATOR_SIGNAL:
+                    code = self._operator()
+                    if code is not None:
+                        return code
             wait = max(self._runner.seconds_until_next_tick(), self._retry_at - time.monotonic())
             if wait > 0:
                 self._signals.wait(min(wait, self._watchdog.slice_s))
@@ -338,6 +343,27 @@ class Loop:
             return None
         self._failures = 0
         self._notifier.status(status)
+        return None
+
+    def _operator(self) -> int | None:
+        """``trendbotd halt`` / ``flatten`` woke us: act now, not at the next tick. A
+        failure leaves the request pending for the next tick; an exit code when the
+        daemon must stop."""
+        logger.info("operator.wake")
+        try:
+            done = self._runner.operator_requests()
+        except OperationalError as e:
+            logger.error("operator.operational_error code=%d %s", e.exit_code, e)  # noqa: TRY400
+            self._notifier.stopping(f"stopped: {e}")
+            return e.exit_code
+        except TrendbotError as e:
+            logger.error("operator.failed retrying=next tick %s", e)  # noqa: TRY400
+            return None
+        except Exception:
+            logger.exception("operator.crashed retrying=next tick")
+            return None
+        if done is not None:
+            self._notifier.status(done)
         return None
 
     def _stop(self, signum: int) -> int:

@@ -97,6 +97,30 @@ def build_parser(command: str | None) -> tuple[argparse.ArgumentParser, Any]:
         "--reason", default="", metavar="TEXT", help="why, kept in the journal with the resume"
     )
 
+    halt = sub.add_parser(
+        "halt", help="no new entries; stops, trailing stops and exits still managed"
+    )
+    _add_config(halt)
+    halt.add_argument(
+        "--reason", default="", metavar="TEXT", help="why, kept in the journal with the halt"
+    )
+    flatten = sub.add_parser(
+        "flatten",
+        help="cancel entries, close positions at market (stops kept until flat), then halt",
+    )
+    _add_config(flatten)
+    which = flatten.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--symbol",
+        action="append",
+        metavar="SYMBOL",
+        help="a configured symbol, e.g. BTC/USDT:USDT (repeat for more)",
+    )
+    which.add_argument("--all", action="store_true", help="every configured symbol")
+    flatten.add_argument(
+        "--reason", default="", metavar="TEXT", help="why, kept in the journal with the request"
+    )
+
     alert = sub.add_parser(
         "alert",
         help="send a failed unit's report (what OnFailure= runs) or a test alert, "
@@ -178,6 +202,8 @@ def _main(argv: list[str]) -> int:
         "check-config": _check_config,
         "status": _status,
         "resume": _resume,
+        "halt": _halt,
+        "flatten": _flatten,
         "alert": _alert,
     }
     handler = commands.get(args.command)
@@ -296,6 +322,30 @@ def _resume(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _halt(args: argparse.Namespace) -> int:
+    from trendbotd.operator_cli import run_halt  # noqa: PLC0415 - halt only
+
+    config = _load_config(args.config)
+    return run_halt(config, operator=_operator(), note=" ".join(args.reason.split()))
+
+
+def _flatten(args: argparse.Namespace) -> int:
+    from trendbotd.operator_cli import run_flatten  # noqa: PLC0415 - flatten only
+    from trendbotd.operator_requests import check_symbols  # noqa: PLC0415
+
+    config = _load_config(args.config)
+    symbols: list[str] | None = None if args.all else list(dict.fromkeys(args.symbol))
+    unknown = check_symbols(symbols or [], config.trading.symbols)
+    if unknown:
+        raise UsageError(
+            f"{PROG} flatten: {', '.join(unknown)} not traded by this instance "
+            f"(configured: {', '.join(config.trading.symbols)})"
+        )
+    return run_flatten(
+        config, symbols=symbols, operator=_operator(), note=" ".join(args.reason.split())
+    )
+
+
 def _alert(args: argparse.Namespace) -> int:
     from trendbotd.alerts.unit_report import run_alert_command  # noqa: PLC0415
 
@@ -311,8 +361,9 @@ def _alert(args: argparse.Namespace) -> int:
 
 
 def _operator() -> str:
-    """Who resumed, for the journal: the sudo caller rather than root when there is one."""
-    import getpass  # noqa: PLC0415 - resume only
+    """Who resumed / halted / flattened, for the journal: the sudo caller rather than root
+    when there is one."""
+    import getpass  # noqa: PLC0415 - operator commands only
 
     sudo_user = os.environ.get("SUDO_USER")
     if sudo_user:
@@ -351,5 +402,11 @@ def status_lines(config: Config) -> list[str]:
     _, path = journal_location(config, create=False)
     if not path.exists():
         return [*lines, f"journal: {path} (none yet: the daemon has never run with this config)"]
+    from trendbotd.operator_requests import flatten_status_line  # noqa: PLC0415
+    from trendbotd.orders.journal import open_journal  # noqa: PLC0415
+
     report = read_status(path)
-    return [*lines, *format_status(report, now_ms=time.time_ns() // 1_000_000).splitlines()]
+    lines += format_status(report, now_ms=time.time_ns() // 1_000_000).splitlines()
+    with open_journal(path, read_only=True) as journal:
+        flatten = flatten_status_line(journal)
+    return lines if flatten is None else [*lines, flatten]

@@ -23,6 +23,10 @@ class Runner(Protocol):
         """One loop iteration. Returns the STATUS= text."""
         ...
 
+    def operator_requests(self) -> str | None:
+        """Act on a halt / flatten the operator journalled; what was done, or None."""
+        ...
+
     def reload(self, config: Config) -> None: ...
 
     def stop(self) -> None:

@@ -34,9 +34,13 @@ from trendbotd.errors import (
     ExchangeError,
     OperationalError,
     RateLimitedError,
+    TrendbotError,
 )
+from trendbotd.operator_requests import finish_flatten, pending_flatten
 from trendbotd.orders.clock_record import record_clock_offset
 from trendbotd.orders.journal import Journal
+from trendbotd.orders.positions import PositionManager
+from trendbotd.orders.records import TradingMode
 from trendbotd.orders.stack import (
     build_position_manager,
     journal_location,
@@ -92,6 +96,8 @@ class TradingRunner:
         self._exchange: CcxtExchange | None = None
         self._recorded_clock: ClockOffset | None = None
         self._engine: Engine | None = None
+        self._positions: PositionManager | None = None
+        self._halt_seen = -1  # mode_since_ms of the halt last logged
         self._clock: Clock = SystemClock()
         self._paper_clock = paper_clock
         self._speed = 1.0
@@ -152,6 +158,7 @@ class TradingRunner:
             waiting=waiting, recv_window_ms=self._recv_window_ms(), fence=self._fence,
         )  # fmt: skip
         synced = positions.sync(snapshot)
+        self._positions = positions
         self._engine = Engine(
             config=config,
             exchange=exchange,
@@ -159,6 +166,7 @@ class TradingRunner:
             positions=positions,
             snapshot=synced.snapshot,
         )
+        self._operator_requests_or_later()  # a flatten journalled while down, or cut short
         mode = journal.mode()
         if mode.mode.value != "normal":
             logger.error("mode.%s reason=%s", mode.mode.value, mode.reason)
@@ -187,9 +195,53 @@ class TradingRunner:
         decision_s = max(0.0, engine.ms_until_next_decision() / 1000 / self._speed)
         return min(decision_s, resync_s)
 
+    def operator_requests(self) -> str | None:
+        """Act on what ``trendbotd halt`` / ``flatten`` journalled: say that a new halt
+        holds (the entries already see it) and execute a pending flatten. Returns what was
+        done, or None. Exchange trouble propagates: the request stays pending and the next
+        tick (or wake) runs it again."""
+        journal, positions = self._journal, self._positions
+        if journal is None or positions is None:
+            raise RuntimeError("runner used before start() synced")
+        mode = journal.mode()
+        done: str | None = None
+        if mode.mode is TradingMode.HALTED and mode.since_ms != self._halt_seen:
+            self._halt_seen = mode.since_ms
+            logger.warning(
+                "operator.halted reason=%s: no new entries; stops and exits still managed",
+                mode.reason,
+            )
+            done = f"halted ({mode.reason})"
+        request = pending_flatten(journal)
+        if request is None:
+            return done
+        symbols = [s for s in request.resolve(self._config.trading.symbols)
+                   if s in self._config.trading.symbols]  # fmt: skip
+        logger.warning("operator.flatten id=%s symbols=%s reason=%s", request.id,
+                       ",".join(symbols), request.reason)  # fmt: skip
+        report = positions.flatten(symbols, reason=request.reason)
+        outcome = (
+            f"flat: {sum(1 for c in report.closed if c.flat)} position(s) closed, "
+            f"{len(report.canceled)} entry order(s) canceled; halted"
+        )
+        finish_flatten(journal, request, outcome, now_ms=self._clock.now_ms())
+        logger.warning("operator.flatten_done id=%s %s", request.id, outcome)
+        return outcome
+
+    def _operator_requests_or_later(self) -> None:
+        """A flatten that fails (exchange trouble, a close not confirmed) stays pending and
+        is tried again at the next tick; it never stops the daemon from managing stops."""
+        try:
+            self.operator_requests()
+        except OperationalError:
+            raise
+        except TrendbotError as e:
+            logger.warning("operator.flatten_failed retrying=next tick error=%s", e)
+
     def tick(self) -> str:
         engine = self._require_engine()
         self._last_tick_at = time.monotonic()
+        self._operator_requests_or_later()  # in case a wake was missed (no PID, no permission)
         self._recheck_clock(remeasure=self._clock_gate.refused is not None)
         try:
             status = engine.tick()

@@ -73,6 +73,9 @@ class ScriptedRunner:
         self._next = time.monotonic() + self._interval
         return f"tick {self._ticks}"
 
+    def operator_requests(self) -> str | None:
+        return None
+
     def reload(self, config: Config) -> None:
         self._interval = config.service.tick_interval_s
         self.reloads += 1

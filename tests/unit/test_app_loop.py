@@ -55,6 +55,8 @@ class FakeRunner:
         self.signals = signals
         self.ticks = 0
         self.reloaded: list[Config] = []
+        self.operator_calls = 0
+        self.operator_outcomes: list[object] = []
 
     def start(self, progress: object) -> str:
         return "ready"
@@ -71,6 +73,15 @@ class FakeRunner:
         if isinstance(outcome, BaseException):
             raise outcome
         return str(outcome)
+
+    def operator_requests(self) -> str | None:
+        self.operator_calls += 1
+        if self.operator_outcomes:
+            outcome = self.operator_outcomes.pop(0)
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return None if outcome is None else str(outcome)
+        return None
 
     def reload(self, config: Config) -> None:
         self.reloaded.append(config)
@@ -214,3 +225,48 @@ def test_sigterm_wakes_a_sleeping_loop_at_once() -> None:
         assert time.monotonic() - started < 1.0
     finally:
         signals.close()
+
+
+class OperatorRunner(IdleRunner):
+    """Never due; stops once ``trendbotd halt`` / ``flatten``'s signal was acted on."""
+
+    def operator_requests(self) -> str | None:
+        done = super().operator_requests()
+        self.signals._handle(signal.SIGTERM, None)
+        return done
+
+
+def test_the_operator_signal_is_acted_on_at_once_not_at_the_next_tick() -> None:
+    signals, notifier = SignalQueue(), RecordingNotifier()
+    signals.open_wakeup()
+    try:
+        runner = OperatorRunner(signals, stop_after=60)
+        runner.operator_outcomes = ["flat: 1 position(s) closed"]
+        started = time.monotonic()
+        signals._handle(signal.SIGUSR2, None)
+        assert _loop(runner, notifier, signals).run() == ExitCode.OK
+        assert time.monotonic() - started < 1.0  # the next tick is 60 s away
+    finally:
+        signals.close()
+    assert runner.operator_calls == 1
+    assert runner.ticks == 0
+    assert ("status", "flat: 1 position(s) closed") in notifier.sent
+
+
+@pytest.mark.parametrize(
+    ("outcome", "code"),
+    [
+        (TransientExchangeError("502"), ExitCode.OK),  # pending: the next tick retries
+        (RuntimeError("bug"), ExitCode.OK),
+        (ExchangeAuthError("API key rejected (-2015)"), ExitCode.NO_PERMISSION),
+    ],
+)
+def test_a_failed_operator_request_stops_only_on_an_operational_error(
+    outcome: BaseException, code: int
+) -> None:
+    signals, notifier = SignalQueue(), RecordingNotifier()
+    runner = FakeRunner(["tick"], signals)
+    runner.operator_outcomes = [outcome]
+    signals._handle(signal.SIGUSR2, None)
+    assert _loop(runner, notifier, signals).run() == code
+    assert runner.ticks == (0 if code else 2)

@@ -61,7 +61,9 @@ def past(cid: str, age_s: float, state: IntentState = IntentState.FILLED, **kw: 
         (TradingMode.REDUCE_ONLY, ENTRY, False),
         (TradingMode.REDUCE_ONLY, EXIT, True),
         (TradingMode.REDUCE_ONLY, STOP, True),
-        (TradingMode.HALTED, EXIT, False),
+        # the operator's halt: no entries, but exits and stops keep positions protected
+        (TradingMode.HALTED, EXIT, True),
+        (TradingMode.HALTED, STOP, True),
         (TradingMode.HALTED, ENTRY, False),
     ],
 )

@@ -135,7 +135,7 @@ tests:
         exp_alerts:
           - exp_labels: {{instance: h, mode: halted, severity: critical}}
             exp_annotations:
-              summary: "trendbotd on h is halted: it sends nothing"
+              summary: "trendbotd on h is halted by an operator: no new entries"
 """
 
 

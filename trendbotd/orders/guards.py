@@ -73,8 +73,8 @@ def trading_mode(
 ) -> GuardResult:
     """The journal's mode, and the operator's ``[risk] reduce_only`` switch on top of it."""
     name = "trading_mode"
-    if mode is TradingMode.HALTED:
-        return block(name, "trading is halted; nothing is sent until an operator resumes")
+    if mode is TradingMode.HALTED and order.is_entry:
+        return block(name, "halted by the operator: no new entries until `trendbotd resume`")
     if mode is TradingMode.REDUCE_ONLY and order.is_entry:
         return block(name, "reduce-only mode: only exits are allowed")
     if config_reduce_only and order.is_entry:

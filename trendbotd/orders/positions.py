@@ -382,18 +382,27 @@ class PositionManager:
         logger.info("shutdown.policy policy=%s", policy)
         canceled: list[Intent] = []
         closed: list[CloseResult] = []
-        if policy in ("cancel_entries", "flatten"):
+        if policy == "flatten":
+            return self.flatten(self.symbols, reason="shutdown policy flatten", policy=policy)
+        if policy == "cancel_entries":
             for symbol in self.symbols:
                 canceled += self._cancel_open(symbol, Purpose.ENTRY, reason="shutdown")
-        if policy == "flatten":
-            now = self.executor.clock.now_ms()
-            for symbol in sorted(self.fetch_positions(self.symbols)):
-                closed.append(
-                    self.close_position(
-                        symbol,
-                        purpose=Purpose.FLATTEN,
-                        candle_time_ms=now // 1000 * 1000,
-                        reason="shutdown policy flatten",
-                    )
-                )
+        return ShutdownReport(policy, tuple(canceled), tuple(closed))
+
+    def flatten(
+        self, symbols: Sequence[str], *, reason: str, policy: ShutdownPolicy = "flatten"
+    ) -> ShutdownReport:
+        """Cancel resting entries on ``symbols``, then close each of them that holds a
+        position (reduce-only market orders; its stops stay until the exchange shows it
+        flat). The shutdown policy ``flatten`` and the operator's ``trendbotd flatten``."""
+        canceled: list[Intent] = []
+        for symbol in symbols:
+            canceled += self._cancel_open(symbol, Purpose.ENTRY, reason=reason)
+        now = self.executor.clock.now_ms()
+        closed = [
+            self.close_position(
+                symbol, purpose=Purpose.FLATTEN, candle_time_ms=now // 1000 * 1000, reason=reason
+            )
+            for symbol in sorted(self.fetch_positions(symbols))
+        ]
         return ShutdownReport(policy, tuple(canceled), tuple(closed))

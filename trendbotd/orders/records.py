@@ -52,7 +52,9 @@ class Purpose(StrEnum):
 class TradingMode(StrEnum):
     NORMAL = "normal"
     REDUCE_ONLY = "reduce_only"  # manage exits only; set by mismatches, guards or the operator
-    HALTED = "halted"  # send nothing until a human resumes
+    # the operator's `trendbotd halt` / `flatten`: no new entries, exits and stops still
+    # managed (a halt must never leave a position without its protection); only resume lifts it
+    HALTED = "halted"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,9 @@ from types import FrameType
 
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 RELOAD_SIGNAL = signal.SIGHUP
+# `trendbotd halt` / `flatten` wake the lock holder with this after journalling their
+# request (SIGUSR1 is the stack dump)
+OPERATOR_SIGNAL = signal.SIGUSR2
 
 Handler = Callable[[int, FrameType | None], None]
 
@@ -56,7 +59,7 @@ class SignalQueue:
 
     def handler_map(self) -> dict[int, Handler]:
         """For python-daemon's ``signal_map`` (or ``install``)."""
-        return {sig: self._handle for sig in (*STOP_SIGNALS, RELOAD_SIGNAL)}
+        return {sig: self._handle for sig in (*STOP_SIGNALS, RELOAD_SIGNAL, OPERATOR_SIGNAL)}
 
     def install(self) -> None:
         for sig, handler in self.handler_map().items():
