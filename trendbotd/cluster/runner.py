@@ -128,6 +128,16 @@ class ClusterRunner:
         except NotLeaderError as e:
             raise LeadershipLostError(f"cluster: demoted while trading: {e}") from e
 
+    def operator_requests(self) -> str | None:
+        """Only the trading leader acts on ``halt`` / ``flatten``; a standby leaves them in
+        the journal for whoever leads (its own journal, its next takeover)."""
+        if self._trader is None:
+            return None
+        try:
+            return self._trader.operator_requests()
+        except NotLeaderError as e:
+            raise LeadershipLostError(f"cluster: demoted during a flatten: {e}") from e
+
     def reload(self, config: Config) -> None:
         if config.cluster != self._config.cluster:
             logger.warning("config.reload_ignored [cluster] changes need a restart")
