@@ -65,6 +65,16 @@ def run_sync(pm: PositionManager, snapshot: AccountSnapshot) -> SyncResult:
             adoption.reason,
         )
         journal.set_expected_position(adoption.symbol, adoption.actual, now_ms=now)
+        if adoption.actual == 0 and adoption.expected != 0:
+            # closed on the exchange (its stop fired, liquidation, by hand): PnL not known here
+            pm.alerts.emit(
+                "position.closed",
+                key=adoption.symbol,
+                symbol=adoption.symbol,
+                purpose="exchange",
+                reason=adoption.reason,
+                amount=str(abs(adoption.expected)),
+            )
     acted = bool(rec.adoptions)
     for orphan in rec.orphan_stops:
         intent = journal.get_intent(orphan.client_order_id)
@@ -151,6 +161,15 @@ def _fix_missing_stops(
     for gap in rec.missing_stops:
         if gap.symbol not in pm.symbols:
             continue
+        pm.alerts.emit(
+            "position.unprotected",
+            key=gap.symbol,
+            symbol=gap.symbol,
+            position=str(gap.position),
+            uncovered=str(gap.uncovered),
+            owned=str(gap.owned).lower(),
+            action="placing a stop",
+        )
         stop_price = _stop_price_for(pm, gap, snapshot)
         signed = gap.uncovered if gap.position > 0 else -gap.uncovered
         candle = _last_entry_candle(pm, gap.symbol)
