@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from trendbotd.domain import ZERO, AccountSnapshot, Order, Position
+from trendbotd.domain import ZERO, AccountSnapshot, Order, Position, Side
 from trendbotd.orders.reconcile import MissingStop, Reconciliation, position_views, reconcile
 from trendbotd.orders.records import Intent, IntentState, Purpose
 from trendbotd.orders.stop_placement import emergency_stop_price
@@ -54,6 +54,9 @@ def run_sync(pm: PositionManager, snapshot: AccountSnapshot) -> SyncResult:
     )
     if changed:
         snapshot = _refetch(pm, snapshot)
+        for was, now_ in zip(before, resolved, strict=True):
+            if now_.purpose is Purpose.STOP and now_.filled > was.filled:
+                _alert_stop_fired(pm, now_)
     rec = _reconcile(pm, snapshot)
     now = executor.clock.now_ms()
     for adoption in rec.adoptions:
@@ -94,6 +97,26 @@ def run_sync(pm: PositionManager, snapshot: AccountSnapshot) -> SyncResult:
     journal.record_sync(position_views(snapshot), taken_at_ms=snapshot.taken_at_ms)
     return SyncResult(
         rec, tuple(resolved), tuple(placed), tuple(closed), tuple(unprotected), snapshot
+    )
+
+
+def _alert_stop_fired(pm: PositionManager, stop: Intent) -> None:
+    """Our stop executed on the exchange: the position it covered is closed (or reduced)."""
+    parent = pm.journal.get_intent(stop.parent_client_order_id or "")
+    pnl = None
+    if parent is not None and parent.average_price and stop.average_price is not None:
+        sign = 1 if parent.side is Side.BUY else -1
+        pnl = str((stop.average_price - parent.average_price) * stop.filled * sign)
+    pm.alerts.emit(
+        "position.closed",
+        alert_id=f"position.closed-{stop.client_order_id}",
+        key=stop.symbol,
+        symbol=stop.symbol,
+        purpose="stop",
+        reason=f"stop triggered at {stop.stop_price}",
+        amount=str(stop.filled),
+        price=None if stop.average_price is None else str(stop.average_price),
+        pnl=pnl,
     )
 
 
