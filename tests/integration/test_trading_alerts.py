@@ -248,3 +248,45 @@ def test_trading_events_arrive_once_with_severity_and_no_secret(
         assert secret not in text
     # critical ones are in the log at CRITICAL for journalctl -p crit
     assert "CRITICAL" in text and "alert.stop.failed" in text
+
+
+def _run_to_exit(config: Path, tmp_path: Path, log: Path) -> int:
+    with log.open("w") as out:
+        proc = subprocess.run(
+            [*REAL_CMD, "run", "--foreground", "--config", str(config)],
+            cwd=tmp_path,
+            env=clean_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    return proc.returncode
+
+
+@pytest.mark.parametrize("fault", ["credentials", "journal"])
+def test_rejected_credentials_and_a_corrupt_journal_alert_critically(
+    fault: str, sim: SimExchange, webhook: Receiver, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, sim, webhook)
+    if fault == "credentials":
+        # a key the exchange does not know: -2015 on the first signed request
+        write_credentials(tmp_path / "creds.toml", "WrongKey" + sim.api_key[8:], sim.api_secret)
+        event, code = "credentials.rejected", 77
+    else:
+        (tmp_path / "state").mkdir()
+        (tmp_path / "state" / "tradealerts.db").write_bytes(b"not a database" * 512)
+        event, code = "journal.error", 65
+    log = tmp_path / "daemon.log"
+    assert _run_to_exit(config, tmp_path, log) == code, log.read_text()[-3000:]
+    bodies = webhook.wait_for(lambda b: "daemon.failed" in _events(b))
+    alert = _one(bodies, event)
+    assert alert["severity"] == "critical"
+    assert alert["fields"]["exit_code"] == str(code)
+    assert _events(bodies).index(event) < _events(bodies).index("daemon.failed")
+    raw = b"".join(r.raw for r in webhook.received).decode()
+    text = log.read_text()
+    for secret in (HOOK_PATH, sim.api_secret):
+        assert secret not in raw
+        assert secret not in text
