@@ -3,11 +3,11 @@ simulated exchange, delivered to a local fake webhook on 127.0.0.1.
 
 One daemon plays a whole story: it starts owning a long whose stop is gone and the
 exchange refuses the new stop (one critical ``stop.failed``, the position closed); a
-position is then opened behind its back (one critical ``position.unprotected``, reduce-only
-entered); the exchange clock jumps (orders refused, then allowed again); the exchange
-becomes unreachable for longer than ``[alerts] unreachable_alert_s`` and comes back (one
-alert each way). No alert carries a secret.
-"""
+position is then opened behind its back (one critical ``position.unprotected``,
+reduce-only entered, then left when the operator resumes); the exchange clock jumps
+(orders refused, then allowed again); the exchange becomes unreachable for longer than
+``[alerts] unreachable_alert_s`` and comes back (one alert each way). No alert carries a
+secret. Rejected credentials and a corrupt journal each give one critical alert."""
 
 from __future__ import annotations
 
@@ -206,6 +206,22 @@ def test_trading_events_arrive_once_with_severity_and_no_secret(
         entered = _one(bodies, "mode.reduce_only_entered")
         assert entered["severity"] == "warning"
         assert entered["fields"]["mode"] == TradingMode.REDUCE_ONLY.value
+
+        # closed by hand, the reason no longer holds; the operator resumes: mode left, once
+        sim.state.set_position(SYMBOL, Decimal(0), PRICE)
+        assert wait_until(lambda: "mode.reason_resolved" in log.read_text(), timeout=30)
+        mark = len(webhook.bodies())
+        resumed = subprocess.run(
+            [*REAL_CMD, "resume", "--config", str(config), "--reason", "closed by hand"],
+            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=30,
+            check=False,
+        )  # fmt: skip
+        assert resumed.returncode == 0, resumed.stderr
+        webhook.wait_for(lambda b: "mode.reduce_only_left" in _events(b, after=mark))
+        _ticks(notify_listener, proc, 3)
+        left = [b for b in webhook.bodies()[mark:] if b["event"].startswith("mode.")]
+        assert [b["event"] for b in left] == ["mode.reduce_only_left"]
+        assert left[0]["severity"] == "info" and left[0]["fields"]["mode"] == "normal"
 
         # the exchange clock jumps: orders refused, then allowed again, one alert each
         mark = len(webhook.bodies())
