@@ -76,6 +76,10 @@ def replay_config(
 ) -> Config:
     """``extra``: more tables at the end (``[alerts]``, say)."""
     paper = f'data_csv = "{data_csv}"' if data_csv else f'regime = "{regime}"\nseed = {seed}'
+    if "daily_loss_limit" not in risk:
+        # The backtest models sizing, not the account-level guards: keep the daily loss
+        # switch out of the way so both see the same entries.
+        risk = f"daily_loss_limit = 1.0\n{risk}"
     text = f"""
 [instance]
 name = "replay"
@@ -98,9 +102,6 @@ leverage = 3
 {strategy}
 
 [risk]
-# The backtest models sizing, not the account-level guards: keep the daily loss switch
-# out of the way so both see the same entries.
-daily_loss_limit = 1.0
 {risk}
 
 [service]

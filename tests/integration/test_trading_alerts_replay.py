@@ -17,6 +17,7 @@ from alert_receivers import Receiver, serve
 from paper_replay import HOUR_MS, SYMBOL, PaperReplay, replay_config
 
 from trendbotd.alerts.wiring import open_alerts
+from trendbotd.config import Config
 
 START_MS = 1_700_000_000_000 // HOUR_MS * HOUR_MS
 HOOK_PATH = "/hook/s3cretReplayHook42"
@@ -32,17 +33,16 @@ def _events(bodies: list[dict[str, Any]]) -> list[str]:
     return [b["event"] for b in bodies]
 
 
-def test_entry_filled_stop_moved_and_position_closed_arrive_once(
-    tmp_path: Path, webhook: Receiver
-) -> None:
+def _config(tmp_path: Path, webhook: Receiver, *, risk: str = "") -> Config:
     hook = tmp_path / "hook.secret"
     hook.write_text(f'url = "http://127.0.0.1:{webhook.port}{HOOK_PATH}"\n')
     hook.chmod(stat.S_IRUSR | stat.S_IWUSR)
-    config = replay_config(
+    return replay_config(
         tmp_path / "replay",
         data_csv=None,
         regime="trend",
         seed=2,
+        risk=risk,
         extra=f"""
 [alerts]
 # a replay jumps the clock an hour a step: the clock offset goes stale every step and
@@ -59,6 +59,12 @@ min_severity = "info"
 secret_file = "{hook}"
 """,
     )
+
+
+def test_entry_filled_stop_moved_and_position_closed_arrive_once(
+    tmp_path: Path, webhook: Receiver
+) -> None:
+    config = _config(tmp_path, webhook)
     alerts = open_alerts(config)
     alerts.start_senders()
     try:
@@ -97,3 +103,37 @@ secret_file = "{hook}"
     assert len(cids) == len(set(cids))
     raw = b"".join(r.raw for r in webhook.received).decode()
     assert "s3cretReplayHook" not in raw
+
+
+def test_daily_loss_limit_alerts_once_per_day_and_symbol(tmp_path: Path, webhook: Receiver) -> None:
+    # a limit a single losing trade reaches: later entry signals that day are refused
+    config = _config(tmp_path, webhook, risk="daily_loss_limit = 0.0005")
+    alerts = open_alerts(config)
+    alerts.start_senders()
+    try:
+        with PaperReplay(config, first_close_ms=START_MS, alerts=alerts.sink) as replay:
+            replay.tick()
+            more = 30  # steps after the first alert: more refusals, that day and the next
+            for _ in range(1500):
+                replay.step()
+                if "risk.daily_loss_limit" in _events(webhook.bodies()):
+                    more -= 1
+                    if more == 0:
+                        break
+            journal = replay.runner.journal
+            assert journal is not None
+            blocks = [
+                d for d in journal.guard_decisions(limit=100_000)
+                if d[2] == "daily_loss" and "reached the limit" in d[4]
+            ]  # fmt: skip
+    finally:
+        alerts.close()
+    assert blocks, "no entry was refused by the daily loss limit"
+    days = {(at // 86_400_000, symbol) for at, symbol, *_ in blocks}
+    bodies = webhook.wait_for(
+        lambda b: _events(b).count("risk.daily_loss_limit") >= len(days), timeout=10
+    )
+    hits = [b for b in bodies if b["event"] == "risk.daily_loss_limit"]
+    assert len(hits) == len(days)  # one per UTC day and symbol, however many refusals
+    assert all(h["severity"] == "error" and h["fields"]["symbol"] == SYMBOL for h in hits)
+    assert "reached the limit" in hits[0]["fields"]["reason"]
