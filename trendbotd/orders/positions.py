@@ -107,13 +107,18 @@ class PositionManager:
             raise ValueError("open_position needs an entry intent with its protective_stop")
         cid = self.executor.client_id(entry)
         prior = self.journal.get_intent(cid)
+        placed: Intent | None = None
         if prior is None:
             self.executor.require_entries_allowed(cid)  # before the stop, not after it
             stop = self._stop_before_entry(entry, cid)
             if stop.state is not IntentState.ACKED:
+                self._alert_stop(stop, moved_from=None)
                 return self._abandon_entry(entry, stop)
+            placed = stop
             self.executor.crash.hit("between_stop_and_entry")
         intent = self.executor.submit(entry)
+        if placed is not None:  # reported once the entry is out: no alert delays it
+            self._alert_stop(placed, moved_from=None)
         if intent.filled > 0 and (prior is None or prior.filled != intent.filled):
             self._alert_entry(intent)
         if intent.filled <= 0:
@@ -156,6 +161,7 @@ class PositionManager:
             stop_price=entry.protective_stop,
             candle_time_ms=entry.candle_time_ms,
             parent=entry_cid,
+            alert=False,
         )
 
     def _abandon_entry(self, entry: IntentSpec, stop: Intent) -> OpenResult:
@@ -264,9 +270,11 @@ class PositionManager:
         candle_time_ms: int,
         parent: str | None,
         moved_from: Decimal | None = None,
+        alert: bool = True,
     ) -> Intent:
         """Place a reduce-only STOP_MARKET covering ``position`` (signed). ``moved_from``:
-        the trigger of the stop this one replaces (reported as a move, not a new stop)."""
+        the trigger of the stop this one replaces (reported as a move, not a new stop).
+        ``alert=False``: the caller reports it (after the entry the stop goes first for)."""
         seq = self.journal.next_seq(symbol, candle_time_ms, Purpose.STOP)
         stop = self.executor.submit(
             IntentSpec(
@@ -290,7 +298,8 @@ class PositionManager:
             stop.amount,
             stop_price,
         )
-        self._alert_stop(stop, moved_from=moved_from)
+        if alert:
+            self._alert_stop(stop, moved_from=moved_from)
         return stop
 
     def _alert_stop(self, stop: Intent, *, moved_from: Decimal | None) -> None:
