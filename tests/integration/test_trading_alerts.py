@@ -175,6 +175,7 @@ def test_trading_events_arrive_once_with_severity_and_no_secret(
         assert "-1111" in failed["fields"]["error"] or "recision" in failed["fields"]["error"]
         gap = _one(bodies, "position.unprotected")
         assert gap["severity"] == "critical" and gap["fields"]["owned"] == "true"
+        assert gap["fields"]["action"] == f"stop rejected at {STOP}"
         closed = _one(bodies, "position.closed")
         assert closed["fields"]["purpose"] == "flatten"
         assert closed["fields"]["amount"] == str(AMOUNT)
@@ -192,6 +193,8 @@ def test_trading_events_arrive_once_with_severity_and_no_secret(
         )
         _ticks(notify_listener, proc, 4)  # more syncs: no repeat
         bodies = webhook.bodies()[mark:]
+        placed = _one(bodies, "stop.placed")
+        assert placed["severity"] == "info" and placed["fields"]["side"] == Side.BUY.value
         found = _one(bodies, "position.unprotected")
         assert found["severity"] == "critical"
         assert found["fields"] == {
@@ -199,10 +202,8 @@ def test_trading_events_arrive_once_with_severity_and_no_secret(
             "position": str(-AMOUNT),
             "uncovered": str(AMOUNT),
             "owned": "false",
-            "action": "placing a stop",
+            "action": f"stop placed at {placed['fields']['trigger']}",
         }
-        placed = _one(bodies, "stop.placed")
-        assert placed["severity"] == "info" and placed["fields"]["side"] == Side.BUY.value
         entered = _one(bodies, "mode.reduce_only_entered")
         assert entered["severity"] == "warning"
         assert entered["fields"]["mode"] == TradingMode.REDUCE_ONLY.value

@@ -184,15 +184,6 @@ def _fix_missing_stops(
     for gap in rec.missing_stops:
         if gap.symbol not in pm.symbols:
             continue
-        pm.alerts.emit(
-            "position.unprotected",
-            key=gap.symbol,
-            symbol=gap.symbol,
-            position=str(gap.position),
-            uncovered=str(gap.uncovered),
-            owned=str(gap.owned).lower(),
-            action="placing a stop",
-        )
         stop_price = _stop_price_for(pm, gap, snapshot)
         signed = gap.uncovered if gap.position > 0 else -gap.uncovered
         candle = _last_entry_candle(pm, gap.symbol)
@@ -204,6 +195,18 @@ def _fix_missing_stops(
             parent=None,
         )
         placed.append(stop)
+        outcome = "placed" if stop.state is IntentState.ACKED else stop.state.value.lower()
+        # after the stop went out, not before: the alert never delays the protection (a
+        # crash in between finds the same gap again at the next start)
+        pm.alerts.emit(
+            "position.unprotected",
+            key=gap.symbol,
+            symbol=gap.symbol,
+            position=str(gap.position),
+            uncovered=str(gap.uncovered),
+            owned=str(gap.owned).lower(),
+            action=f"stop {outcome} at {stop_price}",
+        )
         if stop.state is IntentState.ACKED:
             continue
         if gap.owned:
