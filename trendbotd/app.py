@@ -171,7 +171,11 @@ class _Service:
             from trendbotd.observability import start_metrics  # noqa: PLC0415 - same
 
             self.notifier = start_metrics(self.config, self.notifier)
-            runner = runner_module.build_runner(self.config, notifier=self.notifier)
+            runner = runner_module.build_runner(
+                self.config,
+                notifier=self.notifier,
+                alerts=None if self.alerts is None else self.alerts.sink,
+            )
             progress = _Progress(self.notifier, self.signals, self.config)
             ready_text = runner.start(progress)
         except StopRequested as stop:

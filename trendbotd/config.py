@@ -161,6 +161,7 @@ class AlertsConfig:
     rate_window_s: float = 60.0
     coalesce_window_s: float = 60.0  # repeats waiting this close together become one message
     stop_flush_s: float = 3.0  # at stop, wait this long for pending alerts to go out
+    unreachable_alert_s: float = 300.0  # exchange unreachable this long: one alert, then "back"
     channels: tuple[AlertChannelConfig, ...] = ()
 
 
@@ -527,6 +528,7 @@ def _alerts_problems(alerts: AlertsConfig) -> list[tuple[str, str, str]]:
         (1 <= alerts.rate_window_s <= 3600, "rate_window_s", "must be 1..3600"),
         (0 <= alerts.coalesce_window_s <= 3600, "coalesce_window_s", "must be 0..3600"),
         (0 <= alerts.stop_flush_s <= 30, "stop_flush_s", "must be 0..30 (TimeoutStopSec)"),
+        (0 <= alerts.unreachable_alert_s <= 86_400, "unreachable_alert_s", "must be 0..86400"),
     ]
     problems = [("alerts", key, message) for ok, key, message in checks if not ok]
     for ch in alerts.channels:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from trendbotd import telemetry
+from trendbotd.alerts.sink import AlertSink, NullAlertSink
 from trendbotd.candle_feed import CandleFeed
 from trendbotd.config import Config, ShutdownPolicy
 from trendbotd.domain import AccountSnapshot, Balance, Market, OrderType, Position, Side
@@ -69,8 +70,10 @@ class Engine:
         journal: Journal,
         positions: PositionManager,
         snapshot: AccountSnapshot,
+        alerts: AlertSink | None = None,
     ) -> None:
         self.config = config
+        self._alerts: AlertSink = alerts if alerts is not None else NullAlertSink()
         self._exchange = exchange
         self._journal = journal
         self._positions = positions
@@ -322,6 +325,7 @@ class Engine:
             stop_price=new_stop,
             candle_time_ms=bar_time,
             parent=old[-1].parent_client_order_id if old else None,
+            moved_from=old[-1].stop_price if old else None,
         )
         if placed.refused_would_trigger:
             # the market is already past the new stop: the exit it stands for is due now
@@ -423,6 +427,15 @@ class Engine:
     ) -> None:
         log = logger.error if alert else logger.warning
         log("guard.blocked symbol=%s guard=%s reason=%s", symbol, guard, reason)
+        if guard == "daily_loss" and alert:
+            # one per UTC day and symbol: a repeated id is dropped by the outbox
+            self._alerts.emit(
+                "risk.daily_loss_limit",
+                alert_id=f"risk.daily_loss_limit-{now // 86_400_000}-{symbol}",
+                key=symbol,
+                symbol=symbol,
+                reason=reason,
+            )
         self._journal.record_guard_decision(
             at_ms=now, symbol=symbol, guard=guard, allowed=False, reason=reason,
             client_order_id=cid,

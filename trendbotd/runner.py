@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from trendbotd.alerts.sink import AlertSink
 from trendbotd.config import Config
 from trendbotd.ports import Notifier, StartupProgress
 
@@ -34,11 +35,12 @@ class Runner(Protocol):
         ...
 
 
-def build_runner(config: Config, *, notifier: Notifier) -> Runner:
+def build_runner(config: Config, *, notifier: Notifier, alerts: AlertSink | None = None) -> Runner:
+    """``alerts``: where trading events go (None: the log only)."""
     if config.cluster.enabled:
         from trendbotd.cluster.runner import ClusterRunner  # noqa: PLC0415 - behind the lock
 
-        return ClusterRunner(config, notifier=notifier)
+        return ClusterRunner(config, notifier=notifier, alerts=alerts)
     from trendbotd.trading_runner import TradingRunner  # noqa: PLC0415 - heavy imports stay behind the lock
 
-    return TradingRunner(config, notifier=notifier)
+    return TradingRunner(config, notifier=notifier, alerts=alerts)

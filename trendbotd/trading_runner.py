@@ -24,16 +24,23 @@ from trendbotd.adapters.ccxt_exchange import CcxtExchange
 from trendbotd.adapters.credentials import load_credentials, register_secret
 from trendbotd.adapters.governor import GovernorSettings
 from trendbotd.adapters.weight_budget import BudgetLimits
+from trendbotd.alerts.sink import AlertSink, NullAlertSink
+from trendbotd.alerts.trading import Outage, mode_events
 from trendbotd.clock import Clock, ScaledClock, SystemClock
 from trendbotd.clock_gate import ClockGate
 from trendbotd.config import Config
 from trendbotd.domain import ClockOffset, Market
 from trendbotd.engine import Engine
 from trendbotd.errors import (
+    ClockSkewError,
+    CredentialsError,
     ExchangeAuthError,
     ExchangeError,
+    JournalError,
     OperationalError,
+    OutcomeUnknownError,
     RateLimitedError,
+    TransientExchangeError,
     TrendbotError,
 )
 from trendbotd.operator_requests import finish_flatten, pending_flatten
@@ -84,13 +91,18 @@ class TradingRunner:
         notifier: Notifier,
         paper_clock: Clock | None = None,
         fence: Callable[[], bool] | None = None,
+        alerts: AlertSink | None = None,
     ) -> None:
         """``paper_clock``: drive a paper replay by this clock instead of the wall clock
         scaled by ``paper.speed`` (tests step a ManualClock candle by candle).
-        ``fence``: with [cluster], True only while this node may change orders."""
+        ``fence``: with [cluster], True only while this node may change orders. ``alerts``:
+        where trading events go (the order stack and engine get the same sink)."""
         self._config = config
         self._fence = fence
         self._notifier = notifier
+        self._alerts: AlertSink = alerts if alerts is not None else NullAlertSink()
+        self._mode_seen = TradingMode.NORMAL
+        self._outage = Outage(alert_after_s=config.alerts.unreachable_alert_s)
         self._journal: Journal | None = None
         self._sim: SimExchange | None = None  # paper mode only
         self._exchange: CcxtExchange | None = None
@@ -108,6 +120,13 @@ class TradingRunner:
     # ----- Runner protocol -----
 
     def start(self, progress: StartupProgress) -> str:
+        try:
+            return self._start(progress)
+        except (ExchangeAuthError, CredentialsError, JournalError) as e:
+            self._alert_fatal(e)
+            raise
+
+    def _start(self, progress: StartupProgress) -> str:
         config = self._config
         progress.step("opening journal")
         self._journal = journal = open_instance_journal(config)
@@ -156,7 +175,9 @@ class TradingRunner:
         positions = build_position_manager(
             config, journal=journal, exchange=exchange, clock=self._clock,
             waiting=waiting, recv_window_ms=self._recv_window_ms(), fence=self._fence,
+            alerts=self._alerts,
         )  # fmt: skip
+        self._mode_seen = journal.mode().mode  # a mode kept from the last run was reported then
         synced = positions.sync(snapshot)
         self._positions = positions
         self._engine = Engine(
@@ -165,8 +186,10 @@ class TradingRunner:
             journal=journal,
             positions=positions,
             snapshot=synced.snapshot,
+            alerts=self._alerts,
         )
         self._operator_requests_or_later()  # a flatten journalled while down, or cut short
+        self._check_mode()
         mode = journal.mode()
         if mode.mode.value != "normal":
             logger.error("mode.%s reason=%s", mode.mode.value, mode.reason)
@@ -245,9 +268,14 @@ class TradingRunner:
         self._recheck_clock(remeasure=self._clock_gate.refused is not None)
         try:
             status = engine.tick()
+        except (ExchangeAuthError, JournalError) as e:
+            self._alert_fatal(e)
+            raise
         except OperationalError:
             raise
         except ExchangeError as e:
+            self._exchange_failed(e)
+            self._check_mode()
             # Transient trouble: the next wake retries; stops on the exchange keep protecting.
             # Rate limited: not before the pause is over, or each wake fails at once again.
             if isinstance(e, RateLimitedError) and e.retry_after_s:
@@ -255,11 +283,50 @@ class TradingRunner:
             logger.warning("tick.exchange_error error=%s", e)
             self._recheck_clock(remeasure=False)
             return self._clock_gate.status(f"exchange error, retrying: {e}")
+        self._exchange_back()
+        self._check_mode()
         if self._exchange is not None:
             self._exchange.keep_clock_fresh()  # after the orders, never in front of one
             self._record_clock()
         self._recheck_clock(remeasure=False)
         return self._clock_gate.status(status)
+
+    # ----- trading alerts about a change of state -----
+
+    def _check_mode(self) -> None:
+        """Report a change of the trading mode, whoever made it (a sync, a guard, the
+        operator's resume/halt): the journal holds the mode, so it is read once a tick."""
+        if self._journal is None:
+            return
+        mode = self._journal.mode()
+        for event in mode_events(self._mode_seen, mode.mode):
+            self._alerts.emit(event, key="mode", mode=mode.mode.value, reason=mode.reason)
+        self._mode_seen = mode.mode
+
+    def _exchange_failed(self, error: ExchangeError) -> None:
+        unreachable = isinstance(error, TransientExchangeError | OutcomeUnknownError) and (
+            not isinstance(error, RateLimitedError | ClockSkewError)
+        )
+        if not unreachable:
+            self._exchange_back()  # it answered, even if with an error
+            return
+        now = time.monotonic()
+        if self._outage.failed(now):
+            self._alerts.emit(
+                "exchange.unreachable",
+                key="exchange",
+                down_s=f"{self._outage.down_for(now):.0f}",
+                error=str(error),
+            )
+
+    def _exchange_back(self) -> None:
+        lasted = self._outage.succeeded(time.monotonic())
+        if lasted is not None:
+            self._alerts.emit("exchange.back", key="exchange", down_s=f"{lasted:.0f}")
+
+    def _alert_fatal(self, error: ExchangeAuthError | CredentialsError | JournalError) -> None:
+        event = "journal.error" if isinstance(error, JournalError) else "credentials.rejected"
+        self._alerts.emit(event, error=str(error), exit_code=int(error.exit_code))
 
     def _recheck_clock(self, *, remeasure: bool) -> None:
         """The clock guard's verdict on the offset as it stands (a -1021 inside the tick
@@ -276,7 +343,13 @@ class TradingRunner:
             self._record_clock()
         offset = exchange.clock_offset
         verdict = exchange.clock_guard.check(offset, now_ms=self._clock.now_ms())
-        self._clock_gate.update(verdict, offset_ms=None if offset is None else offset.offset_ms)
+        offset_ms = None if offset is None else offset.offset_ms
+        was = self._clock_gate.refused
+        now = self._clock_gate.update(verdict, offset_ms=offset_ms)
+        if was is None and now is not None:
+            self._alerts.emit("clock.skew_refusing", key="clock", reason=now, offset_ms=offset_ms)
+        elif was is not None and now is None:
+            self._alerts.emit("clock.skew_cleared", key="clock", offset_ms=offset_ms, was=was)
 
     def reload(self, config: Config) -> None:
         old = self._config

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from trendbotd.alerts.sink import AlertSink
 from trendbotd.clock import ManualClock
 from trendbotd.config import Config, load_config
 from trendbotd.engine import CANDLE_GRACE_MS
@@ -71,8 +72,14 @@ def replay_config(
     strategy: str = 'kind = "ema_cross"',
     risk: str = "",
     service: str = "",
+    extra: str = "",
 ) -> Config:
+    """``extra``: more tables at the end (``[alerts]``, say)."""
     paper = f'data_csv = "{data_csv}"' if data_csv else f'regime = "{regime}"\nseed = {seed}'
+    if "daily_loss_limit" not in risk:
+        # The backtest models sizing, not the account-level guards: keep the daily loss
+        # switch out of the way so both see the same entries.
+        risk = f"daily_loss_limit = 1.0\n{risk}"
     text = f"""
 [instance]
 name = "replay"
@@ -95,13 +102,12 @@ leverage = 3
 {strategy}
 
 [risk]
-# The backtest models sizing, not the account-level guards: keep the daily loss switch
-# out of the way so both see the same entries.
-daily_loss_limit = 1.0
 {risk}
 
 [service]
 {service}
+
+{extra}
 """
     tmp.mkdir(parents=True, exist_ok=True)
     path = tmp / "replay.toml"
@@ -173,9 +179,13 @@ class PaperReplay:
     """The trading runner on a ManualClock that starts just after the close of the
     candle opening at ``first_close_ms - 1h`` (the first candle the engine decides)."""
 
-    def __init__(self, config: Config, *, first_close_ms: int) -> None:
+    def __init__(
+        self, config: Config, *, first_close_ms: int, alerts: AlertSink | None = None
+    ) -> None:
         self.clock = ManualClock(first_close_ms + CANDLE_GRACE_MS)
-        self.runner = TradingRunner(config, notifier=NullNotifier(), paper_clock=self.clock)
+        self.runner = TradingRunner(
+            config, notifier=NullNotifier(), paper_clock=self.clock, alerts=alerts
+        )
         self.ticks = 0
         self.statuses: list[str] = []
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from trendbotd import runner as runner_module
 from trendbotd.adapters.credentials import register_secret
+from trendbotd.alerts.sink import AlertSink
 from trendbotd.cli import main
 from trendbotd.config import Config
 from trendbotd.errors import StartupSyncError
@@ -88,8 +89,10 @@ def _fail_with(secret: str) -> None:
     raise ValueError(f"request failed with secret {secret}")
 
 
-def build_runner(config: Config, *, notifier: Notifier) -> ScriptedRunner:
-    del notifier
+def build_runner(
+    config: Config, *, notifier: Notifier, alerts: AlertSink | None = None
+) -> ScriptedRunner:
+    del notifier, alerts
     return ScriptedRunner(config)
 
 

@@ -58,6 +58,7 @@ def test_channels_are_tables_named_by_their_key(tmp_path: Path) -> None:
         ('[alerts.channels.x]\nsecret_name = "a"\nurl = "http://h"\n', "unknown key"),
         ('[alerts.channels.Bad]\nsecret_name = "a"\n', "the name must be"),
         ("[alerts]\nstop_flush_s = 60\n", "alerts.stop_flush_s"),
+        ("[alerts]\nunreachable_alert_s = -1\n", "alerts.unreachable_alert_s"),
     ],
 )
 def test_bad_alert_settings_are_config_errors(tmp_path: Path, text: str, message: str) -> None:

@@ -63,6 +63,7 @@ CATALOGUE: Final[dict[str, EventSpec]] = {
         EventSpec("risk.daily_loss_limit", _E, "daily loss limit hit"),
         # the outside world
         EventSpec("clock.skew_refusing", _E, "clock skew: orders refused"),
+        EventSpec("clock.skew_cleared", _I, "clock skew gone: orders allowed again"),
         EventSpec("exchange.unreachable", _E, "exchange unreachable"),
         EventSpec("exchange.back", _I, "exchange reachable again"),
         EventSpec("credentials.rejected", _C, "credentials rejected"),

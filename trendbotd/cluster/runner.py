@@ -16,6 +16,7 @@ import time
 
 from trendbotd.adapters.credentials import load_etcd_credentials
 from trendbotd.adapters.etcd_gateway import EtcdGateway
+from trendbotd.alerts.sink import AlertSink
 from trendbotd.cluster import settings
 from trendbotd.cluster.election import Election
 from trendbotd.cluster.states import Role, status_prefix
@@ -45,9 +46,12 @@ class _Progress:
 
 
 class ClusterRunner:
-    def __init__(self, config: Config, *, notifier: Notifier) -> None:
+    def __init__(
+        self, config: Config, *, notifier: Notifier, alerts: AlertSink | None = None
+    ) -> None:
         self._config = config
         self._notifier = notifier
+        self._alerts = alerts
         self._election: Election | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -117,7 +121,7 @@ class ClusterRunner:
                 return f"{prefix}: waiting out the margin before the first order"
             logger.warning("cluster.takeover epoch=%d: syncing with the exchange", state.epoch)
             self._trader = TradingRunner(
-                self._config, notifier=self._notifier, fence=election.may_send
+                self._config, notifier=self._notifier, fence=election.may_send, alerts=self._alerts
             )
             try:
                 return f"{prefix}: {self._trader.start(_Progress(self._notifier, prefix))}"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from trendbotd.domain import ZERO, AccountSnapshot, Order, Position
+from trendbotd.domain import ZERO, AccountSnapshot, Order, Position, Side
 from trendbotd.orders.reconcile import MissingStop, Reconciliation, position_views, reconcile
 from trendbotd.orders.records import Intent, IntentState, Purpose
 from trendbotd.orders.stop_placement import emergency_stop_price
@@ -54,6 +54,9 @@ def run_sync(pm: PositionManager, snapshot: AccountSnapshot) -> SyncResult:
     )
     if changed:
         snapshot = _refetch(pm, snapshot)
+        for was, now_ in zip(before, resolved, strict=True):
+            if now_.purpose is Purpose.STOP and now_.filled > was.filled:
+                _alert_stop_fired(pm, now_)
     rec = _reconcile(pm, snapshot)
     if rec.worth_reading_again:
         # one more read, never a loop: a stop that fired between the reads is gone by now
@@ -70,6 +73,16 @@ def run_sync(pm: PositionManager, snapshot: AccountSnapshot) -> SyncResult:
             adoption.reason,
         )
         journal.set_expected_position(adoption.symbol, adoption.actual, now_ms=now)
+        if adoption.actual == 0 and adoption.expected != 0:
+            # closed on the exchange (its stop fired, liquidation, by hand): PnL not known here
+            pm.alerts.emit(
+                "position.closed",
+                key=adoption.symbol,
+                symbol=adoption.symbol,
+                purpose="exchange",
+                reason=adoption.reason,
+                amount=str(abs(adoption.expected)),
+            )
     acted = bool(rec.adoptions)
     for orphan in rec.orphan_stops:
         intent = journal.get_intent(orphan.client_order_id)
@@ -89,6 +102,26 @@ def run_sync(pm: PositionManager, snapshot: AccountSnapshot) -> SyncResult:
     journal.record_sync(position_views(snapshot), taken_at_ms=snapshot.taken_at_ms)
     return SyncResult(
         rec, tuple(resolved), tuple(placed), tuple(closed), tuple(unprotected), snapshot
+    )
+
+
+def _alert_stop_fired(pm: PositionManager, stop: Intent) -> None:
+    """Our stop executed on the exchange: the position it covered is closed (or reduced)."""
+    parent = pm.journal.get_intent(stop.parent_client_order_id or "")
+    pnl = None
+    if parent is not None and parent.average_price and stop.average_price is not None:
+        sign = 1 if parent.side is Side.BUY else -1
+        pnl = str((stop.average_price - parent.average_price) * stop.filled * sign)
+    pm.alerts.emit(
+        "position.closed",
+        alert_id=f"position.closed-{stop.client_order_id}",
+        key=stop.symbol,
+        symbol=stop.symbol,
+        purpose="stop",
+        reason=f"stop triggered at {stop.stop_price}",
+        amount=str(stop.filled),
+        price=None if stop.average_price is None else str(stop.average_price),
+        pnl=pnl,
     )
 
 
@@ -167,6 +200,18 @@ def _fix_missing_stops(
             parent=None,
         )
         placed.append(stop)
+        outcome = "placed" if stop.state is IntentState.ACKED else stop.state.value.lower()
+        # after the stop went out, not before: the alert never delays the protection (a
+        # crash in between finds the same gap again at the next start)
+        pm.alerts.emit(
+            "position.unprotected",
+            key=gap.symbol,
+            symbol=gap.symbol,
+            position=str(gap.position),
+            uncovered=str(gap.uncovered),
+            owned=str(gap.owned).lower(),
+            action=f"stop {outcome} at {stop_price}",
+        )
         if stop.state is IntentState.ACKED:
             continue
         if gap.owned:

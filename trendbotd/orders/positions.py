@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from trendbotd.alerts.sink import AlertSink, NullAlertSink
 from trendbotd.config import ShutdownPolicy
 from trendbotd.domain import ZERO, AccountSnapshot, OrderType, Position, Side
 from trendbotd.errors import ExchangeError, TrendbotError
@@ -78,10 +79,13 @@ class PositionManager:
         symbols: Sequence[str],
         close_rounds: int,
         emergency_stop_distance: Decimal = Decimal("0.05"),
+        alerts: AlertSink | None = None,
     ) -> None:
         """``emergency_stop_distance``: how far from the mark (a fraction) sync places the
-        stop of a position found without one and without a known stop price."""
+        stop of a position found without one and without a known stop price. ``alerts``:
+        where fills, stops and closes are reported (emit only queues: never blocks)."""
         self.executor = executor
+        self.alerts: AlertSink = alerts if alerts is not None else NullAlertSink()
         self.emergency_stop_distance = emergency_stop_distance
         self.journal = executor.journal
         self.exchange = executor.exchange
@@ -103,13 +107,20 @@ class PositionManager:
             raise ValueError("open_position needs an entry intent with its protective_stop")
         cid = self.executor.client_id(entry)
         prior = self.journal.get_intent(cid)
+        placed: Intent | None = None
         if prior is None:
             self.executor.require_entries_allowed(cid)  # before the stop, not after it
             stop = self._stop_before_entry(entry, cid)
             if stop.state is not IntentState.ACKED:
+                self._alert_stop(stop, moved_from=None)
                 return self._abandon_entry(entry, stop)
+            placed = stop
             self.executor.crash.hit("between_stop_and_entry")
         intent = self.executor.submit(entry)
+        if placed is not None:  # reported once the entry is out: no alert delays it
+            self._alert_stop(placed, moved_from=None)
+        if intent.filled > 0 and (prior is None or prior.filled != intent.filled):
+            self._alert_entry(intent)
         if intent.filled <= 0:
             if intent.state.is_final:  # rejected, expired, abandoned: nothing to protect
                 self._cancel_entry_stops(intent, reason=f"entry {intent.state}")
@@ -121,6 +132,20 @@ class PositionManager:
         # A partial fill keeps the entry-sized stop: reduce-only, it never closes more
         # than the position, so being larger than the fill is safe.
         return self._protect_entry(intent, entry.protective_stop)
+
+    def _alert_entry(self, entry: Intent) -> None:
+        # the id follows the order: a restart that sees the same fill adds no second alert
+        self.alerts.emit(
+            "entry.filled",
+            alert_id=f"entry.filled-{entry.client_order_id}-{entry.filled}",
+            key=entry.symbol,
+            symbol=entry.symbol,
+            side=entry.side.value,
+            amount=str(entry.filled),
+            price=None if entry.average_price is None else str(entry.average_price),
+            state=entry.state.value,
+            cid=entry.client_order_id,
+        )
 
     def _stop_before_entry(self, entry: IntentSpec, entry_cid: str) -> Intent:
         """The entry's stop for the entry's whole amount, journalled (and placed) before
@@ -136,6 +161,7 @@ class PositionManager:
             stop_price=entry.protective_stop,
             candle_time_ms=entry.candle_time_ms,
             parent=entry_cid,
+            alert=False,
         )
 
     def _abandon_entry(self, entry: IntentSpec, stop: Intent) -> OpenResult:
@@ -243,8 +269,12 @@ class PositionManager:
         stop_price: Decimal,
         candle_time_ms: int,
         parent: str | None,
+        moved_from: Decimal | None = None,
+        alert: bool = True,
     ) -> Intent:
-        """Place a reduce-only STOP_MARKET covering ``position`` (signed)."""
+        """Place a reduce-only STOP_MARKET covering ``position`` (signed). ``moved_from``:
+        the trigger of the stop this one replaces (reported as a move, not a new stop).
+        ``alert=False``: the caller reports it (after the entry the stop goes first for)."""
         seq = self.journal.next_seq(symbol, candle_time_ms, Purpose.STOP)
         stop = self.executor.submit(
             IntentSpec(
@@ -268,7 +298,40 @@ class PositionManager:
             stop.amount,
             stop_price,
         )
+        if alert:
+            self._alert_stop(stop, moved_from=moved_from)
         return stop
+
+    def _alert_stop(self, stop: Intent, *, moved_from: Decimal | None) -> None:
+        common = {
+            "symbol": stop.symbol,
+            "side": stop.side.value,
+            "amount": str(stop.amount),
+            "trigger": str(stop.stop_price),
+            "cid": stop.client_order_id,
+        }
+        if stop.state is not IntentState.ACKED:
+            self.alerts.emit(
+                "stop.failed",
+                alert_id=f"stop.failed-{stop.client_order_id}",
+                key=stop.symbol,
+                state=stop.state.value,
+                error=stop.last_error,
+                **common,
+            )
+        elif moved_from is not None:
+            self.alerts.emit(
+                "stop.moved",
+                alert_id=f"stop.moved-{stop.client_order_id}",
+                key=stop.symbol,
+                moved_from=str(moved_from),
+                **common,
+            )
+        else:
+            self.alerts.emit(
+                "stop.placed", alert_id=f"stop.placed-{stop.client_order_id}", key=stop.symbol,
+                **common,
+            )  # fmt: skip
 
     # ----- closing -----
 
@@ -285,6 +348,7 @@ class PositionManager:
         log("position.closing symbol=%s purpose=%s reason=%s", symbol, purpose.value, reason)
         self._cancel_open(symbol, Purpose.ENTRY, reason="closing the position")
         sent: list[Intent] = []
+        opened: Position | None = None  # the position as first seen: its entry price for PnL
         for _ in range(self.close_rounds):
             if not self._settle_earlier_closes(symbol):
                 break
@@ -292,7 +356,9 @@ class PositionManager:
             if position.is_flat:
                 self._after_flat(symbol)
                 logger.info("position.flat symbol=%s orders=%s", symbol, len(sent))
+                self._alert_closed(symbol, purpose, reason, opened, sent)
                 return CloseResult(symbol, True, tuple(sent), reason)
+            opened = opened or position
             intent = self.executor.submit(
                 IntentSpec(
                     symbol=symbol,
@@ -309,9 +375,31 @@ class PositionManager:
             self.executor.crash.hit("mid_close")
         if self._settle_earlier_closes(symbol) and self.fetch_position(symbol).is_flat:
             self._after_flat(symbol)
+            self._alert_closed(symbol, purpose, reason, opened, sent)
             return CloseResult(symbol, True, tuple(sent), reason)
         raise CloseFailedError(
             f"{symbol}: still not confirmed flat after {len(sent)} close orders ({reason})"
+        )
+
+    def _alert_closed(
+        self,
+        symbol: str,
+        purpose: Purpose,
+        reason: str,
+        opened: Position | None,
+        sent: Sequence[Intent],
+    ) -> None:
+        if not sent:
+            return  # flat already: nothing was closed here
+        self.alerts.emit(
+            "position.closed",
+            alert_id=f"position.closed-{sent[0].client_order_id}",
+            key=symbol,
+            symbol=symbol,
+            purpose=purpose.value,
+            reason=reason,
+            amount=str(sum((i.filled for i in sent), ZERO)),
+            pnl=close_pnl(opened, sent),
         )
 
     def _settle_earlier_closes(self, symbol: str) -> bool:
@@ -406,3 +494,18 @@ class PositionManager:
             for symbol in sorted(self.fetch_positions(symbols))
         ]
         return ShutdownReport(policy, tuple(canceled), tuple(closed))
+
+
+def close_pnl(opened: Position | None, closes: Sequence[Intent]) -> str | None:
+    """Realised PnL of closing ``opened`` by ``closes`` (before fees, in the quote
+    currency), or None when the entry or a fill price is not known."""
+    if opened is None or not opened.entry_price:
+        return None
+    pnl = ZERO
+    for close in closes:
+        if close.filled <= 0:
+            continue
+        if close.average_price is None:
+            return None
+        pnl += (close.average_price - opened.entry_price) * close.filled
+    return str(pnl if opened.amount > 0 else -pnl)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
 
+from trendbotd.alerts.sink import AlertSink
 from trendbotd.clock import Clock
 from trendbotd.config import Config
 from trendbotd.orders import crashpoints
@@ -48,6 +49,7 @@ def build_position_manager(
     env: Mapping[str, str] | None = None,
     recv_window_ms: int | None = None,
     fence: Callable[[], bool] | None = None,
+    alerts: AlertSink | None = None,
 ) -> PositionManager:
     """The executor (crash points read once from ``TRENDBOTD_CRASH_AT`` here) and the
     position manager over it."""
@@ -66,4 +68,5 @@ def build_position_manager(
         symbols=config.trading.symbols,
         close_rounds=CLOSE_ROUNDS,
         emergency_stop_distance=Decimal(str(config.risk.emergency_stop_distance)),
+        alerts=alerts,
     )
