@@ -4,10 +4,12 @@ drives: order, coalescing, rate limit, back-off after failures, and the per-chan
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from trendbotd import telemetry
 from trendbotd.alerts.channels import AlertMessage, DeliveryError
 from trendbotd.alerts.events import Severity
 from trendbotd.alerts.outbox import ChannelLock, Outbox, outbox_path
@@ -111,3 +113,39 @@ def test_another_holder_of_the_channel_lock_keeps_the_sender_off(
     other.release()
     assert sender.step().outcome is Outcome.SENT
     assert len(channel.messages) == 1
+
+
+@dataclass
+class RecordingTelemetry:
+    depths: list[int] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def exchange_request(self) -> None: ...
+    def exchange_answer(self, *, used_weight: int | None) -> None: ...
+    def exchange_error(self, *, code: str) -> None: ...
+    def order_answered(self, *, purpose: str, seconds: float) -> None: ...
+    def equity(self, total: Decimal) -> None: ...
+
+    def alert_outbox_depth(self, depth: int) -> None:
+        self.depths.append(depth)
+
+    def alert_failed(self, *, channel: str) -> None:
+        self.failures.append(channel)
+
+
+def test_failures_and_outbox_depth_reach_the_metrics(parts: Parts) -> None:
+    _, channel, clock, sender, sink = parts
+    recorded = RecordingTelemetry()
+    previous = telemetry.install(recorded)
+    try:
+        channel.down = True
+        sink.emit("daemon.started")
+        step = sender.step()
+        assert step.outcome is Outcome.FAILED
+        clock.now_ms += int(step.wait_s * 1000)
+        channel.down = False
+        assert sender.step().outcome is Outcome.SENT
+    finally:
+        telemetry.install(previous)
+    assert recorded.failures == ["hook"]
+    assert recorded.depths == [1, 0]  # still waiting after the failure, gone once sent

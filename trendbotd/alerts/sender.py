@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
+from trendbotd import telemetry
 from trendbotd.alerts.channels import AlertMessage, Channel, DeliveryError
 from trendbotd.alerts.outbox import ChannelLock, Outbox
 from trendbotd.alerts.policy import RateLimit, backoff_s, coalesce, render
@@ -118,6 +119,7 @@ class ChannelSender:
         sent_at = self._clock_ms()
         self._outbox.mark_sent(self.channel.name, batch.seqs, now_ms=sent_at)
         self._outbox.checkpoint()
+        telemetry.alert_outbox_depth(self._outbox.depth())
         self._sent_ms.append(sent_at)
         self.delivered += batch.count
         if self._failures:
@@ -138,6 +140,8 @@ class ChannelSender:
         self.failed += 1
         self._outbox.mark_attempt(self.channel.name, seqs)
         self._outbox.checkpoint()
+        telemetry.alert_failed(channel=self.channel.name)
+        telemetry.alert_outbox_depth(self._outbox.depth())
         delay = backoff_s(
             self._failures, base_s=self._settings.retry_base_s, max_s=self._settings.retry_max_s
         )
