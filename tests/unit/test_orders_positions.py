@@ -477,6 +477,12 @@ def test_stop_firing_between_the_snapshot_reads_is_read_again_not_a_mismatch(
     assert bot.journal.expected_positions() == {}
     assert bot.journal.mode().mode is TradingMode.NORMAL
     assert [c for c in fake.calls if c[0] == "cancel"] == []  # the fired stop is not canceled
+    # its intent is resolved (FILLED) in the same sync: its fill is counted once, not again
+    # at the next sync on top of the adopted flat
+    stop = bot.journal.get_intent(opened.stop.client_order_id)
+    assert stop is not None and stop.state is IntentState.FILLED
+    assert bot.pm.sync(bot.snapshot()).reconciliation.consistent
+    assert bot.journal.expected_positions() == {}
 
 
 def test_position_gone_with_its_stop_is_adopted_quietly(bot: Bot, fake: FakeExchange) -> None:

@@ -59,9 +59,8 @@ def run_sync(pm: PositionManager, snapshot: AccountSnapshot) -> SyncResult:
                 _alert_stop_fired(pm, now_)
     rec = _reconcile(pm, snapshot)
     if rec.worth_reading_again:
-        # one more read, never a loop: a stop that fired between the reads is gone by now
-        logger.info("reconcile.read_again reason=%s", rec.reduce_only_reason())
-        snapshot = _refetch(pm, snapshot)
+        snapshot, again = _read_again(pm, snapshot, rec)
+        resolved = _latest(resolved, again)
         rec = _reconcile(pm, snapshot)
     now = executor.clock.now_ms()
     for adoption in rec.adoptions:
@@ -123,6 +122,28 @@ def _alert_stop_fired(pm: PositionManager, stop: Intent) -> None:
         price=None if stop.average_price is None else str(stop.average_price),
         pnl=pnl,
     )
+
+
+def _read_again(
+    pm: PositionManager, snapshot: AccountSnapshot, rec: Reconciliation
+) -> tuple[AccountSnapshot, list[Intent]]:
+    """One more read, never a loop: a stop that fired between the reads is gone by now.
+    Its intent is resolved against the new listing before reconciling (asked by id:
+    FILLED), so its fill moves the expected position once, not adopted on top of it."""
+    logger.info("reconcile.read_again reason=%s", rec.reduce_only_reason())
+    snapshot = _refetch(pm, snapshot)
+    pending = pm.journal.non_final_intents()
+    again = _resolve_all(pm, pending, snapshot.open_orders)
+    for was, now_ in zip(pending, again, strict=True):
+        if now_.purpose is Purpose.STOP and now_.filled > was.filled:
+            _alert_stop_fired(pm, now_)
+    return snapshot, again
+
+
+def _latest(first: Sequence[Intent], again: Sequence[Intent]) -> list[Intent]:
+    """``first`` in its order with each intent replaced by its state in ``again``."""
+    newer = {i.client_order_id: i for i in again}
+    return [newer.get(i.client_order_id, i) for i in first]
 
 
 def _entry_in_doubt(pm: PositionManager, stop: Intent) -> bool:
