@@ -22,9 +22,9 @@ import numpy as np
 
 from trendbotd.backtest.engine import BacktestSettings, run_backtest, synthetic_market
 from trendbotd.config import StrategyParams
+from trendbotd.core.strategy.candles import CandleArrays
+from trendbotd.core.strategy.signals import compute_signals
 from trendbotd.sim.market import ANCHOR_MS, GeneratedCandles
-from trendbotd.strategy.candles import CandleArrays
-from trendbotd.strategy.signals import compute_signals
 
 HOUR = 3_600_000
 TARGET = 100_000

@@ -51,7 +51,7 @@ from bench.common import (
     stop_process,
 )
 from bench.raw_orders import raw_order_round_trips
-from trendbotd.engine import CANDLE_GRACE_MS
+from trendbotd.trading.engine import CANDLE_GRACE_MS
 
 TIMEFRAME_MS = 60_000
 

@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from trendbotd.config import Config, load_config
-from trendbotd.engine import CANDLE_GRACE_MS
+from trendbotd.core.records import TradingMode
 from trendbotd.errors import OperationalError, TrendbotError
-from trendbotd.orders.journal import open_journal
-from trendbotd.orders.records import TradingMode
-from trendbotd.orders.stack import journal_location
+from trendbotd.journal.store import open_journal
 from trendbotd.sim import Fault, SimExchange
+from trendbotd.trading.engine import CANDLE_GRACE_MS
+from trendbotd.trading.stack import journal_location
 
 ROOT = Path(__file__).resolve().parents[1]
 HOUR_MS = 3_600_000

@@ -1,4 +1,4 @@
-"""How long startup sync (``trendbotd.startup.sync_account``) takes against the sim.
+"""How long startup sync (``trendbotd.trading.startup.sync_account``) takes against the sim.
 
     .venv/bin/python -m bench.bench_sync [--runs N]
 
@@ -44,8 +44,8 @@ def _credentials(path: Path) -> tuple[str, str]:
 def _sync_once(base_url: str, creds: tuple[str, str], symbols: Sequence[str], *,
                rate_limit: bool) -> float:  # fmt: skip
     from trendbotd.adapters.ccxt_exchange import CcxtExchange
-    from trendbotd.clock import SystemClock
-    from trendbotd.startup import sync_account
+    from trendbotd.adapters.clock import SystemClock
+    from trendbotd.trading.startup import sync_account
 
     clock = SystemClock()
     exchange = CcxtExchange(

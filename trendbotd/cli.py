@@ -232,7 +232,7 @@ def _run(args: argparse.Namespace) -> int:
                 # The file changed between the two reads: the validated one names the lock.
                 lock.release()
                 lock, location = take_lock(_instance_key(config))
-        from trendbotd import app  # noqa: PLC0415
+        from trendbotd.service import lifecycle as app  # noqa: PLC0415
 
         options = app.RunOptions(config_path=args.config, paper=args.paper, daemon=args.daemon)
         return app.run(config, options, lock=lock, location=location, signals=signals)
@@ -280,10 +280,10 @@ def _status(args: argparse.Namespace) -> int:
 def _print_status_json(config: Config, location: LockLocation, holder: HolderInfo | None) -> None:
     import json  # noqa: PLC0415 - status only
 
-    from trendbotd.orders.stack import journal_location  # noqa: PLC0415
-    from trendbotd.orders.status import read_status  # noqa: PLC0415
+    from trendbotd.journal.status import read_status  # noqa: PLC0415
     from trendbotd.service.procinfo import process_resources  # noqa: PLC0415
-    from trendbotd.status_doc import status_document  # noqa: PLC0415
+    from trendbotd.service.status_doc import status_document  # noqa: PLC0415
+    from trendbotd.trading.stack import journal_location  # noqa: PLC0415
 
     _, path = journal_location(config, create=False)
     document = status_document(
@@ -301,8 +301,8 @@ def _print_status_json(config: Config, location: LockLocation, holder: HolderInf
 def _resume(args: argparse.Namespace) -> int:
     import time  # noqa: PLC0415 - resume only
 
-    from trendbotd.orders.stack import journal_location  # noqa: PLC0415
-    from trendbotd.resume import resume_journal  # noqa: PLC0415
+    from trendbotd.journal.resume import resume_journal  # noqa: PLC0415
+    from trendbotd.trading.stack import journal_location  # noqa: PLC0415
 
     config = _load_config(args.config)
     running = query_holder(_existing_lock_location(config).path) is not None
@@ -323,15 +323,15 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _halt(args: argparse.Namespace) -> int:
-    from trendbotd.operator_cli import run_halt  # noqa: PLC0415 - halt only
+    from trendbotd.service.operator_commands import run_halt  # noqa: PLC0415 - halt only
 
     config = _load_config(args.config)
     return run_halt(config, operator=_operator(), note=" ".join(args.reason.split()))
 
 
 def _flatten(args: argparse.Namespace) -> int:
-    from trendbotd.operator_cli import run_flatten  # noqa: PLC0415 - flatten only
-    from trendbotd.operator_requests import check_symbols  # noqa: PLC0415
+    from trendbotd.journal.operator_requests import check_symbols  # noqa: PLC0415
+    from trendbotd.service.operator_commands import run_flatten  # noqa: PLC0415 - flatten only
 
     config = _load_config(args.config)
     symbols: list[str] | None = None if args.all else list(dict.fromkeys(args.symbol))
@@ -391,8 +391,8 @@ def status_lines(config: Config) -> list[str]:
     orders, last tick), read from the journal opened read-only: safe while the daemon runs."""
     import time  # noqa: PLC0415 - status only
 
-    from trendbotd.orders.stack import journal_location  # noqa: PLC0415
-    from trendbotd.orders.status import format_status, read_status  # noqa: PLC0415
+    from trendbotd.journal.status import format_status, read_status  # noqa: PLC0415
+    from trendbotd.trading.stack import journal_location  # noqa: PLC0415
 
     lines: list[str] = []
     if config.cluster.enabled:
@@ -402,8 +402,8 @@ def status_lines(config: Config) -> list[str]:
     _, path = journal_location(config, create=False)
     if not path.exists():
         return [*lines, f"journal: {path} (none yet: the daemon has never run with this config)"]
-    from trendbotd.operator_requests import flatten_status_line  # noqa: PLC0415
-    from trendbotd.orders.journal import open_journal  # noqa: PLC0415
+    from trendbotd.journal.operator_requests import flatten_status_line  # noqa: PLC0415
+    from trendbotd.journal.store import open_journal  # noqa: PLC0415
 
     report = read_status(path)
     lines += format_status(report, now_ms=time.time_ns() // 1_000_000).splitlines()

@@ -18,8 +18,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
+from trendbotd.core.listen_address import parse_listen
 from trendbotd.errors import ConfigError
-from trendbotd.listen_address import parse_listen
 
 DEFAULT_CONFIG_PATH = Path("/etc/trendbotd/trendbotd.toml")
 

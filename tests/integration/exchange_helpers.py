@@ -6,9 +6,10 @@ from decimal import Decimal
 from typing import Any
 
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
+from trendbotd.adapters.clock import SystemClock
 from trendbotd.adapters.retry import RetryPolicy
-from trendbotd.clock import Clock, SystemClock
-from trendbotd.domain import OrderRequest, OrderType, Side
+from trendbotd.core.clock import Clock
+from trendbotd.core.domain import OrderRequest, OrderType, Side
 from trendbotd.sim import SimExchange
 
 SYMBOL = "BTC/USDT:USDT"

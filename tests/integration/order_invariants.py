@@ -32,11 +32,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from trendbotd.clock import ManualClock
-from trendbotd.domain import ZERO, Side
-from trendbotd.orders.client_ids import is_ours, parse_client_id
-from trendbotd.orders.journal import Journal
-from trendbotd.orders.records import Intent, IntentState, Purpose
+from trendbotd.core.client_ids import is_ours, parse_client_id
+from trendbotd.core.clock import ManualClock
+from trendbotd.core.domain import ZERO, Side
+from trendbotd.core.records import Intent, IntentState, Purpose
+from trendbotd.journal.store import Journal
 from trendbotd.sim import SimConfig, SimExchange
 from trendbotd.sim.codec import restore
 from trendbotd.sim.orders import SimAlgoOrder, SimOrder

@@ -14,9 +14,9 @@ from pathlib import Path
 # Run as a script, so its own directory (with orders_sim_support) is on sys.path.
 from orders_sim_support import CANDLE, SYMBOL, adapter, long_entry, manager, snapshot
 
-from trendbotd.orders import crashpoints
-from trendbotd.orders.journal import open_journal
-from trendbotd.orders.records import Purpose
+from trendbotd.core.records import Purpose
+from trendbotd.journal.store import open_journal
+from trendbotd.trading import crashpoints
 
 HOUR_MS = 3_600_000
 

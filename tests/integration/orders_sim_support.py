@@ -10,16 +10,16 @@ from decimal import Decimal
 from pathlib import Path
 
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
+from trendbotd.adapters.clock import SystemClock
 from trendbotd.adapters.retry import RetryPolicy
-from trendbotd.clock import SystemClock
-from trendbotd.domain import AccountSnapshot, OrderType, Side
-from trendbotd.orders.crashpoints import CrashHook
-from trendbotd.orders.executor import ExecutorPolicy, OrderExecutor
-from trendbotd.orders.journal import Journal
-from trendbotd.orders.positions import PositionManager
-from trendbotd.orders.records import IntentSpec, Purpose
+from trendbotd.core.domain import AccountSnapshot, OrderType, Side
+from trendbotd.core.records import IntentSpec, Purpose
+from trendbotd.journal.store import Journal
 from trendbotd.sim import SimExchange
-from trendbotd.startup import sync_account
+from trendbotd.trading.crashpoints import CrashHook
+from trendbotd.trading.executor import ExecutorPolicy, OrderExecutor
+from trendbotd.trading.positions import PositionManager
+from trendbotd.trading.startup import sync_account
 
 SYMBOL = "BTC/USDT:USDT"
 PRICE = Decimal(50000)

@@ -15,15 +15,15 @@ from decimal import Decimal
 from pathlib import Path
 
 from trendbotd.alerts.sink import AlertSink
-from trendbotd.clock import ManualClock
 from trendbotd.config import Config, load_config
-from trendbotd.engine import CANDLE_GRACE_MS
+from trendbotd.core.clock import ManualClock
+from trendbotd.core.strategy import Direction, required_history
 from trendbotd.service.notify import NullNotifier
 from trendbotd.sim import SimExchange
 from trendbotd.sim.market import GeneratedCandles
 from trendbotd.sim.state import Fill
-from trendbotd.strategy import Direction, required_history
-from trendbotd.trading_runner import TradingRunner
+from trendbotd.trading.engine import CANDLE_GRACE_MS
+from trendbotd.trading.runner import TradingRunner
 
 HOUR_MS = 3_600_000
 SYMBOL = "BTC/USDT:USDT"

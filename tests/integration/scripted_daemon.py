@@ -23,13 +23,13 @@ import sys
 import time
 from pathlib import Path
 
-from trendbotd import runner as runner_module
 from trendbotd.adapters.credentials import register_secret
 from trendbotd.alerts.sink import AlertSink
 from trendbotd.cli import main
 from trendbotd.config import Config
+from trendbotd.core.ports import Notifier, StartupProgress
 from trendbotd.errors import StartupSyncError
-from trendbotd.ports import Notifier, StartupProgress
+from trendbotd.service import runner as runner_module
 
 logger = logging.getLogger("scripted_runner")
 

@@ -33,10 +33,10 @@ from paper_replay import (
 from trendbotd.backtest.csvdata import load_csv
 from trendbotd.backtest.engine import BacktestResult, BacktestSettings, run_backtest
 from trendbotd.config import Config
-from trendbotd.domain import Market
+from trendbotd.core.domain import Market
+from trendbotd.core.strategy import Direction
 from trendbotd.sim.orders import SimAlgoOrder
 from trendbotd.sim.state import Fill
-from trendbotd.strategy import Direction
 
 START_MS = 1_700_000_000_000 // HOUR_MS * HOUR_MS
 

@@ -23,13 +23,13 @@ from pathlib import Path
 import pytest
 from conftest import REAL_CMD, NotifyListener, clean_env, wait_until
 
-from trendbotd.domain import OrderType, Side
-from trendbotd.engine import DECIDED_KEY
-from trendbotd.orders.client_ids import make_client_id
-from trendbotd.orders.journal import open_journal
-from trendbotd.orders.records import Intent, IntentState, Purpose
+from trendbotd.core.client_ids import make_client_id
+from trendbotd.core.domain import OrderType, Side
+from trendbotd.core.records import Intent, IntentState, Purpose
+from trendbotd.journal.store import open_journal
 from trendbotd.sim import SimConfig, SimExchange
 from trendbotd.sim.main import write_credentials
+from trendbotd.trading.engine import DECIDED_KEY
 
 SYMBOL = "BTC/USDT:USDT"
 PRICE = Decimal(50000)

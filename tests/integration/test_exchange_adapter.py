@@ -9,8 +9,8 @@ import pytest
 from exchange_helpers import PRICE, SYMBOL, adapter, limit_buy, market, requests_to, stop
 
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
-from trendbotd.clock import ManualClock
-from trendbotd.domain import AccountMode, OrderStatus, OrderType, Side
+from trendbotd.core.clock import ManualClock
+from trendbotd.core.domain import AccountMode, OrderStatus, OrderType, Side
 from trendbotd.errors import (
     ClockNotSyncedError,
     ConfigError,

@@ -36,7 +36,8 @@ from orders_sim_support import (
 from sim_ccxt import client
 
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
-from trendbotd.domain import (
+from trendbotd.core.client_ids import make_client_id
+from trendbotd.core.domain import (
     AccountMode,
     AccountSnapshot,
     ClockOffset,
@@ -44,14 +45,13 @@ from trendbotd.domain import (
     OrderType,
     Side,
 )
-from trendbotd.engine import DECIDED_KEY
+from trendbotd.core.records import Intent, IntentState, Purpose, TradingMode
 from trendbotd.errors import ClockNotSyncedError
-from trendbotd.orders.client_ids import make_client_id
-from trendbotd.orders.journal import Journal, open_journal
-from trendbotd.orders.positions import PositionManager
-from trendbotd.orders.records import Intent, IntentState, Purpose, TradingMode
+from trendbotd.journal.store import Journal, open_journal
 from trendbotd.sim import Fault, SimConfig, SimExchange
 from trendbotd.sim.main import write_credentials
+from trendbotd.trading.engine import DECIDED_KEY
+from trendbotd.trading.positions import PositionManager
 
 ORDER = "/fapi/v1/order"
 ALGO = "/fapi/v1/algoOrder"

@@ -27,7 +27,7 @@ def test_module_import_does_not_import_ccxt() -> None:
     out = run(
         """
         import sys
-        import trendbotd.adapters.ccxt_exchange, trendbotd.startup
+        import trendbotd.adapters.ccxt_exchange, trendbotd.trading.startup
         print(sorted(m for m in sys.modules if m == "ccxt" or m.startswith("ccxt.")))
         """
     )

@@ -26,10 +26,10 @@ from typing import Any
 import pytest
 from conftest import clean_env, wait_until
 
-from trendbotd.domain import OrderType, Side
-from trendbotd.orders.client_ids import make_client_id
-from trendbotd.orders.journal import open_journal
-from trendbotd.orders.records import Intent, IntentState, Purpose
+from trendbotd.core.client_ids import make_client_id
+from trendbotd.core.domain import OrderType, Side
+from trendbotd.core.records import Intent, IntentState, Purpose
+from trendbotd.journal.store import open_journal
 from trendbotd.sim.specs import spec_for
 
 INSTANCES = 5

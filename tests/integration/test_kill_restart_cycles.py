@@ -33,9 +33,9 @@ from order_invariants import (
     protection_violations,
 )
 
-from trendbotd.orders.crashpoints import ENV_VAR, STEPS
-from trendbotd.orders.journal import open_journal
-from trendbotd.orders.records import IntentState, TradingMode
+from trendbotd.core.records import IntentState, TradingMode
+from trendbotd.journal.store import open_journal
+from trendbotd.trading.crashpoints import ENV_VAR, STEPS
 
 SEED = int(os.environ.get("TRENDBOTD_KILL_SEED", "20240611"))
 CYCLES = int(os.environ.get("TRENDBOTD_KILL_CYCLES", "200"))

@@ -246,7 +246,9 @@ def test_journald_stream_gets_priority_prefixes_without_timestamps(
         lines = [line for line in f.read().splitlines() if line]
     assert lines
     assert all(line[:3] in {"<2>", "<3>", "<4>", "<6>", "<7>"} for line in lines), lines[:5]
-    assert any(line.startswith("<6>trendbotd.app: daemon.ready") for line in lines), lines[:5]
+    assert any(line.startswith("<6>trendbotd.service.lifecycle: daemon.ready") for line in lines), (
+        lines[:5]
+    )
     assert not any(line[3:7].isdigit() for line in lines)  # no timestamp of our own
 
 

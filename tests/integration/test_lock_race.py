@@ -256,7 +256,15 @@ def test_duplicate_exits_before_heavy_imports(tmp_path: Path, daemon: DaemonFact
     assert result.returncode == ExitCode.ALREADY_RUNNING
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
     assert "trendbotd.service.pidlock" in imported
-    behind_lock = {"ccxt", "numpy", "aiohttp", "sqlite3", "daemon", "sdnotify", "trendbotd.app"}
+    behind_lock = {
+        "ccxt",
+        "numpy",
+        "aiohttp",
+        "sqlite3",
+        "daemon",
+        "sdnotify",
+        "trendbotd.service.lifecycle",
+    }
     heavy = {m for m in imported if m in behind_lock or m.split(".")[0] in behind_lock}
     assert not heavy, heavy
     lazy = {m for m in imported if m.startswith(("trendbotd.sim", "trendbotd.backtest"))}

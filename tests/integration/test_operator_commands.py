@@ -14,9 +14,9 @@ from conftest import REAL_CMD, clean_env, write_config
 from sim_ccxt import client
 from test_resume_daemon import Daemon, daemons  # noqa: F401 - the fixture is used by name
 
-from trendbotd.orders.journal import open_journal
-from trendbotd.orders.records import ModeState, Purpose, TradingMode
-from trendbotd.orders.status import read_status
+from trendbotd.core.records import ModeState, Purpose, TradingMode
+from trendbotd.journal.status import read_status
+from trendbotd.journal.store import open_journal
 from trendbotd.service.pidlock import query_holder
 from trendbotd.sim import SimConfig, SimExchange
 

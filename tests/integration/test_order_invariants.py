@@ -31,9 +31,9 @@ from orders_sim_support import (
     snapshot,
 )
 
-from trendbotd.orders.client_ids import make_client_id
-from trendbotd.orders.journal import Journal, open_journal
-from trendbotd.orders.records import Purpose
+from trendbotd.core.client_ids import make_client_id
+from trendbotd.core.records import Purpose
+from trendbotd.journal.store import Journal, open_journal
 from trendbotd.sim import Fault, SimConfig, SimExchange
 from trendbotd.sim.state import NewOrder
 

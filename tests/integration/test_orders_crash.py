@@ -28,11 +28,11 @@ from orders_sim_support import (
     unprotected,
 )
 
-from trendbotd.orders.client_ids import parse_client_id
-from trendbotd.orders.crashpoints import STEPS
-from trendbotd.orders.journal import open_journal
-from trendbotd.orders.records import IntentState, Purpose, TradingMode
+from trendbotd.core.client_ids import parse_client_id
+from trendbotd.core.records import IntentState, Purpose, TradingMode
+from trendbotd.journal.store import open_journal
 from trendbotd.sim import SimConfig, SimExchange
+from trendbotd.trading.crashpoints import STEPS
 
 CHILD = str(Path(__file__).with_name("orders_crash_child.py"))
 

@@ -27,10 +27,10 @@ from orders_sim_support import (
     unprotected,
 )
 
-from trendbotd.orders.journal import Journal, open_journal
-from trendbotd.orders.positions import PositionManager
-from trendbotd.orders.records import IntentState, Purpose, TradingMode
+from trendbotd.core.records import IntentState, Purpose, TradingMode
+from trendbotd.journal.store import Journal, open_journal
 from trendbotd.sim import Fault, SimConfig, SimExchange
+from trendbotd.trading.positions import PositionManager
 
 FAULTS: dict[str, dict[str, Any]] = {
     "drop_after_accept": {"kind": "drop_after"},

@@ -16,8 +16,8 @@ import pytest
 from conftest import REAL_CMD, Notification, NotifyListener, clean_env, write_config
 from sim_ccxt import client
 
-from trendbotd.orders.journal import open_journal
-from trendbotd.orders.records import ModeState, TradingMode
+from trendbotd.core.records import ModeState, TradingMode
+from trendbotd.journal.store import open_journal
 from trendbotd.sim import SimConfig, SimExchange
 
 SYMBOL = "BTC/USDT:USDT"

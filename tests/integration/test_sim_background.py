@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sim_ccxt import client, resync
 
-from trendbotd.clock import ManualClock
+from trendbotd.core.clock import ManualClock
 from trendbotd.sim import SimConfig, SimExchange
 
 SYMBOL = "BTC/USDT:USDT"

@@ -10,7 +10,7 @@ import ccxt
 import pytest
 from sim_ccxt import SimBinanceUSDM, client, resync
 
-from trendbotd.clock import ManualClock
+from trendbotd.core.clock import ManualClock
 from trendbotd.sim import SimConfig, SimExchange
 
 SYMBOL = "BTC/USDT:USDT"

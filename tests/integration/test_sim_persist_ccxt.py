@@ -24,7 +24,8 @@ import pytest
 from conftest import wait_until
 from sim_ccxt import SimBinanceUSDM, client, point_at, resync
 
-from trendbotd.clock import Clock, ManualClock, SystemClock
+from trendbotd.adapters.clock import SystemClock
+from trendbotd.core.clock import Clock, ManualClock
 from trendbotd.sim import SimConfig, SimExchange
 from trendbotd.sim.errors import SimStateError, SimStateIOError
 

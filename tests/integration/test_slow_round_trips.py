@@ -15,10 +15,10 @@ import pytest
 from conftest import REAL_CMD, NotifyListener, clean_env, write_config
 from exchange_helpers import SYMBOL, adapter
 
-from trendbotd.clock import SystemClock
+from trendbotd.adapters.clock import SystemClock
 from trendbotd.errors import StartupSyncError
 from trendbotd.sim import SimConfig, SimExchange
-from trendbotd.startup import sync_account
+from trendbotd.trading.startup import sync_account
 
 
 def test_the_simulators_reply_delay_leaves_server_time_mid_round_trip() -> None:

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from exchange_helpers import PRICE, SYMBOL, adapter, requests_to
 
-from trendbotd.clock import SystemClock
-from trendbotd.domain import AccountMode, AccountSnapshot
+from trendbotd.adapters.clock import SystemClock
+from trendbotd.core.domain import AccountMode, AccountSnapshot
 from trendbotd.errors import ExchangeAuthError, StartupSyncError, UnsupportedAccountModeError
 from trendbotd.sim import Fault, SimConfig, SimExchange
-from trendbotd.startup import StartupBackoff, sync_account
+from trendbotd.trading.startup import StartupBackoff, sync_account
 
 ETH = "ETH/USDT:USDT"
 SYMBOLS = (SYMBOL, ETH)

@@ -28,12 +28,12 @@ from sim_ccxt import client
 
 from trendbotd.adapters.budget_file import LocalBudget, SharedBudgetFile
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
+from trendbotd.adapters.clock import SystemClock
 from trendbotd.adapters.governor import GovernorSettings
 from trendbotd.adapters.weight_budget import BudgetLimits, BudgetState
-from trendbotd.clock import SystemClock
 from trendbotd.errors import RateLimitedError, RequestHeldError
 from trendbotd.sim import SimConfig, SimExchange
-from trendbotd.startup import sync_account
+from trendbotd.trading.startup import sync_account
 
 LIMIT = 60  # the simulator's weight per minute
 KLINES = {"limit": 1000}  # Binance: weight 5

@@ -1,4 +1,4 @@
-"""An in-memory exchange implementing ``trendbotd.ports.Exchange`` for executor tests.
+"""An in-memory exchange implementing ``trendbotd.core.ports.Exchange`` for executor tests.
 
 Not a mock: it keeps positions, plain and conditional orders, fills market orders at the
 current price, enforces reduce-only and Binance's duplicate-id rule (only among OPEN
@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from trendbotd.domain import (
+from trendbotd.core.domain import (
     ZERO,
     AccountMode,
     Balance,

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from trendbotd import telemetry
 from trendbotd.alerts.channels import AlertMessage, DeliveryError
 from trendbotd.alerts.events import Severity
 from trendbotd.alerts.outbox import ChannelLock, Outbox, outbox_path
 from trendbotd.alerts.policy import RateLimit
 from trendbotd.alerts.sender import ChannelSender, Outcome, SenderSettings
 from trendbotd.alerts.sink import OutboxAlertSink
+from trendbotd.core import telemetry
 
 
 @dataclass

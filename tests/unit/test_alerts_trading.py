@@ -8,9 +8,9 @@ import pytest
 
 from trendbotd.alerts.events import CATALOGUE
 from trendbotd.alerts.trading import Outage, mode_events
-from trendbotd.domain import OrderType, Position, Side
-from trendbotd.orders.positions import close_pnl
-from trendbotd.orders.records import Intent, IntentState, Purpose, TradingMode
+from trendbotd.core.domain import OrderType, Position, Side
+from trendbotd.core.records import Intent, IntentState, Purpose, TradingMode
+from trendbotd.trading.positions import close_pnl
 
 N, R, H = TradingMode.NORMAL, TradingMode.REDUCE_ONLY, TradingMode.HALTED
 

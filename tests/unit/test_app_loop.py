@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from trendbotd import app
 from trendbotd.config import Config
 from trendbotd.errors import ExchangeAuthError, TransientExchangeError
 from trendbotd.exitcodes import ExitCode
+from trendbotd.service import lifecycle as app
 from trendbotd.service.signals import SignalQueue
 
 

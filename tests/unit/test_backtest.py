@@ -21,9 +21,9 @@ from trendbotd.backtest.csvdata import BacktestDataError, Gap, load_csv
 from trendbotd.backtest.engine import BacktestSettings, run_backtest, synthetic_market
 from trendbotd.backtest.metrics import compute_metrics, max_drawdown, sharpe_ratio
 from trendbotd.config import StrategyParams
-from trendbotd.domain import Market
-from trendbotd.strategy.candles import CandleArrays
-from trendbotd.strategy.signals import Decision, Direction, PositionView, decide
+from trendbotd.core.domain import Market
+from trendbotd.core.strategy.candles import CandleArrays
+from trendbotd.core.strategy.signals import Decision, Direction, PositionView, decide
 
 D = Decimal
 HOUR = 3_600_000

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from trendbotd.candle_feed import MAX_TOP_UP, CandleFeed
-from trendbotd.domain import Candle
+from trendbotd.core.domain import Candle
 from trendbotd.errors import TransientExchangeError
+from trendbotd.trading.candle_feed import MAX_TOP_UP, CandleFeed
 
 TF = 60_000
 

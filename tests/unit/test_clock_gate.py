@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
-from trendbotd.clock_gate import ClockGate
-from trendbotd.domain import ClockOffset
+from trendbotd.core.clock_gate import ClockGate
+from trendbotd.core.domain import ClockOffset
+from trendbotd.core.timesync import ClockGuard, ClockVerdict
 from trendbotd.errors import ClockNotSyncedError
-from trendbotd.timesync import ClockGuard, ClockVerdict
 
 NOW = 1_700_000_000_000
 GUARD = ClockGuard(max_offset_ms=500, max_age_ms=600_000)
@@ -44,7 +44,7 @@ def test_gate_logs_each_transition_once(caplog: pytest.LogCaptureFixture) -> Non
     gate = ClockGate()
     refused = ClockVerdict(False, "clock offset 20000 ms exceeds the bound of 500 ms")
     ok = ClockVerdict(True, "")
-    with caplog.at_level(logging.INFO, logger="trendbotd.clock_gate"):
+    with caplog.at_level(logging.INFO, logger="trendbotd.core.clock_gate"):
         assert gate.update(ok, offset_ms=0) is None
         for _ in range(5):
             assert gate.update(refused, offset_ms=20_000) == refused.reason

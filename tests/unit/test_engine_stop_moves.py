@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from orders_fakes import SYMBOL, FakeExchange
 
-from trendbotd.clock import ManualClock
 from trendbotd.config import Config
-from trendbotd.domain import (
+from trendbotd.core.clock import ManualClock
+from trendbotd.core.domain import (
     AccountMode,
     AccountSnapshot,
     Balance,
@@ -22,12 +22,12 @@ from trendbotd.domain import (
     Position,
     Side,
 )
-from trendbotd.engine import Engine
-from trendbotd.orders.executor import ExecutorPolicy, OrderExecutor
-from trendbotd.orders.journal import Journal, open_journal
-from trendbotd.orders.positions import PositionManager
-from trendbotd.orders.records import IntentSpec, IntentState, Purpose
-from trendbotd.strategy.signals import Action, Decision, Direction
+from trendbotd.core.records import IntentSpec, IntentState, Purpose
+from trendbotd.core.strategy.signals import Action, Decision, Direction
+from trendbotd.journal.store import Journal, open_journal
+from trendbotd.trading.engine import Engine
+from trendbotd.trading.executor import ExecutorPolicy, OrderExecutor
+from trendbotd.trading.positions import PositionManager
 
 D = Decimal
 T0 = 1_700_000_000_000

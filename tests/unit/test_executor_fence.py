@@ -9,13 +9,13 @@ import pytest
 from orders_fakes import SYMBOL, FakeExchange
 from test_orders_executor import CANDLE, POLICY, T0, entry
 
-from trendbotd.clock import ManualClock
 from trendbotd.cluster.states import Acquired, ElectionState, RenewalFailed, Renewed, apply
-from trendbotd.domain import OrderType, Side
+from trendbotd.core.clock import ManualClock
+from trendbotd.core.domain import OrderType, Side
+from trendbotd.core.records import IntentSpec, IntentState, Purpose
 from trendbotd.errors import NotLeaderError
-from trendbotd.orders.executor import OrderExecutor
-from trendbotd.orders.journal import Journal, open_journal
-from trendbotd.orders.records import IntentSpec, IntentState, Purpose
+from trendbotd.journal.store import Journal, open_journal
+from trendbotd.trading.executor import OrderExecutor
 
 
 class Node:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from orders_fakes import SYMBOL, FakeExchange
 
-from trendbotd.clock import ManualClock
+from trendbotd.core.clock import ManualClock
 from trendbotd.errors import RateLimitedError, RequestHeldError
-from trendbotd.orders.executor import ExecutorPolicy, OrderExecutor
-from trendbotd.orders.journal import Journal, open_journal
+from trendbotd.journal.store import Journal, open_journal
+from trendbotd.trading.executor import ExecutorPolicy, OrderExecutor
 
 T0 = 1_700_000_000_000
 POLICY = ExecutorPolicy(

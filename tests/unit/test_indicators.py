@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trendbotd.strategy import indicators as ind
+from trendbotd.core.strategy import indicators as ind
 
 NAN = float("nan")
 

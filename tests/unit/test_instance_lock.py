@@ -13,9 +13,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from trendbotd import app, cli, config
+from trendbotd import cli, config
 from trendbotd.errors import ConfigError
 from trendbotd.exitcodes import ExitCode
+from trendbotd.service import lifecycle as app
 from trendbotd.service import pidlock
 from trendbotd.service.instance_lock import (
     DEFAULT_CONFIG_PATH,
@@ -88,7 +89,14 @@ def test_a_refused_duplicate_imports_only_the_lock(tmp_path: Path) -> None:
     (tmp_path / "run").mkdir()
     holder = PidLock(tmp_path / "run" / "unit.pid")
     holder.acquire()
-    heavy = ["trendbotd.config", "trendbotd.app", "psutil", "logging", "dataclasses", "daemon"]
+    heavy = [
+        "trendbotd.config",
+        "trendbotd.service.lifecycle",
+        "psutil",
+        "logging",
+        "dataclasses",
+        "daemon",
+    ]
     probe = (
         "import sys\n"
         "from trendbotd.cli import main\n"

@@ -17,7 +17,6 @@ from orders_fakes import FakeExchange
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from trendbotd import telemetry
 from trendbotd.adapters.metrics import (
     MetricsServer,
     ReadyTracker,
@@ -25,17 +24,12 @@ from trendbotd.adapters.metrics import (
     TelemetrySink,
     serve_metrics,
 )
-from trendbotd.clock import ManualClock
 from trendbotd.config import Config, InstanceConfig, RiskConfig
-from trendbotd.domain import ClockOffset, Order, OrderRequest, OrderType, Side
-from trendbotd.errors import ConfigError, InsufficientFundsError, JournalError
-from trendbotd.listen_address import ListenAddress
-from trendbotd.metrics_view import OUTCOMES, PURPOSES, JournalView, journal_view
-from trendbotd.observability import JournalReader
-from trendbotd.orders.clock_record import record_clock_offset
-from trendbotd.orders.executor import ExecutorPolicy, OrderExecutor
-from trendbotd.orders.journal import Journal, open_journal
-from trendbotd.orders.records import (
+from trendbotd.core import telemetry
+from trendbotd.core.clock import ManualClock
+from trendbotd.core.domain import ClockOffset, Order, OrderRequest, OrderType, Side
+from trendbotd.core.listen_address import ListenAddress
+from trendbotd.core.records import (
     Intent,
     IntentSpec,
     IntentState,
@@ -43,8 +37,14 @@ from trendbotd.orders.records import (
     PositionView,
     Purpose,
 )
-from trendbotd.orders.status import read_status
+from trendbotd.errors import ConfigError, InsufficientFundsError, JournalError
+from trendbotd.journal.clock_record import record_clock_offset
+from trendbotd.journal.metrics_view import OUTCOMES, PURPOSES, JournalView, journal_view
+from trendbotd.journal.status import read_status
+from trendbotd.journal.store import Journal, open_journal
 from trendbotd.service.notify import NullNotifier
+from trendbotd.trading.executor import ExecutorPolicy, OrderExecutor
+from trendbotd.trading.observability import JournalReader
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 NOW = 1_700_000_000_000

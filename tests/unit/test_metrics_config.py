@@ -11,9 +11,9 @@ import pytest
 
 from trendbotd import cli
 from trendbotd.config import load_config
+from trendbotd.core.listen_address import ListenAddress, parse_listen
 from trendbotd.errors import ConfigError
 from trendbotd.exitcodes import ExitCode
-from trendbotd.listen_address import ListenAddress, parse_listen
 
 
 def _config(tmp_path: Path, table: str) -> Path:
@@ -95,7 +95,7 @@ def test_off_means_prometheus_client_is_never_imported() -> None:
     code = (
         "import sys\n"
         "from trendbotd.config import Config\n"
-        "from trendbotd.observability import start_metrics\n"
+        "from trendbotd.trading.observability import start_metrics\n"
         "from trendbotd.service.notify import NullNotifier\n"
         "n = NullNotifier()\n"
         "assert start_metrics(Config(), n) is n\n"

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from trendbotd import cli
+from trendbotd.core.records import ModeState, TradingMode
 from trendbotd.exitcodes import ExitCode
-from trendbotd.operator_requests import (
+from trendbotd.journal.operator_requests import (
     FlattenRequest,
     check_symbols,
     finish_flatten,
@@ -22,8 +23,7 @@ from trendbotd.operator_requests import (
     plan_halt,
     request_flatten,
 )
-from trendbotd.orders.journal import open_journal
-from trendbotd.orders.records import ModeState, TradingMode
+from trendbotd.journal.store import open_journal
 
 SYM = "BTC/USDT:USDT"
 NOW = 1_700_000_000_000

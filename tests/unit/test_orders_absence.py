@@ -9,10 +9,7 @@ from pathlib import Path
 import pytest
 from orders_fakes import SYMBOL, FakeExchange
 
-from trendbotd.clock import ManualClock
-from trendbotd.domain import AccountMode, AccountSnapshot, Balance, ClockOffset, OrderType, Side
-from trendbotd.errors import OutcomeUnknownError, TransientExchangeError
-from trendbotd.orders.absence import (
+from trendbotd.core.absence import (
     DOUBT_SETTLE_INTERVALS,
     RESOLVE_LIMIT_MS,
     AbsenceFacts,
@@ -20,10 +17,20 @@ from trendbotd.orders.absence import (
     judge_absent,
     unexplained,
 )
-from trendbotd.orders.executor import ExecutorPolicy, OrderExecutor
-from trendbotd.orders.journal import Journal, open_journal
-from trendbotd.orders.positions import PositionManager
-from trendbotd.orders.records import IntentSpec, IntentState, Purpose, TradingMode
+from trendbotd.core.clock import ManualClock
+from trendbotd.core.domain import (
+    AccountMode,
+    AccountSnapshot,
+    Balance,
+    ClockOffset,
+    OrderType,
+    Side,
+)
+from trendbotd.core.records import IntentSpec, IntentState, Purpose, TradingMode
+from trendbotd.errors import OutcomeUnknownError, TransientExchangeError
+from trendbotd.journal.store import Journal, open_journal
+from trendbotd.trading.executor import ExecutorPolicy, OrderExecutor
+from trendbotd.trading.positions import PositionManager
 
 D = Decimal
 T0 = 1_700_000_000_000

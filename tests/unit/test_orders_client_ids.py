@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from trendbotd.orders.client_ids import (
+from trendbotd.core.client_ids import (
     ALLOWED,
     MAX_LEN,
     instance_tag,
@@ -12,7 +12,7 @@ from trendbotd.orders.client_ids import (
     make_client_id,
     parse_client_id,
 )
-from trendbotd.orders.records import Purpose
+from trendbotd.core.records import Purpose
 
 T0 = 1_700_000_000_000  # 2023-11-14
 

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from trendbotd.orders import crashpoints
-from trendbotd.orders.crashpoints import CrashPoints, NoCrashPoints, from_env
+from trendbotd.trading import crashpoints
+from trendbotd.trading.crashpoints import CrashPoints, NoCrashPoints, from_env
 
 
 def test_without_the_variable_nothing_happens() -> None:
@@ -36,7 +36,7 @@ def test_other_steps_and_earlier_hits_pass() -> None:
 
 def test_the_process_is_sigkilled_at_the_named_step() -> None:
     code = (
-        "from trendbotd.orders.crashpoints import from_env\n"
+        "from trendbotd.trading.crashpoints import from_env\n"
         "hook = from_env()\n"
         "hook.hit('before_journal')\n"
         "print('passed first', flush=True)\n"

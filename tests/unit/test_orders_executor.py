@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from orders_fakes import SYMBOL, FakeExchange
 
-from trendbotd.clock import ManualClock
-from trendbotd.domain import OrderType, Side
+from trendbotd.core.clock import ManualClock
+from trendbotd.core.domain import OrderType, Side
+from trendbotd.core.records import IntentSpec, IntentState, Purpose, TradingMode
 from trendbotd.errors import (
     ClockNotSyncedError,
     ClockSkewError,
@@ -22,9 +23,8 @@ from trendbotd.errors import (
     RateLimitedError,
     TransientExchangeError,
 )
-from trendbotd.orders.executor import EntryBlockedError, ExecutorPolicy, OrderExecutor
-from trendbotd.orders.journal import Journal, open_journal
-from trendbotd.orders.records import IntentSpec, IntentState, Purpose, TradingMode
+from trendbotd.journal.store import Journal, open_journal
+from trendbotd.trading.executor import EntryBlockedError, ExecutorPolicy, OrderExecutor
 
 D = Decimal
 T0 = 1_700_000_000_000

@@ -6,10 +6,10 @@ from decimal import Decimal
 import pytest
 
 from trendbotd.config import RiskConfig
-from trendbotd.domain import Balance, OrderType, Position, Side
-from trendbotd.orders import guards
-from trendbotd.orders.guards import GuardContext, ProposedOrder
-from trendbotd.orders.records import DailyStart, Intent, IntentState, Purpose, TradingMode
+from trendbotd.core import guards
+from trendbotd.core.domain import Balance, OrderType, Position, Side
+from trendbotd.core.guards import GuardContext, ProposedOrder
+from trendbotd.core.records import DailyStart, Intent, IntentState, Purpose, TradingMode
 
 SYM = "BTC/USDT:USDT"
 ETH = "ETH/USDT:USDT"

@@ -8,13 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from trendbotd.domain import OrderType, Side
-from trendbotd.errors import JournalError, JournalIOError
-from trendbotd.exitcodes import ExitCode
-from trendbotd.orders import journal as journal_mod
-from trendbotd.orders.journal import Journal, open_journal
-from trendbotd.orders.journal_schema import APPLICATION_ID, SCHEMA_VERSION
-from trendbotd.orders.records import (
+from trendbotd.core.domain import OrderType, Side
+from trendbotd.core.records import (
     DailyStart,
     Intent,
     IntentState,
@@ -23,6 +18,11 @@ from trendbotd.orders.records import (
     Purpose,
     TradingMode,
 )
+from trendbotd.errors import JournalError, JournalIOError
+from trendbotd.exitcodes import ExitCode
+from trendbotd.journal import store as journal_mod
+from trendbotd.journal.schema import APPLICATION_ID, SCHEMA_VERSION
+from trendbotd.journal.store import Journal, open_journal
 
 SYM = "BTC/USDT:USDT"
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from orders_fakes import SYMBOL, FakeExchange
 
-from trendbotd.clock import ManualClock
-from trendbotd.domain import (
+from trendbotd.core.client_ids import parse_client_id
+from trendbotd.core.clock import ManualClock
+from trendbotd.core.domain import (
     AccountMode,
     AccountSnapshot,
     Balance,
@@ -22,13 +23,12 @@ from trendbotd.domain import (
     OrderType,
     Side,
 )
+from trendbotd.core.records import IntentSpec, IntentState, Purpose, TradingMode
 from trendbotd.errors import InvalidOrderError, OutcomeUnknownError, TransientExchangeError
-from trendbotd.orders.client_ids import parse_client_id
-from trendbotd.orders.crashpoints import STEPS
-from trendbotd.orders.executor import EntryBlockedError, ExecutorPolicy, OrderExecutor
-from trendbotd.orders.journal import Journal, open_journal
-from trendbotd.orders.positions import CloseFailedError, PositionManager
-from trendbotd.orders.records import IntentSpec, IntentState, Purpose, TradingMode
+from trendbotd.journal.store import Journal, open_journal
+from trendbotd.trading.crashpoints import STEPS
+from trendbotd.trading.executor import EntryBlockedError, ExecutorPolicy, OrderExecutor
+from trendbotd.trading.positions import CloseFailedError, PositionManager
 
 D = Decimal
 T0 = 1_700_000_000_000

@@ -5,7 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from trendbotd.domain import (
+from trendbotd.core.client_ids import make_client_id
+from trendbotd.core.domain import (
     AccountMode,
     AccountSnapshot,
     Balance,
@@ -16,15 +17,14 @@ from trendbotd.domain import (
     Position,
     Side,
 )
-from trendbotd.orders.client_ids import make_client_id
-from trendbotd.orders.reconcile import (
+from trendbotd.core.reconcile import (
     position_views,
     reconcile,
     resolution_queries,
     stop_coverage,
     update_from_order,
 )
-from trendbotd.orders.records import Intent, IntentState, Purpose
+from trendbotd.core.records import Intent, IntentState, Purpose
 
 SYM = "BTC/USDT:USDT"
 ETH = "ETH/USDT:USDT"

@@ -9,7 +9,7 @@ import pytest
 from trendbotd.config import Config, InstanceConfig
 from trendbotd.errors import StatePathError
 from trendbotd.exitcodes import ExitCode
-from trendbotd.orders.statedir import resolve_state_dir
+from trendbotd.journal.statedir import resolve_state_dir
 
 
 def config(state_dir: Path | None = None, name: str = "bot") -> Config:

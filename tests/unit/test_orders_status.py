@@ -6,11 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from trendbotd.domain import ClockOffset, OrderType, Side
-from trendbotd.errors import JournalError
-from trendbotd.orders.clock_record import record_clock_offset
-from trendbotd.orders.journal import open_journal
-from trendbotd.orders.records import (
+from trendbotd.core.domain import ClockOffset, OrderType, Side
+from trendbotd.core.records import (
     DailyStart,
     Intent,
     IntentState,
@@ -19,7 +16,10 @@ from trendbotd.orders.records import (
     Purpose,
     TradingMode,
 )
-from trendbotd.orders.status import absent_status_dict, format_status, read_status, status_dict
+from trendbotd.errors import JournalError
+from trendbotd.journal.clock_record import record_clock_offset
+from trendbotd.journal.status import absent_status_dict, format_status, read_status, status_dict
+from trendbotd.journal.store import open_journal
 
 SYM = "BTC/USDT:USDT"
 NOW = 1_700_000_000_000

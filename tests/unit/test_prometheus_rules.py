@@ -18,7 +18,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from trendbotd.adapters.metrics import build_registry
-from trendbotd.metrics_view import OUTCOMES, PURPOSES, UNFINISHED, JournalView
+from trendbotd.journal.metrics_view import OUTCOMES, PURPOSES, UNFINISHED, JournalView
 
 RULES = Path(__file__).resolve().parents[2] / "packaging" / "prometheus-rules.yml"
 REQUIRED = {

@@ -9,7 +9,7 @@ import pytest
 from trendbotd.adapters.budget_file import SharedBudgetFile
 from trendbotd.config import load_config
 from trendbotd.errors import ConfigError
-from trendbotd.trading_runner import StartupWaiting, governor_settings
+from trendbotd.trading.runner import StartupWaiting, governor_settings
 
 
 def _config(tmp_path: Path, table: str) -> Path:

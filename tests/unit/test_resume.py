@@ -10,12 +10,12 @@ import pytest
 
 from trendbotd import cli
 from trendbotd.config import RiskConfig
-from trendbotd.domain import OrderType, Side
+from trendbotd.core import guards
+from trendbotd.core.domain import OrderType, Side
+from trendbotd.core.records import DailyStart, ModeState, PositionView, Purpose, TradingMode
 from trendbotd.exitcodes import ExitCode
-from trendbotd.orders import guards
-from trendbotd.orders.journal import open_journal
-from trendbotd.orders.records import DailyStart, ModeState, PositionView, Purpose, TradingMode
-from trendbotd.resume import ResumeFacts, plan_resume, position_differences
+from trendbotd.journal.resume import ResumeFacts, plan_resume, position_differences
+from trendbotd.journal.store import open_journal
 
 SYM = "BTC/USDT:USDT"
 DAY = guards.DAY_MS

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from trendbotd.config import StrategyParams
-from trendbotd.domain import Candle, Position
-from trendbotd.strategy import indicators
-from trendbotd.strategy.candles import CandleArrays, closed_candles, timeframe_ms
-from trendbotd.strategy.signals import (
+from trendbotd.core.domain import Candle, Position
+from trendbotd.core.strategy import indicators
+from trendbotd.core.strategy.candles import CandleArrays, closed_candles, timeframe_ms
+from trendbotd.core.strategy.signals import (
     FLAT,
     HOLD,
     Action,

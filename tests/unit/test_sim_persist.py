@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from trendbotd.clock import ManualClock
-from trendbotd.domain import OrderStatus
+from trendbotd.core.clock import ManualClock
+from trendbotd.core.domain import OrderStatus
 from trendbotd.exitcodes import ExitCode
 from trendbotd.sim import SimConfig, SimExchange
 from trendbotd.sim.codec import FORMAT, VERSION

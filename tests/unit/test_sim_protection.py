@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from trendbotd.clock import ManualClock
-from trendbotd.domain import OrderStatus
+from trendbotd.core.clock import ManualClock
+from trendbotd.core.domain import OrderStatus
 from trendbotd.sim import SimConfig, SimExchange
 from trendbotd.sim.codec import encode, restore
 from trendbotd.sim.errors import SimError

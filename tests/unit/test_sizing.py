@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trendbotd.domain import Market
-from trendbotd.risk.sizing import (
+from trendbotd.core.domain import Market
+from trendbotd.core.sizing import (
     CAP_LEVERAGE,
     CAP_MAX_NOTIONAL,
     SizingResult,

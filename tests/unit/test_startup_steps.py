@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from trendbotd.clock import ManualClock
-from trendbotd.domain import (
+from trendbotd.core.clock import ManualClock
+from trendbotd.core.domain import (
     AccountMode,
     Balance,
     Candle,
@@ -32,7 +32,7 @@ from trendbotd.errors import (
     TransientExchangeError,
     UnsupportedAccountModeError,
 )
-from trendbotd.startup import StartupBackoff, sync_account
+from trendbotd.trading.startup import StartupBackoff, sync_account
 
 SYMBOL = "BTC/USDT:USDT"
 START = 1_700_000_000_000

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from trendbotd.service.pidlock import HolderInfo
 from trendbotd.service.procinfo import ProcessResources
-from trendbotd.status_doc import SCHEMA, status_document
+from trendbotd.service.status_doc import SCHEMA, status_document
 
 
 def _doc(holder: HolderInfo | None, resources: ProcessResources | str | None) -> dict[str, object]:

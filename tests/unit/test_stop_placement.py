@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from trendbotd.domain import Market, Position
-from trendbotd.orders.stop_placement import emergency_stop_price, mark_price
+from trendbotd.core.domain import Market, Position
+from trendbotd.core.stop_placement import emergency_stop_price, mark_price
 
 D = Decimal
 SYMBOL = "BTC/USDT:USDT"

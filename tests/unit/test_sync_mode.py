@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from orders_fakes import SYMBOL, FakeExchange
 
-from trendbotd.clock import ManualClock
-from trendbotd.domain import (
+from trendbotd.core.clock import ManualClock
+from trendbotd.core.domain import (
     AccountMode,
     AccountSnapshot,
     Balance,
@@ -22,13 +22,13 @@ from trendbotd.domain import (
     OrderType,
     Side,
 )
+from trendbotd.core.records import ModeState, TradingMode
 from trendbotd.errors import InvalidOrderError
-from trendbotd.orders.executor import ExecutorPolicy, OrderExecutor
-from trendbotd.orders.journal import Journal, open_journal
-from trendbotd.orders.positions import PositionManager
-from trendbotd.orders.records import ModeState, TradingMode
-from trendbotd.orders.status import collect, format_status, status_dict
-from trendbotd.orders.sync_mode import ModeAction, ModeDecision, decide, shown_reason
+from trendbotd.journal.status import collect, format_status, status_dict
+from trendbotd.journal.store import Journal, open_journal
+from trendbotd.trading.executor import ExecutorPolicy, OrderExecutor
+from trendbotd.trading.positions import PositionManager
+from trendbotd.trading.sync_mode import ModeAction, ModeDecision, decide, shown_reason
 
 D = Decimal
 T0 = 1_700_000_000_000
@@ -132,7 +132,7 @@ def test_the_no_stop_reason_goes_once_a_stop_protects_the_position(
             reduce_only=True,
         )
     )
-    with caplog.at_level(logging.WARNING, logger="trendbotd.orders.sync_mode"):
+    with caplog.at_level(logging.WARNING, logger="trendbotd.trading.sync_mode"):
         bot.sync()
     restated = bot.journal.mode()
     assert restated.mode is TradingMode.REDUCE_ONLY  # still a hand-made position: a human looks
@@ -146,7 +146,7 @@ def test_the_no_stop_reason_goes_once_a_stop_protects_the_position(
     bot.fake.positions[SYMBOL] = D(0)
     bot.fake.cancel_order_by_client_id(SYMBOL, "web_stop", conditional=True)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="trendbotd.orders.sync_mode"):
+    with caplog.at_level(logging.WARNING, logger="trendbotd.trading.sync_mode"):
         bot.sync()
     resolved_at = bot.clock.now_ms()
     mode = bot.journal.mode()
@@ -162,7 +162,7 @@ def test_the_no_stop_reason_goes_once_a_stop_protects_the_position(
     assert "mode.reason_resolved mode=reduce_only" in caplog.text
     assert "the mode stays until `trendbotd resume`" in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="trendbotd.orders.sync_mode"):
+    with caplog.at_level(logging.WARNING, logger="trendbotd.trading.sync_mode"):
         bot.sync()
     assert caplog.text == ""  # said once, not at every tick
     assert status_dict(collect(bot.journal))["mode_resolved_ms"] == resolved_at

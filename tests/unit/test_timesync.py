@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trendbotd.domain import ClockOffset
+from trendbotd.core.domain import ClockOffset
+from trendbotd.core.timesync import ClockGuard, TimeSample, estimate_offset, signing_offset_ms
 from trendbotd.errors import ClockNotSyncedError
-from trendbotd.timesync import ClockGuard, TimeSample, estimate_offset, signing_offset_ms
 
 
 def sample(send: int, server: int, recv: int) -> TimeSample:

@@ -21,7 +21,7 @@ from trendbotd.adapters.weight_budget import (
     observe,
     refused,
 )
-from trendbotd.clock import ManualClock
+from trendbotd.core.clock import ManualClock
 from trendbotd.errors import RequestHeldError
 
 LIMITS = BudgetLimits(weight_per_window=100, orders_per_10s=10, orders_per_window=50,

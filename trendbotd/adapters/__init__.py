@@ -1,4 +1,4 @@
-"""Concrete adapters behind trendbotd.ports: the ccxt exchange and its credentials.
+"""Concrete adapters behind trendbotd.core.ports: the ccxt exchange and its credentials.
 
 Nothing is imported here on purpose: importing the package must stay cheap (ccxt is heavy).
 """

@@ -1,4 +1,4 @@
-"""Binance USD-M wire payloads (ccxt's ``info``) -> trendbotd.domain types.
+"""Binance USD-M wire payloads (ccxt's ``info``) -> trendbotd.core.domain types.
 
 Pure functions on the exchange's own strings: money goes straight from the payload's
 decimal strings into Decimal, never through ccxt's floats. Anything unexpected raises
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from trendbotd.domain import (
+from trendbotd.core.domain import (
     ZERO,
     AccountMode,
     Balance,

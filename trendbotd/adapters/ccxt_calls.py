@@ -10,12 +10,13 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from trendbotd import telemetry
 from trendbotd.adapters.ccxt_errors import CODE_NO_SUCH_ORDER, facts_of, translate
 from trendbotd.adapters.retry import RetryPolicy
 from trendbotd.adapters.weight_budget import Priority
-from trendbotd.clock import Clock
-from trendbotd.domain import ClockOffset
+from trendbotd.core import telemetry
+from trendbotd.core.clock import Clock
+from trendbotd.core.domain import ClockOffset
+from trendbotd.core.timesync import ClockGuard, TimeSample, estimate_offset, signing_offset_ms
 from trendbotd.errors import (
     ClockSkewError,
     ExchangeError,
@@ -25,7 +26,6 @@ from trendbotd.errors import (
     RequestHeldError,
     TransientExchangeError,
 )
-from trendbotd.timesync import ClockGuard, TimeSample, estimate_offset, signing_offset_ms
 
 logger = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ import contextlib
 from typing import Any
 from urllib.parse import urlsplit
 
-from trendbotd import telemetry
 from trendbotd.adapters.ccxt_errors import ATTR_CODE, ATTR_RETRY_AFTER, ATTR_STATUS
 from trendbotd.adapters.governor import NullGovernor, header_int
 from trendbotd.adapters.retry import retry_after_seconds
 from trendbotd.adapters.weight_budget import Priority
+from trendbotd.core import telemetry
 
 # Binance path prefix -> the key of its error table in ``exceptions``.
 _MARKET_TYPE_BY_PATH = (

@@ -35,8 +35,8 @@ from trendbotd.adapters.ccxt_client import all_urls, client_class, rewrite_urls
 from trendbotd.adapters.governor import GovernorSettings, WeightGovernor
 from trendbotd.adapters.retry import RetryPolicy, TokenBucket
 from trendbotd.adapters.weight_budget import Priority
-from trendbotd.clock import Clock
-from trendbotd.domain import (
+from trendbotd.core.clock import Clock
+from trendbotd.core.domain import (
     AccountMode,
     Balance,
     Candle,
@@ -117,7 +117,7 @@ def _import_single(exchange_id: str) -> tuple[Any, Any]:
 
 
 class CcxtExchange(CcxtCalls):
-    """trendbotd.ports.Exchange over one ccxt client. Not thread-safe: one caller at a time."""
+    """trendbotd.core.ports.Exchange over one ccxt client. Not thread-safe: one caller at a time."""
 
     def __init__(
         self,
@@ -396,6 +396,6 @@ class CcxtExchange(CcxtCalls):
 
 
 if TYPE_CHECKING:  # the adapter must keep satisfying the port
-    from trendbotd.ports import Exchange
+    from trendbotd.core.ports import Exchange
 
     _PORT_CHECK: type[Exchange] = CcxtExchange

@@ -17,7 +17,7 @@ from typing import Any
 from trendbotd.adapters import weight_budget as budget
 from trendbotd.adapters.budget_file import BudgetStore
 from trendbotd.adapters.weight_budget import Admission, BudgetLimits, BudgetState, Priority
-from trendbotd.clock import Clock
+from trendbotd.core.clock import Clock
 from trendbotd.errors import RequestHeldError
 
 logger = logging.getLogger(__name__)

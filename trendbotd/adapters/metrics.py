@@ -3,7 +3,7 @@
 Two sources, one dedicated registry (never the library's global one):
 
 - ``TelemetrySink``: counters and gauges the order path reports as it goes
-  (trendbotd.telemetry hooks): exchange requests, errors by code, the request weight the
+  (trendbotd.core.telemetry hooks): exchange requests, errors by code, the request weight the
   exchange reports, the decision-to-order latency, equity, alert outbox and failures.
 - ``StateCollector``: everything the journal already knows, read at scrape time in the
   HTTP thread through a read-only connection (what ``trendbotd status`` reads): mode,
@@ -26,10 +26,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from trendbotd.core.listen_address import ListenAddress
+from trendbotd.core.ports import Notifier
 from trendbotd.errors import ConfigError, TrendbotError
-from trendbotd.listen_address import ListenAddress
-from trendbotd.metrics_view import MODES, PURPOSES, JournalView
-from trendbotd.ports import Notifier
+from trendbotd.journal.metrics_view import MODES, PURPOSES, JournalView
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 
 
 class TelemetrySink:
-    """trendbotd.telemetry.TelemetrySink over prometheus_client metrics."""
+    """trendbotd.core.telemetry.TelemetrySink over prometheus_client metrics."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(

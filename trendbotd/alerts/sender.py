@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from trendbotd import telemetry
 from trendbotd.alerts.channels import AlertMessage, Channel, DeliveryError
 from trendbotd.alerts.outbox import ChannelLock, Outbox
 from trendbotd.alerts.policy import RateLimit, backoff_s, coalesce, render
+from trendbotd.core import telemetry
 from trendbotd.service.logsetup import redact
 
 logger = logging.getLogger(__name__)

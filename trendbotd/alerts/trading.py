@@ -1,14 +1,14 @@
 """Pure decisions behind the trading alerts that are about a change of state, not a single
 act: which mode alerts a mode change means, and when an exchange outage is worth an alert.
 
-The callers (trading_runner) read the state and emit; nothing here does I/O.
+The callers (trading/runner.py) read the state and emit; nothing here does I/O.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trendbotd.orders.records import TradingMode
+from trendbotd.core.records import TradingMode
 
 _ENTERED = {
     TradingMode.REDUCE_ONLY: "mode.reduce_only_entered",

@@ -117,7 +117,7 @@ def gather(unit: str, env: Mapping[str, str]) -> UnitFailure:
 def _refuse_foreign_state(config: Config, env: Mapping[str, str]) -> None:
     """Run by root (``sudo trendbotd alert --test``), the outbox and its lock files would
     be created as root and the daemon could no longer use them: refuse, naming the user."""
-    from trendbotd.orders.statedir import resolve_state_dir  # noqa: PLC0415
+    from trendbotd.journal.statedir import resolve_state_dir  # noqa: PLC0415
 
     path = resolve_state_dir(config, env=env, create=False).path
     try:

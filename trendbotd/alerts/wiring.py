@@ -20,7 +20,7 @@ from trendbotd.alerts.policy import RateLimit
 from trendbotd.alerts.sender import ChannelSender, SenderSettings
 from trendbotd.alerts.sink import AlertSink, NullAlertSink, OutboxAlertSink
 from trendbotd.config import AlertChannelConfig, Config
-from trendbotd.orders.statedir import resolve_state_dir
+from trendbotd.journal.statedir import resolve_state_dir
 
 logger = logging.getLogger(__name__)
 

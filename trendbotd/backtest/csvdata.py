@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from trendbotd.core.strategy.candles import CandleArrays
 from trendbotd.errors import TrendbotError
 from trendbotd.exitcodes import ExitCode
-from trendbotd.strategy.candles import CandleArrays
 
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 _SECONDS_BELOW = 100_000_000_000  # an epoch value below this is seconds (before 1973 in ms)

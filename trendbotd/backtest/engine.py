@@ -29,10 +29,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from trendbotd.config import StrategyParams
-from trendbotd.domain import ZERO, Market
-from trendbotd.risk.sizing import round_stop, size_position, to_decimal
-from trendbotd.strategy.candles import CandleArrays
-from trendbotd.strategy.signals import (
+from trendbotd.core.domain import ZERO, Market
+from trendbotd.core.sizing import round_stop, size_position, to_decimal
+from trendbotd.core.strategy.candles import CandleArrays
+from trendbotd.core.strategy.signals import (
     FLAT,
     Action,
     Decision,

@@ -30,10 +30,10 @@ from trendbotd.backtest.metrics import compute_metrics
 from trendbotd.backtest.plot import plotting_available, save_plot
 from trendbotd.backtest.report import metric_lines, skipped_lines, trade_lines
 from trendbotd.config import Config, load_config
+from trendbotd.core.strategy.candles import CandleArrays, timeframe_ms
+from trendbotd.core.strategy.signals import min_history
 from trendbotd.errors import ConfigError
 from trendbotd.exitcodes import ExitCode
-from trendbotd.strategy.candles import CandleArrays, timeframe_ms
-from trendbotd.strategy.signals import min_history
 
 _MAX_EQUITY = Decimal(10) ** 12
 

@@ -10,8 +10,8 @@ from types import ModuleType
 import numpy as np
 
 from trendbotd.backtest.engine import BacktestResult
-from trendbotd.strategy.candles import CandleArrays
-from trendbotd.strategy.signals import Direction
+from trendbotd.core.strategy.candles import CandleArrays
+from trendbotd.core.strategy.signals import Direction
 
 
 def plotting_available() -> bool:

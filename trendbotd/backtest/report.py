@@ -7,7 +7,7 @@ from decimal import Decimal
 from trendbotd.backtest.csvdata import format_ms, format_timeframe
 from trendbotd.backtest.engine import BacktestResult
 from trendbotd.backtest.metrics import Metrics
-from trendbotd.strategy.signals import Direction
+from trendbotd.core.strategy.signals import Direction
 
 
 def _decimals(step: Decimal) -> int:

@@ -21,9 +21,9 @@ from trendbotd.cluster import settings
 from trendbotd.cluster.election import Election
 from trendbotd.cluster.states import Role, status_prefix
 from trendbotd.config import Config
+from trendbotd.core.ports import Notifier, StartupProgress
 from trendbotd.errors import LeadershipLostError, NotLeaderError
-from trendbotd.ports import Notifier, StartupProgress
-from trendbotd.trading_runner import TradingRunner
+from trendbotd.trading.runner import TradingRunner
 
 logger = logging.getLogger(__name__)
 

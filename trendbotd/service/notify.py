@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import sdnotify
 
-from trendbotd.ports import Notifier
+from trendbotd.core.ports import Notifier
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import logging
 from decimal import Decimal
 from typing import Any
 
-from trendbotd.domain import Balance, Order, OrderStatus, OrderType, Position, Side
+from trendbotd.core.domain import Balance, Order, OrderStatus, OrderType, Position, Side
 from trendbotd.sim import errors, views
 from trendbotd.sim.ledger import ZERO
 from trendbotd.sim.matching import MatchingState

@@ -12,7 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from trendbotd.clock import Clock, SystemClock
+from trendbotd.adapters.clock import SystemClock
+from trendbotd.core.clock import Clock
 from trendbotd.sim.access import SimAccountState
 from trendbotd.sim.control import ControlAPI
 from trendbotd.sim.faults import FaultSet

@@ -18,7 +18,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from types import FrameType
 
-from trendbotd.clock import Clock, ScaledClock, SystemClock
+from trendbotd.adapters.clock import ScaledClock, SystemClock
+from trendbotd.core.clock import Clock
 from trendbotd.exitcodes import ExitCode
 from trendbotd.sim.errors import SimStateError
 from trendbotd.sim.exchange import SimConfig, SimExchange

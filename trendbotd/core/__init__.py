@@ -1,0 +1,1 @@
+"""Pure decisions on plain data: no I/O, no clock reads; time comes in as ``now_ms``."""

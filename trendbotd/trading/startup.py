@@ -1,0 +1,154 @@
+"""Startup sync: learn the exchange's truth before READY=1, or fail loudly.
+
+Steps, in order, each announced through ``progress.step``: syncing time, checking account
+mode, loading markets, syncing balance, syncing positions, syncing open orders. Each step
+is retried with bounded backoff until ``deadline_ms`` (``progress.waiting`` before every
+wait); a step that fails is never read as "flat" or "zero": past the deadline it raises
+StartupSyncError naming the step and the last error. Credentials refused, an unsupported
+account mode or a configuration problem raise at once: waiting will not fix them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from trendbotd.core.clock import Clock
+from trendbotd.core.domain import AccountMode, AccountSnapshot, ClockOffset
+from trendbotd.core.ports import Exchange, StartupProgress
+from trendbotd.core.timesync import ClockGuard
+from trendbotd.errors import (
+    ClockNotSyncedError,
+    ExchangeError,
+    OperationalError,
+    RateLimitedError,
+    StartupSyncError,
+    UnsupportedAccountModeError,
+)
+
+__all__ = ["StartupBackoff", "StartupProgress", "sync_account"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Errors that mean "ask again later". OperationalError subclasses (auth, account mode,
+# config) are excluded below even when they are also ExchangeErrors.
+_RETRYABLE: tuple[type[Exception], ...] = (ExchangeError, ClockNotSyncedError)
+
+
+@dataclass(frozen=True, slots=True)
+class StartupBackoff:
+    """Wait between attempts of one step: doubling from ``first_s`` up to ``max_s``."""
+
+    first_s: float = 0.5
+    max_s: float = 10.0
+
+    def delay_s(self, attempt: int) -> float:
+        return float(min(self.max_s, self.first_s * 2.0 ** (attempt - 1)))
+
+
+class _Steps:
+    def __init__(
+        self,
+        *,
+        progress: StartupProgress,
+        clock: Clock,
+        deadline_ms: int,
+        backoff: StartupBackoff,
+    ) -> None:
+        self.progress = progress
+        self.clock = clock
+        self.deadline_ms = deadline_ms
+        self.backoff = backoff
+
+    def run(self, step: str, fetch: Callable[[], T]) -> T:
+        self.progress.step(step)  # STATUS= and the log line
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return fetch()
+            except OperationalError:
+                raise  # needs a human; retrying cannot help
+            except _RETRYABLE as e:
+                last: Exception = e
+            remaining_s = (self.deadline_ms - self.clock.now_ms()) / 1000
+            if remaining_s <= 0:
+                raise StartupSyncError(
+                    f"startup sync failed at step '{step}' after {attempt} attempt(s): "
+                    f"{type(last).__name__}: {last}"
+                ) from last
+            delay = self.backoff.delay_s(attempt)
+            if isinstance(last, RateLimitedError) and last.retry_after_s:
+                delay = max(delay, last.retry_after_s)
+            delay = min(delay, remaining_s)
+            logger.warning(
+                "startup.retry step=%s attempt=%s delay_s=%.2f error_class=%s error=%s",
+                step,
+                attempt,
+                delay,
+                type(last).__name__,
+                last,
+            )
+            self.progress.waiting(delay)
+            self.clock.sleep(delay)
+
+
+def sync_account(
+    *,
+    exchange: Exchange,
+    symbols: Sequence[str],
+    progress: StartupProgress,
+    clock: Clock,
+    deadline_ms: int,
+    max_clock_offset_ms: int,
+    backoff: StartupBackoff | None = None,
+) -> AccountSnapshot:
+    """Everything the loop needs to know before trading, all fetched successfully."""
+    steps = _Steps(
+        progress=progress, clock=clock, deadline_ms=deadline_ms, backoff=backoff or StartupBackoff()
+    )
+    # Age does not matter here: the offset is used right away.
+    guard = ClockGuard(max_offset_ms=max_clock_offset_ms, max_age_ms=2**62)
+
+    def measure_within_bound() -> ClockOffset:
+        offset = exchange.measure_clock()
+        guard.require(offset, now_ms=clock.now_ms())
+        return offset
+
+    def account_mode() -> AccountMode:
+        mode = exchange.fetch_account_mode()
+        if mode is not AccountMode.ONE_WAY:
+            raise UnsupportedAccountModeError(
+                f"the account is in {mode.value} position mode; the bot trades one-way mode "
+                "only (switch off hedge mode in the futures preferences)"
+            )
+        return mode
+
+    offset = steps.run("syncing time", measure_within_bound)
+    mode = steps.run("checking account mode", account_mode)
+    markets = steps.run("loading markets", lambda: exchange.load_markets(symbols))
+    balance = steps.run("syncing balance", exchange.fetch_balance)
+    positions = steps.run("syncing positions", lambda: exchange.fetch_positions(symbols))
+    orders = steps.run("syncing open orders", lambda: exchange.fetch_open_orders(symbols))
+    snapshot = AccountSnapshot(
+        taken_at_ms=clock.now_ms(),
+        clock=offset,
+        mode=mode,
+        balance=balance,
+        positions=tuple(positions),
+        open_orders=tuple(orders),
+        markets=markets,
+    )
+    logger.info(
+        "startup.synced offset_ms=%s balance=%s positions=%s open_orders=%s conditional=%s",
+        offset.offset_ms,
+        balance.total,
+        len(snapshot.positions),
+        len(snapshot.open_orders),
+        sum(1 for o in snapshot.open_orders if o.conditional),
+    )
+    return snapshot
