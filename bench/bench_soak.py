@@ -245,7 +245,7 @@ def run_soak(
                 found += inv.exposure_violations(books, journal)
                 if completed:
                     found += inv.protection_violations(books, journal, in_flight_from_ms=None)
-                mode = journal.mode()
+                mode = journal.controls.mode()
                 if mode.mode is not TradingMode.NORMAL:
                     found.append(f"mode {mode.mode}: {mode.reason}")
                 for text in found:

@@ -183,7 +183,7 @@ class Ledger:
                 out += self._add(self.algo, a.client_algo_id, a.algo_id)
         if journal is not None:
             for cid in sorted(self._unsettled):
-                if journal.get_intent(cid) is None:
+                if journal.orders.get_intent(cid) is None:
                     out.append(f"write-ahead: exchange order {cid} has no journal intent")
             self._unsettled.clear()
         return out
@@ -223,9 +223,9 @@ def _same_sign(a: Decimal, b: Decimal) -> bool:
 
 def exposure_violations(books: Books, journal: Journal) -> list[str]:
     """The exchange position against what the journal intended, per symbol."""
-    expected = journal.expected_positions()
-    open_intents = journal.non_final_intents()
-    last = journal.last_sync()
+    expected = journal.account.expected_positions()
+    open_intents = journal.orders.non_final_intents()
+    last = journal.account.last_sync()
     synced_at = last[0] if last else 0
     out = []
     for symbol in sorted(set(expected) | set(books.positions)):
@@ -269,9 +269,9 @@ def protection_violations(
 
 
 def _in_flight(journal: Journal, symbol: str, since_ms: int) -> bool:
-    if any(i.purpose in _CLOSES for i in journal.non_final_intents() if i.symbol == symbol):
+    if any(i.purpose in _CLOSES for i in journal.orders.non_final_intents() if i.symbol == symbol):
         return True
-    recent = journal.intents_since(since_ms, symbol=symbol)
+    recent = journal.orders.intents_since(since_ms, symbol=symbol)
     entries = [i for i in recent if i.purpose is Purpose.ENTRY]
     if not entries:
         return False

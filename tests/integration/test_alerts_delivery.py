@@ -75,7 +75,7 @@ def test_emit_stays_fast_while_the_channel_hangs(tmp_path: Path, receiver: Recei
         assert median < 10.0, latencies_ms
         assert worst < 250.0, latencies_ms
         receiver.set_mode("ok")
-        bodies = receiver.wait_for(lambda b: len(b) >= 301, timeout=30)
+        bodies = receiver.wait_for(lambda b: len(b) >= 301, timeout=120)  # a busy host
         ids = [i for b in bodies for i in b["ids"]]
         assert len(ids) == len(set(ids)) == 301  # every alert once
         assert [b["fields"].get("attempt") for b in bodies[1:]] == [str(i) for i in range(300)]

@@ -85,17 +85,17 @@ def _own_a_long(tmp_path: Path, sim: SimExchange) -> None:
         cid = make_client_id(
             instance="skew", symbol=SYMBOL, candle_time_ms=candle, seq=0, purpose=Purpose.ENTRY
         )
-        journal.add_intent(
+        journal.orders.add_intent(
             Intent(
                 cid, SYMBOL, Side.BUY, OrderType.MARKET, AMOUNT, Purpose.ENTRY, candle, 0,
                 IntentState.FILLED, now, now, protective_stop=STOP, filled=AMOUNT,
                 average_price=PRICE, attempts=1, sent_ms=now,
             )
         )  # fmt: skip
-        journal.set_expected_position(SYMBOL, AMOUNT, now_ms=now)
+        journal.account.set_expected_position(SYMBOL, AMOUNT, now_ms=now)
         # This hour's candles are decided already: no strategy exit or entry muddles the
         # test (the skew moves the daemon's idea of "now" by 20 s, not by a day).
-        journal.set_values({DECIDED_KEY + SYMBOL: str(now + 86_400_000)}, now_ms=now)
+        journal.controls.set_values({DECIDED_KEY + SYMBOL: str(now + 86_400_000)}, now_ms=now)
 
 
 def _open_stops(sim: SimExchange) -> list[str]:

@@ -47,7 +47,7 @@ def test_the_config_reduce_only_switch_blocks_entries_and_says_so(tmp_path: Path
         statuses = replay.statuses
         journal = replay.runner.journal
         assert journal is not None
-        blocks = journal.guard_decisions(limit=1000)
+        blocks = journal.decisions.guard_decisions(limit=1000)
     assert orders == []
     assert blocks, "entry signals came and were refused"
     assert all(

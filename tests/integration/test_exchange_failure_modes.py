@@ -137,14 +137,14 @@ def close_and_check(sim: SimExchange, pm: PositionManager, journal: Journal) -> 
     assert closed.flat
     assert sim.state.position(SYMBOL).amount == 0
     assert sim.state.open_orders(SYMBOL) == []
-    assert journal.expected_positions() == {}
+    assert journal.account.expected_positions() == {}
     leftover = [
-        i.describe() for i in journal.non_final_intents() if i.state is not IntentState.ACKED
+        i.describe() for i in journal.orders.non_final_intents() if i.state is not IntentState.ACKED
     ]
     assert leftover == []
     result = pm.sync(snapshot(pm.executor.exchange))  # type: ignore[arg-type]
     assert result.reconciliation.consistent, result.reconciliation.reduce_only_reason()
-    assert journal.mode().mode is TradingMode.NORMAL
+    assert journal.controls.mode().mode is TradingMode.NORMAL
     assert_invariants(sim, journal)
 
 
@@ -158,7 +158,7 @@ def test_partial_fill_expected_position_is_the_fill_and_the_stop_covers_it(
     opened = pm.open_position(long_entry())
     assert opened.entry.filled == Decimal("0.004")
     assert opened.entry.state.is_final  # EXPIRED: the rest will never fill
-    assert journal.expected_positions() == {SYMBOL: Decimal("0.004")}
+    assert journal.account.expected_positions() == {SYMBOL: Decimal("0.004")}
     assert sim.state.position(SYMBOL).amount == Decimal("0.004")
     assert opened.protected
     # the stop went first, sized for the whole entry: reduce-only, it can never close
@@ -254,7 +254,7 @@ def test_entry_invisible_for_long_stays_unknown_and_blocks_nothing_from_being_do
     result = pm.sync(snapshot(pm.executor.exchange))  # type: ignore[arg-type]
     [entry] = [i for i in result.resolved if i.client_order_id == cid]
     assert entry.state is IntentState.FILLED
-    assert journal.expected_positions() == {SYMBOL: Decimal("0.010")}
+    assert journal.account.expected_positions() == {SYMBOL: Decimal("0.010")}
     assert result.stops_placed == ()
     assert [a.qty for a in sim.state.algos.values() if a.is_open] == [Decimal("0.010")]
     assert_invariants(sim, journal)
@@ -373,14 +373,14 @@ def test_daemon_restart_does_not_abandon_an_entry_that_is_visible_only_later(
     )
     (tmp_path / "state").mkdir()
     with open_journal(tmp_path / "state" / f"{instance}.db") as journal:
-        journal.add_intent(
+        journal.orders.add_intent(
             Intent(
                 cid, SYMBOL, Side.BUY, OrderType.MARKET, Decimal("0.010"), Purpose.ENTRY,
                 candle, 0, IntentState.SENT, now, now, protective_stop=Decimal(45000),
                 attempts=1, sent_ms=now,
             )
         )  # fmt: skip
-        journal.set_values({DECIDED_KEY + SYMBOL: str(now + 86_400_000)}, now_ms=now)
+        journal.controls.set_values({DECIDED_KEY + SYMBOL: str(now + 86_400_000)}, now_ms=now)
     # Longer than the daemon takes to start and ask (settle 3 s), shorter than its doubt
     # (4 settle intervals: 12 s).
     sim.state.set_visibility_delay(7000, conditional=False)
@@ -437,7 +437,7 @@ def test_daemon_restart_does_not_abandon_an_entry_that_is_visible_only_later(
     assert accepted_posts(sim, ORDER, cid) == 1  # never sent again
     assert sim.state.position(SYMBOL).amount == Decimal("0.010")
     with open_journal(tmp_path / "state" / f"{instance}.db") as journal:
-        adopted = journal.get_intent(cid)
+        adopted = journal.orders.get_intent(cid)
         assert adopted is not None and adopted.state is IntentState.FILLED
-        assert journal.expected_positions() == {SYMBOL: Decimal("0.010")}
+        assert journal.account.expected_positions() == {SYMBOL: Decimal("0.010")}
         assert_invariants(sim, journal)

@@ -128,7 +128,7 @@ def _own_a_position_without_its_stop(tmp_path: Path, sim: StandaloneSim, index: 
     with open_journal(tmp_path / f"state{index}" / f"g{index}.db") as journal:
         cid = make_client_id(instance=f"g{index}", symbol=symbol, candle_time_ms=candle, seq=0,
                              purpose=Purpose.ENTRY)  # fmt: skip
-        journal.add_intent(
+        journal.orders.add_intent(
             Intent(
                 cid,
                 symbol,
@@ -148,7 +148,7 @@ def _own_a_position_without_its_stop(tmp_path: Path, sim: StandaloneSim, index: 
                 sent_ms=now,
             )
         )
-        journal.set_expected_position(symbol, amount, now_ms=now)
+        journal.account.set_expected_position(symbol, amount, now_ms=now)
 
 
 @pytest.mark.slow

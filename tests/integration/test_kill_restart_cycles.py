@@ -160,7 +160,7 @@ class Cycles:
             found += exposure_violations(books, journal)
             if protection:
                 found += protection_violations(books, journal, in_flight_from_ms=in_flight_from_ms)
-            mode = journal.mode()
+            mode = journal.controls.mode()
             if mode.mode is not TradingMode.NORMAL:
                 found.append(f"mode {mode.mode}: {mode.reason}")
         self.run.add(cycle, where, found)
@@ -261,7 +261,7 @@ class Cycles:
         with open_journal(self.journal, read_only=True) as journal:
             unsettled = [
                 i.describe()
-                for i in journal.non_final_intents()
+                for i in journal.orders.non_final_intents()
                 if i.state is not IntentState.ACKED
             ]
         self.run.add(cycle, "final journal", [f"unsettled intent {u}" for u in unsettled])

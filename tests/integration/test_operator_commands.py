@@ -54,7 +54,7 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def _mode(journal: Path) -> ModeState:
     with open_journal(journal, read_only=True) as j:
-        return j.mode()
+        return j.controls.mode()
 
 
 # The target is 1 s and the tests print what they measure; the assertion only separates a

@@ -76,15 +76,17 @@ def restart_and_check(sim: SimExchange, path: Path) -> None:
         pm = manager(exchange, journal)
         result = pm.sync(snapshot(exchange))
         assert result.reconciliation.consistent, result.reconciliation.reduce_only_reason()
-        assert journal.mode().mode is TradingMode.NORMAL
+        assert journal.controls.mode().mode is TradingMode.NORMAL
         assert duplicates(sim) == {}
         assert unprotected(sim) == []
         unsettled = [
-            i.describe() for i in journal.non_final_intents() if i.state is not IntentState.ACKED
+            i.describe()
+            for i in journal.orders.non_final_intents()
+            if i.state is not IntentState.ACKED
         ]
         assert unsettled == []
         position = sim.state.position(SYMBOL).amount
-        assert journal.expected_positions().get(SYMBOL, 0) == position
+        assert journal.account.expected_positions().get(SYMBOL, 0) == position
     exchange.close()
 
 
@@ -109,9 +111,9 @@ def test_sigkill_at_each_step_then_restart(sim: SimExchange, tmp_path: Path, ste
         ]
         assert len(stops) == 1
         with open_journal(path) as journal:
-            (stop,) = [i for i in journal.intents_since(0) if i.purpose is Purpose.STOP]
+            (stop,) = [i for i in journal.orders.intents_since(0) if i.purpose is Purpose.STOP]
             assert stop.state is IntentState.CANCELED
-            assert [i for i in journal.intents_since(0) if i.purpose is Purpose.ENTRY] == []
+            assert [i for i in journal.orders.intents_since(0) if i.purpose is Purpose.ENTRY] == []
 
     # The same decision after the restart never becomes a second order, and the round
     # can be finished.

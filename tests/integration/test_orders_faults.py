@@ -116,12 +116,12 @@ def assert_clean(sim: SimExchange, pm: PositionManager, journal: Journal) -> Non
     assert duplicates(sim) == {}
     assert unprotected(sim) == []
     leftover = [
-        i.describe() for i in journal.non_final_intents() if i.state is not IntentState.ACKED
+        i.describe() for i in journal.orders.non_final_intents() if i.state is not IntentState.ACKED
     ]
     assert leftover == []
     result = pm.sync(snapshot(pm.executor.exchange))  # type: ignore[arg-type]
     assert result.reconciliation.consistent, result.reconciliation.reduce_only_reason()
-    assert journal.mode().mode is TradingMode.NORMAL
+    assert journal.controls.mode().mode is TradingMode.NORMAL
 
 
 @pytest.mark.parametrize("phase", list(PHASES))
@@ -144,7 +144,7 @@ def test_fault_matrix(
     assert closed.flat
     assert sim.state.position(SYMBOL).amount == 0
     assert sim.state.open_orders(SYMBOL) == []  # the stop is gone with the position
-    assert journal.expected_positions() == {}
+    assert journal.account.expected_positions() == {}
     assert_clean(sim, pm, journal)
 
 
@@ -229,7 +229,7 @@ def test_stop_triggered_while_away_is_adopted(
     sim.state.set_price(SYMBOL, Decimal(48500))  # crosses the stop at 49000
     assert sim.state.position(SYMBOL).amount == 0
     assert_clean(sim, pm, journal)
-    assert journal.expected_positions() == {}
+    assert journal.account.expected_positions() == {}
 
 
 def test_position_opened_by_hand_goes_reduce_only_with_an_emergency_stop(
@@ -239,7 +239,7 @@ def test_position_opened_by_hand_goes_reduce_only_with_an_emergency_stop(
     before = len(sim.requests)
     result = pm.sync(snapshot(pm.executor.exchange))  # type: ignore[arg-type]
     assert not result.reconciliation.consistent
-    mode = journal.mode()
+    mode = journal.controls.mode()
     assert mode.mode is TradingMode.REDUCE_ONLY
     assert "opened outside the bot" in mode.reason
     new = [r for r in sim.requests[before:] if r.method != "GET"]

@@ -87,7 +87,7 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def _mode(journal: Path) -> ModeState:
     with open_journal(journal, read_only=True) as j:
-        return j.mode()
+        return j.controls.mode()
 
 
 def _trade_by_hand(state_file: Path, side: str, params: dict[str, object]) -> None:

@@ -111,16 +111,16 @@ def _own_a_long_without_its_stop(tmp_path: Path, sim: SimExchange) -> None:
             instance="tradealerts", symbol=SYMBOL, candle_time_ms=candle, seq=0,
             purpose=Purpose.ENTRY,
         )  # fmt: skip
-        journal.add_intent(
+        journal.orders.add_intent(
             Intent(
                 cid, SYMBOL, Side.BUY, OrderType.MARKET, AMOUNT, Purpose.ENTRY, candle, 0,
                 IntentState.FILLED, now, now, protective_stop=STOP, filled=AMOUNT,
                 average_price=PRICE, attempts=1, sent_ms=now,
             )
         )  # fmt: skip
-        journal.set_expected_position(SYMBOL, AMOUNT, now_ms=now)
+        journal.account.set_expected_position(SYMBOL, AMOUNT, now_ms=now)
         # no strategy decision muddles the story: this hour and the next are decided
-        journal.set_values({DECIDED_KEY + SYMBOL: str(now + 86_400_000)}, now_ms=now)
+        journal.controls.set_values({DECIDED_KEY + SYMBOL: str(now + 86_400_000)}, now_ms=now)
 
 
 def _events(bodies: list[dict[str, Any]], *, after: int = 0) -> list[str]:

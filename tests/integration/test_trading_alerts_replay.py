@@ -123,7 +123,7 @@ def test_daily_loss_limit_alerts_once_per_day_and_symbol(tmp_path: Path, webhook
             journal = replay.runner.journal
             assert journal is not None
             blocks = [
-                d for d in journal.guard_decisions(limit=100_000)
+                d for d in journal.decisions.guard_decisions(limit=100_000)
                 if d[2] == "daily_loss" and "reached the limit" in d[4]
             ]  # fmt: skip
     finally:

@@ -107,8 +107,8 @@ def test_a_move_past_the_market_closes_the_position_at_market(
         move(engine, 49900.0)
     assert fake.positions[SYMBOL] == 0
     assert fake.open_stops() == []
-    assert journal.expected_positions() == {}
-    closes = [i for i in journal.intents_since(0) if i.purpose is Purpose.FLATTEN]
+    assert journal.account.expected_positions() == {}
+    closes = [i for i in journal.orders.intents_since(0) if i.purpose is Purpose.FLATTEN]
     assert [(c.state, c.reduce_only, c.type) for c in closes] == [
         (IntentState.FILLED, True, OrderType.MARKET)
     ]

@@ -53,7 +53,7 @@ def test_standby_sends_nothing_then_the_leader_sends_once(journal: Journal) -> N
     with pytest.raises(NotLeaderError, match="not the cluster leader"):
         executor.submit(entry())
     assert fake.calls == []
-    stored = journal.get_intent(executor.client_id(entry()))
+    stored = journal.orders.get_intent(executor.client_id(entry()))
     assert stored is not None
     assert stored.state is IntentState.PENDING
     assert stored.attempts == 0  # nothing left the host
@@ -87,7 +87,7 @@ def test_window_closes_without_renewal_and_after_a_failed_one(journal: Journal) 
     with pytest.raises(NotLeaderError):
         executor.submit(stop)
     node.state = apply(node.state, Renewed(20.0))
-    live = executor.drive(journal.get_intent(executor.client_id(stop)), allow_resend=True)  # type: ignore[arg-type]
+    live = executor.drive(journal.orders.get_intent(executor.client_id(stop)), allow_resend=True)  # type: ignore[arg-type]
     assert live.state is IntentState.ACKED
     node.state = apply(node.state, RenewalFailed("etcd unreachable"))
     with pytest.raises(NotLeaderError):

@@ -92,16 +92,16 @@ def _fill_journal(j: Journal) -> None:
             ("x1", Purpose.EXIT, IntentState.UNKNOWN),
         ]
     ):
-        j.add_intent(_intent(cid, purpose, seq=seq))
-        j.update_intent(cid, IntentUpdate(state), now_ms=NOW)
-    j.record_sync(
+        j.orders.add_intent(_intent(cid, purpose, seq=seq))
+        j.orders.update_intent(cid, IntentUpdate(state), now_ms=NOW)
+    j.account.record_sync(
         [
             PositionView(BTC, Decimal("0.2"), Decimal(50000), Decimal(49000), "s1", NOW),
             PositionView(ETH, Decimal("-3"), Decimal(2000), None, None, NOW),
         ],
         taken_at_ms=NOW - 1000,
     )
-    j.set_last_tick(NOW)
+    j.controls.set_last_tick(NOW)
     record_clock_offset(
         j,
         ClockOffset(offset_ms=-250, uncertainty_ms=3, measured_at_ms=NOW, samples=5),
@@ -123,7 +123,7 @@ def journal_path(tmp_path: Path) -> Iterator[Path]:
 
 def test_journal_view_of_a_journal(journal_path: Path) -> None:
     with open_journal(journal_path, read_only=True) as j:
-        counts = j.intent_counts()
+        counts = j.orders.intent_counts()
     view = journal_view(read_status(journal_path), counts, reduce_only_configured=False)
     assert view.mode == "normal"
     assert view.last_tick_s == NOW / 1000
@@ -197,7 +197,7 @@ def test_the_scrape_follows_the_journal(journal_path: Path) -> None:
     registry = _registry(reader, ready=True)
     assert _scrape(registry)["trendbotd_positions_without_stop", ()] == 1
     with open_journal(journal_path) as j:  # the daemon repairs the stop
-        j.record_sync(
+        j.account.record_sync(
             [PositionView(ETH, Decimal("-3"), Decimal(2000), Decimal(2100), "s2", NOW)],
             taken_at_ms=NOW,
         )

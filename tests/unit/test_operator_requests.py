@@ -66,7 +66,7 @@ def test_halt_keeps_the_first_reason(tmp_path: Path) -> None:
     with open_journal(tmp_path / "j.db") as journal:
         assert halt(journal, reason="halted by a", now_ms=NOW, running=True).set_halted
         assert not halt(journal, reason="halted by b", now_ms=NOW + 1, running=True).set_halted
-        assert journal.mode() == ModeState(TradingMode.HALTED, "halted by a", NOW)
+        assert journal.controls.mode() == ModeState(TradingMode.HALTED, "halted by a", NOW)
 
 
 def test_a_flatten_request_halts_with_it_and_is_pending_until_done(tmp_path: Path) -> None:
@@ -78,17 +78,17 @@ def test_a_flatten_request_halts_with_it_and_is_pending_until_done(tmp_path: Pat
             "flatten:   pending since 2023-11-14 22:13:20 UTC "
             "(flatten all symbols requested by alice: exchange news)"
         )
-        assert journal.mode() == ModeState(TradingMode.HALTED, _request().reason, NOW)
+        assert journal.controls.mode() == ModeState(TradingMode.HALTED, _request().reason, NOW)
         assert pending_flatten(journal) == _request("1-1")
         finish_flatten(journal, _request("1-1"), "flat: 1 position(s) closed", now_ms=NOW + 5)
         assert pending_flatten(journal) is None
         assert last_flatten_outcome(journal) == "flat: 1 position(s) closed"
         assert flatten_status_line(journal) == "flatten:   last one flat: 1 position(s) closed"
         # a second (duplicate) request is pending again; an existing halt keeps its reason
-        journal.set_mode(TradingMode.HALTED, reason="halted by bob", now_ms=NOW + 6)
+        journal.controls.set_mode(TradingMode.HALTED, reason="halted by bob", now_ms=NOW + 6)
         request_flatten(journal, _request("1-2"))
         assert pending_flatten(journal) == _request("1-2")
-        assert journal.mode().reason == "halted by bob"
+        assert journal.controls.mode().reason == "halted by bob"
 
 
 def _config(tmp_path: Path) -> Path:
@@ -131,14 +131,14 @@ def test_halt_without_a_daemon_journals_who_and_why(
     assert out.startswith("trendbotd: unit: halted: no new entries, stops and exits still ")
     assert "the daemon is not running" in out
     with open_journal(tmp_path / "lib" / "unit.db", read_only=True) as journal:
-        assert journal.mode().mode is TradingMode.HALTED
-        assert journal.mode().reason == "halted by alice: exchange news"
+        assert journal.controls.mode().mode is TradingMode.HALTED
+        assert journal.controls.mode().reason == "halted by alice: exchange news"
     assert cli.main(["halt", "--config", str(config)]) == ExitCode.OK
     assert "already halted (halted by alice: exchange news)" in capsys.readouterr().out
     # resume lifts it
     assert cli.main(["resume", "--config", str(config)]) == ExitCode.OK
     with open_journal(tmp_path / "lib" / "unit.db", read_only=True) as journal:
-        assert journal.mode().mode is TradingMode.NORMAL
+        assert journal.controls.mode().mode is TradingMode.NORMAL
 
 
 def test_halt_without_a_journal_is_65(tmp_path: Path) -> None:

@@ -139,7 +139,7 @@ def test_entry_visible_late_is_found_not_resent(
     assert done.state is IntentState.FILLED
     assert creates(fake) == [done.client_order_id]  # never re-sent
     assert fake.accepted(done.client_order_id) == 1
-    assert journal.expected_positions() == {SYMBOL: D("0.010")}
+    assert journal.account.expected_positions() == {SYMBOL: D("0.010")}
     assert clock.now_ms() - T0 < SETTLE * (2 + DOUBT_SETTLE_INTERVALS)
 
 
@@ -222,9 +222,9 @@ def test_abandoned_doubted_entry_leaves_the_bot_reduce_only_with_the_position_re
     [resolved] = result.resolved
     assert resolved.state is IntentState.ABANDONED
     assert not result.reconciliation.consistent
-    assert journal.mode().mode is TradingMode.REDUCE_ONLY
+    assert journal.controls.mode().mode is TradingMode.REDUCE_ONLY
     first, *after = creates(fake)
     assert first == cid  # no entry was sent on top of it
     # the unexplained position is not left bare: the sync gives it an emergency stop
-    purposes = [journal.get_intent(c).purpose for c in after]  # type: ignore[union-attr]
+    purposes = [journal.orders.get_intent(c).purpose for c in after]  # type: ignore[union-attr]
     assert purposes == [Purpose.STOP]

@@ -88,7 +88,7 @@ def test_happy_entry_is_journalled_before_it_is_sent(
     original = fake.create_order
 
     def spy(request):  # type: ignore[no-untyped-def]
-        stored = journal.get_intent(request.client_order_id)
+        stored = journal.orders.get_intent(request.client_order_id)
         assert stored is not None  # write-ahead: the intent is durable before the request
         seen_states.append(stored.state)
         return original(request)
@@ -99,7 +99,7 @@ def test_happy_entry_is_journalled_before_it_is_sent(
     assert done.state is IntentState.FILLED
     assert done.filled == D("0.010")
     assert done.attempts == 1
-    assert journal.expected_positions() == {SYMBOL: D("0.010")}
+    assert journal.account.expected_positions() == {SYMBOL: D("0.010")}
     assert fake.accepted(done.client_order_id) == 1
 
 
@@ -154,7 +154,7 @@ def test_unanswered_queries_leave_the_outcome_unknown_and_send_nothing_more(
     later = executor.submit(entry())
     assert later.state is IntentState.FILLED
     assert len(creates(fake)) == 1
-    assert journal.expected_positions() == {SYMBOL: D("0.010")}
+    assert journal.account.expected_positions() == {SYMBOL: D("0.010")}
 
 
 def test_query_retries_through_failures(executor: OrderExecutor, fake: FakeExchange) -> None:
@@ -229,7 +229,7 @@ def test_auth_failure_is_recorded_and_raised(
     fake.fault("create_order", ExchangeAuthError("-2015 invalid key"))
     with pytest.raises(ExchangeAuthError):
         executor.submit(entry())
-    (intent,) = journal.intents_since(0)
+    (intent,) = journal.orders.intents_since(0)
     assert intent.state is IntentState.REJECTED
 
 
@@ -266,10 +266,10 @@ def test_ack_only_market_order_is_polled_to_its_fill(
 def test_entries_refused_outside_normal_mode(
     executor: OrderExecutor, fake: FakeExchange, journal: Journal
 ) -> None:
-    journal.set_mode(TradingMode.REDUCE_ONLY, reason="mismatch", now_ms=T0)
+    journal.controls.set_mode(TradingMode.REDUCE_ONLY, reason="mismatch", now_ms=T0)
     with pytest.raises(EntryBlockedError, match="reduce_only"):
         executor.submit(entry())
-    assert journal.intents_since(0) == []
+    assert journal.orders.intents_since(0) == []
     fake.positions[SYMBOL] = D("0.010")
     exit_ = executor.submit(
         entry(purpose=Purpose.EXIT, side=Side.SELL, reduce_only=True, protective_stop=None)

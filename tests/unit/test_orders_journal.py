@@ -20,7 +20,7 @@ from trendbotd.core.records import (
 )
 from trendbotd.errors import JournalError, JournalIOError
 from trendbotd.exitcodes import ExitCode
-from trendbotd.journal import store as journal_mod
+from trendbotd.journal import sqlite_db as journal_mod
 from trendbotd.journal.schema import APPLICATION_ID, SCHEMA_VERSION
 from trendbotd.journal.store import Journal, open_journal
 
@@ -72,15 +72,15 @@ def test_new_journal_is_private_wal_and_versioned(journal: Journal, path: Path) 
 
 def test_connection_uses_full_sync(journal: Journal) -> None:
     # synchronous is per connection: read it on the journal's own connection.
-    assert journal._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert journal.db.read("PRAGMA synchronous")[0][0] == 2  # FULL
 
 
 def test_committed_intents_survive_reopen(path: Path) -> None:
     with open_journal(path) as j:
-        j.add_intent(intent())
-        j.mark_sent("c1", now_ms=2000)
+        j.orders.add_intent(intent())
+        j.orders.mark_sent("c1", now_ms=2000)
     with open_journal(path) as j:
-        got = j.get_intent("c1")
+        got = j.orders.get_intent("c1")
     assert got is not None
     assert got.state is IntentState.SENT
     assert got.attempts == 1
@@ -117,7 +117,7 @@ def test_garbage_file_is_refused_and_left_alone(path: Path) -> None:
 def test_truncated_journal_is_refused(path: Path) -> None:
     with open_journal(path) as j:
         for n in range(300):
-            j.add_intent(intent(f"c{n}", seq=n, last_error="x" * 300))
+            j.orders.add_intent(intent(f"c{n}", seq=n, last_error="x" * 300))
     size = path.stat().st_size
     assert size > 8192
     with path.open("r+b") as f:
@@ -157,13 +157,13 @@ def test_missing_directory_is_an_io_error(tmp_path: Path) -> None:
 
 def test_migrations_run_in_order_and_keep_data(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with open_journal(path) as j:
-        j.add_intent(intent())
+        j.orders.add_intent(intent())
     v2 = ("ALTER TABLE intents ADD COLUMN note TEXT", "CREATE TABLE extra (x INTEGER)")
     monkeypatch.setattr(journal_mod, "MIGRATIONS", (*journal_mod.MIGRATIONS, v2))
     monkeypatch.setattr(journal_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with open_journal(path) as j:
         assert j.schema_version == SCHEMA_VERSION + 1
-        assert j.get_intent("c1") is not None
+        assert j.orders.get_intent("c1") is not None
     with sqlite3.connect(path) as other:
         assert other.execute("SELECT count(*) FROM extra").fetchone()[0] == 0
 
@@ -185,51 +185,53 @@ def test_failed_migration_rolls_back(path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_same_intent_twice_is_not_a_second_row(journal: Journal) -> None:
-    first, created = journal.add_intent(intent())
+    first, created = journal.orders.add_intent(intent())
     assert created
-    journal.mark_sent("c1", now_ms=1500)
-    again, created = journal.add_intent(intent(state=IntentState.PENDING))
+    journal.orders.mark_sent("c1", now_ms=1500)
+    again, created = journal.orders.add_intent(intent(state=IntentState.PENDING))
     assert not created
     assert again.state is IntentState.SENT  # the stored one, unchanged
     assert first.client_order_id == again.client_order_id
 
 
 def test_same_decision_slot_cannot_hold_two_ids(journal: Journal) -> None:
-    journal.add_intent(intent("c1"))
+    journal.orders.add_intent(intent("c1"))
     with pytest.raises(JournalError):
-        journal.add_intent(intent("other-id"))  # same symbol, candle, purpose, seq
+        journal.orders.add_intent(intent("other-id"))  # same symbol, candle, purpose, seq
 
 
 def test_fill_increase_is_booked_with_the_expected_position(journal: Journal) -> None:
-    journal.add_intent(intent())
-    journal.update_intent(
+    journal.orders.add_intent(intent())
+    journal.orders.update_intent(
         "c1", IntentUpdate(IntentState.ACKED, "42", Decimal("0.004"), Decimal(50000)), now_ms=2000
     )
-    journal.update_intent(
+    journal.orders.update_intent(
         "c1", IntentUpdate(IntentState.FILLED, filled=Decimal("0.010")), now_ms=3000
     )
     # a later report with a lower fill (e.g. an ACK reply adopted late) never unbooks
-    final = journal.update_intent(
+    final = journal.orders.update_intent(
         "c1", IntentUpdate(IntentState.FILLED, filled=Decimal(0)), now_ms=4000
     )
     assert final.filled == Decimal("0.010")
     assert final.exchange_order_id == "42"
     assert final.average_price == Decimal(50000)
-    assert [f[2] for f in journal.fills("c1")] == [Decimal("0.004"), Decimal("0.006")]
-    assert journal.expected_positions() == {SYM: Decimal("0.010")}
-    journal.add_intent(
+    assert [f[2] for f in journal.orders.fills("c1")] == [Decimal("0.004"), Decimal("0.006")]
+    assert journal.account.expected_positions() == {SYM: Decimal("0.010")}
+    journal.orders.add_intent(
         intent("c2", side=Side.SELL, purpose=Purpose.EXIT, reduce_only=True, protective_stop=None)
     )
-    journal.update_intent(
+    journal.orders.update_intent(
         "c2", IntentUpdate(IntentState.FILLED, filled=Decimal("0.010")), now_ms=5000
     )
-    assert journal.expected_positions() == {}
+    assert journal.account.expected_positions() == {}
 
 
 def test_reduce_only_fills_never_flip_the_expected_position(journal: Journal) -> None:
-    journal.add_intent(intent())
-    journal.update_intent("c1", IntentUpdate(IntentState.FILLED, filled=Decimal("0.010")), now_ms=1)
-    journal.add_intent(
+    journal.orders.add_intent(intent())
+    journal.orders.update_intent(
+        "c1", IntentUpdate(IntentState.FILLED, filled=Decimal("0.010")), now_ms=1
+    )
+    journal.orders.add_intent(
         intent(
             "stop",
             side=Side.SELL,
@@ -240,45 +242,55 @@ def test_reduce_only_fills_never_flip_the_expected_position(journal: Journal) ->
             protective_stop=None,
         )
     )
-    journal.update_intent("stop", IntentUpdate(IntentState.FILLED, filled=Decimal("0.5")), now_ms=2)
-    assert journal.expected_positions() == {}
+    journal.orders.update_intent(
+        "stop", IntentUpdate(IntentState.FILLED, filled=Decimal("0.5")), now_ms=2
+    )
+    assert journal.account.expected_positions() == {}
 
 
 def test_terminal_states_do_not_regress(journal: Journal) -> None:
-    journal.add_intent(intent())
-    journal.update_intent("c1", IntentUpdate(IntentState.FILLED, filled=Decimal("0.010")), now_ms=1)
-    stale = journal.update_intent("c1", IntentUpdate(IntentState.ACKED), now_ms=2)
+    journal.orders.add_intent(intent())
+    journal.orders.update_intent(
+        "c1", IntentUpdate(IntentState.FILLED, filled=Decimal("0.010")), now_ms=1
+    )
+    stale = journal.orders.update_intent("c1", IntentUpdate(IntentState.ACKED), now_ms=2)
     assert stale.state is IntentState.FILLED
-    journal.add_intent(intent("c2", seq=1))
-    journal.update_intent("c2", IntentUpdate(IntentState.ABANDONED), now_ms=3)
-    found = journal.update_intent(
+    journal.orders.add_intent(intent("c2", seq=1))
+    journal.orders.update_intent("c2", IntentUpdate(IntentState.ABANDONED), now_ms=3)
+    found = journal.orders.update_intent(
         "c2", IntentUpdate(IntentState.FILLED, filled=Decimal(1)), now_ms=4
     )
     assert found.state is IntentState.FILLED  # an abandoned intent found later is adopted
 
 
 def test_non_final_and_open_intents(journal: Journal) -> None:
-    journal.add_intent(intent("a", seq=0))
-    journal.add_intent(intent("b", seq=1, created_ms=1001))
-    journal.add_intent(
+    journal.orders.add_intent(intent("a", seq=0))
+    journal.orders.add_intent(intent("b", seq=1, created_ms=1001))
+    journal.orders.add_intent(
         intent("s", seq=0, purpose=Purpose.STOP, type=OrderType.STOP_MARKET, created_ms=1002)
     )
-    journal.update_intent("a", IntentUpdate(IntentState.REJECTED, last_error="-2019"), now_ms=1)
-    journal.update_intent("s", IntentUpdate(IntentState.ACKED), now_ms=1)
-    assert [i.client_order_id for i in journal.non_final_intents()] == ["b", "s"]
-    assert [i.client_order_id for i in journal.open_intents(SYM, purpose=Purpose.STOP)] == ["s"]
-    assert journal.get_intent("a").last_error == "-2019"  # type: ignore[union-attr]
-    assert journal.next_seq(SYM, 3_600_000, Purpose.ENTRY) == 2
-    assert journal.next_seq(SYM, 3_600_000, Purpose.EXIT) == 0
-    assert [i.client_order_id for i in journal.intents_since(1001)] == ["b", "s"]
+    journal.orders.update_intent(
+        "a", IntentUpdate(IntentState.REJECTED, last_error="-2019"), now_ms=1
+    )
+    journal.orders.update_intent("s", IntentUpdate(IntentState.ACKED), now_ms=1)
+    assert [i.client_order_id for i in journal.orders.non_final_intents()] == ["b", "s"]
+    assert [i.client_order_id for i in journal.orders.open_intents(SYM, purpose=Purpose.STOP)] == [
+        "s"
+    ]
+    assert journal.orders.get_intent("a").last_error == "-2019"  # type: ignore[union-attr]
+    assert journal.orders.next_seq(SYM, 3_600_000, Purpose.ENTRY) == 2
+    assert journal.orders.next_seq(SYM, 3_600_000, Purpose.EXIT) == 0
+    assert [i.client_order_id for i in journal.orders.intents_since(1001)] == ["b", "s"]
 
 
 def test_latest_stop_prices(journal: Journal) -> None:
-    journal.add_intent(intent("e1"))
-    assert journal.latest_stop_prices() == {}  # unfilled entries do not count
-    journal.update_intent("e1", IntentUpdate(IntentState.FILLED, filled=Decimal("0.010")), now_ms=1)
-    assert journal.latest_stop_prices() == {SYM: Decimal("49000.5")}
-    journal.add_intent(
+    journal.orders.add_intent(intent("e1"))
+    assert journal.orders.latest_stop_prices() == {}  # unfilled entries do not count
+    journal.orders.update_intent(
+        "e1", IntentUpdate(IntentState.FILLED, filled=Decimal("0.010")), now_ms=1
+    )
+    assert journal.orders.latest_stop_prices() == {SYM: Decimal("49000.5")}
+    journal.orders.add_intent(
         intent(
             "s1",
             purpose=Purpose.STOP,
@@ -288,73 +300,73 @@ def test_latest_stop_prices(journal: Journal) -> None:
             created_ms=2000,
         )
     )
-    assert journal.latest_stop_prices() == {SYM: Decimal(48000)}
+    assert journal.orders.latest_stop_prices() == {SYM: Decimal(48000)}
 
 
 def test_update_of_unknown_intent_is_an_error(journal: Journal) -> None:
     with pytest.raises(JournalError, match="no intent"):
-        journal.update_intent("nope", IntentUpdate(IntentState.FILLED), now_ms=1)
+        journal.orders.update_intent("nope", IntentUpdate(IntentState.FILLED), now_ms=1)
 
 
 # ----- syncs, guards, state -----
 
 
 def test_sync_snapshots_latest_wins_even_when_flat(journal: Journal) -> None:
-    assert journal.last_sync() is None
+    assert journal.account.last_sync() is None
     view = PositionView(SYM, Decimal("0.01"), Decimal(50000), Decimal(49000), "stop-1", 0)
-    journal.record_sync([view], taken_at_ms=10)
-    taken, views = journal.last_sync()  # type: ignore[misc]
+    journal.account.record_sync([view], taken_at_ms=10)
+    taken, views = journal.account.last_sync()  # type: ignore[misc]
     assert taken == 10
     assert views[0].stop_client_order_id == "stop-1"
     assert views[0].seen_at_ms == 10
-    journal.record_sync([], taken_at_ms=20)
-    assert journal.last_sync() == (20, [])
+    journal.account.record_sync([], taken_at_ms=20)
+    assert journal.account.last_sync() == (20, [])
     journal.prune_history(before_ms=15)
-    assert journal.last_sync() == (20, [])
+    assert journal.account.last_sync() == (20, [])
 
 
 def test_guard_decisions_and_prune(journal: Journal) -> None:
-    journal.record_guard_decision(
+    journal.decisions.record_guard_decision(
         at_ms=5, symbol=SYM, guard="daily_loss", allowed=False, reason="r"
     )
-    journal.record_guard_decision(
+    journal.decisions.record_guard_decision(
         at_ms=50, symbol=SYM, guard="duplicate_order", allowed=True, reason=""
     )
-    assert [g[2] for g in journal.guard_decisions()] == ["duplicate_order", "daily_loss"]
+    assert [g[2] for g in journal.decisions.guard_decisions()] == ["duplicate_order", "daily_loss"]
     journal.prune_history(before_ms=10)
-    assert [g[2] for g in journal.guard_decisions()] == ["duplicate_order"]
+    assert [g[2] for g in journal.decisions.guard_decisions()] == ["duplicate_order"]
 
 
 def test_instance_state(journal: Journal, path: Path) -> None:
-    assert journal.mode().mode is TradingMode.NORMAL
-    journal.set_mode(TradingMode.REDUCE_ONLY, reason="size mismatch", now_ms=77)
-    journal.set_last_tick(1234)
-    journal.set_daily_start(DailyStart(19000, Decimal("10000.50")), now_ms=1)
+    assert journal.controls.mode().mode is TradingMode.NORMAL
+    journal.controls.set_mode(TradingMode.REDUCE_ONLY, reason="size mismatch", now_ms=77)
+    journal.controls.set_last_tick(1234)
+    journal.controls.set_daily_start(DailyStart(19000, Decimal("10000.50")), now_ms=1)
     journal.close()
     with open_journal(path) as j:
-        mode = j.mode()
+        mode = j.controls.mode()
         assert (mode.mode, mode.reason, mode.since_ms) == (
             TradingMode.REDUCE_ONLY,
             "size mismatch",
             77,
         )
-        assert j.last_tick_ms() == 1234
-        assert j.daily_start() == DailyStart(19000, Decimal("10000.50"))
+        assert j.controls.last_tick_ms() == 1234
+        assert j.controls.daily_start() == DailyStart(19000, Decimal("10000.50"))
 
 
 # ----- read-only opening for `trendbotd status` -----
 
 
 def test_read_only_sees_the_live_writer_and_cannot_write(journal: Journal, path: Path) -> None:
-    journal.add_intent(intent())
-    journal.set_last_tick(999)
+    journal.orders.add_intent(intent())
+    journal.controls.set_last_tick(999)
     with open_journal(path, read_only=True) as ro:
-        assert ro.last_tick_ms() == 999
-        assert [i.client_order_id for i in ro.non_final_intents()] == ["c1"]
+        assert ro.controls.last_tick_ms() == 999
+        assert [i.client_order_id for i in ro.orders.non_final_intents()] == ["c1"]
         with pytest.raises(JournalError, match="read-only"):
-            ro.set_last_tick(1)
-        journal.set_last_tick(1000)  # the writer keeps going meanwhile
-        assert ro.last_tick_ms() == 1000
+            ro.controls.set_last_tick(1)
+        journal.controls.set_last_tick(1000)  # the writer keeps going meanwhile
+        assert ro.controls.last_tick_ms() == 1000
 
 
 def test_read_only_of_missing_journal_says_so(tmp_path: Path) -> None:

@@ -163,7 +163,7 @@ def test_the_stop_goes_out_before_the_entry(bot: Bot, fake: FakeExchange) -> Non
     assert result.stop is not None
     assert sent == [result.stop.client_order_id, result.entry.client_order_id]
     # journalled in the same order: the stop's intent exists before the entry's
-    journalled = [i.client_order_id for i in bot.journal.intents_since(0)]
+    journalled = [i.client_order_id for i in bot.journal.orders.intents_since(0)]
     assert journalled == sent
     (stop,) = fake.open_stops()
     assert stop.amount == D("0.010")  # the entry's amount, not closePosition
@@ -178,7 +178,7 @@ def test_stop_refused_before_the_entry_abandons_the_entry(bot: Bot, fake: FakeEx
     assert result.entry.state is IntentState.ABANDONED
     assert fake.accepted_plain() == []  # the entry never left
     assert fake.positions.get(SYMBOL, D(0)) == 0
-    assert bot.journal.expected_positions() == {}
+    assert bot.journal.account.expected_positions() == {}
     # the same decision again finds the abandoned entry and sends nothing
     calls = len(fake.calls)
     again = bot.pm.open_position(entry(stop="50500"))
@@ -218,7 +218,7 @@ def test_wrong_side_stop_in_the_journal_does_not_count(bot: Bot, fake: FakeExcha
     # the stop not yet seen gone); a long filled now must get its own SELL stop
     bot.pm.open_position(entry(Side.SELL, stop="51000"))
     fake.positions[SYMBOL] = D(0)
-    bot.journal.set_expected_position(SYMBOL, D(0), now_ms=T0)
+    bot.journal.account.set_expected_position(SYMBOL, D(0), now_ms=T0)
     long = IntentSpec(
         SYMBOL, Side.BUY, OrderType.MARKET, D("0.010"), Purpose.ENTRY, CANDLE + 3_600_000,
         protective_stop=D(49000),
@@ -256,7 +256,7 @@ def test_unfilled_entry_cancels_its_stop(bot: Bot, fake: FakeExchange) -> None:
     assert result.stop is None
     assert fake.open_stops() == []
     assert fake.accepted_plain() == []
-    assert bot.journal.non_final_intents() == []
+    assert bot.journal.orders.non_final_intents() == []
 
 
 def test_same_decision_after_a_restart_sends_nothing(
@@ -312,13 +312,13 @@ def test_the_stop_of_an_entry_in_doubt_stays_until_the_entry_is_resolved(
     assert len(fake.open_stops()) == 1
     bot.clock.advance(10_000)
     bot.pm.sync(bot.snapshot())  # confirmed absent: now the stop goes
-    assert bot.journal.get_intent(first.entry.client_order_id).state is IntentState.ABANDONED  # type: ignore[union-attr]
+    assert bot.journal.orders.get_intent(first.entry.client_order_id).state is IntentState.ABANDONED  # type: ignore[union-attr]
     assert fake.open_stops() == []
-    assert bot.journal.non_final_intents() == []
+    assert bot.journal.orders.non_final_intents() == []
 
 
 def test_an_entry_refused_by_the_mode_places_no_stop(bot: Bot, fake: FakeExchange) -> None:
-    bot.journal.set_mode(TradingMode.REDUCE_ONLY, reason="test", now_ms=T0)
+    bot.journal.controls.set_mode(TradingMode.REDUCE_ONLY, reason="test", now_ms=T0)
     with pytest.raises(EntryBlockedError):
         bot.pm.open_position(entry())
     assert fake.orders == []
@@ -373,7 +373,7 @@ def test_close_rejected_reduce_only_because_stop_already_closed(
     )
     assert result.flat
     assert result.orders == ()  # flat already: nothing sent
-    assert bot.journal.expected_positions() == {}
+    assert bot.journal.account.expected_positions() == {}
 
 
 def test_close_never_stacks_on_an_unknown_close(bot: Bot, fake: FakeExchange) -> None:
@@ -411,13 +411,13 @@ def test_crash_at_every_step_recovers_without_duplicates_or_gaps(
     restarted = Bot(path, fake, clock)
     result = restarted.pm.sync(restarted.snapshot())
     assert result.reconciliation.consistent, result.reconciliation.reduce_only_reason()
-    assert restarted.journal.mode().mode is TradingMode.NORMAL
-    assert restarted.journal.non_final_intents() == [
-        i for i in restarted.journal.non_final_intents() if i.state is IntentState.ACKED
+    assert restarted.journal.controls.mode().mode is TradingMode.NORMAL
+    assert restarted.journal.orders.non_final_intents() == [
+        i for i in restarted.journal.orders.non_final_intents() if i.state is IntentState.ACKED
     ]
     assert_no_duplicates(fake)
     assert_protected(fake)
-    assert restarted.journal.expected_positions() == {
+    assert restarted.journal.account.expected_positions() == {
         s: a for s, a in fake.positions.items() if a != 0
     }
     # the same decision made again after the restart never becomes a second order
@@ -435,17 +435,17 @@ def test_fill_while_down_is_adopted_and_protected(
     dying = Bot(path, fake, clock, CrashAt("after_reply_before_journal", nth=2))
     with pytest.raises(SimulatedCrash):
         dying.pm.open_position(entry())
-    stop_intent, entry_intent = dying.journal.intents_since(0)
+    stop_intent, entry_intent = dying.journal.orders.intents_since(0)
     assert entry_intent.state is IntentState.SENT
     assert stop_intent.state is IntentState.ACKED
     dying.journal.close()
     restarted = Bot(path, fake, clock)
     result = restarted.pm.sync(restarted.snapshot())
     cid = entry_intent.client_order_id
-    assert restarted.journal.get_intent(cid).state is IntentState.FILLED  # type: ignore[union-attr]
+    assert restarted.journal.orders.get_intent(cid).state is IntentState.FILLED  # type: ignore[union-attr]
     assert result.stops_placed == ()  # the stop placed before the entry covers the fill
     assert_protected(fake)
-    synced = restarted.journal.last_sync()
+    synced = restarted.journal.account.last_sync()
     assert synced is not None
     assert synced[1][0].stop_client_order_id == stop_intent.client_order_id
 
@@ -456,12 +456,12 @@ def test_stop_triggered_while_down_is_booked_from_the_stop(bot: Bot, fake: FakeE
     fake.trigger_stops()
     result = bot.pm.sync(bot.snapshot())
     assert result.reconciliation.consistent
-    stop = bot.journal.get_intent(opened.stop.client_order_id)
+    stop = bot.journal.orders.get_intent(opened.stop.client_order_id)
     assert stop is not None
     assert stop.state is IntentState.FILLED
-    assert bot.journal.expected_positions() == {}
-    assert bot.journal.mode().mode is TradingMode.NORMAL
-    assert bot.journal.non_final_intents() == []
+    assert bot.journal.account.expected_positions() == {}
+    assert bot.journal.controls.mode().mode is TradingMode.NORMAL
+    assert bot.journal.orders.non_final_intents() == []
 
 
 def test_stop_firing_between_the_snapshot_reads_is_read_again_not_a_mismatch(
@@ -474,15 +474,15 @@ def test_stop_firing_between_the_snapshot_reads_is_read_again_not_a_mismatch(
     torn = dataclasses.replace(bot.snapshot(), open_orders=listed)
     result = bot.pm.sync(torn)
     assert result.reconciliation.consistent
-    assert bot.journal.expected_positions() == {}
-    assert bot.journal.mode().mode is TradingMode.NORMAL
+    assert bot.journal.account.expected_positions() == {}
+    assert bot.journal.controls.mode().mode is TradingMode.NORMAL
     assert [c for c in fake.calls if c[0] == "cancel"] == []  # the fired stop is not canceled
     # its intent is resolved (FILLED) in the same sync: its fill is counted once, not again
     # at the next sync on top of the adopted flat
-    stop = bot.journal.get_intent(opened.stop.client_order_id)
+    stop = bot.journal.orders.get_intent(opened.stop.client_order_id)
     assert stop is not None and stop.state is IntentState.FILLED
     assert bot.pm.sync(bot.snapshot()).reconciliation.consistent
-    assert bot.journal.expected_positions() == {}
+    assert bot.journal.account.expected_positions() == {}
 
 
 def test_position_gone_with_its_stop_is_adopted_quietly(bot: Bot, fake: FakeExchange) -> None:
@@ -495,8 +495,8 @@ def test_position_gone_with_its_stop_is_adopted_quietly(bot: Bot, fake: FakeExch
     assert result.reconciliation.consistent
     (adoption,) = result.reconciliation.adoptions
     assert (adoption.expected, adoption.actual) == (D("0.010"), D(0))
-    assert bot.journal.expected_positions() == {}
-    assert bot.journal.mode().mode is TradingMode.NORMAL
+    assert bot.journal.account.expected_positions() == {}
+    assert bot.journal.controls.mode().mode is TradingMode.NORMAL
 
 
 def test_position_opened_by_hand_goes_reduce_only_with_an_emergency_stop(
@@ -504,7 +504,7 @@ def test_position_opened_by_hand_goes_reduce_only_with_an_emergency_stop(
 ) -> None:
     fake.positions[SYMBOL] = D("0.5")
     result = bot.pm.sync(bot.snapshot())
-    mode = bot.journal.mode()
+    mode = bot.journal.controls.mode()
     assert mode.mode is TradingMode.REDUCE_ONLY
     assert "opened outside the bot" in mode.reason
     assert result.unprotected == ()
@@ -526,10 +526,12 @@ def test_owned_position_without_a_known_stop_price_gets_an_emergency_stop(
     bot = Bot(path, fake, clock)
     bot.pm.emergency_stop_distance = D("0.1")
     fake.positions[SYMBOL] = D("-0.2")
-    bot.journal.set_expected_position(SYMBOL, D("-0.2"), now_ms=T0)  # ours, stop price unknown
+    bot.journal.account.set_expected_position(
+        SYMBOL, D("-0.2"), now_ms=T0
+    )  # ours, stop price unknown
     result = bot.pm.sync(bot.snapshot())
     assert result.unprotected == ()
-    assert bot.journal.mode().mode is TradingMode.NORMAL
+    assert bot.journal.controls.mode().mode is TradingMode.NORMAL
     (stop,) = fake.open_stops()
     assert (stop.side, stop.amount, stop.stop_price) == (Side.BUY, D("0.2"), D(55000))
     bot.journal.close()
@@ -540,7 +542,7 @@ def test_unknown_open_order_goes_reduce_only(bot: Bot, fake: FakeExchange) -> No
         Order(SYMBOL, Side.BUY, OrderType.LIMIT, D(1), D(0), OrderStatus.OPEN, "web_123", "1")
     )
     bot.pm.sync(bot.snapshot())
-    assert "unknown open order web_123" in bot.journal.mode().reason
+    assert "unknown open order web_123" in bot.journal.controls.mode().reason
 
 
 def test_missing_stop_of_an_owned_position_is_replaced(bot: Bot, fake: FakeExchange) -> None:
@@ -551,7 +553,7 @@ def test_missing_stop_of_an_owned_position_is_replaced(bot: Bot, fake: FakeExcha
     assert len(synced.stops_placed) == 1
     assert synced.stops_placed[0].client_order_id != result.stop.client_order_id
     assert_protected(fake)
-    assert bot.journal.mode().mode is TradingMode.NORMAL
+    assert bot.journal.controls.mode().mode is TradingMode.NORMAL
 
 
 def test_missing_stop_whose_price_is_gone_closes_the_position(bot: Bot, fake: FakeExchange) -> None:
@@ -568,10 +570,10 @@ def test_orphan_stop_on_a_flat_symbol_is_canceled(bot: Bot, fake: FakeExchange) 
     bot.pm.open_position(entry())
     # the position went away (closed by hand) and the journal already agrees
     fake.positions[SYMBOL] = D(0)
-    bot.journal.set_expected_position(SYMBOL, D(0), now_ms=T0)
+    bot.journal.account.set_expected_position(SYMBOL, D(0), now_ms=T0)
     bot.pm.sync(bot.snapshot())
     assert fake.open_stops() == []
-    assert bot.journal.non_final_intents() == []
+    assert bot.journal.orders.non_final_intents() == []
 
 
 # ----- shutdown -----
@@ -610,4 +612,4 @@ def test_shutdown_flatten(bot: Bot, fake: FakeExchange) -> None:
     assert [c.flat for c in report.closed] == [True]
     assert fake.positions[SYMBOL] == 0
     assert fake.open_stops() == []
-    assert bot.journal.non_final_intents() == []
+    assert bot.journal.orders.non_final_intents() == []

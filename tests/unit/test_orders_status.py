@@ -28,7 +28,7 @@ NOW = 1_700_000_000_000
 def test_status_of_a_live_journal(tmp_path: Path) -> None:
     path = tmp_path / "bot.db"
     with open_journal(path) as j:
-        j.add_intent(
+        j.orders.add_intent(
             Intent(
                 client_order_id="tb-x-e0",
                 symbol=SYM,
@@ -43,17 +43,17 @@ def test_status_of_a_live_journal(tmp_path: Path) -> None:
                 updated_ms=NOW,
             )
         )
-        j.update_intent(
+        j.orders.update_intent(
             "tb-x-e0", IntentUpdate(IntentState.UNKNOWN, last_error="timeout"), now_ms=NOW
         )
-        j.record_sync(
+        j.account.record_sync(
             [PositionView(SYM, Decimal("0.2"), Decimal(50000), Decimal(49000), "tb-s", NOW)],
             taken_at_ms=NOW - 5000,
         )
-        j.set_mode(TradingMode.REDUCE_ONLY, reason="size mismatch", now_ms=NOW)
-        j.set_last_tick(NOW - 2000)
-        j.set_daily_start(DailyStart(1, Decimal(10000)), now_ms=NOW)
-        j.record_guard_decision(
+        j.controls.set_mode(TradingMode.REDUCE_ONLY, reason="size mismatch", now_ms=NOW)
+        j.controls.set_last_tick(NOW - 2000)
+        j.controls.set_daily_start(DailyStart(1, Decimal(10000)), now_ms=NOW)
+        j.decisions.record_guard_decision(
             at_ms=NOW, symbol=SYM, guard="daily_loss", allowed=False, reason="limit hit"
         )
         # read while the writer is still open, as `trendbotd status` does
@@ -88,7 +88,9 @@ def test_status_without_journal_is_a_clear_error(tmp_path: Path) -> None:
 def test_unprotected_position_is_shouted(tmp_path: Path) -> None:
     path = tmp_path / "bot.db"
     with open_journal(path) as j:
-        j.record_sync([PositionView(SYM, Decimal(1), Decimal(1), None, None, NOW)], taken_at_ms=NOW)
+        j.account.record_sync(
+            [PositionView(SYM, Decimal(1), Decimal(1), None, None, NOW)], taken_at_ms=NOW
+        )
     assert "NO STOP" in format_status(read_status(path), now_ms=NOW)
 
 
@@ -154,9 +156,9 @@ def _stop_intent(cid: str, amount: str, state: IntentState) -> Intent:
 def test_json_of_a_journal_with_a_protected_position_and_a_clock(tmp_path: Path) -> None:
     path = tmp_path / "bot.db"
     with open_journal(path) as j:
-        j.add_intent(_stop_intent("tb-s", "0.2", IntentState.PENDING))
-        j.update_intent("tb-s", IntentUpdate(IntentState.ACKED), now_ms=NOW)
-        j.record_sync(
+        j.orders.add_intent(_stop_intent("tb-s", "0.2", IntentState.PENDING))
+        j.orders.update_intent("tb-s", IntentUpdate(IntentState.ACKED), now_ms=NOW)
+        j.account.record_sync(
             [PositionView(SYM, Decimal("0.2"), Decimal(50000), Decimal(49000), "tb-s", NOW)],
             taken_at_ms=NOW,
         )
@@ -211,9 +213,11 @@ def test_json_without_a_journal_has_the_same_keys(tmp_path: Path) -> None:
 def test_a_position_without_an_own_stop_covers_nothing_known(tmp_path: Path) -> None:
     path = tmp_path / "bot.db"
     with open_journal(path) as j:
-        j.add_intent(_stop_intent("tb-old", "0.2", IntentState.PENDING))
-        j.update_intent("tb-old", IntentUpdate(IntentState.CANCELED), now_ms=NOW)
-        j.record_sync([PositionView(SYM, Decimal(1), Decimal(1), None, None, NOW)], taken_at_ms=NOW)
+        j.orders.add_intent(_stop_intent("tb-old", "0.2", IntentState.PENDING))
+        j.orders.update_intent("tb-old", IntentUpdate(IntentState.CANCELED), now_ms=NOW)
+        j.account.record_sync(
+            [PositionView(SYM, Decimal(1), Decimal(1), None, None, NOW)], taken_at_ms=NOW
+        )
     doc = status_dict(read_status(path))
     assert doc["positions"][0]["stop_covered_amount"] is None
     assert doc["clock"] is None
@@ -223,9 +227,9 @@ def test_a_stop_on_the_wrong_side_covers_nothing(tmp_path: Path) -> None:
     path = tmp_path / "bot.db"
     with open_journal(path) as j:
         # a SELL stop still ACKED in the journal while the position is a short
-        j.add_intent(_stop_intent("tb-sell", "0.2", IntentState.PENDING))
-        j.update_intent("tb-sell", IntentUpdate(IntentState.ACKED), now_ms=NOW)
+        j.orders.add_intent(_stop_intent("tb-sell", "0.2", IntentState.PENDING))
+        j.orders.update_intent("tb-sell", IntentUpdate(IntentState.ACKED), now_ms=NOW)
         short = PositionView(SYM, Decimal("-0.2"), Decimal(50000), None, None, NOW)
-        j.record_sync([short], taken_at_ms=NOW)
+        j.account.record_sync([short], taken_at_ms=NOW)
     doc = status_dict(read_status(path))
     assert doc["positions"][0]["stop_covered_amount"] is None

@@ -132,14 +132,16 @@ def test_a_journalled_resume_lets_the_next_tick_rebase_the_day(tmp_path: Path) -
     """After the resume the engine's own daily roll starts the day afresh at the equity it
     sees, and the daily-loss guard lets the next entry through."""
     with open_journal(tmp_path / "j.db") as journal:
-        journal.set_mode(TradingMode.REDUCE_ONLY, reason=HAND, now_ms=NOW - 10)
-        journal.set_daily_start(DailyStart(TODAY, D(10000)), now_ms=NOW - 10)
-        journal.resume(reason="resumed by alice", now_ms=NOW, rebase_daily_start=True)
-        assert journal.mode() == ModeState(TradingMode.NORMAL, "resumed by alice", NOW)
-        assert journal.last_resume_ms() == NOW
-        assert journal.daily_start() is None
+        journal.controls.set_mode(TradingMode.REDUCE_ONLY, reason=HAND, now_ms=NOW - 10)
+        journal.controls.set_daily_start(DailyStart(TODAY, D(10000)), now_ms=NOW - 10)
+        journal.controls.resume(reason="resumed by alice", now_ms=NOW, rebase_daily_start=True)
+        assert journal.controls.mode() == ModeState(TradingMode.NORMAL, "resumed by alice", NOW)
+        assert journal.controls.last_resume_ms() == NOW
+        assert journal.controls.daily_start() is None
         equity = D(9000)  # 10% down on the day, above the 5% limit
-        start = guards.roll_daily_start(journal.daily_start(), now_ms=NOW + 1, equity=equity)
+        start = guards.roll_daily_start(
+            journal.controls.daily_start(), now_ms=NOW + 1, equity=equity
+        )
     assert start == DailyStart(TODAY, equity)
     entry = guards.ProposedOrder(SYM, Side.BUY, OrderType.MARKET, D("0.01"), Purpose.ENTRY, D(1))
     limit = RiskConfig().daily_loss_limit
@@ -150,9 +152,9 @@ def test_a_journalled_resume_lets_the_next_tick_rebase_the_day(tmp_path: Path) -
 
 def test_a_resume_without_rebase_keeps_the_day_start(tmp_path: Path) -> None:
     with open_journal(tmp_path / "j.db") as journal:
-        journal.set_daily_start(DailyStart(TODAY, D(10000)), now_ms=NOW - 10)
-        journal.resume(reason="resumed by alice", now_ms=NOW, rebase_daily_start=False)
-        assert journal.daily_start() == DailyStart(TODAY, D(10000))
+        journal.controls.set_daily_start(DailyStart(TODAY, D(10000)), now_ms=NOW - 10)
+        journal.controls.resume(reason="resumed by alice", now_ms=NOW, rebase_daily_start=False)
+        assert journal.controls.daily_start() == DailyStart(TODAY, D(10000))
 
 
 # ----- the command -----
@@ -178,7 +180,7 @@ def test_resume_command_lifts_reduce_only_then_says_already_normal(
     monkeypatch.setenv("SUDO_USER", "alice")
     config = _config(tmp_path)
     with open_journal(_journal_path(tmp_path)) as journal:
-        journal.set_mode(TradingMode.REDUCE_ONLY, reason=HAND, now_ms=NOW)
+        journal.controls.set_mode(TradingMode.REDUCE_ONLY, reason=HAND, now_ms=NOW)
     argv = ["resume", "--config", str(config), "--reason", "closed it\nby hand"]
     assert cli.main(argv) == ExitCode.OK
     out, err = capsys.readouterr()
@@ -188,7 +190,7 @@ def test_resume_command_lifts_reduce_only_then_says_already_normal(
     )
     assert err == ""
     with open_journal(_journal_path(tmp_path), read_only=True) as journal:
-        mode = journal.mode()
+        mode = journal.controls.mode()
     assert mode.mode is TradingMode.NORMAL
     assert mode.reason == f"resumed by alice: closed it by hand; was reduce_only: {HAND}"
 

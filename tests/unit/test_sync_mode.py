@@ -115,7 +115,7 @@ def test_the_no_stop_reason_goes_once_a_stop_protects_the_position(
     # the emergency stop sync places for it is refused
     bot.fake.fault("create_order", InvalidOrderError("refused (-4014)", code=-4014))
     bot.sync()
-    entered = bot.journal.mode()
+    entered = bot.journal.controls.mode()
     assert entered.mode is TradingMode.REDUCE_ONLY
     assert entered.reason == f"{HAND}; {NO_STOP}"
     assert f"mode:      reduce_only - {HAND}; {NO_STOP}" in bot.status_text()
@@ -134,7 +134,7 @@ def test_the_no_stop_reason_goes_once_a_stop_protects_the_position(
     )
     with caplog.at_level(logging.WARNING, logger="trendbotd.trading.sync_mode"):
         bot.sync()
-    restated = bot.journal.mode()
+    restated = bot.journal.controls.mode()
     assert restated.mode is TradingMode.REDUCE_ONLY  # still a hand-made position: a human looks
     assert restated.since_ms == entered.since_ms
     assert NO_STOP not in restated.reason
@@ -149,7 +149,7 @@ def test_the_no_stop_reason_goes_once_a_stop_protects_the_position(
     with caplog.at_level(logging.WARNING, logger="trendbotd.trading.sync_mode"):
         bot.sync()
     resolved_at = bot.clock.now_ms()
-    mode = bot.journal.mode()
+    mode = bot.journal.controls.mode()
     assert mode.mode is TradingMode.REDUCE_ONLY  # sticky until `trendbotd resume`
     assert mode.reason == restated.reason  # kept as why it was entered ...
     text = bot.status_text()
@@ -168,22 +168,26 @@ def test_the_no_stop_reason_goes_once_a_stop_protects_the_position(
     assert status_dict(collect(bot.journal))["mode_resolved_ms"] == resolved_at
 
     # The operator resumes; a new hand-made position enters reduce-only afresh.
-    bot.journal.resume(reason="checked", now_ms=bot.clock.now_ms(), rebase_daily_start=False)
-    assert bot.journal.mode().mode is TradingMode.NORMAL
+    bot.journal.controls.resume(
+        reason="checked", now_ms=bot.clock.now_ms(), rebase_daily_start=False
+    )
+    assert bot.journal.controls.mode().mode is TradingMode.NORMAL
     bot.fake.positions[SYMBOL] = D("0.5")
     bot.fake.fault("create_order", InvalidOrderError("refused (-4014)", code=-4014))
     bot.sync()
-    again = bot.journal.mode()
+    again = bot.journal.controls.mode()
     assert (again.mode, again.reason) == (TradingMode.REDUCE_ONLY, f"{HAND}; {NO_STOP}")
     assert status_dict(collect(bot.journal))["mode_resolved_ms"] is None
 
 
 def test_a_mode_not_entered_by_a_sync_is_left_alone(bot: Bot) -> None:
-    bot.journal.set_mode(TradingMode.HALTED, reason="operator: exchange maintenance", now_ms=T0)
+    bot.journal.controls.set_mode(
+        TradingMode.HALTED, reason="operator: exchange maintenance", now_ms=T0
+    )
     bot.fake.positions[SYMBOL] = D("0.5")
     bot.sync()
     bot.fake.positions[SYMBOL] = D(0)
     bot.sync()
-    mode = bot.journal.mode()
+    mode = bot.journal.controls.mode()
     assert (mode.mode, mode.reason) == (TradingMode.HALTED, "operator: exchange maintenance")
     assert "mode:      halted - operator: exchange maintenance" in bot.status_text()

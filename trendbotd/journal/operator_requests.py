@@ -111,40 +111,40 @@ def check_symbols(chosen: Sequence[str], configured: Sequence[str]) -> list[str]
 
 
 def halt(journal: Journal, *, reason: str, now_ms: int, running: bool) -> HaltPlan:
-    plan = plan_halt(journal.mode(), running=running)
+    plan = plan_halt(journal.controls.mode(), running=running)
     if plan.set_halted:
-        journal.set_mode(TradingMode.HALTED, reason=reason, now_ms=now_ms)
+        journal.controls.set_mode(TradingMode.HALTED, reason=reason, now_ms=now_ms)
     return plan
 
 
 def request_flatten(journal: Journal, request: FlattenRequest) -> None:
     """Halted and the request, in one transaction: from here on nothing enters."""
     values = {REQUEST_KEY: request.to_json()}
-    if journal.mode().mode is not TradingMode.HALTED:
+    if journal.controls.mode().mode is not TradingMode.HALTED:
         values |= {
             "mode": TradingMode.HALTED.value,
             "mode_reason": request.reason,
             "mode_since_ms": str(request.at_ms),
         }
-    journal.set_values(values, now_ms=request.at_ms)
+    journal.controls.set_values(values, now_ms=request.at_ms)
     logger.warning("operator.flatten_requested id=%s reason=%s", request.id, request.reason)
 
 
 def pending_flatten(journal: Journal) -> FlattenRequest | None:
-    text = journal.get_value(REQUEST_KEY)
+    text = journal.controls.get_value(REQUEST_KEY)
     if not text:
         return None
     request = FlattenRequest.from_json(text)
-    done = journal.get_value(DONE_KEY) or ""
+    done = journal.controls.get_value(DONE_KEY) or ""
     return None if done.partition(":")[0] == request.id else request
 
 
 def finish_flatten(journal: Journal, request: FlattenRequest, outcome: str, *, now_ms: int) -> None:
-    journal.set_values({DONE_KEY: f"{request.id}: {outcome}"}, now_ms=now_ms)
+    journal.controls.set_values({DONE_KEY: f"{request.id}: {outcome}"}, now_ms=now_ms)
 
 
 def last_flatten_outcome(journal: Journal) -> str | None:
-    done = journal.get_value(DONE_KEY)
+    done = journal.controls.get_value(DONE_KEY)
     return None if done is None else done.partition(":")[2].strip()
 
 

@@ -154,19 +154,19 @@ def resume_journal(
         )
     with open_journal(path) as journal:
         facts = ResumeFacts(
-            mode=journal.mode(),
-            daily_start=journal.daily_start(),
-            decisions=journal.guard_decisions(limit=RECENT_DECISIONS),
-            last_resume_ms=journal.last_resume_ms(),
-            last_sync=journal.last_sync(),
-            expected=journal.expected_positions(),
+            mode=journal.controls.mode(),
+            daily_start=journal.controls.daily_start(),
+            decisions=journal.decisions.guard_decisions(limit=RECENT_DECISIONS),
+            last_resume_ms=journal.controls.last_resume_ms(),
+            last_sync=journal.account.last_sync(),
+            expected=journal.account.expected_positions(),
             daemon_running=daemon_running,
             config_reduce_only=config_reduce_only,
             config_source=config_source,
         )
         plan = plan_resume(facts, operator=operator, note=note, now_ms=now_ms)
         if plan.changes:
-            journal.resume(
+            journal.controls.resume(
                 reason=plan.reason, now_ms=now_ms, rebase_daily_start=plan.rebase_daily_start
             )
     return plan

@@ -50,23 +50,23 @@ class StatusReport:
 
 
 def collect(journal: Journal) -> StatusReport:
-    sync = journal.last_sync()
-    mode = journal.mode()
+    sync = journal.account.last_sync()
+    mode = journal.controls.mode()
     blocks = tuple(
         (at, symbol, guard, reason)
-        for at, symbol, guard, allowed, reason in journal.guard_decisions(limit=5)
+        for at, symbol, guard, allowed, reason in journal.decisions.guard_decisions(limit=5)
         if not allowed
     )
     return StatusReport(
         journal_path=journal.path,
         schema_version=journal.schema_version,
         mode=mode,
-        last_tick_ms=journal.last_tick_ms(),
+        last_tick_ms=journal.controls.last_tick_ms(),
         last_sync_ms=sync[0] if sync else None,
         positions=tuple(sync[1]) if sync else (),
-        expected=journal.expected_positions(),
-        open_intents=tuple(journal.non_final_intents()),
-        daily_start=journal.daily_start(),
+        expected=journal.account.expected_positions(),
+        open_intents=tuple(journal.orders.non_final_intents()),
+        daily_start=journal.controls.daily_start(),
         recent_blocks=blocks,
         clock=journalled_clock_offset(journal),
         mode_resolved_ms=resolved_since_ms(journal, mode),

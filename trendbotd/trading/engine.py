@@ -141,11 +141,11 @@ class Engine:
         ]
         self._pending = {r.symbol for r in ordered if r.pending}
         self._decided_bar = min(
-            int(self._journal.get_value(DECIDED_KEY + symbol) or -1)
+            int(self._journal.controls.get_value(DECIDED_KEY + symbol) or -1)
             for symbol in self.config.trading.symbols
         )
-        self._journal.set_last_tick(now)
-        mode = self._journal.mode()
+        self._journal.controls.set_last_tick(now)
+        mode = self._journal.controls.mode()
         equity = f"equity {balance.total}" if balance else "balance unknown"
         head = f"{mode.mode.value} | {equity}"
         if mode.mode is not TradingMode.NORMAL:
@@ -155,7 +155,7 @@ class Engine:
         return " | ".join([head, *(r.text for r in ordered)])
 
     def _is_due(self, symbol: str, now: int) -> bool:
-        decided = self._journal.get_value(DECIDED_KEY + symbol)
+        decided = self._journal.controls.get_value(DECIDED_KEY + symbol)
         return decided is None or int(decided) < self._last_closed_open(now)
 
     def _last_closed_open(self, now: int) -> int:
@@ -170,7 +170,9 @@ class Engine:
         runs first, as at start.
         """
         positions = tuple(self._exchange.fetch_positions(self.config.trading.symbols))
-        in_flight = any(i.state is not IntentState.ACKED for i in self._journal.non_final_intents())
+        in_flight = any(
+            i.state is not IntentState.ACKED for i in self._journal.orders.non_final_intents()
+        )
         seen = _amounts(positions)
         # Both the last sync and the journal must agree with the exchange: a stop that fired
         # between that sync's two reads leaves the snapshot flat and the journal expecting
@@ -178,7 +180,7 @@ class Engine:
         if (
             not in_flight
             and seen == _amounts(self._snapshot.positions)
-            and seen == self._journal.expected_positions()
+            and seen == self._journal.account.expected_positions()
         ):
             self._snapshot = dataclasses.replace(
                 self._snapshot, taken_at_ms=now, positions=positions
@@ -223,12 +225,12 @@ class Engine:
         )
 
     def _roll_daily_start(self, now: int, balance: Balance | None) -> DailyStart | None:
-        stored = self._journal.daily_start()
+        stored = self._journal.controls.daily_start()
         rolled = guards.roll_daily_start(
             stored, now_ms=now, equity=balance.total if balance else None
         )
         if rolled is not None and rolled != stored:
-            self._journal.set_daily_start(rolled, now_ms=now)
+            self._journal.controls.set_daily_start(rolled, now_ms=now)
             logger.info("daily.start day=%s equity=%s", rolled.day, rolled.equity)
         return rolled
 
@@ -267,7 +269,7 @@ class Engine:
         price = to_decimal(closed[-1].close)
         self._act(symbol, decision, position=position, price=price, bar_time=bar_time,
                   now=now)  # fmt: skip
-        self._journal.set_values({DECIDED_KEY + symbol: str(bar_time)}, now_ms=now)
+        self._journal.controls.set_values({DECIDED_KEY + symbol: str(bar_time)}, now_ms=now)
         position = self._position_after(symbol)
         return SymbolReport(
             symbol, f"{symbol} {_describe(position, self._live_stop_price(symbol))}"
@@ -389,11 +391,11 @@ class Engine:
         window_ms = int(max(risk.duplicate_window_s, 1) * 1000)
         context = guards.GuardContext(
             now_ms=now,
-            mode=self._journal.mode().mode,
+            mode=self._journal.controls.mode().mode,
             balance=balance,
             positions={p.symbol: p for p in self._snapshot.positions if not p.is_flat},
-            expected=self._journal.expected_positions(),
-            recent=self._journal.intents_since(now - window_ms, symbol=symbol),
+            expected=self._journal.account.expected_positions(),
+            recent=self._journal.orders.intents_since(now - window_ms, symbol=symbol),
             daily_start=daily,
             leverage=self.config.trading.leverage,
         )
@@ -435,7 +437,7 @@ class Engine:
                 symbol=symbol,
                 reason=reason,
             )
-        self._journal.record_guard_decision(
+        self._journal.decisions.record_guard_decision(
             at_ms=now, symbol=symbol, guard=guard, allowed=False, reason=reason,
             client_order_id=cid,
         )  # fmt: skip
@@ -443,19 +445,19 @@ class Engine:
     def _live_stops(self, symbol: str) -> list[Intent]:
         return [
             i
-            for i in self._journal.open_intents(symbol, purpose=Purpose.STOP)
+            for i in self._journal.orders.open_intents(symbol, purpose=Purpose.STOP)
             if i.state is IntentState.ACKED
         ]
 
     def _live_stop_price(self, symbol: str) -> Decimal | None:
         """The newest live stop that closes the expected position (never a stale one on
         the other side)."""
-        expected = self._journal.expected_positions().get(symbol, Decimal(0))
+        expected = self._journal.account.expected_positions().get(symbol, Decimal(0))
         stops = covering_stop_intents(self._live_stops(symbol), symbol, expected)
         return stops[-1].stop_price if stops else None
 
     def _position_after(self, symbol: str) -> Position | None:
-        expected = self._journal.expected_positions().get(symbol)
+        expected = self._journal.account.expected_positions().get(symbol)
         before = self._snapshot.position(symbol)
         if expected is None:
             return before

@@ -156,7 +156,7 @@ class OrderExecutor:
         """Journal the intent, then send it. An intent already journalled under the same
         id is driven forward (queried, never blindly re-sent) or returned if final."""
         cid = self.client_id(spec)
-        existing = self.journal.get_intent(cid)
+        existing = self.journal.orders.get_intent(cid)
         if existing is not None:
             if existing.state.is_final:
                 logger.info("order.already_final cid=%s state=%s", cid, existing.state)
@@ -166,12 +166,12 @@ class OrderExecutor:
         if spec.purpose is Purpose.ENTRY:
             self.require_entries_allowed(cid)
         self.crash.hit("before_journal")
-        intent, _ = self.journal.add_intent(self._new_intent(spec, IntentState.PENDING))
+        intent, _ = self.journal.orders.add_intent(self._new_intent(spec, IntentState.PENDING))
         logger.info("order.journalled %s", intent.describe())
         return self.drive(intent, allow_resend=True)
 
     def require_entries_allowed(self, cid: str) -> None:
-        mode = self.journal.mode()
+        mode = self.journal.controls.mode()
         if mode.mode is not TradingMode.NORMAL:
             raise EntryBlockedError(f"entry {cid} refused: mode is {mode.mode} ({mode.reason})")
 
@@ -179,11 +179,11 @@ class OrderExecutor:
         """Journal a decision as ABANDONED without sending it, so the same decision made
         again (a restart) finds it final and sends nothing either."""
         cid = self.client_id(spec)
-        existing = self.journal.get_intent(cid)
+        existing = self.journal.orders.get_intent(cid)
         if existing is not None:
             return existing
         new = self._new_intent(spec, IntentState.ABANDONED, last_error=reason)
-        intent, _ = self.journal.add_intent(new)
+        intent, _ = self.journal.orders.add_intent(new)
         logger.warning("order.abandoned cid=%s reason=%s", cid, reason)
         return intent
 
@@ -284,7 +284,7 @@ class OrderExecutor:
     def _send(self, intent: Intent) -> Intent:
         cid = intent.client_order_id
         self._check_fence(intent)
-        intent = self.journal.mark_sent(cid, now_ms=self.clock.now_ms())
+        intent = self.journal.orders.mark_sent(cid, now_ms=self.clock.now_ms())
         self.crash.hit("after_journal_before_send")
         logger.info("order.sent cid=%s attempt=%s", cid, intent.attempts)
         try:
@@ -376,7 +376,7 @@ class OrderExecutor:
         for _ in range(DOUBT_SETTLE_INTERVALS + 1):
             facts = AbsenceFacts(
                 side=intent.side,
-                expected=self.journal.expected_positions().get(intent.symbol, ZERO),
+                expected=self.journal.account.expected_positions().get(intent.symbol, ZERO),
                 actual=self._position_or_none(intent.symbol),
                 sent_ms=intent.sent_ms if intent.sent_ms is not None else intent.created_ms,
                 now_ms=self.clock.now_ms(),
@@ -505,7 +505,7 @@ class OrderExecutor:
 
     def _adopt(self, intent: Intent, order: Order) -> Intent:
         update = update_from_order(order)
-        adopted = self.journal.update_intent(
+        adopted = self.journal.orders.update_intent(
             intent.client_order_id, update, now_ms=self.clock.now_ms()
         )
         if adopted.state != intent.state or adopted.filled != intent.filled:
@@ -519,7 +519,7 @@ class OrderExecutor:
         return adopted
 
     def _mark(self, intent: Intent, state: IntentState, error: str) -> Intent:
-        return self.journal.update_intent(
+        return self.journal.orders.update_intent(
             intent.client_order_id,
             IntentUpdate(state=state, last_error=error),
             now_ms=self.clock.now_ms(),

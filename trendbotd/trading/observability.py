@@ -1,4 +1,4 @@
-"""Turns ``[metrics]`` on: the one call the lifecycle makes (service/lifecycle.py), before the runner.
+"""Turns ``[metrics]`` on: the one call the lifecycle makes, before the runner.
 
 prometheus_client is imported only when ``metrics.listen`` is set, so a daemon without
 metrics neither loads it nor pays its memory.
@@ -42,7 +42,7 @@ class JournalReader:
                 self._journal = open_journal(path, read_only=True, any_thread=True)
             try:
                 report = collect(self._journal)
-                counts = self._journal.intent_counts()
+                counts = self._journal.orders.intent_counts()
             except TrendbotError:
                 self._close()
                 raise

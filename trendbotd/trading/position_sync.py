@@ -47,7 +47,7 @@ def run_sync(pm: PositionManager, snapshot: AccountSnapshot) -> SyncResult:
     """At startup pass the AccountSnapshot of the startup sync; later, any fresh one.
     Positions and open orders are fetched again if resolving changed anything."""
     journal, executor = pm.journal, pm.executor
-    before = journal.non_final_intents()
+    before = journal.orders.non_final_intents()
     resolved = _resolve_all(pm, before, snapshot.open_orders)
     changed = any(
         (a.state, a.filled) != (b.state, b.filled) for a, b in zip(before, resolved, strict=True)
@@ -71,7 +71,7 @@ def run_sync(pm: PositionManager, snapshot: AccountSnapshot) -> SyncResult:
             adoption.actual,
             adoption.reason,
         )
-        journal.set_expected_position(adoption.symbol, adoption.actual, now_ms=now)
+        journal.account.set_expected_position(adoption.symbol, adoption.actual, now_ms=now)
         if adoption.actual == 0 and adoption.expected != 0:
             # closed on the exchange (its stop fired, liquidation, by hand): PnL not known here
             pm.alerts.emit(
@@ -84,7 +84,7 @@ def run_sync(pm: PositionManager, snapshot: AccountSnapshot) -> SyncResult:
             )
     acted = bool(rec.adoptions)
     for orphan in rec.orphan_stops:
-        intent = journal.get_intent(orphan.client_order_id)
+        intent = journal.orders.get_intent(orphan.client_order_id)
         if intent is not None and not _entry_in_doubt(pm, intent):
             executor.cancel(intent, reason="orphan stop on a flat symbol")
             acted = True
@@ -98,7 +98,7 @@ def run_sync(pm: PositionManager, snapshot: AccountSnapshot) -> SyncResult:
     keep_mode_true(journal, reason, now_ms=now)  # enters reduce-only, or restates why
     if acted or placed or closed:
         snapshot = _refetch(pm, snapshot)
-    journal.record_sync(position_views(snapshot), taken_at_ms=snapshot.taken_at_ms)
+    journal.account.record_sync(position_views(snapshot), taken_at_ms=snapshot.taken_at_ms)
     return SyncResult(
         rec, tuple(resolved), tuple(placed), tuple(closed), tuple(unprotected), snapshot
     )
@@ -106,7 +106,7 @@ def run_sync(pm: PositionManager, snapshot: AccountSnapshot) -> SyncResult:
 
 def _alert_stop_fired(pm: PositionManager, stop: Intent) -> None:
     """Our stop executed on the exchange: the position it covered is closed (or reduced)."""
-    parent = pm.journal.get_intent(stop.parent_client_order_id or "")
+    parent = pm.journal.orders.get_intent(stop.parent_client_order_id or "")
     pnl = None
     if parent is not None and parent.average_price and stop.average_price is not None:
         sign = 1 if parent.side is Side.BUY else -1
@@ -132,7 +132,7 @@ def _read_again(
     FILLED), so its fill moves the expected position once, not adopted on top of it."""
     logger.info("reconcile.read_again reason=%s", rec.reduce_only_reason())
     snapshot = _refetch(pm, snapshot)
-    pending = pm.journal.non_final_intents()
+    pending = pm.journal.orders.non_final_intents()
     again = _resolve_all(pm, pending, snapshot.open_orders)
     for was, now_ in zip(pending, again, strict=True):
         if now_.purpose is Purpose.STOP and now_.filled > was.filled:
@@ -151,7 +151,7 @@ def _entry_in_doubt(pm: PositionManager, stop: Intent) -> bool:
     entry may yet show up filled, and the stop is reduce-only (harmless while flat)."""
     if stop.parent_client_order_id is None:
         return False
-    parent = pm.journal.get_intent(stop.parent_client_order_id)
+    parent = pm.journal.orders.get_intent(stop.parent_client_order_id)
     return parent is not None and not parent.state.is_final
 
 
@@ -189,13 +189,13 @@ def _refetch(pm: PositionManager, snapshot: AccountSnapshot) -> AccountSnapshot:
 
 def _reconcile(pm: PositionManager, snapshot: AccountSnapshot) -> Reconciliation:
     journal = pm.journal
-    unresolved = [i for i in journal.non_final_intents() if i.state is not IntentState.ACKED]
+    unresolved = [i for i in journal.orders.non_final_intents() if i.state is not IntentState.ACKED]
     return reconcile(
         snapshot=snapshot,
-        expected=journal.expected_positions(),
-        known=journal.intents_by_ids(o.client_order_id for o in snapshot.open_orders),
+        expected=journal.account.expected_positions(),
+        known=journal.orders.intents_by_ids(o.client_order_id for o in snapshot.open_orders),
         unresolved=unresolved,
-        stop_prices=journal.latest_stop_prices(),
+        stop_prices=journal.orders.latest_stop_prices(),
         symbols=pm.symbols,
         instance=pm.executor.instance,
     )
@@ -272,7 +272,7 @@ def _stop_price_for(pm: PositionManager, gap: MissingStop, snapshot: AccountSnap
 def _last_entry_candle(pm: PositionManager, symbol: str) -> int:
     entries = [
         i
-        for i in pm.journal.intents_since(0, symbol=symbol)
+        for i in pm.journal.orders.intents_since(0, symbol=symbol)
         if i.purpose is Purpose.ENTRY and i.filled > 0
     ]
     if entries:

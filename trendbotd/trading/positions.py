@@ -106,7 +106,7 @@ class PositionManager:
         if entry.purpose is not Purpose.ENTRY or entry.protective_stop is None:
             raise ValueError("open_position needs an entry intent with its protective_stop")
         cid = self.executor.client_id(entry)
-        prior = self.journal.get_intent(cid)
+        prior = self.journal.orders.get_intent(cid)
         placed: Intent | None = None
         if prior is None:
             self.executor.require_entries_allowed(cid)  # before the stop, not after it
@@ -150,7 +150,7 @@ class PositionManager:
     def _stop_before_entry(self, entry: IntentSpec, entry_cid: str) -> Intent:
         """The entry's stop for the entry's whole amount, journalled (and placed) before
         the entry intent exists. One left by an earlier run of this decision is reused."""
-        for stop in self.journal.open_intents(entry.symbol, purpose=Purpose.STOP):
+        for stop in self.journal.orders.open_intents(entry.symbol, purpose=Purpose.STOP):
             if stop.parent_client_order_id == entry_cid and stop.state is IntentState.ACKED:
                 return stop
         assert entry.protective_stop is not None
@@ -182,7 +182,7 @@ class PositionManager:
         return OpenResult(abandoned, stop, None)
 
     def _cancel_entry_stops(self, entry: Intent, *, reason: str) -> None:
-        for stop in self.journal.open_intents(entry.symbol, purpose=Purpose.STOP):
+        for stop in self.journal.orders.open_intents(entry.symbol, purpose=Purpose.STOP):
             if stop.parent_client_order_id != entry.client_order_id:
                 continue
             if stop.state is IntentState.ACKED:
@@ -192,14 +192,14 @@ class PositionManager:
 
     def _live_stops(self, symbol: str) -> list[Intent]:
         """Our live stops that close the position the journal expects on ``symbol``."""
-        expected = self.journal.expected_positions().get(symbol, ZERO)
-        stops = self.journal.open_intents(symbol, purpose=Purpose.STOP)
+        expected = self.journal.account.expected_positions().get(symbol, ZERO)
+        stops = self.journal.orders.open_intents(symbol, purpose=Purpose.STOP)
         return covering_stop_intents(stops, symbol, expected)
 
     def _protect_entry(self, entry: Intent, stop_price: Decimal) -> OpenResult:
         """Cover what the journal expects on the symbol and live stops do not yet cover."""
         live = self._live_stops(entry.symbol)
-        expected = self.journal.expected_positions().get(entry.symbol, ZERO)
+        expected = self.journal.account.expected_positions().get(entry.symbol, ZERO)
         gap = abs(expected) - sum((i.amount for i in live), ZERO)
         if gap <= 0:
             return OpenResult(entry, live[-1] if live else None, None)
@@ -275,7 +275,7 @@ class PositionManager:
         """Place a reduce-only STOP_MARKET covering ``position`` (signed). ``moved_from``:
         the trigger of the stop this one replaces (reported as a move, not a new stop).
         ``alert=False``: the caller reports it (after the entry the stop goes first for)."""
-        seq = self.journal.next_seq(symbol, candle_time_ms, Purpose.STOP)
+        seq = self.journal.orders.next_seq(symbol, candle_time_ms, Purpose.STOP)
         stop = self.executor.submit(
             IntentSpec(
                 symbol=symbol,
@@ -367,7 +367,7 @@ class PositionManager:
                     amount=abs(position.amount),
                     purpose=purpose,
                     candle_time_ms=candle_time_ms,
-                    seq=self.journal.next_seq(symbol, candle_time_ms, purpose),
+                    seq=self.journal.orders.next_seq(symbol, candle_time_ms, purpose),
                     reduce_only=True,
                 )
             )
@@ -406,7 +406,7 @@ class PositionManager:
         """Drive earlier exit/flatten intents to a final state; False if one stays open."""
         ok = True
         for purpose in (Purpose.EXIT, Purpose.FLATTEN):
-            for intent in self.journal.open_intents(symbol, purpose=purpose):
+            for intent in self.journal.orders.open_intents(symbol, purpose=purpose):
                 settled = self.executor.drive(intent, allow_resend=True)
                 if not settled.state.is_final:
                     logger.error(
@@ -420,14 +420,16 @@ class PositionManager:
 
     def _after_flat(self, symbol: str) -> None:
         self._cancel_open(symbol, Purpose.STOP, reason="position is flat")
-        expected = self.journal.expected_positions().get(symbol, ZERO)
+        expected = self.journal.account.expected_positions().get(symbol, ZERO)
         if expected != 0:
             logger.info("position.expected_reset symbol=%s was=%s", symbol, expected)
-            self.journal.set_expected_position(symbol, ZERO, now_ms=self.executor.clock.now_ms())
+            self.journal.account.set_expected_position(
+                symbol, ZERO, now_ms=self.executor.clock.now_ms()
+            )
 
     def _cancel_open(self, symbol: str, purpose: Purpose, *, reason: str) -> list[Intent]:
         done = []
-        for intent in self.journal.open_intents(symbol, purpose=purpose):
+        for intent in self.journal.orders.open_intents(symbol, purpose=purpose):
             if intent.state is IntentState.ACKED:
                 done.append(self.executor.cancel(intent, reason=reason))
             else:

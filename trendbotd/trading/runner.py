@@ -178,7 +178,9 @@ class TradingRunner:
             waiting=waiting, recv_window_ms=self._recv_window_ms(), fence=self._fence,
             alerts=self._alerts,
         )  # fmt: skip
-        self._mode_seen = journal.mode().mode  # a mode kept from the last run was reported then
+        self._mode_seen = (
+            journal.controls.mode().mode
+        )  # a mode kept from the last run was reported then
         synced = positions.sync(snapshot)
         self._positions = positions
         self._engine = Engine(
@@ -191,7 +193,7 @@ class TradingRunner:
         )
         self._operator_requests_or_later()  # a flatten journalled while down, or cut short
         self._check_mode()
-        mode = journal.mode()
+        mode = journal.controls.mode()
         if mode.mode.value != "normal":
             logger.error("mode.%s reason=%s", mode.mode.value, mode.reason)
         held = sum(1 for p in synced.snapshot.positions if not p.is_flat)
@@ -227,7 +229,7 @@ class TradingRunner:
         journal, positions = self._journal, self._positions
         if journal is None or positions is None:
             raise RuntimeError("runner used before start() synced")
-        mode = journal.mode()
+        mode = journal.controls.mode()
         done: str | None = None
         if mode.mode is TradingMode.HALTED and mode.since_ms != self._halt_seen:
             self._halt_seen = mode.since_ms
@@ -299,7 +301,7 @@ class TradingRunner:
         operator's resume/halt): the journal holds the mode, so it is read once a tick."""
         if self._journal is None:
             return
-        mode = self._journal.mode()
+        mode = self._journal.controls.mode()
         for event in mode_events(self._mode_seen, mode.mode):
             self._alerts.emit(event, key="mode", mode=mode.mode.value, reason=mode.reason)
         self._mode_seen = mode.mode

@@ -55,7 +55,7 @@ def decide(*, mode: ModeState, automatic: bool, resolved: bool, found: str | Non
 
 def resolved_since_ms(journal: Journal, mode: ModeState) -> int | None:
     """When the current mode's reasons stopped holding, or None (still hold, or not known)."""
-    since, _, resolved = (journal.get_value(RESOLVED_KEY) or "").partition(":")
+    since, _, resolved = (journal.controls.get_value(RESOLVED_KEY) or "").partition(":")
     if mode.mode is TradingMode.NORMAL or since != str(mode.since_ms) or not resolved.isdigit():
         return None
     return int(resolved)
@@ -70,21 +70,23 @@ def shown_reason(journal: Journal, mode: ModeState) -> str:
 
 
 def keep_mode_true(journal: Journal, found: str | None, *, now_ms: int) -> ModeDecision:
-    mode = journal.mode()
+    mode = journal.controls.mode()
     decision = decide(
         mode=mode,
-        automatic=journal.get_value(AUTO_SINCE_KEY) == str(mode.since_ms),
+        automatic=journal.controls.get_value(AUTO_SINCE_KEY) == str(mode.since_ms),
         resolved=resolved_since_ms(journal, mode) is not None,
         found=found,
     )
     if decision.action is ModeAction.ENTER:
-        journal.set_mode(TradingMode.REDUCE_ONLY, reason=decision.reason, now_ms=now_ms)
-        journal.set_values({AUTO_SINCE_KEY: str(now_ms), RESOLVED_KEY: ""}, now_ms=now_ms)
+        journal.controls.set_mode(TradingMode.REDUCE_ONLY, reason=decision.reason, now_ms=now_ms)
+        journal.controls.set_values({AUTO_SINCE_KEY: str(now_ms), RESOLVED_KEY: ""}, now_ms=now_ms)
     elif decision.action is ModeAction.RESTATE:
         logger.warning(
             "mode.reason_changed mode=%s was=%s now=%s", mode.mode, mode.reason, decision.reason
         )
-        journal.set_values({"mode_reason": decision.reason, RESOLVED_KEY: ""}, now_ms=now_ms)
+        journal.controls.set_values(
+            {"mode_reason": decision.reason, RESOLVED_KEY: ""}, now_ms=now_ms
+        )
     elif decision.action is ModeAction.RESOLVED:
         logger.warning(
             "mode.reason_resolved mode=%s was=%s: no longer holds; the mode stays until "
@@ -92,5 +94,5 @@ def keep_mode_true(journal: Journal, found: str | None, *, now_ms: int) -> ModeD
             mode.mode,
             mode.reason,
         )
-        journal.set_values({RESOLVED_KEY: f"{mode.since_ms}:{now_ms}"}, now_ms=now_ms)
+        journal.controls.set_values({RESOLVED_KEY: f"{mode.since_ms}:{now_ms}"}, now_ms=now_ms)
     return decision
