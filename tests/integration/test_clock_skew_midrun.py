@@ -29,7 +29,6 @@ from trendbotd.core.records import Intent, IntentState, Purpose
 from trendbotd.journal.store import open_journal
 from trendbotd.sim import SimConfig, SimExchange
 from trendbotd.sim.main import write_credentials
-from trendbotd.trading.engine import DECIDED_KEY
 
 SYMBOL = "BTC/USDT:USDT"
 PRICE = Decimal(50000)
@@ -95,7 +94,7 @@ def _own_a_long(tmp_path: Path, sim: SimExchange) -> None:
         journal.account.set_expected_position(SYMBOL, AMOUNT, now_ms=now)
         # This hour's candles are decided already: no strategy exit or entry muddles the
         # test (the skew moves the daemon's idea of "now" by 20 s, not by a day).
-        journal.controls.set_values({DECIDED_KEY + SYMBOL: str(now + 86_400_000)}, now_ms=now)
+        journal.controls.set_decided_candle(SYMBOL, now + 86_400_000, now_ms=now)
 
 
 def _open_stops(sim: SimExchange) -> list[str]:

@@ -50,7 +50,6 @@ from trendbotd.errors import ClockNotSyncedError
 from trendbotd.journal.store import Journal, open_journal
 from trendbotd.sim import Fault, SimConfig, SimExchange
 from trendbotd.sim.main import write_credentials
-from trendbotd.trading.engine import DECIDED_KEY
 from trendbotd.trading.positions import PositionManager
 
 ORDER = "/fapi/v1/order"
@@ -380,7 +379,7 @@ def test_daemon_restart_does_not_abandon_an_entry_that_is_visible_only_later(
                 attempts=1, sent_ms=now,
             )
         )  # fmt: skip
-        journal.controls.set_values({DECIDED_KEY + SYMBOL: str(now + 86_400_000)}, now_ms=now)
+        journal.controls.set_decided_candle(SYMBOL, now + 86_400_000, now_ms=now)
     # Longer than the daemon takes to start and ask (settle 3 s), shorter than its doubt
     # (4 settle intervals: 12 s).
     sim.state.set_visibility_delay(7000, conditional=False)

@@ -32,7 +32,6 @@ from trendbotd.journal.store import open_journal
 from trendbotd.sim import SimConfig, SimExchange
 from trendbotd.sim.faults import Fault
 from trendbotd.sim.main import write_credentials
-from trendbotd.trading.engine import DECIDED_KEY
 
 SYMBOL = "BTC/USDT:USDT"
 PRICE = Decimal(50000)
@@ -120,7 +119,7 @@ def _own_a_long_without_its_stop(tmp_path: Path, sim: SimExchange) -> None:
         )  # fmt: skip
         journal.account.set_expected_position(SYMBOL, AMOUNT, now_ms=now)
         # no strategy decision muddles the story: this hour and the next are decided
-        journal.controls.set_values({DECIDED_KEY + SYMBOL: str(now + 86_400_000)}, now_ms=now)
+        journal.controls.set_decided_candle(SYMBOL, now + 86_400_000, now_ms=now)
 
 
 def _events(bodies: list[dict[str, Any]], *, after: int = 0) -> list[str]:

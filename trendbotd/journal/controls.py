@@ -12,6 +12,8 @@ from trendbotd.journal.sqlite_db import JournalDb
 
 logger = logging.getLogger(__name__)
 
+_DECIDED_PREFIX = "decided_candle:"
+
 
 class ControlStore:
     """What an operator or the loop sets and the next tick reads."""
@@ -89,6 +91,14 @@ class ControlStore:
             {"daily_start_day": str(start.day), "daily_start_equity": str(start.equity)},
             now_ms=now_ms,
         )
+
+    def decided_candle(self, symbol: str) -> int | None:
+        """Open time of the newest candle the engine has decided on for ``symbol``."""
+        value = self.get_value(_DECIDED_PREFIX + symbol)
+        return int(value) if value is not None else None
+
+    def set_decided_candle(self, symbol: str, candle_ms: int, *, now_ms: int) -> None:
+        self.set_values({_DECIDED_PREFIX + symbol: str(candle_ms)}, now_ms=now_ms)
 
 
 def _put_values(conn: sqlite3.Connection, values: dict[str, str], now_ms: int) -> None:

@@ -50,7 +50,6 @@ logger = logging.getLogger(__name__)
 # Exchanges publish a closed candle a moment after its close; asking at the exact
 # millisecond returns the old bar as "forming".
 CANDLE_GRACE_MS = 1_500
-DECIDED_KEY = "decided_candle:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +140,7 @@ class Engine:
         ]
         self._pending = {r.symbol for r in ordered if r.pending}
         self._decided_bar = min(
-            int(self._journal.controls.get_value(DECIDED_KEY + symbol) or -1)
+            _or_minus_one(self._journal.controls.decided_candle(symbol))
             for symbol in self.config.trading.symbols
         )
         self._journal.controls.set_last_tick(now)
@@ -155,8 +154,8 @@ class Engine:
         return " | ".join([head, *(r.text for r in ordered)])
 
     def _is_due(self, symbol: str, now: int) -> bool:
-        decided = self._journal.controls.get_value(DECIDED_KEY + symbol)
-        return decided is None or int(decided) < self._last_closed_open(now)
+        decided = self._journal.controls.decided_candle(symbol)
+        return decided is None or decided < self._last_closed_open(now)
 
     def _last_closed_open(self, now: int) -> int:
         return (now // self._tf_ms - 1) * self._tf_ms  # open time of the last closed bar
@@ -269,7 +268,7 @@ class Engine:
         price = to_decimal(closed[-1].close)
         self._act(symbol, decision, position=position, price=price, bar_time=bar_time,
                   now=now)  # fmt: skip
-        self._journal.controls.set_values({DECIDED_KEY + symbol: str(bar_time)}, now_ms=now)
+        self._journal.controls.set_decided_candle(symbol, bar_time, now_ms=now)
         position = self._position_after(symbol)
         return SymbolReport(
             symbol, f"{symbol} {_describe(position, self._live_stop_price(symbol))}"
@@ -484,3 +483,7 @@ def _describe(position: Position | None, stop: Decimal | None) -> str:
     if position.entry_price:
         text += f" @{position.entry_price}"
     return text + (f" stop {stop}" if stop is not None else " NO STOP")
+
+
+def _or_minus_one(candle_ms: int | None) -> int:
+    return -1 if candle_ms is None else candle_ms
