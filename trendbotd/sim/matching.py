@@ -1,4 +1,4 @@
-"""Matching of the simulated exchange: placing orders and walking the price path.
+"""Matching of the simulated exchange: walking the price path (placing orders: ``desk.py``).
 
 ``sync()`` walks every symbol's path from the last synced instant to the server's now and
 fills limit orders or triggers algo orders where the path reaches them, in path order. A

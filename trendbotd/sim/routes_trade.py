@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from trendbotd.sim import errors
 from trendbotd.sim.ledger import ZERO
 from trendbotd.sim.orders import SimAlgoOrder, SimOrder
 from trendbotd.sim.params import Call, Handler, check_price, check_qty
+from trendbotd.sim.specs import SymbolSpec
 from trendbotd.sim.state import NewOrder
 
 PLAIN_TYPES = ("MARKET", "LIMIT")
@@ -46,6 +48,13 @@ def _tif(call: Call) -> str:
     return tif
 
 
+def _price(call: Call, spec: SymbolSpec) -> Decimal:
+    """The order's price, checked as Binance checks it (above 0, precision, tick)."""
+    price = call.decimal("price") or ZERO
+    check_price(spec, price)
+    return price
+
+
 def new_order(call: Call) -> Any:
     spec = call.symbol()
     side = _side(call)
@@ -65,8 +74,7 @@ def new_order(call: Call) -> Any:
     price = ZERO
     tif = "GTC"
     if kind == "LIMIT":
-        price = call.decimal("price") or ZERO
-        check_price(spec, price)
+        price = _price(call, spec)
         tif = _tif(call)
     elif call.optional("price") is not None:
         raise errors.SimError(-1106, "Parameter 'price' sent when not required.")
@@ -198,10 +206,7 @@ def new_algo(call: Call) -> Any:
     trigger = call.decimal("triggerPrice")
     assert trigger is not None
     check_price(spec, trigger, "triggerPrice")
-    price = ZERO
-    if not kind.endswith("MARKET"):
-        price = call.decimal("price") or ZERO
-        check_price(spec, price)
+    price = ZERO if kind.endswith("MARKET") else _price(call, spec)
     algo = call.desk.place_algo(
         NewOrder(
             spec=spec,
