@@ -11,6 +11,7 @@ import pytest
 from sim_ccxt import SimBinanceUSDM, client, resync
 
 from trendbotd.core.clock import ManualClock
+from trendbotd.core.domain import OrderStatus
 from trendbotd.sim import SimConfig, SimExchange
 
 SYMBOL = "BTC/USDT:USDT"
@@ -192,6 +193,26 @@ def test_ccxt_sends_stop_orders_to_the_algo_api(sim: SimExchange, ex: SimBinance
     assert gone["status"] == "canceled"
     with pytest.raises(ccxt.OrderNotFound):
         ex.fetch_order(None, SYMBOL, {"clientOrderId": "nope", "trigger": True})
+
+
+def test_cancel_all_cancels_plain_and_algo_orders_apart(
+    sim: SimExchange, ex: SimBinanceUSDM
+) -> None:
+    sim.account.set_position(SYMBOL, Decimal("0.02"), Decimal(30000))
+    ex.create_order(SYMBOL, "limit", "buy", 0.01, 29000, {"clientOrderId": "b1"})
+    ex.create_order(SYMBOL, "limit", "buy", 0.01, 28500, {"clientOrderId": "b2"})
+    for i, trigger in enumerate((28000, 27000)):
+        stop = {"stopLossPrice": trigger, "reduceOnly": True, "clientOrderId": f"s{i}"}
+        ex.create_order(SYMBOL, "market", "sell", 0.01, None, stop)
+    answer = ex.cancel_all_orders(SYMBOL)
+    assert answer[0]["info"]["msg"] == "The operation of cancel all open order is done."
+    assert ex.fetch_open_orders(SYMBOL) == []
+    assert len(ex.fetch_open_orders(SYMBOL, params={"trigger": True})) == 2  # not plain orders
+    assert sim.account.order(SYMBOL, "b1").status is OrderStatus.CANCELED
+    ex.cancel_all_orders(SYMBOL, params={"trigger": True})
+    assert ex.fetch_open_orders(SYMBOL, params={"trigger": True}) == []
+    assert sim.account.order(SYMBOL, "s1", conditional=True).status is OrderStatus.CANCELED
+    assert sim.account.position(SYMBOL).amount == Decimal("0.02")  # nothing filled
 
 
 def test_triggered_stop_fills_at_trigger_and_is_visible(

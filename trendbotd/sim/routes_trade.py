@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -176,12 +177,19 @@ def all_orders(call: Call) -> Any:
         return [o.wire() for o in rows]
 
 
-def cancel_all(call: Call) -> Any:
+def _cancel_each(
+    call: Call, open_of: Callable[[str], list[Shown]], cancel: Callable[[Shown], Shown]
+) -> Any:
+    """Cancel every open order of the symbol, in one hold of the lock."""
     spec = call.symbol()
     with call.state.lock:
-        for order in call.desk.open_plain(spec.id):
-            call.desk.cancel(order)
+        for item in open_of(spec.id):
+            cancel(item)
     return dict(CANCEL_ALL_DONE)
+
+
+def cancel_all(call: Call) -> Any:
+    return _cancel_each(call, call.desk.open_plain, call.desk.cancel)
 
 
 def new_algo(call: Call) -> Any:
@@ -260,11 +268,7 @@ def all_algos(call: Call) -> Any:
 
 
 def cancel_all_algos(call: Call) -> Any:
-    spec = call.symbol()
-    with call.state.lock:
-        for algo in call.desk.open_algos(spec.id):
-            call.desk.cancel_algo(algo)
-    return dict(CANCEL_ALL_DONE)
+    return _cancel_each(call, call.desk.open_algos, call.desk.cancel_algo)
 
 
 ROUTES: dict[tuple[str, str], tuple[Handler, int]] = {
