@@ -116,12 +116,12 @@ def duplicates(sim: SimExchange) -> dict[str, int]:
 def unprotected(sim: SimExchange) -> list[str]:
     """Symbols whose open position is not fully covered by reduce-only stops."""
     gaps = []
-    for p in sim.state.positions():
+    for p in sim.account.positions():
         closing = Side.SELL if p.amount > 0 else Side.BUY
         covered = sum(
             (
                 o.amount
-                for o in sim.state.open_orders(p.symbol)
+                for o in sim.account.open_orders(p.symbol)
                 if o.conditional and o.reduce_only and o.side is closing
             ),
             Decimal(0),

@@ -40,7 +40,7 @@ SKEW_MS = 20_000
 @pytest.fixture
 def sim() -> Iterator[SimExchange]:
     with SimExchange(SimConfig(symbols=(SYMBOL,), seed=7)) as s:
-        s.state.set_price(SYMBOL, PRICE)  # pinned: the stop never triggers by chance
+        s.account.set_price(SYMBOL, PRICE)  # pinned: the stop never triggers by chance
         yield s
 
 
@@ -76,7 +76,7 @@ def _config(tmp_path: Path, sim: SimExchange, *, exchange_extra: str = "") -> Pa
 
 def _own_a_long(tmp_path: Path, sim: SimExchange) -> None:
     """A long the journal knows (a filled entry with its planned stop): startup protects it."""
-    sim.state.set_position(SYMBOL, AMOUNT, PRICE)
+    sim.account.set_position(SYMBOL, AMOUNT, PRICE)
     now = int(time.time() * 1000)
     candle = now - now % 3_600_000 - 3_600_000
     (tmp_path / "state").mkdir()
@@ -146,7 +146,7 @@ def test_skew_mid_run_refuses_new_orders_keeps_protecting_and_recovers(
         )
         # The stop disappears from the exchange (canceled by hand, say) while skewed.
         [algo] = [a for a in sim.state.algos.values() if a.is_open]
-        sim.state.cancel_algo(algo)
+        sim.desk.cancel_algo(algo)
         assert wait_until(lambda: len(_open_stops(sim)) == 1, timeout=30, interval=0.1), (
             log.read_text()[-3000:]
         )
@@ -184,7 +184,7 @@ def test_skew_mid_run_refuses_new_orders_keeps_protecting_and_recovers(
     # the only order that left while skewed was protective: no entry, no doubled position
     entries = [r for r in skewed if (r.method, r.path) == ("POST", "/fapi/v1/order") and r.accepted]
     assert entries == []
-    assert sim.state.position(SYMBOL).amount == AMOUNT
+    assert sim.account.position(SYMBOL).amount == AMOUNT
 
 
 def test_small_skew_inside_the_recv_window_is_caught_by_the_periodic_remeasure(

@@ -25,8 +25,8 @@ ETH = "ETH/USDT:USDT"
 @pytest.fixture
 def sim() -> Iterator[SimExchange]:
     with SimExchange(SimConfig(symbols=(SYMBOL, ETH), seed=7)) as s:
-        s.state.set_price(SYMBOL, PRICE)
-        s.state.set_price(ETH, Decimal(2000))
+        s.account.set_price(SYMBOL, PRICE)
+        s.account.set_price(ETH, Decimal(2000))
         yield s
 
 
@@ -72,14 +72,14 @@ def test_markets_come_from_exchange_info_as_decimals(ex: CcxtExchange) -> None:
 def test_balance_positions_and_open_orders_equal_the_sims_state(
     sim: SimExchange, ex: CcxtExchange
 ) -> None:
-    sim.state.set_position(SYMBOL, Decimal("0.25"), Decimal(29000))
-    sim.state.set_position(ETH, Decimal(-3), Decimal(2100))
+    sim.account.set_position(SYMBOL, Decimal("0.25"), Decimal(29000))
+    sim.account.set_position(ETH, Decimal(-3), Decimal(2100))
     ex.create_order(limit_buy("tb-lim-1"))
     ex.create_order(stop("tb-stop-1", amount="0.25"))
-    assert ex.fetch_balance() == sim.state.balance()
+    assert ex.fetch_balance() == sim.account.balance()
     assert ex.fetch_balance().total == Decimal(10000) + Decimal(250) + Decimal(300)
     positions = {p.symbol: p for p in ex.fetch_positions([SYMBOL, ETH])}
-    expected = {p.symbol: p for p in sim.state.positions()}
+    expected = {p.symbol: p for p in sim.account.positions()}
     assert positions.keys() == expected.keys() == {SYMBOL, ETH}
     for symbol, p in positions.items():
         e = expected[symbol]
@@ -94,7 +94,7 @@ def test_balance_positions_and_open_orders_equal_the_sims_state(
         "tb-stop-1": True,
     }
     assert sorted(orders, key=lambda o: o.client_order_id) == sorted(
-        sim.state.open_orders(), key=lambda o: o.client_order_id
+        sim.account.open_orders(), key=lambda o: o.client_order_id
     )
     algo = next(o for o in orders if o.conditional)
     assert (algo.type, algo.stop_price, algo.reduce_only) == (
@@ -122,7 +122,7 @@ def test_market_order_fills_and_is_found_by_client_id(sim: SimExchange, ex: Ccxt
     assert sent[0].params["quantity"] == "0.01"
     found = ex.fetch_order_by_client_id(SYMBOL, "tb-mkt-1", conditional=False)
     assert found == order
-    assert sim.state.position(SYMBOL).amount == Decimal("0.01")
+    assert sim.account.position(SYMBOL).amount == Decimal("0.01")
 
 
 def test_absent_order_is_none_only_because_the_exchange_said_so(ex: CcxtExchange) -> None:
@@ -131,7 +131,7 @@ def test_absent_order_is_none_only_because_the_exchange_said_so(ex: CcxtExchange
 
 
 def test_cancel_plain_and_conditional_by_client_id(sim: SimExchange, ex: CcxtExchange) -> None:
-    sim.state.set_position(SYMBOL, Decimal("0.01"), PRICE)
+    sim.account.set_position(SYMBOL, Decimal("0.01"), PRICE)
     ex.create_order(limit_buy("tb-lim-2"))
     ex.create_order(stop("tb-stop-2"))
     plain = ex.cancel_order_by_client_id(SYMBOL, "tb-lim-2", conditional=False)
@@ -142,8 +142,8 @@ def test_cancel_plain_and_conditional_by_client_id(sim: SimExchange, ex: CcxtExc
         True,
         Decimal(28000),
     )
-    assert sim.state.open_orders() == []
-    assert ex.fetch_order_by_client_id(SYMBOL, "tb-stop-2", conditional=True) == sim.state.order(
+    assert sim.account.open_orders() == []
+    assert ex.fetch_order_by_client_id(SYMBOL, "tb-stop-2", conditional=True) == sim.account.order(
         SYMBOL, "tb-stop-2", conditional=True
     )
     with pytest.raises(OrderNotFoundError):
@@ -155,7 +155,7 @@ def test_cancel_plain_and_conditional_by_client_id(sim: SimExchange, ex: CcxtExc
 def test_triggered_stop_reads_as_filled(sim: SimExchange, ex: CcxtExchange) -> None:
     ex.create_order(market("tb-entry"))
     ex.create_order(stop("tb-sl", trigger="29000"))
-    sim.state.set_price(SYMBOL, Decimal(28500))
+    sim.account.set_price(SYMBOL, Decimal(28500))
     order = ex.fetch_order_by_client_id(SYMBOL, "tb-sl", conditional=True)
     assert order is not None
     assert (order.status, order.average_price) == (OrderStatus.FILLED, Decimal(29000))
@@ -231,7 +231,7 @@ def test_reads_heal_themselves_after_a_skew_rejection(sim: SimExchange) -> None:
 def test_a_stale_offset_is_measured_again_before_an_order() -> None:
     clock = ManualClock(1_800_000_000_000)
     with SimExchange(SimConfig(symbols=(SYMBOL,), clock=clock)) as sim:
-        sim.state.set_price(SYMBOL, PRICE)
+        sim.account.set_price(SYMBOL, PRICE)
         exchange = adapter(sim, clock=clock, clock_resync_s=600)
         exchange.measure_clock()
         exchange.create_order(market("tb-fresh"))
@@ -248,7 +248,7 @@ def test_a_stale_offset_is_measured_again_before_an_order() -> None:
 def test_an_aging_offset_is_refreshed_between_ticks_not_in_front_of_an_order() -> None:
     clock = ManualClock(1_800_000_000_000)
     with SimExchange(SimConfig(symbols=(SYMBOL,), clock=clock)) as sim:
-        sim.state.set_price(SYMBOL, PRICE)
+        sim.account.set_price(SYMBOL, PRICE)
         exchange = adapter(sim, clock=clock, clock_resync_s=600)
         exchange.load_markets([SYMBOL])
         exchange.measure_clock()
@@ -265,7 +265,7 @@ def test_an_aging_offset_is_refreshed_between_ticks_not_in_front_of_an_order() -
 
 
 def test_side_is_parsed(sim: SimExchange, ex: CcxtExchange) -> None:
-    sim.state.set_position(SYMBOL, Decimal("0.02"), PRICE)
+    sim.account.set_position(SYMBOL, Decimal("0.02"), PRICE)
     order = ex.create_order(market("tb-close", Side.SELL, amount="0.02", reduce_only=True))
     assert (order.side, order.reduce_only, order.status) == (Side.SELL, True, OrderStatus.FILLED)
-    assert sim.state.positions() == []
+    assert sim.account.positions() == []

@@ -78,7 +78,7 @@ PHASES: dict[str, dict[str, Any]] = {
 @pytest.fixture
 def sim() -> Iterator[SimExchange]:
     exchange = SimExchange(SimConfig(symbols=(SYMBOL,), seed=3)).start()
-    exchange.state.set_price(SYMBOL, PRICE)  # pinned: stops neither trigger nor fail by chance
+    exchange.account.set_price(SYMBOL, PRICE)  # pinned: stops neither trigger nor fail by chance
     try:
         yield exchange
     finally:
@@ -134,8 +134,8 @@ def assert_invariants(sim: SimExchange, journal: Journal) -> None:
 def close_and_check(sim: SimExchange, pm: PositionManager, journal: Journal) -> None:
     closed = pm.close_position(SYMBOL, purpose=Purpose.EXIT, candle_time_ms=0, reason="test")
     assert closed.flat
-    assert sim.state.position(SYMBOL).amount == 0
-    assert sim.state.open_orders(SYMBOL) == []
+    assert sim.account.position(SYMBOL).amount == 0
+    assert sim.account.open_orders(SYMBOL) == []
     assert journal.account.expected_positions() == {}
     leftover = [
         i.describe() for i in journal.orders.non_final_intents() if i.state is not IntentState.ACKED
@@ -158,7 +158,7 @@ def test_partial_fill_expected_position_is_the_fill_and_the_stop_covers_it(
     assert opened.entry.filled == Decimal("0.004")
     assert opened.entry.state.is_final  # EXPIRED: the rest will never fill
     assert journal.account.expected_positions() == {SYMBOL: Decimal("0.004")}
-    assert sim.state.position(SYMBOL).amount == Decimal("0.004")
+    assert sim.account.position(SYMBOL).amount == Decimal("0.004")
     assert opened.protected
     # the stop went first, sized for the whole entry: reduce-only, it can never close
     # more than the 0.004 that filled, so it is kept as it is
@@ -193,7 +193,7 @@ def test_error_after_execution_is_asked_by_id_never_resent(
     opened = pm.open_position(long_entry())
     assert opened.entry.state is IntentState.FILLED
     assert opened.protected
-    assert sim.state.position(SYMBOL).amount == Decimal("0.010")
+    assert sim.account.position(SYMBOL).amount == Decimal("0.010")
     assert accepted_posts(sim, ORDER, opened.entry.client_order_id) == 1
     assert opened.stop is not None
     assert accepted_posts(sim, ALGO, opened.stop.client_order_id) == 1
@@ -220,7 +220,7 @@ def test_entry_visible_only_after_the_settle_time_is_not_sent_twice(
     assert opened.entry.state is IntentState.FILLED
     assert opened.entry.attempts == 1
     assert accepted_posts(sim, ORDER, cid) == 1
-    assert sim.state.position(SYMBOL).amount == Decimal("0.010")
+    assert sim.account.position(SYMBOL).amount == Decimal("0.010")
     assert opened.protected
     not_found = [
         r
@@ -245,7 +245,7 @@ def test_entry_invisible_for_long_stays_unknown_and_blocks_nothing_from_being_do
     again = pm.open_position(long_entry())
     assert again.entry.state is IntentState.UNKNOWN
     assert accepted_posts(sim, ORDER, cid) == 1
-    assert sim.state.position(SYMBOL).amount == Decimal("0.010")
+    assert sim.account.position(SYMBOL).amount == Decimal("0.010")
     # the stop went before the entry and stays while the entry is in doubt
     assert [a.qty for a in sim.state.algos.values() if a.is_open] == [Decimal("0.010")]
     # once visible, the next sync adopts the fill; that stop already covers the position
@@ -291,7 +291,7 @@ def test_offset_beyond_the_bound_refuses_entries_but_sends_stops_and_closes(
     with pytest.raises(ClockNotSyncedError, match="clock offset"):
         ex.create_order(entry)
     assert sim.requests[before:] == []  # refused before anything was sent
-    sim.state.set_position(SYMBOL, Decimal("0.010"), PRICE)
+    sim.account.set_position(SYMBOL, Decimal("0.010"), PRICE)
     stop = OrderRequest(
         SYMBOL, Side.SELL, OrderType.STOP_MARKET, Decimal("0.010"), "fm-stop",
         stop_price=Decimal(45000), reduce_only=True,
@@ -301,7 +301,7 @@ def test_offset_beyond_the_bound_refuses_entries_but_sends_stops_and_closes(
         SYMBOL, Side.SELL, OrderType.MARKET, Decimal("0.010"), "fm-close", reduce_only=True
     )
     ex.create_order(close)
-    assert sim.state.position(SYMBOL).amount == 0
+    assert sim.account.position(SYMBOL).amount == 0
     assert [r.accepted for r in sim.requests[before:] if r.method == "POST"] == [True, True]
 
 
@@ -319,7 +319,7 @@ def test_skew_met_by_an_entry_refuses_it_after_the_remeasure_nothing_executes(
     posts = [r for r in sim.requests if (r.method, r.path) == ("POST", ALGO)]
     assert [r.status for r in posts] == [400, 200]
     assert [a for a in sim.state.algos.values() if a.is_open] == []
-    assert sim.state.position(SYMBOL).amount == 0
+    assert sim.account.position(SYMBOL).amount == 0
     assert_invariants(sim, journal)
 
 
@@ -329,7 +329,7 @@ def test_skew_met_by_a_missing_stop_still_puts_it_back(
     assert pm.open_position(long_entry()).protected
     sim.set_clock_skew_ms(20_000)
     [algo] = [a for a in sim.state.algos.values() if a.is_open]
-    sim.state.cancel_algo(algo)  # gone from the exchange (canceled by hand, say)
+    sim.desk.cancel_algo(algo)  # gone from the exchange (canceled by hand, say)
     result = pm.sync(snapshot_skewed(pm))
     assert [s.state for s in result.stops_placed] == [IntentState.ACKED]
     assert_invariants(sim, journal)
@@ -434,7 +434,7 @@ def test_daemon_restart_does_not_abandon_an_entry_that_is_visible_only_later(
     assert "ready: normal" in text, text[-3000:]  # not reduce-only on an unexplained long
     assert "order.absent_doubted" in text  # it was "absent" when first asked
     assert accepted_posts(sim, ORDER, cid) == 1  # never sent again
-    assert sim.state.position(SYMBOL).amount == Decimal("0.010")
+    assert sim.account.position(SYMBOL).amount == Decimal("0.010")
     with open_journal(tmp_path / "state" / f"{instance}.db") as journal:
         adopted = journal.orders.get_intent(cid)
         assert adopted is not None and adopted.state is IntentState.FILLED

@@ -40,7 +40,7 @@ ALGO = "/fapi/v1/algoOrder"
 @pytest.fixture
 def sim() -> Iterator[SimExchange]:
     with SimExchange(SimConfig(symbols=(SYMBOL,), seed=11)) as s:
-        s.state.set_price(SYMBOL, PRICE)
+        s.account.set_price(SYMBOL, PRICE)
         yield s
 
 
@@ -100,11 +100,11 @@ def test_cancel_dropped_after_acceptance_is_outcome_unknown(
     with pytest.raises(OutcomeUnknownError) as excinfo:
         ex.cancel_order_by_client_id(SYMBOL, "tb-cancel", conditional=False)
     assert excinfo.value.client_order_id == "tb-cancel"
-    assert sim.state.open_orders() == []  # it did happen
+    assert sim.account.open_orders() == []  # it did happen
 
 
 def test_stop_order_timeout_is_outcome_unknown(sim: SimExchange, ex: CcxtExchange) -> None:
-    sim.state.set_position(SYMBOL, Decimal("0.01"), PRICE)
+    sim.account.set_position(SYMBOL, Decimal("0.01"), PRICE)
     sim.faults.add(Fault(method="POST", path=ALGO, kind="timeout", delay_ms=1500))
     with pytest.raises(OutcomeUnknownError):
         ex.create_order(stop("tb-stop-t"))
@@ -163,7 +163,7 @@ def test_notional_too_small_4164(ex: CcxtExchange) -> None:
 
 
 def test_stop_that_would_trigger_at_once_2021(sim: SimExchange, ex: CcxtExchange) -> None:
-    sim.state.set_position(SYMBOL, Decimal("0.01"), PRICE)
+    sim.account.set_position(SYMBOL, Decimal("0.01"), PRICE)
     with pytest.raises(InvalidOrderError) as excinfo:
         ex.create_order(stop("tb-stop-now", trigger="31000"))
     _rejected(excinfo, -2021, ccxt.OrderImmediatelyFillable)

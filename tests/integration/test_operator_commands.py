@@ -198,8 +198,8 @@ def _exchange_side(state_file: Path) -> tuple[list[str], list[str]]:
     sim = SimExchange(SimConfig(symbols=(SYMBOL,), timeframe="12h", state_file=state_file))
     sim.start()
     try:
-        positions = [f"{p.symbol} {p.amount}" for p in sim.state.positions()]
-        orders = [f"{o.symbol} {o.side} {o.amount}" for o in sim.state.open_orders(SYMBOL)]
+        positions = [f"{p.symbol} {p.amount}" for p in sim.account.positions()]
+        orders = [f"{o.symbol} {o.side} {o.amount}" for o in sim.account.open_orders(SYMBOL)]
         return positions, orders
     finally:
         sim.stop()

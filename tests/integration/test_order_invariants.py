@@ -45,7 +45,7 @@ def sim(tmp_path: Path) -> Iterator[SimExchange]:
     exchange = SimExchange(
         SimConfig(symbols=(SYMBOL,), seed=4, state_file=tmp_path / "sim.json")
     ).start()
-    exchange.state.set_price(SYMBOL, PRICE)
+    exchange.account.set_price(SYMBOL, PRICE)
     try:
         yield exchange
     finally:
@@ -72,7 +72,7 @@ def books(sim: SimExchange) -> Books:
 def market_buy(sim: SimExchange, cid: str) -> None:
     """What a faulty bot would make the exchange do: one more order under ``cid``."""
     spec = sim.state.spec(SYMBOL)
-    sim.state.place(NewOrder(spec=spec, side="BUY", type="MARKET", qty=AMOUNT, client_id=cid))
+    sim.desk.place(NewOrder(spec=spec, side="BUY", type="MARKET", qty=AMOUNT, client_id=cid))
 
 
 def test_a_clean_entry_passes_and_reads_back_from_the_state_file(
@@ -119,11 +119,11 @@ def test_an_order_of_ours_without_an_intent_is_found(sim: SimExchange, journal: 
 
 
 def test_a_lost_position_is_found_unless_its_stop_fired(sim: SimExchange, journal: Journal) -> None:
-    sim.state.set_position(SYMBOL, Decimal(0), PRICE)  # gone, no stop fired, no close sent
+    sim.account.set_position(SYMBOL, Decimal(0), PRICE)  # gone, no stop fired, no close sent
     assert [v.split(":")[0] for v in exposure_violations(books(sim), journal)] == ["exposure"]
 
-    sim.state.set_position(SYMBOL, AMOUNT, PRICE)
-    sim.state.set_price(SYMBOL, Decimal(48500))  # through the stop at 49000
+    sim.account.set_position(SYMBOL, AMOUNT, PRICE)
+    sim.account.set_price(SYMBOL, Decimal(48500))  # through the stop at 49000
     fired = books(sim)
     assert fired.positions == {}
     assert exposure_violations(fired, journal) == []  # the journal's next sync adopts it
@@ -135,8 +135,8 @@ def test_a_sync_that_leaves_a_position_without_a_stop_is_found(
     records = SyncRecords(journal.path)
     assert records.unprotected() == []  # the entry's syncs all saw its stop
     for algo in list(sim.state.algos.values()):
-        sim.state.cancel_algo(algo)
-    sim.state.set_position(SYMBOL, Decimal("0.5"), PRICE)  # not the bot's
+        sim.desk.cancel_algo(algo)
+    sim.account.set_position(SYMBOL, Decimal("0.5"), PRICE)  # not the bot's
     # and the exchange refuses the emergency stop sync places for it
     sim.faults.add(
         Fault(method="POST", path="/fapi/v1/algoOrder", binance_code=-1111, http_status=400)
@@ -162,14 +162,14 @@ def test_the_exchange_measures_no_unprotected_time_when_the_stop_goes_first(
 def test_unprotected_time_is_measured_and_bounded(sim: SimExchange, journal: Journal) -> None:
     clock_before = sim.state.now_ms()
     for algo in list(sim.state.algos.values()):
-        sim.state.cancel_algo(algo)  # the position is bare from here
+        sim.desk.cancel_algo(algo)  # the position is bare from here
     report = protection_report(sim.state, now_ms=clock_before + 1500)
     assert report[SYMBOL]["open_since_ms"] is not None
     assert report[SYMBOL]["max_gap_ms"] >= 1400
     (violation,) = unprotected_time_violations(report, bound_ms=1000)
     assert violation.startswith(f"unprotected time: {SYMBOL} went ")
     # a stop ends the gap; the figure is kept, and shown in GET /sim/state
-    sim.state.place_algo(
+    sim.desk.place_algo(
         NewOrder(
             spec=sim.state.spec(SYMBOL),
             side="SELL",
@@ -180,6 +180,6 @@ def test_unprotected_time_is_measured_and_bounded(sim: SimExchange, journal: Jou
             reduce_only=True,
         )
     )
-    shown = sim.state.snapshot()["protection"][SYMBOL]
+    shown = sim.account.snapshot()["protection"][SYMBOL]
     assert shown["open_since_ms"] is None
     assert shown["gaps"] == 1

@@ -41,7 +41,7 @@ CHILD = str(Path(__file__).with_name("orders_crash_child.py"))
 def sim(request: pytest.FixtureRequest) -> Iterator[SimExchange]:
     # Many restarts in a few seconds: the per-minute request weight limit is not under test.
     exchange = SimExchange(SimConfig(symbols=(SYMBOL,), seed=5, weight_limit_per_minute=0)).start()
-    exchange.state.set_price(SYMBOL, PRICE)
+    exchange.account.set_price(SYMBOL, PRICE)
     try:
         yield exchange
         # Every entry here places its stop first: a kill anywhere leaves no bare position.
@@ -85,7 +85,7 @@ def restart_and_check(sim: SimExchange, path: Path) -> None:
             if i.state is not IntentState.ACKED
         ]
         assert unsettled == []
-        position = sim.state.position(SYMBOL).amount
+        position = sim.account.position(SYMBOL).amount
         assert journal.account.expected_positions().get(SYMBOL, 0) == position
     exchange.close()
 
@@ -102,8 +102,8 @@ def test_sigkill_at_each_step_then_restart(sim: SimExchange, tmp_path: Path, ste
     if step == "between_stop_and_entry":
         # the stop went out, the entry never did: the restart's sync cancels the stop (a
         # stop of ours on a flat symbol) and sends nothing else
-        assert sim.state.position(SYMBOL).amount == 0
-        assert sim.state.open_orders(SYMBOL) == []
+        assert sim.account.position(SYMBOL).amount == 0
+        assert sim.account.open_orders(SYMBOL) == []
         stops = [
             c
             for c in accepted_per_client_id(sim)
@@ -127,7 +127,7 @@ def test_sigkill_at_each_step_then_restart(sim: SimExchange, tmp_path: Path, ste
         closed = pm.close_position(SYMBOL, purpose=Purpose.EXIT, candle_time_ms=1, reason="t")
         assert closed.flat
     exchange.close()
-    assert sim.state.open_orders(SYMBOL) == []
+    assert sim.account.open_orders(SYMBOL) == []
     restart_and_check(sim, path)
 
 
@@ -135,7 +135,7 @@ def test_child_without_crash_point_completes(sim: SimExchange, tmp_path: Path) -
     proc = run_child(sim, journal_path(tmp_path), crash_at=None, rounds=2)
     assert proc.returncode == 0, proc.stderr
     assert "completed" in proc.stdout
-    assert sim.state.position(SYMBOL).amount == 0
+    assert sim.account.position(SYMBOL).amount == 0
     restart_and_check(sim, journal_path(tmp_path))
 
 

@@ -79,7 +79,7 @@ REPAIR_CASES = ("test_position_opened_by_hand",)
 @pytest.fixture
 def sim(request: pytest.FixtureRequest) -> Iterator[SimExchange]:
     exchange = SimExchange(SimConfig(symbols=(SYMBOL,), seed=3)).start()
-    exchange.state.set_price(SYMBOL, PRICE)  # pinned: stops neither trigger nor fail by chance
+    exchange.account.set_price(SYMBOL, PRICE)  # pinned: stops neither trigger nor fail by chance
     try:
         yield exchange
         report = protection_report(exchange.state)
@@ -132,7 +132,7 @@ def test_fault_matrix(
     sim.faults.add(Fault(**PHASES[phase], **FAULTS[fault]))
 
     opened = pm.open_position(long_entry())
-    position = sim.state.position(SYMBOL).amount
+    position = sim.account.position(SYMBOL).amount
     assert unprotected(sim) == []  # right after the entry: protected or flat
     if position != 0:
         assert opened.protected
@@ -142,8 +142,8 @@ def test_fault_matrix(
     closed = pm.close_position(SYMBOL, purpose=Purpose.EXIT, candle_time_ms=0, reason="test")
     assert sim.faults.active() == []  # the fault really hit its phase
     assert closed.flat
-    assert sim.state.position(SYMBOL).amount == 0
-    assert sim.state.open_orders(SYMBOL) == []  # the stop is gone with the position
+    assert sim.account.position(SYMBOL).amount == 0
+    assert sim.account.open_orders(SYMBOL) == []  # the stop is gone with the position
     assert journal.account.expected_positions() == {}
     assert_clean(sim, pm, journal)
 
@@ -184,7 +184,7 @@ def test_stop_that_would_trigger_at_once_means_no_entry(
     assert opened.entry.state is IntentState.ABANDONED
     sent = [r for r in sim.requests if r.method == "POST" and r.path == "/fapi/v1/order"]
     assert sent == []  # the entry never left
-    assert sim.state.position(SYMBOL).amount == 0
+    assert sim.account.position(SYMBOL).amount == 0
     assert_clean(sim, pm, journal)
 
 
@@ -214,10 +214,10 @@ def test_stop_refused_for_an_open_position_closes_it_at_market(
     assert "-2021" in (stop.last_error or "")
     assert close is not None
     assert close.flat
-    assert sim.state.position(SYMBOL).amount == 0
+    assert sim.account.position(SYMBOL).amount == 0
     assert f"stop.would_trigger symbol={SYMBOL} stop_price=49600 mark=49500" in caplog.text
     pm.sync(snapshot(pm.executor.exchange))  # type: ignore[arg-type]
-    assert sim.state.open_orders(SYMBOL) == []  # the old stop went with the position
+    assert sim.account.open_orders(SYMBOL) == []  # the old stop went with the position
     assert_clean(sim, pm, journal)
 
 
@@ -226,8 +226,8 @@ def test_stop_triggered_while_away_is_adopted(
 ) -> None:
     opened = pm.open_position(long_entry())
     assert opened.protected
-    sim.state.set_price(SYMBOL, Decimal(48500))  # crosses the stop at 49000
-    assert sim.state.position(SYMBOL).amount == 0
+    sim.account.set_price(SYMBOL, Decimal(48500))  # crosses the stop at 49000
+    assert sim.account.position(SYMBOL).amount == 0
     assert_clean(sim, pm, journal)
     assert journal.account.expected_positions() == {}
 
@@ -235,7 +235,7 @@ def test_stop_triggered_while_away_is_adopted(
 def test_position_opened_by_hand_goes_reduce_only_with_an_emergency_stop(
     sim: SimExchange, pm: PositionManager, journal: Journal
 ) -> None:
-    sim.state.set_position(SYMBOL, Decimal("0.5"), PRICE)
+    sim.account.set_position(SYMBOL, Decimal("0.5"), PRICE)
     before = len(sim.requests)
     result = pm.sync(snapshot(pm.executor.exchange))  # type: ignore[arg-type]
     assert not result.reconciliation.consistent

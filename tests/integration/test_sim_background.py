@@ -18,7 +18,7 @@ H = 3_600_000
 
 def test_concurrent_clients_keep_the_books_consistent() -> None:
     with SimExchange(SimConfig(symbols=(SYMBOL,), start_balance=Decimal(10**6))) as sim:
-        sim.state.set_price(SYMBOL, Decimal(30000))
+        sim.account.set_price(SYMBOL, Decimal(30000))
         failures: list[BaseException] = []
 
         def trade(worker: int) -> None:
@@ -43,7 +43,7 @@ def test_concurrent_clients_keep_the_books_consistent() -> None:
         orders = list(sim.state.orders.values())
         assert len(orders) == 40
         assert len({o.order_id for o in orders}) == 40
-        assert sim.state.positions() == []  # 20 buys and 20 sells of 0.01
+        assert sim.account.positions() == []  # 20 buys and 20 sells of 0.01
         fees = Decimal(40) * Decimal("0.01") * Decimal(30000) * Decimal("0.0005")
         assert sim.state.wallet == Decimal(10**6) - fees
 
@@ -57,7 +57,7 @@ def test_background_thread_triggers_stops_without_requests() -> None:
         ex = client(sim)
         resync(ex)
         ex.create_order(SYMBOL, "market", "sell", 0.01)
-        entry = sim.state.position(SYMBOL).entry_price
+        entry = sim.account.position(SYMBOL).entry_price
         stop = float((entry * Decimal("1.001")).quantize(Decimal("0.1")))
         ex.create_order(
             SYMBOL, "market", "buy", 0.01, None, {"stopLossPrice": stop, "reduceOnly": True}

@@ -101,6 +101,6 @@ def test_ticker_and_mark_price_agree_with_state(sim: SimExchange, ex: SimBinance
 def test_pinned_price_shows_in_ticker_and_forming_candle(
     sim: SimExchange, ex: SimBinanceUSDM
 ) -> None:
-    sim.state.set_price(SYMBOL, __import__("decimal").Decimal("12345.6"))
+    sim.account.set_price(SYMBOL, __import__("decimal").Decimal("12345.6"))
     assert ex.fetch_ticker(SYMBOL)["last"] == 12345.6
     assert ex.fetch_ohlcv(SYMBOL, "1h", limit=2)[-1][4] == 12345.6

@@ -11,6 +11,7 @@ import pytest
 from sim_ccxt import SimBinanceUSDM, client, resync
 
 from trendbotd.core.clock import ManualClock
+from trendbotd.core.domain import OrderStatus
 from trendbotd.sim import SimConfig, SimExchange
 
 SYMBOL = "BTC/USDT:USDT"
@@ -26,7 +27,7 @@ def clock() -> ManualClock:
 @pytest.fixture
 def sim(clock: ManualClock) -> Iterator[SimExchange]:
     with SimExchange(SimConfig(symbols=(SYMBOL,), seed=3, clock=clock)) as s:
-        s.state.set_price(SYMBOL, Decimal(30000))
+        s.account.set_price(SYMBOL, Decimal(30000))
         yield s
 
 
@@ -53,7 +54,7 @@ def test_market_order_fills_at_the_price_with_taker_fee(
     assert Decimal(info["cumQuote"]) == Decimal("300")
     # fee: 300 * 0.0005 = 0.15, exactly, in the wallet
     assert sim.state.wallet == Decimal(10000) - Decimal("0.15")
-    position = sim.state.position(SYMBOL)
+    position = sim.account.position(SYMBOL)
     assert (position.amount, position.entry_price) == (Decimal("0.010"), Decimal(30000))
     positions = ex.fetch_positions([SYMBOL])
     assert len(positions) == 1
@@ -64,7 +65,7 @@ def test_market_order_fills_at_the_price_with_taker_fee(
 
 def test_round_trip_realises_pnl_in_decimal(sim: SimExchange, ex: SimBinanceUSDM) -> None:
     ex.create_order(SYMBOL, "market", "sell", 0.02, None, {"clientOrderId": "s1"})
-    sim.state.set_price(SYMBOL, Decimal("29000.5"))
+    sim.account.set_price(SYMBOL, Decimal("29000.5"))
     ex.create_order(
         SYMBOL, "market", "buy", 0.02, None, {"clientOrderId": "b1", "reduceOnly": True}
     )
@@ -73,7 +74,7 @@ def test_round_trip_realises_pnl_in_decimal(sim: SimExchange, ex: SimBinanceUSDM
     ) * Decimal("0.0005")
     pnl = (Decimal(30000) - Decimal("29000.5")) * Decimal("0.02")
     assert sim.state.wallet == Decimal(10000) + pnl - fees
-    assert sim.state.positions() == []
+    assert sim.account.positions() == []
     balance = ex.fetch_balance()
     assert Decimal(str(balance["USDT"]["total"])) == Decimal(10000) + pnl - fees
 
@@ -93,7 +94,7 @@ def test_limit_order_rests_then_fills_as_maker(sim: SimExchange, ex: SimBinanceU
     order = ex.create_order(SYMBOL, "limit", "buy", 0.01, 29000, {"clientOrderId": "l1"})
     assert order["status"] == "open"
     assert [o["clientOrderId"] for o in ex.fetch_open_orders(SYMBOL)] == ["l1"]
-    sim.state.set_price(SYMBOL, Decimal(28500))  # the jump crosses 29000
+    sim.account.set_price(SYMBOL, Decimal(28500))  # the jump crosses 29000
     filled = ex.fetch_order(None, SYMBOL, {"clientOrderId": "l1"})
     assert filled["status"] == "closed"
     assert filled["average"] == 29000
@@ -105,7 +106,7 @@ def test_limit_order_rests_then_fills_as_maker(sim: SimExchange, ex: SimBinanceU
 def test_limit_order_fills_when_the_generated_path_crosses(
     sim: SimExchange, ex: SimBinanceUSDM, clock: ManualClock
 ) -> None:
-    sim.state.set_price(SYMBOL, None)
+    sim.account.set_price(SYMBOL, None)
     candles = ex.fetch_ohlcv(SYMBOL, "1h", limit=2)
     price = sim.state.price(SYMBOL)
     limit = float(price) * 0.999
@@ -147,20 +148,20 @@ def test_order_rejections_map_to_ccxt_classes(sim: SimExchange, ex: SimBinanceUS
         ex.create_order(SYMBOL, "market", "buy", 0.001)  # 30 USDT < 100 minimum
     with pytest.raises(ccxt.InsufficientFunds, match="-2019"):
         ex.create_order(SYMBOL, "market", "buy", 10)  # 300k notional at 20x needs 15k
-    assert sim.state.positions() == []
+    assert sim.account.positions() == []
 
 
 def test_reduce_only_market_is_clipped_to_the_position(
     sim: SimExchange, ex: SimBinanceUSDM
 ) -> None:
-    sim.state.set_position(SYMBOL, Decimal("0.01"), Decimal(30000))
+    sim.account.set_position(SYMBOL, Decimal("0.01"), Decimal(30000))
     order = ex.create_order(SYMBOL, "market", "sell", 0.05, None, {"reduceOnly": True})
     assert order["filled"] == 0.01
-    assert sim.state.positions() == []
+    assert sim.account.positions() == []
 
 
 def test_ccxt_sends_stop_orders_to_the_algo_api(sim: SimExchange, ex: SimBinanceUSDM) -> None:
-    sim.state.set_position(SYMBOL, Decimal("0.01"), Decimal(30000))
+    sim.account.set_position(SYMBOL, Decimal("0.01"), Decimal(30000))
     variants = [
         ("market", {"stopLossPrice": 28000}),
         ("market", {"triggerPrice": 27900}),
@@ -194,6 +195,26 @@ def test_ccxt_sends_stop_orders_to_the_algo_api(sim: SimExchange, ex: SimBinance
         ex.fetch_order(None, SYMBOL, {"clientOrderId": "nope", "trigger": True})
 
 
+def test_cancel_all_cancels_plain_and_algo_orders_apart(
+    sim: SimExchange, ex: SimBinanceUSDM
+) -> None:
+    sim.account.set_position(SYMBOL, Decimal("0.02"), Decimal(30000))
+    ex.create_order(SYMBOL, "limit", "buy", 0.01, 29000, {"clientOrderId": "b1"})
+    ex.create_order(SYMBOL, "limit", "buy", 0.01, 28500, {"clientOrderId": "b2"})
+    for i, trigger in enumerate((28000, 27000)):
+        stop = {"stopLossPrice": trigger, "reduceOnly": True, "clientOrderId": f"s{i}"}
+        ex.create_order(SYMBOL, "market", "sell", 0.01, None, stop)
+    answer = ex.cancel_all_orders(SYMBOL)
+    assert answer[0]["info"]["msg"] == "The operation of cancel all open order is done."
+    assert ex.fetch_open_orders(SYMBOL) == []
+    assert len(ex.fetch_open_orders(SYMBOL, params={"trigger": True})) == 2  # not plain orders
+    assert sim.account.order(SYMBOL, "b1").status is OrderStatus.CANCELED
+    ex.cancel_all_orders(SYMBOL, params={"trigger": True})
+    assert ex.fetch_open_orders(SYMBOL, params={"trigger": True}) == []
+    assert sim.account.order(SYMBOL, "s1", conditional=True).status is OrderStatus.CANCELED
+    assert sim.account.position(SYMBOL).amount == Decimal("0.02")  # nothing filled
+
+
 def test_triggered_stop_fills_at_trigger_and_is_visible(
     sim: SimExchange, ex: SimBinanceUSDM
 ) -> None:
@@ -206,14 +227,14 @@ def test_triggered_stop_fills_at_trigger_and_is_visible(
         None,
         {"stopLossPrice": 29000, "reduceOnly": True, "clientOrderId": "sl"},
     )
-    sim.state.set_price(SYMBOL, Decimal(28000))  # falls through the stop
+    sim.account.set_price(SYMBOL, Decimal(28000))  # falls through the stop
     algo = ex.fetch_order(None, SYMBOL, {"clientOrderId": "sl", "trigger": True})
     assert algo["status"] == "closed"
     info = algo["info"]
     assert info["algoStatus"] == "FINISHED"
     assert info["actualOrderId"]
     assert Decimal(info["actualPrice"]) == Decimal(29000)
-    assert sim.state.positions() == []
+    assert sim.account.positions() == []
     history = ex.fetch_orders(SYMBOL)
     actual = [o for o in history if o["id"] == info["actualOrderId"]]
     assert len(actual) == 1
@@ -243,10 +264,10 @@ def test_reduce_only_stop_with_no_position_expires(sim: SimExchange, ex: SimBina
         None,
         {"stopLossPrice": 29000, "reduceOnly": True, "clientOrderId": "orphan"},
     )
-    sim.state.set_price(SYMBOL, Decimal(28000))
+    sim.account.set_price(SYMBOL, Decimal(28000))
     algo = ex.fetch_order(None, SYMBOL, {"clientOrderId": "orphan", "trigger": True})
     assert algo["status"] == "expired"
-    assert sim.state.positions() == []
+    assert sim.account.positions() == []
 
 
 def test_position_mode_endpoints_and_leverage(sim: SimExchange, ex: SimBinanceUSDM) -> None:
@@ -265,7 +286,7 @@ def test_position_mode_endpoints_and_leverage(sim: SimExchange, ex: SimBinanceUS
 
 def test_account_endpoint_shape(sim: SimExchange, ex: SimBinanceUSDM) -> None:
     ex.create_order(SYMBOL, "market", "buy", 0.01)
-    sim.state.set_price(SYMBOL, Decimal(31000))
+    sim.account.set_price(SYMBOL, Decimal(31000))
     acct = ex.fapiPrivateV3GetAccount()
     for key in ("totalWalletBalance", "totalUnrealizedProfit", "availableBalance"):
         assert key in acct

@@ -25,7 +25,7 @@ ORDER = "/fapi/v1/order"
 @pytest.fixture
 def sim() -> Iterator[SimExchange]:
     with SimExchange(SimConfig(symbols=(SYMBOL,), seed=5)) as s:
-        s.state.set_price(SYMBOL, Decimal(50000))
+        s.account.set_price(SYMBOL, Decimal(50000))
         yield s
 
 
@@ -134,7 +134,7 @@ def test_error_after_execution_leaves_the_order_executed(
     found = ex.fetch_order(None, SYMBOL, {"clientOrderId": "u1"})
     assert found["status"] == "closed"
     assert found["filled"] == 0.01
-    assert sim.state.position(SYMBOL).amount == Decimal("0.010")
+    assert sim.account.position(SYMBOL).amount == Decimal("0.010")
 
 
 # ----- an order the queries do not show yet -----
@@ -147,7 +147,7 @@ def test_visibility_delay_hides_an_executed_order_from_queries(
     assert _control(sim, "/sim/visibility_delay", {"delay_ms": 600_000}) is None
     ex.create_order(SYMBOL, "market", "buy", 0.01, None, {"clientOrderId": "v1"})
     ex.create_order(SYMBOL, "limit", "buy", 0.01, 40000, {"clientOrderId": "v2"})
-    assert sim.state.position(SYMBOL).amount == Decimal("0.010")  # it did execute
+    assert sim.account.position(SYMBOL).amount == Decimal("0.010")  # it did execute
     with pytest.raises(ccxt.OrderNotFound, match="-2013"):
         ex.fetch_order(None, SYMBOL, {"clientOrderId": "v1"})
     assert ex.fetch_open_orders(SYMBOL) == []  # the resting limit order is hidden too
@@ -206,7 +206,7 @@ def test_clock_skew_set_mid_run_refuses_signed_requests_until_remeasured(
     with pytest.raises(ccxt.InvalidNonce, match="-1021"):
         ex.create_order(SYMBOL, "market", "buy", 0.01, None, {"clientOrderId": "k2"})
     assert _accepted_posts(sim, "k2") == 0  # refused before execution
-    assert sim.state.position(SYMBOL).amount == Decimal("0.010")
+    assert sim.account.position(SYMBOL).amount == Decimal("0.010")
     ex.load_time_difference()
     ex.create_order(SYMBOL, "market", "sell", 0.01, None, {"clientOrderId": "k3"})
-    assert sim.state.position(SYMBOL).amount == 0
+    assert sim.account.position(SYMBOL).amount == 0

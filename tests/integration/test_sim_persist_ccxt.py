@@ -105,7 +105,7 @@ def seen(ex: SimBinanceUSDM) -> dict[str, Any]:
 def test_a_restarted_sim_shows_the_same_account(new_sim: Factory, tmp_path: Path) -> None:
     path = tmp_path / "paper.json"
     first = new_sim(path)
-    first.state.set_price(SYMBOL, Decimal(30000))
+    first.account.set_price(SYMBOL, Decimal(30000))
     ex = connect(first)
     open_a_book(ex)
     before = seen(ex)
@@ -121,7 +121,7 @@ def test_a_restarted_sim_shows_the_same_account(new_sim: Factory, tmp_path: Path
     # it trades on from there: fresh ids, and the restored stop still protects the position
     order = ex2.create_order(SYMBOL, "market", "buy", 0.005, None, {"clientOrderId": "more"})
     assert int(order["id"]) > max(int(o["orderId"]) for o in before["history"])
-    second.state.set_price(SYMBOL, Decimal(27000))
+    second.account.set_price(SYMBOL, Decimal(27000))
     stop = ex2.fetch_order(None, SYMBOL, {"clientOrderId": "sl", "trigger": True})
     assert stop["info"]["algoStatus"] == "FINISHED"
     remaining = ex2.fetch_positions([SYMBOL])
@@ -133,7 +133,7 @@ def test_a_crash_without_the_final_save_keeps_the_last_change(
 ) -> None:
     path = tmp_path / "paper.json"
     first = new_sim(path)
-    first.state.set_price(SYMBOL, Decimal(30000))
+    first.account.set_price(SYMBOL, Decimal(30000))
     ex = connect(first)
     open_a_book(ex)
     ex.create_order(SYMBOL, "limit", "buy", 0.01, 26000, {"clientOrderId": "last"})
@@ -156,7 +156,7 @@ def test_concurrent_clients_leave_the_newest_state_on_disk(
 ) -> None:
     path = tmp_path / "paper.json"
     sim = new_sim(path)
-    sim.state.set_price(SYMBOL, Decimal(30000))
+    sim.account.set_price(SYMBOL, Decimal(30000))
     failures: list[BaseException] = []
 
     def trade(worker: int) -> None:
@@ -186,8 +186,8 @@ def test_concurrent_clients_leave_the_newest_state_on_disk(
     copy = tmp_path / "copy.json"
     shutil.copyfile(path, copy)  # as a crash would leave it: no final save
     reloaded = new_sim(copy)
-    assert reloaded.state.snapshot() == sim.state.snapshot()
-    assert len(reloaded.state.open_orders()) == 4 * 6
+    assert reloaded.account.snapshot() == sim.account.snapshot()
+    assert len(reloaded.account.open_orders()) == 4 * 6
 
 
 def test_orders_fill_while_the_sim_is_down_as_on_a_real_exchange(
@@ -366,10 +366,10 @@ def test_sim_exchange_refuses_a_corrupt_state_file(tmp_path: Path) -> None:
 def test_ccxt_sees_no_difference_between_runs_in_balance(new_sim: Factory, tmp_path: Path) -> None:
     path = tmp_path / "paper.json"
     first = new_sim(path)
-    first.state.set_price(SYMBOL, Decimal(30000))
+    first.account.set_price(SYMBOL, Decimal(30000))
     ex = connect(first)
     ex.create_order(SYMBOL, "market", "sell", 0.01, None, {"clientOrderId": "short"})
-    first.state.set_price(SYMBOL, Decimal(29000))
+    first.account.set_price(SYMBOL, Decimal(29000))
     ex.create_order(SYMBOL, "market", "buy", 0.01, None, {"reduceOnly": True})
     total = ex.fetch_balance()["USDT"]["total"]
     first.stop()

@@ -43,8 +43,8 @@ class Progress:
 @pytest.fixture
 def sim() -> Iterator[SimExchange]:
     with SimExchange(SimConfig(symbols=SYMBOLS, seed=21)) as s:
-        s.state.set_price(SYMBOL, PRICE)
-        s.state.set_price(ETH, Decimal(2000))
+        s.account.set_price(SYMBOL, PRICE)
+        s.account.set_price(ETH, Decimal(2000))
         yield s
 
 
@@ -65,16 +65,16 @@ def sync(
 
 def seed_account(sim: SimExchange) -> None:
     """A live account: a long BTC position with its stop and a resting entry, a short ETH."""
-    state = sim.state
-    state.set_position(SYMBOL, Decimal("0.4"), Decimal(28000))
-    state.set_position(ETH, Decimal("-5"), Decimal(2100))
-    state.place_order(SYMBOL, "SELL", "stop_market", Decimal("0.4"), stop_price=Decimal(27000),
-                      client_order_id="tb-btc-stop", reduce_only=True)  # fmt: skip
-    state.place_order(SYMBOL, "BUY", "limit", Decimal("0.1"), Decimal(29500),
-                      client_order_id="tb-btc-add")  # fmt: skip
-    state.place_order(ETH, "BUY", "stop_market", Decimal("5"), stop_price=Decimal(2200),
-                      client_order_id="tb-eth-stop", reduce_only=True)  # fmt: skip
-    state.place_order(ETH, "SELL", "limit", Decimal("1"), Decimal(2300))  # a manual order
+    account = sim.account
+    account.set_position(SYMBOL, Decimal("0.4"), Decimal(28000))
+    account.set_position(ETH, Decimal("-5"), Decimal(2100))
+    account.place_order(SYMBOL, "SELL", "stop_market", Decimal("0.4"), stop_price=Decimal(27000),
+                        client_order_id="tb-btc-stop", reduce_only=True)  # fmt: skip
+    account.place_order(SYMBOL, "BUY", "limit", Decimal("0.1"), Decimal(29500),
+                        client_order_id="tb-btc-add")  # fmt: skip
+    account.place_order(ETH, "BUY", "stop_market", Decimal("5"), stop_price=Decimal(2200),
+                        client_order_id="tb-eth-stop", reduce_only=True)  # fmt: skip
+    account.place_order(ETH, "SELL", "limit", Decimal("1"), Decimal(2300))  # a manual order
 
 
 def test_snapshot_equals_the_exchange_state(sim: SimExchange) -> None:
@@ -85,13 +85,13 @@ def test_snapshot_equals_the_exchange_state(sim: SimExchange) -> None:
     assert progress.waits == []
     assert snap.mode is AccountMode.ONE_WAY
     assert abs(snap.clock.offset_ms) <= 50
-    assert snap.balance == sim.state.balance()
+    assert snap.balance == sim.account.balance()
     got = {p.symbol: (p.amount, p.entry_price, p.unrealized_pnl) for p in snap.positions}
-    want = {p.symbol: (p.amount, p.entry_price, p.unrealized_pnl) for p in sim.state.positions()}
+    want = {p.symbol: (p.amount, p.entry_price, p.unrealized_pnl) for p in sim.account.positions()}
     assert got == want
     assert got[SYMBOL] == (Decimal("0.4"), Decimal(28000), Decimal(800))
     key = lambda o: (o.symbol, o.conditional, o.client_order_id)  # noqa: E731
-    assert sorted(snap.open_orders, key=key) == sorted(sim.state.open_orders(), key=key)
+    assert sorted(snap.open_orders, key=key) == sorted(sim.account.open_orders(), key=key)
     assert len(snap.open_orders) == 4
     assert sum(o.conditional for o in snap.open_orders) == 2
     assert set(snap.markets) == set(SYMBOLS)

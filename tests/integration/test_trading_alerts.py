@@ -44,7 +44,7 @@ ALGO = "/fapi/v1/algoOrder"
 @pytest.fixture
 def sim() -> Iterator[SimExchange]:
     with SimExchange(SimConfig(symbols=(SYMBOL,), seed=7)) as s:
-        s.state.set_price(SYMBOL, PRICE)  # pinned: no stop triggers by chance
+        s.account.set_price(SYMBOL, PRICE)  # pinned: no stop triggers by chance
         yield s
 
 
@@ -101,7 +101,7 @@ def _config(tmp_path: Path, sim: SimExchange, webhook: Receiver) -> Path:
 def _own_a_long_without_its_stop(tmp_path: Path, sim: SimExchange) -> None:
     """A long the journal knows (a filled entry with its planned stop), no stop on the
     exchange: the startup sync must put one back."""
-    sim.state.set_position(SYMBOL, AMOUNT, PRICE)
+    sim.account.set_position(SYMBOL, AMOUNT, PRICE)
     now = int(time.time() * 1000)
     candle = now - now % 3_600_000 - 3_600_000
     (tmp_path / "state").mkdir()
@@ -178,12 +178,12 @@ def test_trading_events_arrive_once_with_severity_and_no_secret(
         closed = _one(bodies, "position.closed")
         assert closed["fields"]["purpose"] == "flatten"
         assert closed["fields"]["amount"] == str(AMOUNT)
-        assert sim.state.position(SYMBOL).amount == 0
+        assert sim.account.position(SYMBOL).amount == 0
         assert "stop.placed" not in _events(bodies)
 
         # (3) a position opened behind the daemon's back: found once, protected, reduce-only
         mark = len(webhook.bodies())
-        sim.state.set_position(SYMBOL, -AMOUNT, PRICE)
+        sim.account.set_position(SYMBOL, -AMOUNT, PRICE)
         bodies = webhook.wait_for(
             lambda b: (
                 {"position.unprotected", "stop.placed", "mode.reduce_only_entered"}
@@ -208,7 +208,7 @@ def test_trading_events_arrive_once_with_severity_and_no_secret(
         assert entered["fields"]["mode"] == TradingMode.REDUCE_ONLY.value
 
         # closed by hand, the reason no longer holds; the operator resumes: mode left, once
-        sim.state.set_position(SYMBOL, Decimal(0), PRICE)
+        sim.account.set_position(SYMBOL, Decimal(0), PRICE)
         assert wait_until(lambda: "mode.reason_resolved" in log.read_text(), timeout=30)
         mark = len(webhook.bodies())
         resumed = subprocess.run(

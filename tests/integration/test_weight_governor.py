@@ -50,7 +50,7 @@ def tight() -> Iterator[SimExchange]:
     sim = SimExchange(
         SimConfig(symbols=(SYMBOL,), seed=3, weight_limit_per_minute=LIMIT, ban_grace_ms=0)
     ).start()
-    sim.state.set_price(SYMBOL, PRICE)
+    sim.account.set_price(SYMBOL, PRICE)
     yield sim
     sim.stop()
 
@@ -124,7 +124,7 @@ def test_a_429_seen_by_one_instance_holds_the_others_until_retry_after(
 
 
 def test_protective_orders_use_the_reserve_entries_may_not(tight: SimExchange) -> None:
-    tight.state.set_position(SYMBOL, Decimal("0.02"), PRICE)
+    tight.account.set_position(SYMBOL, Decimal("0.02"), PRICE)
     ex = adapter(tight, governor=_settings(LocalBudget(), orders_per_10s=10))
     ex.measure_clock()
     ex.load_markets([SYMBOL])

@@ -48,19 +48,20 @@ def persister(sim: SimExchange, path: Path) -> StatePersister:
 
 def trade_a_little(sim: SimExchange) -> None:
     """Positions, fills, open and closed orders, algo orders, flags, leverage, a pin."""
-    state = sim.state
-    state.set_price(SYMBOL, Decimal(30000))
-    state.set_leverage(SYMBOL, 7)
-    state.set_multi_assets(True)
-    state.place_order(SYMBOL, "buy", "market", Decimal("0.05"), client_order_id="entry")
-    state.set_price(SYMBOL, Decimal(31000))
-    state.place_order(SYMBOL, "sell", "market", Decimal("0.01"), client_order_id="trim")
-    state.place_order(
+    sim.account.set_price(SYMBOL, Decimal(30000))
+    sim.state.set_leverage(SYMBOL, 7)
+    sim.state.set_multi_assets(True)
+    sim.account.place_order(SYMBOL, "buy", "market", Decimal("0.05"), client_order_id="entry")
+    sim.account.set_price(SYMBOL, Decimal(31000))
+    sim.account.place_order(SYMBOL, "sell", "market", Decimal("0.01"), client_order_id="trim")
+    sim.account.place_order(
         SYMBOL, "buy", "limit", Decimal("0.01"), Decimal(25000), client_order_id="dip"
     )
-    state.place_order(SYMBOL, "buy", "limit", Decimal("0.01"), Decimal(24000), client_order_id="x")
-    state.cancel(state.find_order("BTCUSDT", order_id=None, client_id="x") or pytest.fail())
-    state.place_order(
+    sim.account.place_order(
+        SYMBOL, "buy", "limit", Decimal("0.01"), Decimal(24000), client_order_id="x"
+    )
+    sim.desk.cancel(sim.desk.find_order("BTCUSDT", order_id=None, client_id="x") or pytest.fail())
+    sim.account.place_order(
         SYMBOL,
         "sell",
         "stop_market",
@@ -69,16 +70,15 @@ def trade_a_little(sim: SimExchange) -> None:
         reduce_only=True,
         client_order_id="sl",
     )
-    state.place_order(
+    sim.account.place_order(
         SYMBOL, "sell", "stop_market", Decimal(0), stop_price=Decimal(27000), close_position=True
     )
 
 
 def comparable(sim: SimExchange) -> dict[str, Any]:
-    snap = sim.state.snapshot()
-    state = sim.state
-    snap["fills"] = [(f.trade_id, f.order_id, f.qty, f.price, f.fee) for f in state.fills]
-    snap["ids"] = (state._next_order_id, state._next_algo_id, state._next_cid)
+    snap = sim.account.snapshot()
+    snap["fills"] = [(f.trade_id, f.order_id, f.qty, f.price, f.fee) for f in sim.state.fills]
+    snap["ids"] = (sim.state.ids.order, sim.state.ids.algo, sim.state.ids.client)
     return snap
 
 
@@ -92,8 +92,8 @@ def test_round_trip_restores_the_whole_account(tmp_path: Path) -> None:
     assert persister(second, path).load() is True
     assert comparable(second) == comparable(first)
     assert second.state.realized_pnl == first.state.realized_pnl != 0
-    assert second.state.position(SYMBOL).leverage == 7
-    assert second.state.order(SYMBOL, "sl", conditional=True).stop_price == Decimal(28000)
+    assert second.account.position(SYMBOL).leverage == 7
+    assert second.account.order(SYMBOL, "sl", conditional=True).stop_price == Decimal(28000)
     doc = json.loads(path.read_text())
     assert (doc["format"], doc["version"]) == (FORMAT, VERSION)
     assert doc["clock_ms"] == T0 + 1
@@ -101,8 +101,8 @@ def test_round_trip_restores_the_whole_account(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["sim.json"]  # no temp file left
     # ids continue where they were, so a new order gets the same id on both
-    a = first.state.place_order(SYMBOL, "sell", "market", Decimal("0.01"), client_order_id="n")
-    b = second.state.place_order(SYMBOL, "sell", "market", Decimal("0.01"), client_order_id="n")
+    a = first.account.place_order(SYMBOL, "sell", "market", Decimal("0.01"), client_order_id="n")
+    b = second.account.place_order(SYMBOL, "sell", "market", Decimal("0.01"), client_order_id="n")
     assert a.exchange_order_id == b.exchange_order_id
 
 
@@ -119,35 +119,36 @@ def test_every_kind_of_change_reaches_the_file_before_the_call_returns(tmp_path:
     saver = persister(sim, path)
     saver.save_now()
     saver.attach()
-    state = sim.state
     resting = _price_the_path_will_reach(sim, T0 + 1, T0 + 1 + 2 * H)
-    far = state.specs["BTCUSDT"].round_price(float(state.price(SYMBOL)) / 2)
+    far = sim.state.specs["BTCUSDT"].round_price(float(sim.state.price(SYMBOL)) / 2)
 
     def cancel(cid: str) -> None:
-        state.cancel(state.find_order("BTCUSDT", order_id=None, client_id=cid) or pytest.fail())
+        sim.desk.cancel(
+            sim.desk.find_order("BTCUSDT", order_id=None, client_id=cid) or pytest.fail()
+        )
 
     def cancel_algo(cid: str) -> None:
-        found = state.find_algo("BTCUSDT", algo_id=None, client_id=cid) or pytest.fail()
-        state.cancel_algo(found)
+        found = sim.desk.find_algo("BTCUSDT", algo_id=None, client_id=cid) or pytest.fail()
+        sim.desk.cancel_algo(found)
 
     changes: list[tuple[str, Callable[[], object]]] = [
-        ("balance", lambda: state.set_balance(Decimal(20000))),
-        ("position", lambda: state.set_position(SYMBOL, Decimal("0.02"), Decimal(29000))),
-        ("leverage", lambda: state.set_leverage(SYMBOL, 3)),
-        ("multi", lambda: state.set_multi_assets(True)),
-        ("hedge", lambda: state.set_hedge_mode(True)),
-        ("one-way", lambda: state.set_hedge_mode(False)),
-        ("market", lambda: state.place_order(SYMBOL, "buy", "market", Decimal("0.01"))),
+        ("balance", lambda: sim.account.set_balance(Decimal(20000))),
+        ("position", lambda: sim.account.set_position(SYMBOL, Decimal("0.02"), Decimal(29000))),
+        ("leverage", lambda: sim.state.set_leverage(SYMBOL, 3)),
+        ("multi", lambda: sim.state.set_multi_assets(True)),
+        ("hedge", lambda: sim.state.set_hedge_mode(True)),
+        ("one-way", lambda: sim.state.set_hedge_mode(False)),
+        ("market", lambda: sim.account.place_order(SYMBOL, "buy", "market", Decimal("0.01"))),
         (
             "limit",
-            lambda: state.place_order(
+            lambda: sim.account.place_order(
                 SYMBOL, "buy", "limit", Decimal("0.01"), far, client_order_id="far"
             ),
         ),
         ("cancel", lambda: cancel("far")),
         (
             "algo",
-            lambda: state.place_order(
+            lambda: sim.account.place_order(
                 SYMBOL,
                 "sell",
                 "stop_market",
@@ -159,20 +160,20 @@ def test_every_kind_of_change_reaches_the_file_before_the_call_returns(tmp_path:
         ("cancel algo", lambda: cancel_algo("stop")),
         (
             "partial",
-            lambda: state.place_order(
+            lambda: sim.account.place_order(
                 SYMBOL, "buy", "limit", Decimal("0.02"), far, client_order_id="p"
             ),
         ),
-        ("fill", lambda: state.fill_order(SYMBOL, "p", Decimal("0.01"), far)),
-        ("pin", lambda: state.set_price(SYMBOL, Decimal(12345))),
-        ("unpin", lambda: state.set_price(SYMBOL, None)),
+        ("fill", lambda: sim.account.fill_order(SYMBOL, "p", Decimal("0.01"), far)),
+        ("pin", lambda: sim.account.set_price(SYMBOL, Decimal(12345))),
+        ("unpin", lambda: sim.account.set_price(SYMBOL, None)),
         (
             "resting",
-            lambda: state.place_order(
+            lambda: sim.account.place_order(
                 SYMBOL, resting[0], "limit", Decimal("0.01"), resting[1], client_order_id="rest"
             ),
         ),
-        ("market moves (matching thread)", lambda: (clock.advance(2 * H), state.sync())),
+        ("market moves (matching thread)", lambda: (clock.advance(2 * H), sim.matching.sync())),
     ]
     before = path.read_bytes()
     for name, change in changes:
@@ -184,11 +185,11 @@ def test_every_kind_of_change_reaches_the_file_before_the_call_returns(tmp_path:
     again = make(clock)
     persister(again, path).load()
     assert comparable(again) == comparable(sim)
-    assert again.state.order(SYMBOL, "rest").status is OrderStatus.FILLED
+    assert again.account.order(SYMBOL, "rest").status is OrderStatus.FILLED
     saves = saver.stats.saves
-    state.positions()
-    state.open_orders()
-    state.balance()
+    sim.account.positions()
+    sim.account.open_orders()
+    sim.account.balance()
     assert saver.stats.saves == saves  # reads write nothing
 
 
@@ -236,10 +237,10 @@ def test_clock_alone_is_refreshed_when_due(tmp_path: Path) -> None:
     saver.save_now()
     saver.attach()
     clock.advance(5 * H)
-    sim.state.positions()  # any release of the lock once the interval has passed
+    sim.account.positions()  # any release of the lock once the interval has passed
     assert SimExchange.saved_clock_ms(path) == T0 + 5 * H
     saves = saver.stats.saves
-    sim.state.positions()
+    sim.account.positions()
     assert saver.stats.saves == saves  # the clock did not move: nothing to write
 
 
@@ -313,24 +314,24 @@ def test_damaged_records_raise_and_leave_the_account_untouched(
 def test_positions_on_symbols_no_longer_configured_refuse_to_load(tmp_path: Path) -> None:
     clock = ManualClock(T0 + 1)
     both = make(clock, SYMBOL, ETH)
-    both.state.set_position(ETH, Decimal("0.5"), Decimal(2000))
+    both.account.set_position(ETH, Decimal("0.5"), Decimal(2000))
     path = tmp_path / "sim.json"
     persister(both, path).save_now()
     with pytest.raises(SimStateError, match="ETHUSDT position"):
         persister(make(clock, SYMBOL), path).load()
     # closed history alone on a dropped symbol is not worth refusing to start
-    both.state.set_position(ETH, Decimal(0), Decimal(0))
-    both.state.set_price(ETH, Decimal(2000))
-    both.state.place_order(ETH, "buy", "market", Decimal("0.1"))
-    both.state.place_order(ETH, "sell", "market", Decimal("0.1"))
-    both.state.set_position(SYMBOL, Decimal("0.01"), Decimal(30000))
+    both.account.set_position(ETH, Decimal(0), Decimal(0))
+    both.account.set_price(ETH, Decimal(2000))
+    both.account.place_order(ETH, "buy", "market", Decimal("0.1"))
+    both.account.place_order(ETH, "sell", "market", Decimal("0.1"))
+    both.account.set_position(SYMBOL, Decimal("0.01"), Decimal(30000))
     persister(both, path).save_now()
     only_btc = make(clock, SYMBOL)
     persister(only_btc, path).load()
     assert only_btc.state.orders == {}
-    assert only_btc.state.position(SYMBOL).amount == Decimal("0.01")
+    assert only_btc.account.position(SYMBOL).amount == Decimal("0.01")
     # an open order there is refused
-    both.state.place_order(ETH, "buy", "limit", Decimal("0.1"), Decimal(1000))
+    both.account.place_order(ETH, "buy", "limit", Decimal("0.1"), Decimal(1000))
     persister(both, path).save_now()
     with pytest.raises(SimStateError, match="open order"):
         persister(make(clock, SYMBOL), path).load()
@@ -343,7 +344,7 @@ def test_a_failed_write_raises_and_the_next_change_saves_both(tmp_path: Path) ->
     saver = persister(sim, path)
     saver.attach()
     with pytest.raises(SimStateIOError) as info:
-        sim.state.set_balance(Decimal(123))
+        sim.account.set_balance(Decimal(123))
     assert info.value.exit_code == ExitCode.IO_ERROR
     assert str(path) in str(info.value)
     path.parent.mkdir()
@@ -358,10 +359,10 @@ def test_an_older_snapshot_never_overwrites_a_newer_one(tmp_path: Path) -> None:
     sim = make(clock)
     path = tmp_path / "sim.json"
     saver = persister(sim, path)
-    sim.state.set_balance(Decimal(1))
+    sim.account.set_balance(Decimal(1))
     with sim.state.lock:
         older = saver._snapshot()
-    sim.state.set_balance(Decimal(2))
+    sim.account.set_balance(Decimal(2))
     with sim.state.lock:
         newer = saver._snapshot()
     newer()
@@ -401,21 +402,20 @@ def test_state_lock_hook_runs_at_the_outermost_release_and_writes_after_it() -> 
 def test_history_stays_bounded_and_trade_ids_keep_counting(tmp_path: Path) -> None:
     clock = ManualClock(T0 + 1)
     sim = make(clock)
-    state = sim.state
-    state.set_price(SYMBOL, Decimal(30000))
-    state.place_order(
+    sim.account.set_price(SYMBOL, Decimal(30000))
+    sim.account.place_order(
         SYMBOL, "buy", "limit", Decimal("0.01"), Decimal(20000), client_order_id="old"
     )
     for i in range(MAX_KEPT_ORDERS + 150):
-        state.place_order(SYMBOL, "buy" if i % 2 else "sell", "market", Decimal("0.01"))
-    assert len(state.orders) <= MAX_KEPT_ORDERS
-    assert len(state.fills) <= MAX_KEPT_FILLS
-    assert state.order(SYMBOL, "old").status.value == "open"  # open orders are never dropped
-    assert state.fills[-1].trade_id == MAX_KEPT_ORDERS + 150
+        sim.account.place_order(SYMBOL, "buy" if i % 2 else "sell", "market", Decimal("0.01"))
+    assert len(sim.state.orders) <= MAX_KEPT_ORDERS
+    assert len(sim.state.fills) <= MAX_KEPT_FILLS
+    assert sim.account.order(SYMBOL, "old").status.value == "open"  # open orders are never dropped
+    assert sim.state.fills[-1].trade_id == MAX_KEPT_ORDERS + 150
     path = tmp_path / "sim.json"
     persister(sim, path).save_now()
     doc = json.loads(path.read_text())
-    assert len(doc["orders"]) == len(state.orders)
+    assert len(doc["orders"]) == len(sim.state.orders)
     assert path.stat().st_size < 1_000_000
 
 
@@ -424,16 +424,15 @@ def test_save_cost_with_a_hundred_orders_in_history(
 ) -> None:
     clock = ManualClock(T0 + 1)
     sim = make(clock)
-    state = sim.state
-    state.set_price(SYMBOL, Decimal(30000))
+    sim.account.set_price(SYMBOL, Decimal(30000))
     for i in range(100):
-        state.place_order(SYMBOL, "buy" if i % 2 else "sell", "market", Decimal("0.01"))
+        sim.account.place_order(SYMBOL, "buy" if i % 2 else "sell", "market", Decimal("0.01"))
     saver = persister(sim, tmp_path / "sim.json")
     saver.save_now()
     saver.attach()
     first = saver.stats.saves
     for i in range(40):
-        state.place_order(
+        sim.account.place_order(
             SYMBOL, "buy", "limit", Decimal("0.01"), Decimal(20000), client_order_id=f"c{i}"
         )
     stats = saver.stats
@@ -442,7 +441,7 @@ def test_save_cost_with_a_hundred_orders_in_history(
         print(
             f"\nsim state save: {stats.ms_per_save:.2f} ms per save "
             f"({1000 * stats.snapshot_s / stats.saves:.2f} ms of it under the lock), "
-            f"{stats.last_bytes} bytes, {len(state.orders)} orders in history"
+            f"{stats.last_bytes} bytes, {len(sim.state.orders)} orders in history"
         )
     assert stats.ms_per_save < 250  # generous: about 1-3 ms on an idle machine
 

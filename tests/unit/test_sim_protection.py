@@ -25,19 +25,19 @@ Q = Decimal("0.010")
 def make() -> tuple[SimExchange, ManualClock]:
     clock = ManualClock(T0 + 1)
     sim = SimExchange(SimConfig(symbols=(SYMBOL,), seed=11, clock=clock))
-    sim.state.set_price(SYMBOL, Decimal(50000))
+    sim.account.set_price(SYMBOL, Decimal(50000))
     return sim, clock
 
 
 def stop(sim: SimExchange, trigger: int, *, side: str = "sell", cid: str = "sl", **kw: object):  # type: ignore[no-untyped-def]
-    return sim.state.place_order(
+    return sim.account.place_order(
         SYMBOL, side, "stop_market", Q, stop_price=Decimal(trigger), client_order_id=cid,
         reduce_only=True, **kw,  # type: ignore[arg-type]
     )  # fmt: skip
 
 
 def report(sim: SimExchange) -> dict[str, object]:
-    return sim.state.snapshot()["protection"].get(SYMBOL, {})  # type: ignore[no-any-return]
+    return sim.account.snapshot()["protection"].get(SYMBOL, {})  # type: ignore[no-any-return]
 
 
 def test_stop_before_entry_leaves_no_unprotected_time() -> None:
@@ -45,7 +45,7 @@ def test_stop_before_entry_leaves_no_unprotected_time() -> None:
     placed = stop(sim, 49000)  # accepted with no position
     assert placed.status is OrderStatus.OPEN
     clock.advance(5000)
-    sim.state.place_order(SYMBOL, "buy", "market", Q, client_order_id="e")
+    sim.account.place_order(SYMBOL, "buy", "market", Q, client_order_id="e")
     clock.advance(60_000)
     r = report(sim)
     assert (r["unprotected_ms"], r["gaps"]) == (0, 0)
@@ -53,7 +53,7 @@ def test_stop_before_entry_leaves_no_unprotected_time() -> None:
 
 def test_entry_before_stop_is_measured_until_the_stop_arrives() -> None:
     sim, clock = make()
-    sim.state.place_order(SYMBOL, "buy", "market", Q, client_order_id="e")
+    sim.account.place_order(SYMBOL, "buy", "market", Q, client_order_id="e")
     clock.advance(1200)
     assert report(sim)["open_since_ms"] == T0 + 1
     stop(sim, 49000)
@@ -66,7 +66,7 @@ def test_entry_before_stop_is_measured_until_the_stop_arrives() -> None:
 @pytest.mark.parametrize(("side", "counts"), [("sell", True), ("buy", False)])
 def test_only_a_stop_on_the_closing_side_counts(side: str, counts: bool) -> None:
     sim, clock = make()
-    sim.state.place_order(SYMBOL, "buy", "market", Q, client_order_id="e")
+    sim.account.place_order(SYMBOL, "buy", "market", Q, client_order_id="e")
     stop(sim, 49000 if side == "sell" else 51000, side=side)
     clock.advance(500)
     assert (report(sim)["open_since_ms"] is None) is counts
@@ -74,7 +74,7 @@ def test_only_a_stop_on_the_closing_side_counts(side: str, counts: bool) -> None
 
 def test_a_stop_smaller_than_the_position_leaves_it_unprotected() -> None:
     sim, clock = make()
-    sim.state.place_order(SYMBOL, "buy", "market", Q * 2, client_order_id="e")
+    sim.account.place_order(SYMBOL, "buy", "market", Q * 2, client_order_id="e")
     stop(sim, 49000)
     clock.advance(700)
     assert report(sim)["unprotected_ms"] == 700
@@ -83,21 +83,21 @@ def test_a_stop_smaller_than_the_position_leaves_it_unprotected() -> None:
 def test_reduce_only_stop_with_nothing_to_reduce_expires_when_it_triggers() -> None:
     sim, _ = make()
     stop(sim, 49000)
-    sim.state.set_price(SYMBOL, Decimal(48000))
-    assert sim.state.position(SYMBOL).amount == 0
+    sim.account.set_price(SYMBOL, Decimal(48000))
+    assert sim.account.position(SYMBOL).amount == 0
     (algo,) = sim.state.algos.values()
     assert algo.status == "EXPIRED"
 
 
 def test_second_close_position_stop_on_one_side_is_4130() -> None:
     sim, _ = make()
-    sim.state.place_order(SYMBOL, "buy", "market", Q, client_order_id="e")
-    sim.state.place_order(
+    sim.account.place_order(SYMBOL, "buy", "market", Q, client_order_id="e")
+    sim.account.place_order(
         SYMBOL, "sell", "stop_market", Decimal(0), stop_price=Decimal(49000),
         client_order_id="c1", close_position=True,
     )  # fmt: skip
     with pytest.raises(SimError) as excinfo:
-        sim.state.place_order(
+        sim.account.place_order(
             SYMBOL, "sell", "stop_market", Decimal(0), stop_price=Decimal(48000),
             client_order_id="c2", close_position=True,
         )  # fmt: skip
@@ -108,7 +108,7 @@ def test_second_close_position_stop_on_one_side_is_4130() -> None:
 
 def test_the_figures_survive_the_state_file() -> None:
     sim, clock = make()
-    sim.state.place_order(SYMBOL, "buy", "market", Q, client_order_id="e")
+    sim.account.place_order(SYMBOL, "buy", "market", Q, client_order_id="e")
     clock.advance(300)
     stop(sim, 49000)
     with sim.state.lock:

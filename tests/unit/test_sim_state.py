@@ -25,7 +25,7 @@ def test_order_right_after_a_close_fills_at_the_next_open() -> None:
     clock = ManualClock(T0 + 1)
     sim = make(clock)
     bar = sim.state.tapes["BTCUSDT"].source.bar(T0 // H)
-    order = sim.state.place_order(SYMBOL, "buy", "market", Decimal("0.01"), client_order_id="o")
+    order = sim.account.place_order(SYMBOL, "buy", "market", Decimal("0.01"), client_order_id="o")
     assert order.status is OrderStatus.FILLED
     assert order.average_price == sim.state.specs["BTCUSDT"].round_price(bar.open)
 
@@ -33,11 +33,10 @@ def test_order_right_after_a_close_fills_at_the_next_open() -> None:
 def test_stop_triggers_on_the_path_at_its_trigger_price() -> None:
     clock = ManualClock(T0 + 1)
     sim = make(clock, regime="range")
-    state = sim.state
-    state.place_order(SYMBOL, "buy", "market", Decimal("0.01"))
-    entry = state.position(SYMBOL).entry_price
+    sim.account.place_order(SYMBOL, "buy", "market", Decimal("0.01"))
+    entry = sim.account.position(SYMBOL).entry_price
     trigger = (entry * Decimal("0.99")).quantize(Decimal("0.1"))
-    state.place_order(
+    sim.account.place_order(
         SYMBOL,
         "sell",
         "stop_market",
@@ -46,36 +45,38 @@ def test_stop_triggers_on_the_path_at_its_trigger_price() -> None:
         client_order_id="sl",
         reduce_only=True,
     )
-    source = state.tapes["BTCUSDT"].source
+    source = sim.state.tapes["BTCUSDT"].source
     for hour in range(1, 2000):
         clock.advance(H)
-        state.sync()
-        if not state.open_orders(SYMBOL):
+        sim.matching.sync()
+        if not sim.account.open_orders(SYMBOL):
             break
         # still open: the bar just completed never traded down to the trigger
         assert source.bar(T0 // H + hour - 1).low > float(trigger)
-    algo = state.order(SYMBOL, "sl", conditional=True)
+    algo = sim.account.order(SYMBOL, "sl", conditional=True)
     assert algo.status is OrderStatus.FILLED
-    actual = state.algos[int(algo.exchange_order_id)]
-    fill = state.orders[actual.actual_order_id or 0]
+    actual = sim.state.algos[int(algo.exchange_order_id)]
+    fill = sim.state.orders[actual.actual_order_id or 0]
     assert fill.avg_price == trigger
     assert fill.orig_type == "STOP_MARKET"
-    assert state.positions() == []
+    assert sim.account.positions() == []
     assert source.bar((actual.trigger_ms - actual.trigger_ms % H) // H).low <= float(trigger)
 
 
 def test_limit_lifecycle_partial_fill_and_reduce_only_expiry() -> None:
     clock = ManualClock(T0 + 1)
-    state = make(clock).state
-    state.set_price(SYMBOL, Decimal(30000))
-    state.place_order(SYMBOL, "buy", "limit", Decimal("0.02"), Decimal(29000), client_order_id="l")
-    state.fill_order(SYMBOL, "l", Decimal("0.01"), Decimal(29000))
-    wire = state.find_order("BTCUSDT", order_id=None, client_id="l")
+    sim = make(clock)
+    sim.account.set_price(SYMBOL, Decimal(30000))
+    sim.account.place_order(
+        SYMBOL, "buy", "limit", Decimal("0.02"), Decimal(29000), client_order_id="l"
+    )
+    sim.account.fill_order(SYMBOL, "l", Decimal("0.01"), Decimal(29000))
+    wire = sim.desk.find_order("BTCUSDT", order_id=None, client_id="l")
     assert wire is not None
     assert wire.wire()["status"] == "PARTIALLY_FILLED"
     assert wire.wire()["executedQty"] == "0.010"
     # a reduce-only take-profit above, then the position is closed by a market order
-    state.place_order(
+    sim.account.place_order(
         SYMBOL,
         "sell",
         "limit",
@@ -84,58 +85,62 @@ def test_limit_lifecycle_partial_fill_and_reduce_only_expiry() -> None:
         client_order_id="tp",
         reduce_only=True,
     )
-    state.place_order(SYMBOL, "sell", "market", Decimal("0.01"), reduce_only=True)
-    tp = state.order(SYMBOL, "tp")
+    sim.account.place_order(SYMBOL, "sell", "market", Decimal("0.01"), reduce_only=True)
+    tp = sim.account.order(SYMBOL, "tp")
     assert tp.status is OrderStatus.EXPIRED
-    assert state.order(SYMBOL, "l").status is OrderStatus.OPEN
+    assert sim.account.order(SYMBOL, "l").status is OrderStatus.OPEN
 
 
 def test_time_in_force_variants() -> None:
-    state = make(ManualClock(T0 + 1)).state
-    state.set_price(SYMBOL, Decimal(30000))
-    post_only = state.place_order(
+    sim = make(ManualClock(T0 + 1))
+    sim.account.set_price(SYMBOL, Decimal(30000))
+    post_only = sim.account.place_order(
         SYMBOL, "buy", "limit", Decimal("0.01"), Decimal(30100), time_in_force="GTX"
     )
     assert post_only.status is OrderStatus.EXPIRED
-    ioc = state.place_order(
+    ioc = sim.account.place_order(
         SYMBOL, "buy", "limit", Decimal("0.01"), Decimal(29000), time_in_force="IOC"
     )
     assert ioc.status is OrderStatus.EXPIRED
-    taker = state.place_order(SYMBOL, "buy", "limit", Decimal("0.01"), Decimal(30100))
+    taker = sim.account.place_order(SYMBOL, "buy", "limit", Decimal("0.01"), Decimal(30100))
     assert taker.status is OrderStatus.FILLED
     assert taker.average_price == Decimal(30000)  # marketable limit takes the book price
 
 
 def test_open_orders_use_margin() -> None:
-    state = make(ManualClock(T0 + 1), start_balance=Decimal(1000)).state
-    state.set_price(SYMBOL, Decimal(30000))
-    state.place_order(SYMBOL, "buy", "limit", Decimal("0.5"), Decimal(20000))  # 10000/20 = 500
-    assert state.balance().free == Decimal(500)
+    sim = make(ManualClock(T0 + 1), start_balance=Decimal(1000))
+    sim.account.set_price(SYMBOL, Decimal(30000))
+    sim.account.place_order(
+        SYMBOL, "buy", "limit", Decimal("0.5"), Decimal(20000)
+    )  # 10000/20 = 500
+    assert sim.account.balance().free == Decimal(500)
     with pytest.raises(SimError) as err:
-        state.place_order(SYMBOL, "buy", "limit", Decimal("0.5"), Decimal(20000))
+        sim.account.place_order(SYMBOL, "buy", "limit", Decimal("0.5"), Decimal(20000))
     assert err.value.code == -2019
 
 
 def test_canceled_orders_without_fills_are_forgotten_after_three_days() -> None:
     clock = ManualClock(T0 + 1)
-    state = make(clock).state
-    state.set_price(SYMBOL, Decimal(30000))
-    state.place_order(SYMBOL, "buy", "limit", Decimal("0.01"), Decimal(20000), client_order_id="x")
-    found = state.find_order("BTCUSDT", order_id=None, client_id="x")
+    sim = make(clock)
+    sim.account.set_price(SYMBOL, Decimal(30000))
+    sim.account.place_order(
+        SYMBOL, "buy", "limit", Decimal("0.01"), Decimal(20000), client_order_id="x"
+    )
+    found = sim.desk.find_order("BTCUSDT", order_id=None, client_id="x")
     assert found is not None
-    state.cancel(found)
+    sim.desk.cancel(found)
     clock.advance(2 * 86_400_000)
-    assert state.order(SYMBOL, "x").status is OrderStatus.CANCELED
+    assert sim.account.order(SYMBOL, "x").status is OrderStatus.CANCELED
     clock.advance(2 * 86_400_000)
     with pytest.raises(SimError) as err:
-        state.order(SYMBOL, "x")
+        sim.account.order(SYMBOL, "x")
     assert err.value.code == -2013
 
 
 def test_set_position_and_unrealised_pnl() -> None:
-    state = make(ManualClock(T0 + 1)).state
-    state.set_price(SYMBOL, Decimal(31000))
-    state.set_position(SYMBOL, Decimal("-0.5"), Decimal(30000))
-    position = state.position(SYMBOL)
+    sim = make(ManualClock(T0 + 1))
+    sim.account.set_price(SYMBOL, Decimal(31000))
+    sim.account.set_position(SYMBOL, Decimal("-0.5"), Decimal(30000))
+    position = sim.account.position(SYMBOL)
     assert position.unrealized_pnl == Decimal(-500)
-    assert state.balance().total == Decimal(9500)
+    assert sim.account.balance().total == Decimal(9500)

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, asdict, fields
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from trendbotd.sim.market import CsvCandles
 from trendbotd.sim.orders import SimAlgoOrder, SimOrder
 from trendbotd.sim.specs import SymbolSpec
-from trendbotd.sim.state import Fill, PositionBook, SimState
+from trendbotd.sim.state import Fill, IdCounters, PositionBook, SimState
 
 logger = logging.getLogger(__name__)
 
@@ -163,16 +163,6 @@ def encode(
     cache: RecordCache | None = None,
 ) -> str:
     """The account as JSON text (call under the state lock)."""
-    symbols: dict[str, Any] = {}
-    for sid, book in state.books.items():
-        source = state.tapes[sid].source
-        pin = state.pinned(sid)
-        symbols[sid] = {
-            "position": _record(book),
-            "synced_ms": state._synced_ms[sid],
-            "pinned_price": None if pin is None else str(pin),
-            "csv_shift_bars": source.shift_bars if isinstance(source, CsvCandles) else None,
-        }
     head = {
         "format": FORMAT,
         "version": VERSION,
@@ -185,13 +175,8 @@ def encode(
             "dual_side": state.dual_side,
             "multi_assets": state.multi_assets,
         },
-        "next_ids": {
-            "order": state._next_order_id,
-            "algo": state._next_algo_id,
-            "client": state._next_cid,
-            "trade": state._next_trade_id,
-        },
-        "symbols": symbols,
+        "next_ids": asdict(state.ids),
+        "symbols": _symbols(state),
         "protection": state.protection.to_dict(),
     }
     records = cache or RecordCache()
@@ -217,6 +202,20 @@ def encode(
             "]}",
         )
     )
+
+
+def _symbols(state: SimState) -> dict[str, Any]:
+    symbols: dict[str, Any] = {}
+    for sid, book in state.books.items():
+        source = state.tapes[sid].source
+        pin = state.pinned(sid)
+        symbols[sid] = {
+            "position": _record(book),
+            "synced_ms": state.synced_ms[sid],
+            "pinned_price": None if pin is None else str(pin),
+            "csv_shift_bars": source.shift_bars if isinstance(source, CsvCandles) else None,
+        }
+    return symbols
 
 
 def check_header(data: object) -> dict[str, Any]:
@@ -332,18 +331,20 @@ def restore(state: SimState, data: dict[str, Any]) -> None:
             state.books[sid] = book
             # matching resumes where it stopped (fills during the downtime happen, as on a
             # real exchange) unless the clock now runs behind the file
-            state._synced_ms[sid] = min(decoded.synced[sid], now)
+            state.synced_ms[sid] = min(decoded.synced[sid], now)
             source = state.tapes[sid].source
             if sid in decoded.shifts and isinstance(source, CsvCandles):
                 source.shift_bars = decoded.shifts[sid]
-        state._pins = dict(decoded.pins)
+        state.pins = dict(decoded.pins)
         state.orders = decoded.orders
         state.algos = decoded.algos
         state.fills = decoded.fills
         ids = decoded.next_ids
-        state._next_order_id = max(ids["order"], max(state.orders, default=0) + 1)
-        state._next_algo_id = max(ids["algo"], max(state.algos, default=0) + 1)
-        state._next_cid = ids["client"]
-        state._next_trade_id = ids["trade"]
+        state.ids = IdCounters(
+            order=max(ids["order"], max(state.orders, default=0) + 1),
+            algo=max(ids["algo"], max(state.algos, default=0) + 1),
+            client=ids["client"],
+            trade=ids["trade"],
+        )
         state.protection.load(decoded.protection)
         state.touch()

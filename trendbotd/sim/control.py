@@ -19,14 +19,12 @@ import json
 import logging
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
 from trendbotd.sim.errors import SimError
 from trendbotd.sim.faults import Fault
-
-if TYPE_CHECKING:
-    from trendbotd.sim.exchange import SimExchange
+from trendbotd.sim.ports import ControlTarget
 
 Action = Callable[[dict[str, Any], dict[str, list[str]]], Any]
 
@@ -34,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 
 class ControlAPI:
-    def __init__(self, sim: SimExchange) -> None:
+    def __init__(self, sim: ControlTarget) -> None:
         self.sim = sim
 
     def handle(self, method: str, path: str, query: str, body: str) -> tuple[int, Any]:
@@ -50,13 +48,13 @@ class ControlAPI:
             return 400, {"error": f"{type(e).__name__}: {e}"}
 
     def _actions(self) -> dict[tuple[str, str], Action]:
-        sim, state = self.sim, self.sim.state
+        sim, state, account, log = self.sim, self.sim.state, self.sim.account, self.sim.request_log
         return {
-            ("GET", "/sim/state"): lambda d, q: state.snapshot(),
+            ("GET", "/sim/state"): lambda d, q: account.snapshot(),
             ("GET", "/sim/requests"): lambda d, q: [
-                r.to_dict() for r in sim.requests[int(q.get("since", ["0"])[0]) :]
+                r.to_dict() for r in log.entries()[int(q.get("since", ["0"])[0]) :]
             ],
-            ("DELETE", "/sim/requests"): lambda d, q: sim.clear_requests(),
+            ("DELETE", "/sim/requests"): lambda d, q: log.clear(),
             ("GET", "/sim/faults"): lambda d, q: [f.to_dict() for f in sim.faults.active()],
             ("POST", "/sim/faults"): lambda d, q: sim.faults.add(Fault.from_dict(d)).to_dict(),
             ("DELETE", "/sim/faults"): lambda d, q: sim.faults.clear(),
@@ -64,13 +62,13 @@ class ControlAPI:
             ("POST", "/sim/visibility_delay"): lambda d, q: state.set_visibility_delay(
                 int(d["delay_ms"]), conditional=bool(d.get("conditional", False))
             ),
-            ("POST", "/sim/price"): lambda d, q: state.set_price(
+            ("POST", "/sim/price"): lambda d, q: account.set_price(
                 str(d["symbol"]), None if d.get("price") is None else Decimal(str(d["price"]))
             ),
-            ("POST", "/sim/position"): lambda d, q: state.set_position(
+            ("POST", "/sim/position"): lambda d, q: account.set_position(
                 str(d["symbol"]), Decimal(str(d["amount"])), Decimal(str(d["entry_price"]))
             ),
-            ("POST", "/sim/balance"): lambda d, q: state.set_balance(Decimal(str(d["balance"]))),
+            ("POST", "/sim/balance"): lambda d, q: account.set_balance(Decimal(str(d["balance"]))),
             ("POST", "/sim/hedge_mode"): lambda d, q: state.set_hedge_mode(bool(d["enabled"])),
             ("POST", "/sim/multi_assets"): lambda d, q: state.set_multi_assets(bool(d["enabled"])),
             ("POST", "/sim/clock/advance"): lambda d, q: sim.advance_clock(int(d["ms"])),

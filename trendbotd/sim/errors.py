@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from trendbotd.errors import OperationalError
@@ -21,10 +22,14 @@ class SimError(Exception):
         return {"code": self.code, "msg": self.msg}
 
 
-def unknown_error() -> SimError:
-    return SimError(
-        -1000, "An unknown error occured while processing the request.", http_status=500
-    )
+def _fixed(code: int, msg: str, *, http_status: int = 400) -> Callable[[], SimError]:
+    """A factory for an answer whose text never varies (a fresh exception on each call)."""
+    return lambda: SimError(code, msg, http_status=http_status)
+
+
+unknown_error = _fixed(
+    -1000, "An unknown error occured while processing the request.", http_status=500
+)
 
 
 def too_many_requests(limit: int) -> SimError:
@@ -52,24 +57,11 @@ def ip_banned(until_ms: int) -> SimError:
     )
 
 
-def timestamp_outside_window() -> SimError:
-    return SimError(-1021, "Timestamp for this request is outside of the recvWindow.")
-
-
-def timestamp_ahead() -> SimError:
-    return SimError(-1021, "Timestamp for this request was 1000ms ahead of the server's time.")
-
-
-def bad_signature() -> SimError:
-    return SimError(-1022, "Signature for this request is not valid.")
-
-
-def api_key_format() -> SimError:
-    return SimError(-2014, "API-key format invalid.", http_status=401)
-
-
-def api_key_rejected() -> SimError:
-    return SimError(-2015, "Invalid API-key, IP, or permissions for action.", http_status=401)
+timestamp_outside_window = _fixed(-1021, "Timestamp for this request is outside of the recvWindow.")
+timestamp_ahead = _fixed(-1021, "Timestamp for this request was 1000ms ahead of the server's time.")
+bad_signature = _fixed(-1022, "Signature for this request is not valid.")
+api_key_format = _fixed(-2014, "API-key format invalid.", http_status=401)
+api_key_rejected = _fixed(-2015, "Invalid API-key, IP, or permissions for action.", http_status=401)
 
 
 def mandatory(name: str) -> SimError:
@@ -86,44 +78,20 @@ def illegal(name: str) -> SimError:
     )
 
 
-def invalid_symbol() -> SimError:
-    return SimError(-1121, "Invalid symbol.")
+invalid_symbol = _fixed(-1121, "Invalid symbol.")
+invalid_interval = _fixed(-1120, "Invalid interval.")
+order_not_found = _fixed(-2013, "Order does not exist.")
+unknown_order_on_cancel = _fixed(-2011, "Unknown order sent.")
+margin_insufficient = _fixed(-2019, "Margin is insufficient.")
+reduce_only_rejected = _fixed(-2022, "ReduceOnly Order is rejected.")
+would_trigger_immediately = _fixed(-2021, "Order would immediately trigger.")
+close_position_exists = _fixed(
+    -4130,
+    "An open stop or take profit order with GTE and closePosition in the direction is existing.",
+)
 
 
-def invalid_interval() -> SimError:
-    return SimError(-1120, "Invalid interval.")
-
-
-def order_not_found() -> SimError:
-    return SimError(-2013, "Order does not exist.")
-
-
-def unknown_order_on_cancel() -> SimError:
-    return SimError(-2011, "Unknown order sent.")
-
-
-def margin_insufficient() -> SimError:
-    return SimError(-2019, "Margin is insufficient.")
-
-
-def reduce_only_rejected() -> SimError:
-    return SimError(-2022, "ReduceOnly Order is rejected.")
-
-
-def would_trigger_immediately() -> SimError:
-    return SimError(-2021, "Order would immediately trigger.")
-
-
-def close_position_exists() -> SimError:
-    return SimError(
-        -4130,
-        "An open stop or take profit order with GTE and closePosition in the direction is "
-        "existing.",
-    )
-
-
-def duplicate_client_id() -> SimError:
-    return SimError(-4116, "ClientOrderId is duplicated.")
+duplicate_client_id = _fixed(-4116, "ClientOrderId is duplicated.")
 
 
 def notional_too_small(minimum: str) -> SimError:
@@ -133,8 +101,7 @@ def notional_too_small(minimum: str) -> SimError:
     )
 
 
-def position_side_mismatch() -> SimError:
-    return SimError(-4061, "Order's position side does not match user's setting.")
+position_side_mismatch = _fixed(-4061, "Order's position side does not match user's setting.")
 
 
 def not_found_path(method: str, path: str) -> SimError:

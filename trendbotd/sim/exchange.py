@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import collections
 import logging
 import secrets
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from trendbotd.adapters.clock import SystemClock
 from trendbotd.core.clock import Clock
-from trendbotd.sim.access import SimAccountState
+from trendbotd.sim.access import SimAccount
 from trendbotd.sim.control import ControlAPI
+from trendbotd.sim.desk import OrderDesk
 from trendbotd.sim.faults import FaultSet
 from trendbotd.sim.market import (
     BASE_PRICES,
@@ -25,14 +23,16 @@ from trendbotd.sim.market import (
     GeneratedCandles,
     Tape,
 )
+from trendbotd.sim.matching import Matching
 from trendbotd.sim.persist import SaveStats, StateFile, StatePersister, saved_clock_ms
+from trendbotd.sim.ports import ControlHandler
 from trendbotd.sim.ratelimit import WeightLimiter
+from trendbotd.sim.requestlog import RecordedRequest, RequestLog
 from trendbotd.sim.server import SimHTTPServer
 from trendbotd.sim.specs import spec_for
+from trendbotd.sim.state import SimState
 
 logger = logging.getLogger(__name__)
-
-MAX_RECORDED = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,26 +62,6 @@ class SimConfig:
     clock_save_interval_s: float = 1.0  # with no changes, refresh the stored clock this often
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedRequest:
-    method: str
-    path: str
-    params: dict[str, str]
-    accepted: bool  # executed and answered 2xx (drop_after/timeout count as accepted)
-    at_ms: int  # server time
-    status: int = 200
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "path": self.path,
-            "params": self.params,
-            "accepted": self.accepted,
-            "at_ms": self.at_ms,
-            "status": self.status,
-        }
-
-
 @dataclass(slots=True)
 class _Runtime:
     server: SimHTTPServer | None = None
@@ -106,9 +86,13 @@ class SimExchange:
             spec = spec_for(unified)
             specs[spec.id] = spec
             tapes[spec.id] = Tape(self._source(spec.base, start_ms))
-        self.state = SimAccountState(
+        # the account's data, the matching over it, the order desk and the test helpers
+        self.state = SimState(
             specs=specs, tapes=tapes, start_balance=cfg.start_balance, now_fn=self.server_time_ms
         )
+        self.matching = Matching(self.state)
+        self.desk = OrderDesk(self.state, self.matching)
+        self.account = SimAccount(self.state, self.matching, self.desk)
         self.faults = FaultSet()
         self.limiter = WeightLimiter(
             limit_per_minute=cfg.weight_limit_per_minute,
@@ -116,9 +100,9 @@ class SimExchange:
             ban_ms=cfg.ban_ms,
             grace_ms=cfg.ban_grace_ms,
         )
-        self.control = ControlAPI(self)
-        self._requests: collections.deque[RecordedRequest] = collections.deque(maxlen=MAX_RECORDED)
-        self._requests_lock = threading.Lock()
+        self.request_log = RequestLog(self.server_time_ms)
+        self.control: ControlHandler = ControlAPI(self)
+        self.response_delay_ms = cfg.response_delay_ms
         self._rt = _Runtime()
         self._persister: StatePersister | None = None
 
@@ -242,7 +226,7 @@ class SimExchange:
         stop = self._rt.stop
         while not stop.wait(self.config.match_interval_s):
             try:
-                self.state.sync()
+                self.matching.sync()
             except Exception:
                 logger.exception("sim.match_failed")
 
@@ -261,22 +245,13 @@ class SimExchange:
         if advance is None:
             raise TypeError("the sim clock cannot be advanced (use a ManualClock)")
         advance(ms)
-        self.state.sync()
+        self.matching.sync()
 
     # ----- request log -----
 
-    def record(
-        self, method: str, path: str, params: Mapping[str, str], *, accepted: bool, status: int
-    ) -> None:
-        entry = RecordedRequest(method, path, dict(params), accepted, self.server_time_ms(), status)
-        with self._requests_lock:
-            self._requests.append(entry)
-
     @property
     def requests(self) -> list[RecordedRequest]:
-        with self._requests_lock:
-            return list(self._requests)
+        return self.request_log.entries()
 
     def clear_requests(self) -> None:
-        with self._requests_lock:
-            self._requests.clear()
+        self.request_log.clear()

@@ -1,4 +1,4 @@
-"""Matching of the simulated exchange: placing orders and walking the price path.
+"""Matching of the simulated exchange: walking the price path (placing orders: ``desk.py``).
 
 ``sync()`` walks every symbol's path from the last synced instant to the server's now and
 fills limit orders or triggers algo orders where the path reaches them, in path order. A
@@ -10,41 +10,60 @@ linked from the algo order's ``actualOrderId``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
-from trendbotd.sim import errors
-from trendbotd.sim.ledger import TAKER_FEE, increase_qty, reduces
+from trendbotd.sim.ledger import reduces
 from trendbotd.sim.orders import SimAlgoOrder, SimOrder
 from trendbotd.sim.state import NewOrder, SimState
 
 logger = logging.getLogger(__name__)
 
 
-class MatchingState(SimState):
+class Matching:
+    """Walks the price path over the account in ``state`` and fills or triggers what it
+    reaches; ``synced()`` is the way every reader and writer gets the account current."""
+
+    def __init__(self, state: SimState) -> None:
+        self.state = state
+
+    @contextmanager
+    def synced(self) -> Iterator[int]:
+        """Hold the lock with matching advanced to now; yields now."""
+        state = self.state
+        with state.lock:
+            now = state.now_ms()
+            self.sync(now)
+            yield now
+            state.observe_if_changed(now)
+
     def set_price(self, symbol: str, price: Decimal | None) -> None:
         """Pin the symbol's price (``None`` returns it to the generated path). Orders the
         jump crosses fill or trigger, as if the market had moved there."""
+        state = self.state
         with self.synced() as now:
-            sid = self.spec(symbol).id
-            before = self._raw_price(sid, now)
+            sid = state.spec(symbol).id
+            before = state.raw_price(sid, now)
             if price is None:
-                self._pins.pop(sid, None)
+                state.pins.pop(sid, None)
             else:
-                self._pins[sid] = Decimal(price)
-            self.touch()
-            self._cross(sid, before, self._raw_price(sid, now), now)
+                state.pins[sid] = Decimal(price)
+            state.touch()
+            self._cross(sid, before, state.raw_price(sid, now), now)
 
     # ----- matching -----
 
     def sync(self, now: int | None = None) -> None:
-        with self.lock:
-            t = self.now_ms() if now is None else now
-            for sid, tape in self.tapes.items():
-                last = self._synced_ms[sid]
+        state = self.state
+        with state.lock:
+            t = state.now_ms() if now is None else now
+            for sid, tape in state.tapes.items():
+                last = state.synced_ms[sid]
                 if t <= last:
                     continue
-                self._synced_ms[sid] = t
-                if sid in self._pins:
+                state.synced_ms[sid] = t
+                if sid in state.pins:
                     continue
                 working = self._working(sid)
                 for piece in tape.pieces(last, t) if working else ():
@@ -54,10 +73,11 @@ class MatchingState(SimState):
                         break
 
     def _working(self, sid: str) -> list[SimOrder | SimAlgoOrder]:
+        state = self.state
         limits: list[SimOrder | SimAlgoOrder] = [
-            o for o in self.orders.values() if o.is_open and o.spec.id == sid and o.type == "LIMIT"
+            o for o in state.orders.values() if o.is_open and o.spec.id == sid and o.type == "LIMIT"
         ]
-        return limits + [a for a in self.algos.values() if a.is_open and a.spec.id == sid]
+        return limits + [a for a in state.algos.values() if a.is_open and a.spec.id == sid]
 
     def _cross(
         self,
@@ -104,27 +124,29 @@ class MatchingState(SimState):
                 self._trigger(item, item.spec.round_price(level), at)
 
     def _fill_limit(self, order: SimOrder, at: int) -> None:
-        book = self.books[order.spec.id]
+        state = self.state
+        book = state.books[order.spec.id]
         qty = order.qty - order.executed
         if order.reduce_only:
             if not reduces(book.amount, order.side):
-                self._finish(order, "EXPIRED", at)
+                state.finish(order, "EXPIRED", at)
                 return
             qty = min(qty, abs(book.amount))
-        self._execute(order, qty, order.price, maker=True, at=at)
+        state.execute(order, qty, order.price, maker=True, at=at)
         if order.executed < order.qty and order.reduce_only:
-            self._finish(order, "EXPIRED", at)
+            state.finish(order, "EXPIRED", at)
 
     def _trigger(self, algo: SimAlgoOrder, price: Decimal, at: int) -> None:
-        book = self.books[algo.spec.id]
+        state = self.state
+        book = state.books[algo.spec.id]
         qty = algo.qty
         algo.trigger_ms = at
         algo.update_ms = at
-        self.touch()
+        state.touch()
         limited = algo.reduce_only or algo.close_position
         if limited:
             qty = abs(book.amount) if algo.close_position else min(qty, abs(book.amount))
-        order = self._new_plain(
+        order = state.new_plain(
             NewOrder(
                 spec=algo.spec,
                 side=algo.side,
@@ -140,119 +162,15 @@ class MatchingState(SimState):
         order.stop_price = algo.trigger_price
         algo.actual_order_id = order.order_id
         if limited and (qty <= 0 or not reduces(book.amount, algo.side)):
-            self._finish(order, "EXPIRED", at)
+            state.finish(order, "EXPIRED", at)
             algo.status = "EXPIRED"
-            self.touch()
+            state.touch()
             logger.info("sim.algo.expired symbol=%s cid=%s", algo.spec.id, algo.client_algo_id)
             return
-        self._execute(order, qty, price, maker=False, at=at)
+        state.execute(order, qty, price, maker=False, at=at)
         algo.actual_price = order.avg_price
         algo.status = "FINISHED"
-        self.touch()
+        state.touch()
         logger.info(
             "sim.algo.triggered symbol=%s cid=%s price=%s", algo.spec.id, algo.client_algo_id, price
         )
-
-    def place(self, req: NewOrder) -> SimOrder:
-        """A MARKET or LIMIT order, checked like Binance checks it (raises SimError)."""
-        with self.synced() as now:
-            spec, book = req.spec, self.books[req.spec.id]
-            if self.dual_side:
-                raise errors.position_side_mismatch()
-            if any(o.is_open and o.client_id == req.client_id for o in self.orders.values()):
-                raise errors.duplicate_client_id()
-            market = self.price(spec.id, now)
-            ref = req.price if req.type == "LIMIT" else market
-            if req.reduce_only and not reduces(book.amount, req.side):
-                raise errors.reduce_only_rejected()
-            if not req.reduce_only and req.qty * ref < spec.min_notional:
-                raise errors.notional_too_small(f"{spec.min_notional.normalize():f}")
-            increase = increase_qty(book.amount, req.side, req.qty)
-            if (
-                increase > 0
-                and increase * ref / book.leverage + increase * ref * TAKER_FEE
-                > self.available(now)
-            ):
-                raise errors.margin_insufficient()
-            order = self._new_plain(req, now)
-            marketable = req.type == "MARKET" or (
-                (req.side == "BUY" and req.price >= market)
-                or (req.side == "SELL" and req.price <= market)
-            )
-            if req.type == "LIMIT" and marketable and req.time_in_force == "GTX":
-                self._finish(order, "EXPIRED", now)
-            elif marketable:
-                qty = min(req.qty, abs(book.amount)) if req.reduce_only else req.qty
-                if req.fill_cap is not None and req.type == "MARKET":
-                    qty = min(qty, req.fill_cap)  # the book ran out: the rest expires
-                self._execute(order, qty, market, maker=False, at=now)
-                if order.executed < order.qty:
-                    self._finish(order, "EXPIRED", now)
-            elif req.time_in_force in ("IOC", "FOK"):
-                self._finish(order, "EXPIRED", now)
-            logger.info(
-                "sim.order.new symbol=%s cid=%s side=%s type=%s qty=%s status=%s",
-                spec.id,
-                order.client_id,
-                order.side,
-                order.type,
-                order.qty,
-                order.status,
-            )
-            return order
-
-    def place_algo(self, req: NewOrder) -> SimAlgoOrder:
-        with self.synced() as now:
-            if self.dual_side:
-                raise errors.position_side_mismatch()
-            if any(a.is_open and a.client_algo_id == req.client_id for a in self.algos.values()):
-                raise errors.duplicate_client_id()
-            if not req.client_id:
-                req.client_id = f"sim-algo-{self._next_cid}"
-                self._next_cid += 1
-            spec = req.spec
-            algo = SimAlgoOrder(
-                spec=spec,
-                algo_id=self._next_algo_id,
-                client_algo_id=req.client_id,
-                side=req.side,
-                order_type=req.type,
-                qty=req.qty,
-                trigger_price=req.stop_price,
-                price=req.price,
-                reduce_only=req.reduce_only,
-                close_position=req.close_position,
-                time_in_force=req.time_in_force,
-                created_ms=now,
-                update_ms=now,
-            )
-            if algo.triggered_by(float(self.price(spec.id, now))):
-                raise errors.would_trigger_immediately()
-            if req.close_position and any(
-                a.is_open
-                and a.close_position
-                and a.spec.id == spec.id
-                and a.side == req.side
-                and a.order_type == req.type
-                for a in self.algos.values()
-            ):
-                # Binance: one closePosition stop (and one take-profit) per direction
-                raise errors.close_position_exists()
-            if (
-                not (req.reduce_only or req.close_position)
-                and req.qty * req.stop_price < spec.min_notional
-            ):
-                raise errors.notional_too_small(f"{spec.min_notional.normalize():f}")
-            self._next_algo_id += 1
-            self._prune_algos()
-            self.algos[algo.algo_id] = algo
-            self.touch()
-            logger.info(
-                "sim.algo.new symbol=%s cid=%s side=%s type=%s trigger=%s",
-                spec.id,
-                algo.client_algo_id,
-                algo.side,
-                algo.order_type,
-                algo.trigger_price,
-            )
-            return algo

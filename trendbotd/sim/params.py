@@ -9,8 +9,9 @@ from decimal import Decimal
 from typing import Any
 
 from trendbotd.sim import errors
-from trendbotd.sim.access import SimAccountState
+from trendbotd.sim.desk import OrderDesk
 from trendbotd.sim.specs import SymbolSpec
+from trendbotd.sim.state import SimState
 
 _DECIMAL = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 
@@ -22,7 +23,8 @@ class Call:
     method: str
     path: str
     params: Mapping[str, str]
-    state: SimAccountState
+    state: SimState
+    desk: OrderDesk  # places, finds and cancels orders; ``synced()`` for a current look
     now: int  # the server's time (the sim clock plus any skew)
     fill_cap: Decimal | None = None  # a partial_fill fault: a market order fills this much
 

@@ -9,17 +9,17 @@ from trendbotd.sim.params import Call, Handler
 
 
 def account_v2(call: Call) -> Any:
-    with call.state.synced() as now:
+    with call.desk.synced() as now:
         return views.account(call.state, now, version=2)
 
 
 def account_v3(call: Call) -> Any:
-    with call.state.synced() as now:
+    with call.desk.synced() as now:
         return views.account(call.state, now, version=3)
 
 
 def balance(call: Call) -> Any:
-    with call.state.synced() as now:
+    with call.desk.synced() as now:
         acct = views.account(call.state, now, version=3)
         asset = acct["assets"][0]
         return [
@@ -39,13 +39,13 @@ def balance(call: Call) -> Any:
 
 def position_risk_v2(call: Call) -> Any:
     spec = call.spec(required=False)
-    with call.state.synced() as now:
+    with call.desk.synced() as now:
         return views.position_risk(call.state, spec.id if spec else None, now, version=2)
 
 
 def position_risk_v3(call: Call) -> Any:
     spec = call.spec(required=False)
-    with call.state.synced() as now:
+    with call.desk.synced() as now:
         return views.position_risk(call.state, spec.id if spec else None, now, version=3)
 
 
@@ -61,7 +61,7 @@ def set_leverage(call: Call) -> Any:
         raise errors.mandatory("leverage")
     if not 1 <= leverage <= spec.max_leverage:
         raise errors.SimError(-4028, f"Leverage {leverage} is not valid")
-    with call.state.synced():
+    with call.desk.synced():
         call.state.set_leverage(spec.id, leverage)
     return {"leverage": leverage, "maxNotionalValue": "50000000", "symbol": spec.id}
 
@@ -80,7 +80,7 @@ def get_dual(call: Call) -> Any:
 
 def set_dual(call: Call) -> Any:
     wanted = call.flag("dualSidePosition")
-    with call.state.synced():
+    with call.desk.synced():
         if wanted == call.state.dual_side:
             raise errors.SimError(-4059, "No need to change position side.")
         if any(b.amount != 0 for b in call.state.books.values()):
@@ -97,7 +97,7 @@ def get_multi_assets(call: Call) -> Any:
 
 def set_multi_assets(call: Call) -> Any:
     wanted = call.flag("multiAssetsMargin")
-    with call.state.synced():
+    with call.desk.synced():
         call.state.set_multi_assets(wanted)
     return {"code": 200, "msg": "success"}
 
@@ -106,7 +106,7 @@ def user_trades(call: Call) -> Any:
     spec = call.symbol()
     limit = min(call.integer("limit", 500) or 500, 1000)
     start = call.integer("startTime")
-    with call.state.synced():
+    with call.desk.synced():
         rows = []
         for f in call.state.fills:
             if f.symbol != spec.id or (start is not None and f.at_ms < start):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from trendbotd.sim import errors
@@ -98,7 +99,7 @@ def _each(call: Call, one: Handler) -> Any:
     for sid in call.state.specs:
         params = dict(call.params)
         params["symbol"] = sid
-        out.append(one(Call(call.method, call.path, params, call.state, call.now)))
+        out.append(one(replace(call, params=params, fill_cap=None)))
     return out
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, TypeVar
 
 from trendbotd.sim import errors
 from trendbotd.sim.ledger import ZERO
 from trendbotd.sim.orders import SimAlgoOrder, SimOrder
 from trendbotd.sim.params import Call, Handler, check_price, check_qty
+from trendbotd.sim.specs import SymbolSpec
 from trendbotd.sim.state import NewOrder
 
 PLAIN_TYPES = ("MARKET", "LIMIT")
@@ -46,6 +49,13 @@ def _tif(call: Call) -> str:
     return tif
 
 
+def _price(call: Call, spec: SymbolSpec) -> Decimal:
+    """The order's price, checked as Binance checks it (above 0, precision, tick)."""
+    price = call.decimal("price") or ZERO
+    check_price(spec, price)
+    return price
+
+
 def new_order(call: Call) -> Any:
     spec = call.symbol()
     side = _side(call)
@@ -65,12 +75,11 @@ def new_order(call: Call) -> Any:
     price = ZERO
     tif = "GTC"
     if kind == "LIMIT":
-        price = call.decimal("price") or ZERO
-        check_price(spec, price)
+        price = _price(call, spec)
         tif = _tif(call)
     elif call.optional("price") is not None:
         raise errors.SimError(-1106, "Parameter 'price' sent when not required.")
-    order = call.state.place(
+    order = call.desk.place(
         NewOrder(
             spec=spec,
             side=side,
@@ -87,20 +96,46 @@ def new_order(call: Call) -> Any:
     return order.wire(ack=ack)
 
 
-def _find(call: Call, *, on_cancel: bool) -> SimOrder:
-    spec = call.symbol()
-    order_id = call.integer("orderId")
-    cid = call.optional("origClientOrderId")
-    if order_id is None and cid is None:
-        raise errors.SimError(-1102, "Either orderId or origClientOrderId must be sent.")
-    found = call.state.find_order(spec.id, order_id=order_id, client_id=cid)
-    if found is not None and call.state.not_yet_visible(
-        found.created_ms, call.now, conditional=False
+# Binance's answer to both cancel-all calls, plain and algo
+CANCEL_ALL_DONE = {"code": 200, "msg": "The operation of cancel all open order is done."}
+
+
+def _ids(call: Call, id_name: str, client_id_name: str) -> tuple[int | None, str | None]:
+    found_id, client_id = call.integer(id_name), call.optional(client_id_name)
+    if found_id is None and client_id is None:
+        raise errors.SimError(-1102, f"Either {id_name} or {client_id_name} must be sent.")
+    return found_id, client_id
+
+
+Shown = TypeVar("Shown", SimOrder, SimAlgoOrder)
+
+
+def _shown(call: Call, found: Shown | None, *, on_cancel: bool) -> Shown:
+    """The order a query found, unless the query side cannot see it yet (-2013 / -2011)."""
+    conditional = isinstance(found, SimAlgoOrder)
+    if found is None or call.state.not_yet_visible(
+        found.created_ms, call.now, conditional=conditional
     ):
-        found = None
-    if found is None:
         raise errors.unknown_order_on_cancel() if on_cancel else errors.order_not_found()
     return found
+
+
+def _all_shown(call: Call, items: list[Shown]) -> list[Any]:
+    """Open orders as the query side shows them (younger ones may not be visible yet)."""
+    return [
+        item.wire()
+        for item in items
+        if not call.state.not_yet_visible(
+            item.created_ms, call.now, conditional=isinstance(item, SimAlgoOrder)
+        )
+    ]
+
+
+def _find(call: Call, *, on_cancel: bool) -> SimOrder:
+    spec = call.symbol()
+    order_id, cid = _ids(call, "orderId", "origClientOrderId")
+    found = call.desk.find_order(spec.id, order_id=order_id, client_id=cid)
+    return _shown(call, found, on_cancel=on_cancel)
 
 
 def get_order(call: Call) -> Any:
@@ -116,16 +151,12 @@ def get_open_order(call: Call) -> Any:
 
 def cancel_order(call: Call) -> Any:
     with call.state.lock:
-        return call.state.cancel(_find(call, on_cancel=True)).wire()
+        return call.desk.cancel(_find(call, on_cancel=True)).wire()
 
 
 def open_orders(call: Call) -> Any:
     spec = call.spec(required=False)
-    return [
-        o.wire()
-        for o in call.state.open_plain(spec.id if spec else None)
-        if not call.state.not_yet_visible(o.created_ms, call.now, conditional=False)
-    ]
+    return _all_shown(call, call.desk.open_plain(spec.id if spec else None))
 
 
 def all_orders(call: Call) -> Any:
@@ -133,7 +164,7 @@ def all_orders(call: Call) -> Any:
     limit = min(call.integer("limit", 500) or 500, 1000)
     since_id = call.integer("orderId")
     start, end = call.integer("startTime"), call.integer("endTime")
-    with call.state.synced():
+    with call.desk.synced():
         rows = [
             o
             for o in call.state.orders.values()
@@ -146,12 +177,19 @@ def all_orders(call: Call) -> Any:
         return [o.wire() for o in rows]
 
 
-def cancel_all(call: Call) -> Any:
+def _cancel_each(
+    call: Call, open_of: Callable[[str], list[Shown]], cancel: Callable[[Shown], Shown]
+) -> Any:
+    """Cancel every open order of the symbol, in one hold of the lock."""
     spec = call.symbol()
     with call.state.lock:
-        for order in call.state.open_plain(spec.id):
-            call.state.cancel(order)
-    return {"code": 200, "msg": "The operation of cancel all open order is done."}
+        for item in open_of(spec.id):
+            cancel(item)
+    return dict(CANCEL_ALL_DONE)
+
+
+def cancel_all(call: Call) -> Any:
+    return _cancel_each(call, call.desk.open_plain, call.desk.cancel)
 
 
 def new_algo(call: Call) -> Any:
@@ -176,11 +214,8 @@ def new_algo(call: Call) -> Any:
     trigger = call.decimal("triggerPrice")
     assert trigger is not None
     check_price(spec, trigger, "triggerPrice")
-    price = ZERO
-    if not kind.endswith("MARKET"):
-        price = call.decimal("price") or ZERO
-        check_price(spec, price)
-    algo = call.state.place_algo(
+    price = ZERO if kind.endswith("MARKET") else _price(call, spec)
+    algo = call.desk.place_algo(
         NewOrder(
             spec=spec,
             side=side,
@@ -199,18 +234,9 @@ def new_algo(call: Call) -> Any:
 
 def _find_algo(call: Call, *, on_cancel: bool) -> SimAlgoOrder:
     spec = call.spec(required=False)
-    algo_id = call.integer("algoId")
-    cid = call.optional("clientAlgoId")
-    if algo_id is None and cid is None:
-        raise errors.SimError(-1102, "Either algoId or clientAlgoId must be sent.")
-    found = call.state.find_algo(spec.id if spec else None, algo_id=algo_id, client_id=cid)
-    if found is not None and call.state.not_yet_visible(
-        found.created_ms, call.now, conditional=True
-    ):
-        found = None
-    if found is None:
-        raise errors.unknown_order_on_cancel() if on_cancel else errors.order_not_found()
-    return found
+    algo_id, cid = _ids(call, "algoId", "clientAlgoId")
+    found = call.desk.find_algo(spec.id if spec else None, algo_id=algo_id, client_id=cid)
+    return _shown(call, found, on_cancel=on_cancel)
 
 
 def get_algo(call: Call) -> Any:
@@ -219,7 +245,7 @@ def get_algo(call: Call) -> Any:
 
 def cancel_algo(call: Call) -> Any:
     with call.state.lock:
-        algo = call.state.cancel_algo(_find_algo(call, on_cancel=True))
+        algo = call.desk.cancel_algo(_find_algo(call, on_cancel=True))
     return {
         "algoId": algo.algo_id,
         "clientAlgoId": algo.client_algo_id,
@@ -230,27 +256,19 @@ def cancel_algo(call: Call) -> Any:
 
 def open_algos(call: Call) -> Any:
     spec = call.spec(required=False)
-    return [
-        a.wire()
-        for a in call.state.open_algos(spec.id if spec else None)
-        if not call.state.not_yet_visible(a.created_ms, call.now, conditional=True)
-    ]
+    return _all_shown(call, call.desk.open_algos(spec.id if spec else None))
 
 
 def all_algos(call: Call) -> Any:
     spec = call.symbol()
     limit = min(call.integer("limit", 500) or 500, 1000)
-    with call.state.synced():
+    with call.desk.synced():
         rows = [a for a in call.state.algos.values() if a.spec.id == spec.id]
         return [a.wire() for a in rows[-limit:]]
 
 
 def cancel_all_algos(call: Call) -> Any:
-    spec = call.symbol()
-    with call.state.lock:
-        for algo in call.state.open_algos(spec.id):
-            call.state.cancel_algo(algo)
-    return {"code": 200, "msg": "The operation of cancel all open order is done."}
+    return _cancel_each(call, call.desk.open_algos, call.desk.cancel_algo)
 
 
 ROUTES: dict[tuple[str, str], tuple[Handler, int]] = {

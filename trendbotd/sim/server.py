@@ -13,17 +13,16 @@ import logging
 import socket
 import struct
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from trendbotd.sim import errors, ratelimit, routes_account, routes_market, routes_trade, signing
 from trendbotd.sim.faults import Fault
 from trendbotd.sim.params import Call, Handler
-
-if TYPE_CHECKING:
-    from trendbotd.sim.exchange import SimExchange
+from trendbotd.sim.ports import HttpBackend
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +32,27 @@ SIGNED: dict[tuple[str, str], tuple[Handler, int]] = {
     **routes_trade.ROUTES,
 }
 MAX_BODY = 1 << 20
+# faults that act like the network or the exchange's front door: nothing is executed
+FAULTS_BEFORE = ("error", "http_status", "drop_before", "rate_limit")
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """One parsed request on its way to a route handler."""
+
+    method: str
+    path: str
+    query: str
+    body: str
+    params: dict[str, str]
+    fill_cap: Decimal | None = None  # a partial_fill fault: a market order fills this much
 
 
 class SimHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], sim: SimExchange) -> None:
+    def __init__(self, address: tuple[str, int], sim: HttpBackend) -> None:
         self.sim = sim
         super().__init__(address, SimRequestHandler)
 
@@ -78,14 +91,9 @@ class SimRequestHandler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         sim = self.server.sim
         url = urlsplit(self.path)
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if not 0 <= length <= MAX_BODY:
-            self._send_json(400, {"code": -1000, "msg": "Invalid Content-Length."})
+        body = self._read_body()
+        if body is None:
             return
-        body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
         if url.path.startswith("/sim/"):
             status, payload = sim.control.handle(method, url.path, url.query, body)
             self._send_json(status, payload)
@@ -98,13 +106,10 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             time.sleep(fault.delay_ms / 1000)
             fault = None
         self._network_leg()  # the request's way in
-        if fault is not None and fault.kind in (
-            "error",
-            "http_status",
-            "drop_before",
-            "rate_limit",
-        ):
-            sim.record(method, url.path, params, accepted=False, status=fault.reply_status())
+        if fault is not None and fault.kind in FAULTS_BEFORE:
+            sim.request_log.record(
+                method, url.path, params, accepted=False, status=fault.reply_status()
+            )
             self._network_leg()
             self._fail_before(fault)
             return
@@ -112,55 +117,63 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "partial_fill":
             fill_cap = Decimal(fault.fill_qty)
             logger.info("sim.fault.partial_fill path=%s fill_qty=%s", url.path, fill_cap)
-        status, payload, headers = self._execute(
-            method, url.path, url.query, body, params, fill_cap=fill_cap
-        )
-        sim.record(method, url.path, params, accepted=status < 400, status=status)
-        if fault is not None and fault.kind == "error_after":
+        req = _Request(method, url.path, url.query, body, params, fill_cap)
+        status, payload, headers = self._execute(req)
+        sim.request_log.record(method, url.path, params, accepted=status < 400, status=status)
+        if fault is not None and self._fail_after(fault, req):
+            return
+        self._network_leg()  # the reply's way back
+        self._send_json(status, payload, headers=headers)
+
+    def _read_body(self) -> str | None:
+        """The request body (None: its length was refused, and the answer sent)."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            self._send_json(400, {"code": -1000, "msg": "Invalid Content-Length."})
+            return None
+        return self.rfile.read(length).decode("utf-8", "replace") if length else ""
+
+    def _fail_after(self, fault: Fault, req: _Request) -> bool:
+        """A fault after execution; True if it took the reply over."""
+        if fault.kind == "error_after":
             # Executed, then the backend's answer was lost: Binance says "unknown".
-            logger.info("sim.fault.error_after path=%s code=%s", url.path, fault.binance_code)
+            logger.info("sim.fault.error_after path=%s code=%s", req.path, fault.binance_code)
             self._network_leg()
             msg = fault.msg or "Internal error; unable to process your request. Please try again."
             self._send_json(fault.reply_status(), {"code": fault.binance_code, "msg": msg})
-            return
-        if fault is not None and fault.kind == "drop_after":
-            logger.info("sim.fault.drop_after method=%s path=%s", method, url.path)
+            return True
+        if fault.kind == "drop_after":
+            logger.info("sim.fault.drop_after method=%s path=%s", req.method, req.path)
             self._drop()
-            return
-        if fault is not None and fault.kind == "timeout":
+            return True
+        if fault.kind == "timeout":
             logger.info(
-                "sim.fault.timeout method=%s path=%s ms=%s", method, url.path, fault.delay_ms
+                "sim.fault.timeout method=%s path=%s ms=%s", req.method, req.path, fault.delay_ms
             )
             time.sleep(fault.delay_ms / 1000)
-        self._network_leg()  # the reply's way back
-        self._send_json(status, payload, headers=headers)
+        return False
 
     def _network_leg(self) -> None:
         """Half of ``response_delay_ms``, once on the way in and once on the way out: a
         network delays both directions, so serverTime sits mid-round-trip as on a real link
         (all of it before the handler would stamp the time late by the whole delay)."""
-        delay_ms = self.server.sim.config.response_delay_ms
+        delay_ms = self.server.sim.response_delay_ms
         if delay_ms:
             time.sleep(delay_ms / 2000)
 
-    def _execute(
-        self,
-        method: str,
-        path: str,
-        query: str,
-        body: str,
-        params: dict[str, str],
-        *,
-        fill_cap: Decimal | None = None,
-    ) -> tuple[int, Any, dict[str, str]]:
+    def _execute(self, req: _Request) -> tuple[int, Any, dict[str, str]]:
         sim = self.server.sim
+        method, path = req.method, req.path
         route = PUBLIC.get((method, path)) or SIGNED.get((method, path))
-        weight = ratelimit.request_weight(path, params, base=route[1] if route else 1)
+        weight = ratelimit.request_weight(path, req.params, base=route[1] if route else 1)
         admission = sim.limiter.admit(weight, order=(method, path) in ratelimit.ORDER_PATHS)
         headers = admission.headers
         try:
             self._refuse_if_limited(admission)
-            payload = self._run(method, path, query, body, params, route=route, fill_cap=fill_cap)
+            payload = self._run(req, route=route)
         except errors.SimError as e:
             if e.code not in (-2013, -2011):
                 logger.info(
@@ -184,26 +197,17 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         if admission.status == 429:
             raise errors.too_many_requests(limiter.limit)
 
-    def _run(
-        self,
-        method: str,
-        path: str,
-        query: str,
-        body: str,
-        params: dict[str, str],
-        *,
-        route: tuple[Handler, int] | None,
-        fill_cap: Decimal | None = None,
-    ) -> Any:
+    def _run(self, req: _Request, *, route: tuple[Handler, int] | None) -> Any:
         sim = self.server.sim
         if route is None:
-            raise errors.not_found_path(method, path)
+            raise errors.not_found_path(req.method, req.path)
         now = sim.server_time_ms()
-        if (method, path) in SIGNED:
+        if (req.method, req.path) in SIGNED:
             signing.check_api_key(self.headers.get("X-MBX-APIKEY"), sim.api_key)
-            signing.check_signature(query, body, sim.api_secret)
-            signing.check_timestamp(params, now)
-        return route[0](Call(method, path, params, sim.state, now, fill_cap=fill_cap))
+            signing.check_signature(req.query, req.body, sim.api_secret)
+            signing.check_timestamp(req.params, now)
+        call = Call(req.method, req.path, req.params, sim.state, sim.desk, now, req.fill_cap)
+        return route[0](call)
 
     def _fail_before(self, fault: Fault) -> None:
         logger.info(

@@ -1,17 +1,19 @@
 """The simulated account: wallet, one-way positions, orders, algo orders, fills, margin.
 
-Everything here runs under one re-entrant lock. Matching is lazy: each request (and a
-light background thread) calls ``sync()`` (see ``matching.py``) before reading or
-changing the account, so what a client sees is always current to the server's clock.
+``SimState`` holds the data and the bookkeeping every change goes through (a fill, a
+finished order, a new order id); it knows nothing of matching. Everything runs under
+its one re-entrant lock. Matching is lazy: each request (and a light background thread)
+advances it to the server's clock first (``Matching.synced()``, see ``matching.py``), so
+what a client sees is always current.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TypeVar
 
 from trendbotd.sim import errors
 from trendbotd.sim.ledger import MAKER_FEE, TAKER_FEE, ZERO, apply_fill, increase_qty, reduces
@@ -57,6 +59,16 @@ class Fill:
 
 
 @dataclass(slots=True)
+class IdCounters:
+    """The next id of each kind (persisted, so ids continue across restarts)."""
+
+    order: int = 4_000_000_001
+    algo: int = 1_000_001
+    client: int = 1
+    trade: int = 1
+
+
+@dataclass(slots=True)
 class NewOrder:
     """A validated order request (quantities already checked against the symbol's rules)."""
 
@@ -72,6 +84,18 @@ class NewOrder:
     time_in_force: str = "GTC"
     fills: list[Fill] = field(default_factory=list)
     fill_cap: Decimal | None = None  # MARKET: liquidity for only this much; the rest EXPIRES
+
+
+Kept = TypeVar("Kept", SimOrder, SimAlgoOrder)
+
+
+def _prune(kept: dict[int, Kept], cap: int) -> None:
+    """Drop the oldest closed entries beyond the cap (insertion order is id order)."""
+    if len(kept) <= cap:
+        return
+    excess = len(kept) - cap + PRUNE_BATCH
+    for key in [key for key, item in kept.items() if not item.is_open][:excess]:
+        del kept[key]
 
 
 class SimState:
@@ -101,12 +125,9 @@ class SimState:
         # time), though it has executed: Binance's query side can lag its matching engine.
         self.visibility_delay_ms = 0
         self.visibility_conditional = False  # the delay hides algo orders too
-        self._pins: dict[str, Decimal] = {}
-        self._synced_ms = dict.fromkeys(specs, now_fn())
-        self._next_order_id = 4_000_000_001
-        self._next_algo_id = 1_000_001
-        self._next_cid = 1
-        self._next_trade_id = 1
+        self.pins: dict[str, Decimal] = {}  # set_price: a fixed price instead of the tape
+        self.synced_ms = dict.fromkeys(specs, now_fn())  # matching has run up to here
+        self.ids = IdCounters()
         self.protection = ProtectionMeter()
         self._observed_revision = -1
 
@@ -114,6 +135,11 @@ class SimState:
         """Record that the account changed (call under the lock); the state file follows."""
         self.revision += 1
         self.observe_protection()
+
+    def observe_if_changed(self, now: int) -> None:
+        """Observe protection once more if the account changed since last time."""
+        if self.revision != self._observed_revision:
+            self.observe_protection(now)
 
     def observe_protection(self, now: int | None = None) -> None:
         """Let the meter see every position and its stops (call under the lock)."""
@@ -123,16 +149,6 @@ class SimState:
             if book.amount != 0 or sid in self.protection.symbols:
                 algos = [a for a in self.algos.values() if a.spec.id == sid] if book.amount else []
                 self.protection.observe(sid, book.amount, algos, at)
-
-    @contextmanager
-    def synced(self) -> Iterator[int]:
-        """Hold the lock with matching advanced to now; yields now."""
-        with self.lock:
-            now = self.now_ms()
-            self.sync(now)
-            yield now
-            if self.revision != self._observed_revision:
-                self.observe_protection(now)
 
     # ----- prices -----
 
@@ -145,8 +161,8 @@ class SimState:
             raise errors.invalid_symbol()
         return found
 
-    def _raw_price(self, sid: str, now: int) -> float:
-        pin = self._pins.get(sid)
+    def raw_price(self, sid: str, now: int) -> float:
+        pin = self.pins.get(sid)
         return float(pin) if pin is not None else self.tapes[sid].price_at(now)
 
     def price(self, symbol: str, now: int | None = None) -> Decimal:
@@ -154,12 +170,12 @@ class SimState:
         with self.lock:
             spec = self.spec(symbol)
             t = self.now_ms() if now is None else now
-            return spec.round_price(self._raw_price(spec.id, t))
+            return spec.round_price(self.raw_price(spec.id, t))
 
     def pinned(self, sid: str) -> Decimal | None:
-        return self._pins.get(sid)
+        return self.pins.get(sid)
 
-    def _execute(
+    def execute(
         self, order: SimOrder, qty: Decimal, price: Decimal, *, maker: bool, at: int
     ) -> None:
         if qty <= 0:
@@ -191,48 +207,28 @@ class SimState:
                 effect.realized_pnl,
                 maker,
                 at,
-                self._next_trade_id,
+                self.ids.trade,
             )
         )
-        self._next_trade_id += 1
+        self.ids.trade += 1
         if len(self.fills) > MAX_KEPT_FILLS:
             del self.fills[: len(self.fills) - MAX_KEPT_FILLS + PRUNE_BATCH]
         self.touch()
         logger.debug(
             "sim.fill symbol=%s id=%s qty=%s price=%s", order.spec.id, order.order_id, qty, price
         )
-        self._expire_stale_reduce_only(order.spec.id, at)
+        self.expire_stale_reduce_only(order.spec.id, at)
 
-    def _expire_stale_reduce_only(self, sid: str, at: int) -> None:
+    def expire_stale_reduce_only(self, sid: str, at: int) -> None:
         amount = self.books[sid].amount
         for o in self.orders.values():
             if o.spec.id == sid and o.is_open and o.reduce_only and not reduces(amount, o.side):
-                self._finish(o, "EXPIRED", at)
+                self.finish(o, "EXPIRED", at)
 
-    def _finish(self, order: SimOrder, status: str, at: int) -> None:
+    def finish(self, order: SimOrder, status: str, at: int) -> None:
         order.status = status
         order.update_ms = at
         self.touch()
-
-    def _prune_orders(self) -> None:
-        """Drop the oldest closed plain orders beyond the cap (insertion order is id order)."""
-        if len(self.orders) <= MAX_KEPT_ORDERS:
-            return
-        excess = len(self.orders) - MAX_KEPT_ORDERS + PRUNE_BATCH
-        closed = [o.order_id for o in self.orders.values() if not o.is_open][:excess]
-        for order_id in closed:
-            del self.orders[order_id]
-
-    def _prune_algos(self) -> None:
-        if len(self.algos) <= MAX_KEPT_ALGOS:
-            return
-        excess = len(self.algos) - MAX_KEPT_ALGOS + PRUNE_BATCH
-        closed = [a.algo_id for a in self.algos.values() if not a.is_open][:excess]
-        for algo_id in closed:
-            del self.algos[algo_id]
-
-    def sync(self, now: int | None = None) -> None:
-        """Advance matching to ``now``; the matching layer overrides this."""
 
     # ----- margin -----
 
@@ -262,13 +258,13 @@ class SimState:
 
     # ----- orders -----
 
-    def _new_plain(self, req: NewOrder, now: int) -> SimOrder:
+    def new_plain(self, req: NewOrder, now: int) -> SimOrder:
         if not req.client_id:
-            req.client_id = f"sim-{self._next_cid}"
-            self._next_cid += 1
+            req.client_id = f"sim-{self.ids.client}"
+            self.ids.client += 1
         order = SimOrder(
             spec=req.spec,
-            order_id=self._next_order_id,
+            order_id=self.ids.order,
             client_id=req.client_id,
             side=req.side,
             type=req.type,
@@ -280,13 +276,18 @@ class SimState:
             update_ms=now,
             close_position=req.close_position,
         )
-        self._next_order_id += 1
-        self._prune_orders()
+        self.ids.order += 1
+        _prune(self.orders, MAX_KEPT_ORDERS)
         self.orders[order.order_id] = order
         self.touch()
         return order
 
-    def _visible(self, order: SimOrder, now: int) -> bool:
+    def add_algo(self, algo: SimAlgoOrder) -> None:
+        _prune(self.algos, MAX_KEPT_ALGOS)
+        self.algos[algo.algo_id] = algo
+        self.touch()
+
+    def visible(self, order: SimOrder, now: int) -> bool:
         return order.is_open or order.executed > 0 or now - order.update_ms <= RETENTION_MS
 
     def set_visibility_delay(self, delay_ms: int, *, conditional: bool) -> None:
@@ -301,65 +302,19 @@ class SimState:
             return False
         return now - created_ms < self.visibility_delay_ms
 
-    def find_order(
-        self, sid: str, *, order_id: int | None, client_id: str | None
-    ) -> SimOrder | None:
-        with self.synced() as now:
-            if order_id is not None:
-                found = self.orders.get(order_id)
-                ok = (
-                    found is not None
-                    and found.spec.id == sid
-                    and (client_id is None or found.client_id == client_id)
-                )
-                return found if ok and found is not None and self._visible(found, now) else None
-            for o in reversed(self.orders.values()):
-                if o.spec.id == sid and o.client_id == client_id and self._visible(o, now):
-                    return o
-            return None
+    # ----- settings -----
 
-    def cancel(self, order: SimOrder) -> SimOrder:
-        with self.synced() as now:
-            if not order.is_open:
-                raise errors.unknown_order_on_cancel()
-            self._finish(order, "CANCELED", now)
-            logger.info("sim.order.canceled symbol=%s cid=%s", order.spec.id, order.client_id)
-            return order
-
-    def find_algo(
-        self, sid: str | None, *, algo_id: int | None, client_id: str | None
-    ) -> SimAlgoOrder | None:
-        with self.synced():
-            for a in reversed(self.algos.values()):
-                if sid is not None and a.spec.id != sid:
-                    continue
-                if (algo_id is not None and a.algo_id == algo_id) or (
-                    algo_id is None and a.client_algo_id == client_id
-                ):
-                    return a
-            return None
-
-    def cancel_algo(self, algo: SimAlgoOrder) -> SimAlgoOrder:
-        with self.synced() as now:
-            if not algo.is_open:
-                raise errors.unknown_order_on_cancel()
-            algo.status = "CANCELED"
-            algo.update_ms = now
+    def set_leverage(self, symbol: str, leverage: int) -> None:
+        with self.lock:
+            self.books[self.spec(symbol).id].leverage = leverage
             self.touch()
-            logger.info("sim.algo.canceled symbol=%s cid=%s", algo.spec.id, algo.client_algo_id)
-            return algo
 
-    def open_plain(self, sid: str | None) -> list[SimOrder]:
-        with self.synced():
-            return [o for o in self.orders.values() if o.is_open and sid in (None, o.spec.id)]
+    def set_hedge_mode(self, enabled: bool) -> None:
+        with self.lock:
+            self.dual_side = enabled
+            self.touch()
 
-    def open_algos(self, sid: str | None) -> list[SimAlgoOrder]:
-        with self.synced():
-            return [a for a in self.algos.values() if a.is_open and sid in (None, a.spec.id)]
-
-    def fill_manually(self, order: SimOrder, qty: Decimal, price: Decimal) -> None:
-        """Test hook: fill part of an open order now at ``price`` (e.g. a partial fill)."""
-        with self.synced() as now:
-            if not order.is_open:
-                raise errors.unknown_order_on_cancel()
-            self._execute(order, min(qty, order.qty - order.executed), price, maker=True, at=now)
+    def set_multi_assets(self, enabled: bool) -> None:
+        with self.lock:
+            self.multi_assets = enabled
+            self.touch()

@@ -83,6 +83,24 @@ def position_risk(state: SimState, sid: str | None, now: int, *, version: int) -
     return out
 
 
+def _account_position(entry: dict[str, Any], *, version: int) -> dict[str, Any]:
+    """A position as /account lists it, from its /positionRisk v2 entry."""
+    keys = ("symbol", "positionSide", "positionAmt", "unrealizedProfit", "isolatedMargin")
+    row = {k: entry.get(k, "0") for k in keys}
+    row["unrealizedProfit"] = entry["unRealizedProfit"]
+    for k in ("notional", "isolatedWallet", "initialMargin", "maintMargin", "updateTime"):
+        row[k] = entry[k]
+    if version == 2:
+        for k in ("leverage", "entryPrice", "breakEvenPrice", "maxNotionalValue"):
+            row[k] = entry[k]
+        row["maxNotional"] = entry["maxNotionalValue"]
+        row["isolated"] = False
+        row["positionInitialMargin"] = entry["positionInitialMargin"]
+        row["openOrderInitialMargin"] = entry["openOrderInitialMargin"]
+        row["bidNotional"] = row["askNotional"] = "0"
+    return row
+
+
 def account(state: SimState, now: int, *, version: int) -> dict[str, Any]:
     upnl = sum((state.unrealized(s, now) for s in state.specs), ZERO)
     position_im = sum((state.position_margin(s, now) for s in state.specs), ZERO)
@@ -93,20 +111,7 @@ def account(state: SimState, now: int, *, version: int) -> dict[str, Any]:
         entry = _position(state, s, now, version=2)
         maint += Decimal(entry["maintMargin"])
         if version == 2 or book.amount != 0:
-            keys = ("symbol", "positionSide", "positionAmt", "unrealizedProfit", "isolatedMargin")
-            row = {k: entry.get(k, "0") for k in keys}
-            row["unrealizedProfit"] = entry["unRealizedProfit"]
-            for k in ("notional", "isolatedWallet", "initialMargin", "maintMargin", "updateTime"):
-                row[k] = entry[k]
-            if version == 2:
-                for k in ("leverage", "entryPrice", "breakEvenPrice", "maxNotionalValue"):
-                    row[k] = entry[k]
-                row["maxNotional"] = entry["maxNotionalValue"]
-                row["isolated"] = False
-                row["positionInitialMargin"] = entry["positionInitialMargin"]
-                row["openOrderInitialMargin"] = entry["openOrderInitialMargin"]
-                row["bidNotional"] = row["askNotional"] = "0"
-            positions.append(row)
+            positions.append(_account_position(entry, version=version))
     available = state.wallet + upnl - position_im - order_im
     totals = {
         "totalInitialMargin": money(position_im + order_im),
