@@ -17,7 +17,7 @@ import pytest
 from exchange_helpers import PRICE, SYMBOL, adapter, limit_buy, market, requests_to, stop
 
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
-from trendbotd.adapters.retry import RetryPolicy
+from trendbotd.core.retry import RetryPolicy
 from trendbotd.errors import (
     ClockSkewError,
     DuplicateClientOrderIdError,
@@ -234,7 +234,9 @@ def test_transient_read_failures_are_retried(sim: SimExchange, ex: CcxtExchange)
 
 
 def test_reads_give_up_within_their_bounds(sim: SimExchange) -> None:
-    exchange = adapter(sim, read_retry=RetryPolicy(attempts=4, base_delay_s=0.01, max_total_s=5))
+    exchange = adapter(
+        sim, read_retry=RetryPolicy(attempts=4, deadline_s=5, first_delay_s=0.01, max_delay_s=4)
+    )
     exchange.load_markets([SYMBOL])
     sim.faults.add(
         Fault(
@@ -312,7 +314,7 @@ def test_retry_after_is_honoured_on_reads() -> None:
             clock=_RecordingClock(),
             rate_limit=False,
             clock_samples=1,
-            read_retry=RetryPolicy(attempts=3, base_delay_s=0.01, max_total_s=5),
+            read_retry=RetryPolicy(attempts=3, deadline_s=5, first_delay_s=0.01, max_delay_s=4),
         )
         exchange.measure_clock()
         clock = exchange._clock

@@ -150,3 +150,44 @@ def test_time_spent_inside_the_call_counts_against_the_deadline() -> None:
     with pytest.raises(FlakyError):
         call_with_retry(slow, on=(FlakyError,), policy=POLICY, clock=clock)
     assert tries == [0, 5500]  # a third try would start at 10.5 s + 1 s: past the deadline
+
+
+class HeldError(FlakyError):
+    """A subclass of a retried error that retrying cannot help."""
+
+
+def test_not_on_excludes_a_subclass_of_a_retried_error() -> None:
+    clock = ManualClock()
+    fn = Script(clock, [FlakyError(), HeldError(), FlakyError()])
+    with pytest.raises(HeldError):
+        call_with_retry(fn, on=(FlakyError,), not_on=(HeldError,), policy=POLICY, clock=clock)
+    assert fn.tries_at_ms == [0, 500]
+
+
+@pytest.mark.parametrize(
+    ("errors", "tries_at_ms"),
+    [
+        # waits 1, 2, 4, then 8 is cut to the 3 s left: a last try at the deadline
+        ([FlakyError() for _ in range(9)], [0, 1000, 3000, 7000, 10_000]),
+        # a Retry-After past the deadline is not cut: no last try
+        ([FlakyError(), FlakyError(retry_after_s=20)], [0, 1000]),
+        # a Retry-After that fits is honoured, then the backoff is cut to the deadline
+        ([FlakyError(retry_after_s=6), *(FlakyError() for _ in range(3))], [0, 6000, 8000, 10_000]),
+    ],
+)
+def test_last_try_at_deadline_cuts_the_backoff_not_retry_after(
+    errors: list[BaseException], tries_at_ms: list[int]
+) -> None:
+    clock = ManualClock()
+    fn = Script(clock, errors)
+    policy = RetryPolicy(attempts=99, deadline_s=10, first_delay_s=1, max_delay_s=8)
+    with pytest.raises(FlakyError):
+        call_with_retry(
+            fn,
+            on=(FlakyError,),
+            policy=policy,
+            clock=clock,
+            retry_after_s=_hint,
+            last_try_at_deadline=True,
+        )
+    assert fn.tries_at_ms == tries_at_ms

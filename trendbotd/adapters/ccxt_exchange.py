@@ -12,8 +12,9 @@
   (Binance request weight): ``rate_limit_burst`` units at once, then ccxt's own pace of one
   unit per ``rateLimit`` ms (1200/min). 600 + 1200 stays under USD-M's 2400/min in any minute.
 - Every ccxt error is translated here (trendbotd.adapters.ccxt_errors). Reads retry with
-  bounded backoff; order-changing calls never retry and raise OutcomeUnknownError when the
-  request may have executed.
+  bounded backoff (``trendbotd.core.retry.DEFAULT_READ_RETRY``: at most 4 requests, none
+  started after 10 s); order-changing calls never retry and raise OutcomeUnknownError when
+  the request may have executed.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from trendbotd.adapters import binance_parse as parse
 from trendbotd.adapters.ccxt_calls import CcxtCalls
 from trendbotd.adapters.ccxt_client import all_urls, client_class, rewrite_urls
 from trendbotd.adapters.governor import GovernorSettings, WeightGovernor
-from trendbotd.adapters.retry import RetryPolicy, TokenBucket
+from trendbotd.adapters.retry import TokenBucket
 from trendbotd.adapters.weight_budget import Priority
 from trendbotd.core.clock import Clock
 from trendbotd.core.domain import (
@@ -48,6 +49,7 @@ from trendbotd.core.domain import (
     OrderType,
     Position,
 )
+from trendbotd.core.retry import DEFAULT_READ_RETRY, RetryPolicy
 from trendbotd.errors import (
     ConfigError,
     ExchangeError,
@@ -187,7 +189,7 @@ class CcxtExchange(CcxtCalls):
             max_clock_offset_ms=max_clock_offset_ms,
             clock_resync_s=clock_resync_s,
             clock_samples=clock_samples,
-            read_retry=read_retry or RetryPolicy(),
+            read_retry=read_retry or DEFAULT_READ_RETRY,
             rate_limit=rate_limit,
         )
         time_base = client.urls["api"].get("fapiPublic") if exchange_id == "binanceusdm" else None

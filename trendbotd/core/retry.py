@@ -83,13 +83,18 @@ def call_with_retry(
     clock: Clock,
     retry_after_s: Callable[[BaseException], float | None] | None = None,
     on_wait: Callable[[int, float, BaseException], None] | None = None,
+    not_on: tuple[type[BaseException], ...] = (),
+    last_try_at_deadline: bool = False,
 ) -> T:
     """Call ``fn`` until it returns, retrying only the errors in ``on``.
 
-    An error not in ``on`` propagates at once. After the last attempt, or when the next
-    wait would start a try past ``policy.deadline_s``, the last error propagates unchanged.
-    ``retry_after_s`` reads the server's requested wait from an error (the wait is never
-    shorter); ``on_wait(attempt, delay_s, error)`` is called before each wait.
+    An error not in ``on``, or also in ``not_on`` (a subclass that retrying cannot help),
+    propagates at once. After the last attempt, or when the next wait would start a try past
+    ``policy.deadline_s``, the last error propagates unchanged; with
+    ``last_try_at_deadline`` such a wait is cut to end at the deadline for one last try
+    instead, unless the server's Retry-After forbids it. ``retry_after_s`` reads that
+    requested wait from an error (a wait is never shorter); ``on_wait(attempt, delay_s,
+    error)`` is called before each wait.
     """
     started_ms = clock.now_ms()
     attempt = 0
@@ -97,12 +102,17 @@ def call_with_retry(
         attempt += 1
         try:
             return fn()
+        except not_on:
+            raise
         except on as error:
             if attempt >= policy.attempts:
                 raise
             hint = retry_after_s(error) if retry_after_s is not None else None
             delay = policy.delay_s(attempt, retry_after_s=hint)
-            if (clock.now_ms() - started_ms) / 1000 + delay > policy.deadline_s:
+            left_s = policy.deadline_s - (clock.now_ms() - started_ms) / 1000
+            if last_try_at_deadline and left_s > 0 and (hint or 0.0) <= left_s:
+                delay = min(delay, left_s)
+            if delay > left_s:
                 raise
             if on_wait is not None:
                 on_wait(attempt, delay, error)
