@@ -7,9 +7,9 @@ and every retry is bounded by ``attempts`` and ``deadline_s``.
 Each request is retried at exactly one level; nested retries multiply silently. The levels
 in the daemon:
 - an exchange read (``adapters/ccxt_calls.py``) retries transient errors with
-  ``DEFAULT_READ_RETRY`` (below);
+  ``DEFAULT_READ_RETRY`` (below); the tick's and the position sync's re-reads call it as is;
 - the startup sync re-runs a whole step until its deadline, and the reads inside it run with
-  ``RetryPolicy.NO_RETRY`` (one request each);
+  ``RetryPolicy.NO_RETRY`` (one request each, ``Exchange.reads_tried_once``);
 - an order is never retried blindly: one send, then bounded queries by client id.
 
 Worst cases, from these bounds (round trips and ccxt's own request timeout come on top):
