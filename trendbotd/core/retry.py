@@ -16,13 +16,16 @@ Worst cases, from these bounds (round trips and ccxt's own request timeout come 
 - One read with ``DEFAULT_READ_RETRY``: at most 4 requests, 0.25 + 0.5 + 1.0 s apart
   (longer only when the exchange's Retry-After asks for it), and no try starts later than
   10 s after the first. The clock measurement is ``clock_samples`` such reads.
-- One order (``trading/executor.py``, ``ExecutorPolicy.from_config``): the create request is
-  sent once and never retried blindly; it is sent again with the same client id only when
-  the exchange refused it unexecuted (429, -1021) or confirmed it absent, at most
-  ``max_sends`` = 3 times per intent. An unknown outcome is resolved by up to
-  ``query_attempts`` = 3 queries by client id, 1, 2 and 4 s apart; each query is one read
-  as above, so one resolution costs at most 3 x 4 = 12 requests and 3 x 10 + 7 = 37 s, plus
-  up to 3 waits of the recvWindow + 1 s (6 s by default) before "absent" is believed.
+- One order (``trading/executor.py``, ``ExecutorPolicy.from_config``, as it stands): the
+  create request is sent once and never retried blindly; it is sent again with the same
+  client id only when the exchange refused it unexecuted (429, -1021) or confirmed it
+  absent, at most ``max_sends`` = 3 times per intent. An unknown outcome is resolved by up
+  to ``query_attempts`` = 3 queries by client id with pauses of 1, 2 and 4 s; each query is
+  one read as above (the executor's rounds still sit on top of the read's own retry), so
+  one resolution costs at most 3 x 4 = 12 requests and 3 x 10 + 7 = 37 s, plus up to 3
+  waits of the recvWindow + 1 s (6 s by default) before "absent" is believed. An
+  acknowledged market order is then asked for its fill up to ``fill_polls`` = 5 times
+  (pauses 0.1 to 1.6 s, 3.1 s in all), each ask one such resolution at worst.
 """
 
 from __future__ import annotations
