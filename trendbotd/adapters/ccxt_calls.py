@@ -1,6 +1,10 @@
 """How the ccxt adapter makes calls: retried reads, never-retried order changes, the clock
 offset that signs requests and gates orders, and the rate-limit hold-off.
 
+Worst case with the default read policy (``core.retry.DEFAULT_READ_RETRY``): one read is at
+most 4 requests, 0.25 / 0.5 / 1 s apart unless a Retry-After asks longer, and no try starts
+later than 10 s after the first; an order-changing call is one request.
+
 No ccxt import: the client and its base exception class are handed in by ccxt_exchange.
 """
 
@@ -246,7 +250,9 @@ class CcxtCalls:
         new_order: bool,
         protective: bool,
     ) -> T:
-        """Run an order-changing call exactly once; never retried here. ``priority`` and
+        """Run an order-changing call exactly once: one request, never retried here (the
+        executor re-sends only what was refused unexecuted, with the same client id; see
+        ``trendbotd.core.retry`` for an order's worst case). ``priority`` and
         ``new_order`` tell the weight governor what the request is; ``protective`` (it
         cannot add exposure: reduce-only, a cancel) is sent while the host clock is off.
 
