@@ -161,7 +161,7 @@ def test_each_startup_read_is_one_request_the_step_retries(sim: SimExchange) -> 
     exchange = adapter(sim)  # whose reads retry 3 times on their own
     progress = Progress()
     snap = sync(sim, progress, exchange=exchange)
-    assert snap.balance == sim.state.balance()
+    assert snap.balance == sim.account.balance()
     assert len(progress.waits) == 2  # each failed request cost one step attempt ...
     assert len(requests_to(sim, "GET", "/fapi/v3/account")) == 3  # ... and one request
     # after startup the adapter's reads retry on their own again
