@@ -179,7 +179,7 @@ def test_exactly_one_of_several_contenders_wins(spawn: Callable[..., Node]) -> N
     # a graceful stop revokes the lease: another takes over at once, with a larger epoch
     first_epoch = leader.epoch()
     leader.proc.send_signal(signal.SIGINT)
-    leader.proc.wait(10)
+    leader.proc.wait(30)  # a graceful stop on a busy host
     rest = [n for n in nodes if n is not leader]
     assert wait_until(lambda: sum(map(is_leader, rest)) == 1, timeout=5)
     (second,) = [n for n in rest if is_leader(n)]
