@@ -19,15 +19,8 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+from trendbotd.core import records as rec
 from trendbotd.core.domain import ClockOffset, OrderType, Side
-from trendbotd.core.records import (
-    DailyStart,
-    Intent,
-    IntentState,
-    IntentUpdate,
-    PositionView,
-    Purpose,
-)
 from trendbotd.journal import schema
 from trendbotd.journal.clock_record import record_clock_offset
 from trendbotd.journal.operator_requests import FlattenRequest, finish_flatten, request_flatten
@@ -39,7 +32,7 @@ T0 = 1_700_000_000_000
 HOUR = 3_600_000
 
 
-def _intent(cid: str, purpose: Purpose, seq: int, **kw: object) -> Intent:
+def _intent(cid: str, purpose: rec.Purpose, seq: int, **kw: object) -> rec.Intent:
     values: dict[str, object] = {
         "client_order_id": cid,
         "symbol": BTC,
@@ -49,55 +42,55 @@ def _intent(cid: str, purpose: Purpose, seq: int, **kw: object) -> Intent:
         "purpose": purpose,
         "candle_time_ms": T0 - HOUR,
         "seq": seq,
-        "state": IntentState.PENDING,
+        "state": rec.IntentState.PENDING,
         "created_ms": T0,
         "updated_ms": T0,
         "protective_stop": Decimal("49000.5"),
     }
     values.update(kw)
-    return Intent(**values)  # type: ignore[arg-type]
+    return rec.Intent(**values)  # type: ignore[arg-type]
 
 
-def _orders(j: Journal) -> None:
-    j.orders.add_intent(_intent("e-filled", Purpose.ENTRY, 0))
+def write_orders(j: Journal) -> None:
+    j.orders.add_intent(_intent("e-filled", rec.Purpose.ENTRY, 0))
     j.orders.mark_sent("e-filled", now_ms=T0 + 1)
     j.orders.update_intent(
         "e-filled",
-        IntentUpdate(IntentState.FILLED, "x1", Decimal("0.010"), Decimal("50010.25")),
+        rec.IntentUpdate(rec.IntentState.FILLED, "x1", Decimal("0.010"), Decimal("50010.25")),
         now_ms=T0 + 2,
     )
     stop = _intent(
-        "s-acked", Purpose.STOP, 0, side=Side.SELL, type=OrderType.STOP_MARKET,
+        "s-acked", rec.Purpose.STOP, 0, side=Side.SELL, type=OrderType.STOP_MARKET,
         stop_price=Decimal("49000.5"), reduce_only=True, protective_stop=None,
         parent_client_order_id="e-filled",
     )  # fmt: skip
     j.orders.add_intent(stop)
     j.orders.mark_sent("s-acked", now_ms=T0 + 3)
-    j.orders.update_intent("s-acked", IntentUpdate(IntentState.ACKED, "x2"), now_ms=T0 + 4)
-    j.orders.add_intent(_intent("e-canceled", Purpose.ENTRY, 1, type=OrderType.LIMIT,
+    j.orders.update_intent("s-acked", rec.IntentUpdate(rec.IntentState.ACKED, "x2"), now_ms=T0 + 4)
+    j.orders.add_intent(_intent("e-canceled", rec.Purpose.ENTRY, 1, type=OrderType.LIMIT,
                                 price=Decimal("49500")))  # fmt: skip
     j.orders.mark_sent("e-canceled", now_ms=T0 + 5)
     j.orders.update_intent(
         "e-canceled",
-        IntentUpdate(IntentState.CANCELED, "x3", Decimal("0.004"), Decimal("49500")),
+        rec.IntentUpdate(rec.IntentState.CANCELED, "x3", Decimal("0.004"), Decimal("49500")),
         now_ms=T0 + 6,
     )
-    j.orders.add_intent(_intent("x-unknown", Purpose.EXIT, 0, symbol=ETH, side=Side.SELL,
+    j.orders.add_intent(_intent("x-unknown", rec.Purpose.EXIT, 0, symbol=ETH, side=Side.SELL,
                                 reduce_only=True, protective_stop=None))  # fmt: skip
     j.orders.mark_sent("x-unknown", now_ms=T0 + 7)
     j.orders.update_intent(
-        "x-unknown", IntentUpdate(IntentState.UNKNOWN, last_error="timeout"), now_ms=T0 + 8
+        "x-unknown", rec.IntentUpdate(rec.IntentState.UNKNOWN, last_error="timeout"), now_ms=T0 + 8
     )
-    j.orders.add_intent(_intent("e-pending", Purpose.ENTRY, 0, candle_time_ms=T0))
+    j.orders.add_intent(_intent("e-pending", rec.Purpose.ENTRY, 0, candle_time_ms=T0))
 
 
-def _account(j: Journal) -> None:
+def write_account(j: Journal) -> None:
     j.account.set_expected_position(ETH, Decimal("-0.5"), now_ms=T0 + 9)
     j.account.record_sync(
         [
-            PositionView(BTC, Decimal("0.014"), Decimal("49866.0"), Decimal("49000.5"),
+            rec.PositionView(BTC, Decimal("0.014"), Decimal("49866.0"), Decimal("49000.5"),
                          "s-acked", T0 + 10),
-            PositionView(ETH, Decimal("-0.5"), Decimal("3000.1"), None, None, T0 + 10),
+            rec.PositionView(ETH, Decimal("-0.5"), Decimal("3000.1"), None, None, T0 + 10),
         ],
         taken_at_ms=T0 + 10,
     )  # fmt: skip
@@ -110,7 +103,7 @@ def _account(j: Journal) -> None:
     )  # fmt: skip
 
 
-def _controls(j: Journal) -> None:
+def write_controls(j: Journal) -> None:
     done = FlattenRequest(id=f"{T0 + 20}-41", symbols=None, operator="alice", note="",
                           at_ms=T0 + 20)  # fmt: skip
     request_flatten(j, done)
@@ -121,11 +114,18 @@ def _controls(j: Journal) -> None:
     j.controls.resume(reason="resumed by carol: checked", now_ms=T0 + 40, rebase_daily_start=False)
     keep_mode_true(j, "ETH/USDT:USDT opened by hand", now_ms=T0 + 50)
     keep_mode_true(j, None, now_ms=T0 + 60)
-    j.controls.set_daily_start(DailyStart(19675, Decimal("10234.5678")), now_ms=T0 + 70)
+    j.controls.set_daily_start(rec.DailyStart(19675, Decimal("10234.5678")), now_ms=T0 + 70)
     j.controls.set_decided_candle(BTC, T0 - HOUR, now_ms=T0 + 80)
     j.controls.set_decided_candle(ETH, T0 - 2 * HOUR, now_ms=T0 + 81)
     record_clock_offset(j, ClockOffset(-37, 12, T0 + 90, 5, round_trip_ms=24), now_ms=T0 + 90)
     j.controls.set_last_tick(T0 + 100)
+
+
+def write_all(j: Journal) -> None:
+    """The whole sequence (the migration test replays it with the current code to compare)."""
+    write_orders(j)
+    write_account(j)
+    write_controls(j)
 
 
 def main(path: Path) -> None:
@@ -133,9 +133,7 @@ def main(path: Path) -> None:
         sys.exit(f"run this with the schema v1 release's code (found v{schema.SCHEMA_VERSION})")
     path.unlink(missing_ok=True)
     with open_journal(path) as j:
-        _orders(j)
-        _account(j)
-        _controls(j)
+        write_all(j)
         j.db.read("VACUUM")
     print(f"wrote {path} ({path.stat().st_size} bytes)")
 
