@@ -25,7 +25,8 @@ from trendbotd.journal.operator_requests import (
     last_flatten_outcome,
     pending_flatten,
 )
-from trendbotd.journal.schema import SCHEMA_VERSION
+from trendbotd.journal.schema import MIGRATIONS, SCHEMA_VERSION
+from trendbotd.journal.sqlite_db import connect_db
 from trendbotd.journal.status import collect, format_status, status_dict
 from trendbotd.journal.store import Journal, open_journal
 from trendbotd.trading.sync_mode import resolved_since_ms, shown_reason
@@ -146,3 +147,30 @@ def test_a_second_open_migrates_nothing(old_copy: Path, caplog: pytest.LogCaptur
     assert "journal.migrated" not in caplog.text
     with open_journal(old_copy, read_only=True) as j:  # migrated: readable read-only too
         assert j.controls.mode() == first["mode"]
+
+
+def test_partial_old_records_stay_no_record(tmp_path: Path) -> None:
+    """v1 read a clock record or a daily start with a value missing as none at all, and a
+    cleared resolved mark as not resolved: the migration keeps that reading."""
+    path = tmp_path / "partial.db"
+    connect_db(path, migrations=MIGRATIONS[:1]).close()
+    values = {
+        "mode": "halted",
+        "mode_since_ms": "7",
+        "mode_auto_since_ms": "7",
+        "mode_resolved": "",
+        "daily_start_day": "19675",
+        "clock_offset_ms": "-3",
+        "clock_uncertainty_ms": "2",
+        "clock_samples": "4",
+    }
+    with sqlite3.connect(path) as conn:
+        conn.executemany("INSERT INTO kv VALUES (?, ?, 1)", values.items())
+    with open_journal(path) as j:
+        assert j.controls.mode() == ModeState(TradingMode.HALTED, "", 7)
+        assert j.controls.mode_auto_since_ms() == 7
+        assert j.controls.mode_resolved() is None
+        assert j.controls.daily_start() is None
+        assert journalled_clock_offset(j) is None
+        assert (j.controls.last_resume_ms(), j.controls.last_tick_ms()) == (None, None)
+        assert (pending_flatten(j), last_flatten_outcome(j)) == (None, None)
