@@ -137,10 +137,12 @@ def test_read_only_open_of_an_old_journal_asks_for_the_daemon(old_copy: Path) ->
 
 
 def test_a_second_open_migrates_nothing(old_copy: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="trendbotd.journal")
     with open_journal(old_copy) as j:
         first = _view(j)
     tables = _tables(old_copy)
-    caplog.set_level(logging.INFO, logger="trendbotd.journal")
+    assert "journal.migrated" in caplog.text
+    caplog.clear()
     with open_journal(old_copy) as j:
         assert _view(j) == first
     assert _tables(old_copy) == tables
