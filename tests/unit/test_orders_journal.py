@@ -20,8 +20,8 @@ from trendbotd.core.records import (
 )
 from trendbotd.errors import JournalError, JournalIOError
 from trendbotd.exitcodes import ExitCode
-from trendbotd.journal import sqlite_db as journal_mod
-from trendbotd.journal.schema import APPLICATION_ID, SCHEMA_VERSION
+from trendbotd.journal.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from trendbotd.journal.sqlite_db import connect_db
 from trendbotd.journal.store import Journal, open_journal
 
 SYM = "BTC/USDT:USDT"
@@ -155,26 +155,22 @@ def test_missing_directory_is_an_io_error(tmp_path: Path) -> None:
 # ----- migrations -----
 
 
-def test_migrations_run_in_order_and_keep_data(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_migrations_run_in_order_and_keep_data(path: Path) -> None:
     with open_journal(path) as j:
         j.orders.add_intent(intent())
     v2 = ("ALTER TABLE intents ADD COLUMN note TEXT", "CREATE TABLE extra (x INTEGER)")
-    monkeypatch.setattr(journal_mod, "MIGRATIONS", (*journal_mod.MIGRATIONS, v2))
-    monkeypatch.setattr(journal_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    with open_journal(path) as j:
+    with Journal(connect_db(path, migrations=(*MIGRATIONS, v2))) as j:
         assert j.schema_version == SCHEMA_VERSION + 1
         assert j.orders.get_intent("c1") is not None
     with sqlite3.connect(path) as other:
         assert other.execute("SELECT count(*) FROM extra").fetchone()[0] == 0
 
 
-def test_failed_migration_rolls_back(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_migration_rolls_back(path: Path) -> None:
     open_journal(path).close()
     broken = ("CREATE TABLE half (x INTEGER)", "THIS IS NOT SQL")
-    monkeypatch.setattr(journal_mod, "MIGRATIONS", (*journal_mod.MIGRATIONS, broken))
-    monkeypatch.setattr(journal_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(JournalError):
-        open_journal(path)
+        connect_db(path, migrations=(*MIGRATIONS, broken))
     with sqlite3.connect(path) as other:
         assert other.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         tables = {r[0] for r in other.execute("SELECT name FROM sqlite_master")}

@@ -24,12 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from trendbotd.core.records import ModeState, TradingMode
+from trendbotd.journal.controls import write_mode
 from trendbotd.journal.store import Journal
 
 logger = logging.getLogger(__name__)
-
-REQUEST_KEY = "operator_flatten_request"  # the newest flatten request (JSON)
-DONE_KEY = "operator_flatten_done"  # "<id>: <outcome>" of the last one executed
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,34 +116,60 @@ def halt(journal: Journal, *, reason: str, now_ms: int, running: bool) -> HaltPl
 
 
 def request_flatten(journal: Journal, request: FlattenRequest) -> None:
-    """Halted and the request, in one transaction: from here on nothing enters."""
-    values = {REQUEST_KEY: request.to_json()}
-    if journal.controls.mode().mode is not TradingMode.HALTED:
-        values |= {
-            "mode": TradingMode.HALTED.value,
-            "mode_reason": request.reason,
-            "mode_since_ms": str(request.at_ms),
-        }
-    journal.controls.set_values(values, now_ms=request.at_ms)
+    """Halted and the request, in one transaction: from here on nothing enters. The request
+    replaces an older one; the record of the last one done stays."""
+    symbols = None if request.symbols is None else json.dumps(list(request.symbols))
+    with journal.db.tx() as conn:
+        conn.execute(
+            "INSERT INTO flatten_request (id, request_id, symbols, operator, note, at_ms) "
+            "VALUES (1, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "request_id = excluded.request_id, symbols = excluded.symbols, "
+            "operator = excluded.operator, note = excluded.note, at_ms = excluded.at_ms",
+            (request.id, symbols, request.operator, request.note, request.at_ms),
+        )
+        mode = conn.execute("SELECT mode FROM controls").fetchone()[0]
+        if mode != TradingMode.HALTED.value:
+            write_mode(conn, TradingMode.HALTED, reason=request.reason, now_ms=request.at_ms)
     logger.warning("operator.flatten_requested id=%s reason=%s", request.id, request.reason)
 
 
-def pending_flatten(journal: Journal) -> FlattenRequest | None:
-    text = journal.controls.get_value(REQUEST_KEY)
-    if not text:
+def _flatten_row(journal: Journal) -> tuple[FlattenRequest, str | None, str | None] | None:
+    rows = journal.db.read(
+        "SELECT request_id, symbols, operator, note, at_ms, done_request_id, done_outcome "
+        "FROM flatten_request"
+    )
+    if not rows:
         return None
-    request = FlattenRequest.from_json(text)
-    done = journal.controls.get_value(DONE_KEY) or ""
-    return None if done.partition(":")[0] == request.id else request
+    rid, symbols, operator, note, at_ms, done_id, outcome = rows[0]
+    request = FlattenRequest(
+        id=str(rid),
+        symbols=None if symbols is None else tuple(str(s) for s in json.loads(symbols)),
+        operator=str(operator),
+        note=str(note),
+        at_ms=int(at_ms),
+    )
+    return request, done_id, outcome
+
+
+def pending_flatten(journal: Journal) -> FlattenRequest | None:
+    row = _flatten_row(journal)
+    if row is None:
+        return None
+    request, done_id, _ = row
+    return None if done_id == request.id else request
 
 
 def finish_flatten(journal: Journal, request: FlattenRequest, outcome: str, *, now_ms: int) -> None:
-    journal.controls.set_values({DONE_KEY: f"{request.id}: {outcome}"}, now_ms=now_ms)
+    with journal.db.tx() as conn:
+        conn.execute(
+            "UPDATE flatten_request SET done_request_id = ?, done_outcome = ?, done_ms = ?",
+            (request.id, outcome, now_ms),
+        )
 
 
 def last_flatten_outcome(journal: Journal) -> str | None:
-    done = journal.controls.get_value(DONE_KEY)
-    return None if done is None else done.partition(":")[2].strip()
+    row = _flatten_row(journal)
+    return None if row is None else row[2]
 
 
 def flatten_status_line(journal: Journal) -> str | None:

@@ -18,6 +18,121 @@ APPLICATION_ID = 0x54424A31  # "TBJ1": marks the file as a trendbotd journal
 _STATES = "'PENDING','SENT','ACKED','FILLED','CANCELED','REJECTED','UNKNOWN','ABANDONED'"
 _NON_FINAL = "'PENDING','SENT','ACKED','UNKNOWN'"
 
+
+def _kv(key: str, *, as_int: bool = False) -> str:
+    """The v1 kv value of ``key`` as an SQL expression (NULL when absent)."""
+    value = "CAST(value AS INTEGER)" if as_int else "value"
+    return f"(SELECT {value} FROM kv WHERE key = '{key}')"  # noqa: S608 (constant keys)
+
+
+def _kv_is_int(key: str) -> str:
+    integer = "CAST(CAST(value AS INTEGER) AS TEXT) = value"
+    return f"EXISTS (SELECT 1 FROM kv WHERE key = '{key}' AND {integer})"  # noqa: S608
+
+
+_CLOCK_KEYS = ("clock_offset_ms", "clock_uncertainty_ms", "clock_measured_at_ms", "clock_samples")
+_RESOLVED = "(SELECT value FROM kv WHERE key = 'mode_resolved' AND value GLOB '[0-9]*:[0-9]*')"
+_DONE = "(SELECT value FROM kv WHERE key = 'operator_flatten_done')"
+_REQUEST = "(SELECT value FROM kv WHERE key = 'operator_flatten_request' AND value != '')"
+
+# v2 replaces the kv string store (v1) with typed tables. Each kv value is copied to its
+# place in the migration's transaction, read the way v1's code read it (a partial clock
+# record or daily start was no record), then kv is dropped: nothing else wrote to it.
+_V2_TYPED_CONTROLS: tuple[str, ...] = (
+    """
+    CREATE TABLE controls (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        mode TEXT NOT NULL CHECK (mode IN ('normal', 'reduce_only', 'halted')),
+        mode_reason TEXT NOT NULL,
+        mode_since_ms INTEGER NOT NULL,
+        mode_auto_since_ms INTEGER,
+        mode_resolved_since_ms INTEGER,
+        mode_resolved_ms INTEGER,
+        last_resume_ms INTEGER,
+        last_resume TEXT,
+        last_tick_ms INTEGER,
+        daily_start_day INTEGER,
+        daily_start_equity TEXT,
+        updated_ms INTEGER NOT NULL,
+        CHECK ((daily_start_day IS NULL) = (daily_start_equity IS NULL)),
+        CHECK ((mode_resolved_since_ms IS NULL) = (mode_resolved_ms IS NULL))
+    )
+    """,
+    f"""
+    INSERT INTO controls
+    SELECT 1,
+        coalesce({_kv("mode")}, 'normal'),
+        coalesce({_kv("mode_reason")}, ''),
+        coalesce({_kv("mode_since_ms", as_int=True)}, 0),
+        {_kv("mode_auto_since_ms", as_int=True)},
+        CAST(substr({_RESOLVED}, 1, instr({_RESOLVED}, ':') - 1) AS INTEGER),
+        CAST(substr({_RESOLVED}, instr({_RESOLVED}, ':') + 1) AS INTEGER),
+        {_kv("last_resume_ms", as_int=True)},
+        {_kv("last_resume")},
+        {_kv("last_tick_ms", as_int=True)},
+        CASE WHEN {_kv("daily_start_equity")} IS NOT NULL
+            THEN {_kv("daily_start_day", as_int=True)} END,
+        CASE WHEN {_kv("daily_start_day")} IS NOT NULL THEN {_kv("daily_start_equity")} END,
+        coalesce((SELECT max(updated_ms) FROM kv), 0)
+    """,  # noqa: S608
+    """
+    CREATE TABLE decided_candles (
+        symbol TEXT PRIMARY KEY,
+        candle_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    )
+    """,
+    """
+    INSERT INTO decided_candles
+    SELECT substr(key, 16), CAST(value AS INTEGER), updated_ms FROM kv
+    WHERE substr(key, 1, 15) = 'decided_candle:'
+    """,
+    """
+    CREATE TABLE clock_offset (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        offset_ms INTEGER NOT NULL,
+        uncertainty_ms INTEGER NOT NULL,
+        measured_at_ms INTEGER NOT NULL,
+        samples INTEGER NOT NULL,
+        round_trip_ms INTEGER,
+        updated_ms INTEGER NOT NULL
+    )
+    """,
+    f"""
+    INSERT INTO clock_offset
+    SELECT 1, {", ".join(_kv(key, as_int=True) for key in _CLOCK_KEYS)},
+        (SELECT CAST(value AS INTEGER) FROM kv WHERE key = 'clock_round_trip_ms' AND value != ''),
+        (SELECT updated_ms FROM kv WHERE key = 'clock_offset_ms')
+    WHERE {" AND ".join(_kv_is_int(key) for key in _CLOCK_KEYS)}
+    """,  # noqa: S608
+    """
+    CREATE TABLE flatten_request (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        request_id TEXT NOT NULL,
+        symbols TEXT,
+        operator TEXT NOT NULL,
+        note TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        done_request_id TEXT,
+        done_outcome TEXT,
+        done_ms INTEGER,
+        CHECK ((done_request_id IS NULL) = (done_outcome IS NULL))
+    )
+    """,
+    f"""
+    INSERT INTO flatten_request
+    SELECT 1, json_extract({_REQUEST}, '$.id'), json_extract({_REQUEST}, '$.symbols'),
+        json_extract({_REQUEST}, '$.operator'), json_extract({_REQUEST}, '$.note'),
+        json_extract({_REQUEST}, '$.at_ms'),
+        substr({_DONE}, 1, instr({_DONE}, ':') - 1),
+        trim(substr({_DONE}, instr({_DONE}, ':') + 1)),
+        (SELECT updated_ms FROM kv WHERE key = 'operator_flatten_done')
+    WHERE {_REQUEST} IS NOT NULL
+    """,  # noqa: S608
+    "DROP TABLE kv",
+)
+
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # v1: order intents, fills, expected positions, sync snapshots, guard decisions, state
     (
@@ -106,6 +221,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # v2: the kv string store becomes typed tables, each value copied to its place
+    _V2_TYPED_CONTROLS,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trendbotd.errors import JournalError, JournalIOError
-from trendbotd.journal.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from trendbotd.journal.schema import APPLICATION_ID, MIGRATIONS
 
 logger = logging.getLogger(__name__)
 
@@ -28,13 +28,20 @@ logger = logging.getLogger(__name__)
 _CORRUPT_CODES = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_FORMAT"})
 
 
-def connect_db(path: Path, *, read_only: bool = False, any_thread: bool = False) -> JournalDb:
+def connect_db(
+    path: Path,
+    *,
+    read_only: bool = False,
+    any_thread: bool = False,
+    migrations: Sequence[Sequence[str]] = MIGRATIONS,
+) -> JournalDb:
     """Open (read-write: create if missing, migrate) or open read-only (``mode=ro``).
-    ``any_thread``: read-only, used from several threads in turn (the caller serialises)."""
+    ``any_thread``: read-only, used from several threads in turn (the caller serialises).
+    ``migrations``: the schema's (tests try their own on top of the real ones)."""
     path = Path(path)
     try:
         conn = _connect_ro(path, any_thread=any_thread) if read_only else _connect_rw(path)
-        db = JournalDb(conn, path=path, read_only=read_only)
+        db = JournalDb(conn, path=path, read_only=read_only, migrations=migrations)
         db.prepare()
     except sqlite3.Error as e:
         raise _translate(e, path, "open") from e
@@ -89,32 +96,40 @@ def _translate(e: sqlite3.Error, path: Path, doing: str) -> JournalError:
 class JournalDb:
     """One connection to the journal file; every aggregate writes through ``tx()``."""
 
-    def __init__(self, conn: sqlite3.Connection, *, path: Path, read_only: bool) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        path: Path,
+        read_only: bool,
+        migrations: Sequence[Sequence[str]] = MIGRATIONS,
+    ) -> None:
         self._conn = conn
         self.path = path
         self.read_only = read_only
+        self._migrations = migrations
 
     def prepare(self) -> None:
-        conn = self._conn
+        conn, latest = self._conn, len(self._migrations)
         conn.execute("PRAGMA busy_timeout = 5000")
         app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         if app_id not in (0, APPLICATION_ID) or (app_id == 0 and tables):
             raise JournalError(f"{self.path}: not a trendbotd journal (foreign SQLite database)")
-        if version > SCHEMA_VERSION:
+        if version > latest:
             raise JournalError(
                 f"{self.path}: journal schema v{version} is newer than this trendbotd "
-                f"understands (v{SCHEMA_VERSION}); run the newer trendbotd or restore a backup"
+                f"understands (v{latest}); run the newer trendbotd or restore a backup"
             )
         check = conn.execute("PRAGMA quick_check").fetchall()
         if [tuple(r) for r in check] != [("ok",)]:
             detail = "; ".join(str(r[0]) for r in check[:3])
             raise JournalError(f"{self.path}: journal failed its integrity check: {detail}")
         if self.read_only:
-            if version < SCHEMA_VERSION:
+            if version < latest:
                 raise JournalError(
-                    f"{self.path}: journal schema v{version} predates v{SCHEMA_VERSION}; "
+                    f"{self.path}: journal schema v{version} predates v{latest}; "
                     "start the daemon once to migrate it"
                 )
             return
@@ -126,9 +141,9 @@ class JournalDb:
         self._migrate(version)
 
     def _migrate(self, version: int) -> None:
-        for target in range(version + 1, SCHEMA_VERSION + 1):
+        for target in range(version + 1, len(self._migrations) + 1):
             with self.tx() as conn:
-                for statement in MIGRATIONS[target - 1]:
+                for statement in self._migrations[target - 1]:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {target}")

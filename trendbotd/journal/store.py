@@ -2,10 +2,12 @@
 
 ``journal.orders`` (intents and fills), ``journal.account`` (expected positions, sync
 snapshots), ``journal.decisions`` (guard verdicts) and ``journal.controls`` (mode, resume,
-daily start, last tick, named values) share one connection and one transaction discipline
-(``JournalDb.tx``: BEGIN IMMEDIATE ... COMMIT, fsync'd in WAL mode). Which aggregate a
-method lives on says what changes together; none reaches into another's tables except a
-fill, which moves the expected position in the same transaction.
+daily start, last tick, decided candles) share one connection and one transaction discipline
+(``JournalDb.tx``: BEGIN IMMEDIATE ... COMMIT, fsync'd in WAL mode); so do the operator's
+flatten request (operator_requests.py) and the clock offset record (clock_record.py), each
+in its own typed table. Which aggregate a method lives on says what changes together; none
+reaches into another's tables except a fill, which moves the expected position in the same
+transaction, and a flatten request, which halts in the same transaction.
 """
 
 from __future__ import annotations

@@ -21,11 +21,6 @@ from trendbotd.journal.store import Journal
 
 logger = logging.getLogger(__name__)
 
-# since_ms of the mode a sync entered: a mode set any other way is left alone
-AUTO_SINCE_KEY = "mode_auto_since_ms"
-# "<since_ms>:<resolved_ms>": that mode's reasons no longer hold since resolved_ms
-RESOLVED_KEY = "mode_resolved"
-
 
 class ModeAction(Enum):
     NONE = "none"
@@ -55,10 +50,10 @@ def decide(*, mode: ModeState, automatic: bool, resolved: bool, found: str | Non
 
 def resolved_since_ms(journal: Journal, mode: ModeState) -> int | None:
     """When the current mode's reasons stopped holding, or None (still hold, or not known)."""
-    since, _, resolved = (journal.controls.get_value(RESOLVED_KEY) or "").partition(":")
-    if mode.mode is TradingMode.NORMAL or since != str(mode.since_ms) or not resolved.isdigit():
+    resolved = journal.controls.mode_resolved()
+    if mode.mode is TradingMode.NORMAL or resolved is None or resolved[0] != mode.since_ms:
         return None
-    return int(resolved)
+    return resolved[1]
 
 
 def shown_reason(journal: Journal, mode: ModeState) -> str:
@@ -73,20 +68,19 @@ def keep_mode_true(journal: Journal, found: str | None, *, now_ms: int) -> ModeD
     mode = journal.controls.mode()
     decision = decide(
         mode=mode,
-        automatic=journal.controls.get_value(AUTO_SINCE_KEY) == str(mode.since_ms),
+        automatic=journal.controls.mode_auto_since_ms() == mode.since_ms,
         resolved=resolved_since_ms(journal, mode) is not None,
         found=found,
     )
     if decision.action is ModeAction.ENTER:
-        journal.controls.set_mode(TradingMode.REDUCE_ONLY, reason=decision.reason, now_ms=now_ms)
-        journal.controls.set_values({AUTO_SINCE_KEY: str(now_ms), RESOLVED_KEY: ""}, now_ms=now_ms)
+        journal.controls.enter_auto_mode(
+            TradingMode.REDUCE_ONLY, reason=decision.reason, now_ms=now_ms
+        )
     elif decision.action is ModeAction.RESTATE:
         logger.warning(
             "mode.reason_changed mode=%s was=%s now=%s", mode.mode, mode.reason, decision.reason
         )
-        journal.controls.set_values(
-            {"mode_reason": decision.reason, RESOLVED_KEY: ""}, now_ms=now_ms
-        )
+        journal.controls.restate_mode_reason(decision.reason, now_ms=now_ms)
     elif decision.action is ModeAction.RESOLVED:
         logger.warning(
             "mode.reason_resolved mode=%s was=%s: no longer holds; the mode stays until "
@@ -94,5 +88,5 @@ def keep_mode_true(journal: Journal, found: str | None, *, now_ms: int) -> ModeD
             mode.mode,
             mode.reason,
         )
-        journal.controls.set_values({RESOLVED_KEY: f"{mode.since_ms}:{now_ms}"}, now_ms=now_ms)
+        journal.controls.mark_mode_resolved(since_ms=mode.since_ms, now_ms=now_ms)
     return decision
