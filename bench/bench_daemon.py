@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import (
@@ -68,6 +68,8 @@ class Instance:
     tick_interval_s: float | None = None  # None: the product's default (service section)
     timeframe: str = "1h"
     extra_toml: str = ""
+    command: tuple[str, ...] = (TRENDBOTD,)  # another checkout: python -m trendbotd
+    env: dict[str, str] = field(default_factory=dict)  # e.g. that checkout's PYTHONPATH
 
     @property
     def config(self) -> Path:
@@ -99,9 +101,9 @@ class Instance:
     def spawn(self, listener: NotifyListener) -> subprocess.Popen[bytes]:
         with self.log_path.open("ab") as log_file:
             return subprocess.Popen(
-                [TRENDBOTD, "run", "--foreground", "--config", str(self.config)],
+                [*self.command, "run", "--foreground", "--config", str(self.config)],
                 cwd=self.directory,
-                env=listener.env(WATCHDOG_USEC=WATCHDOG_USEC, PYTHONUNBUFFERED="1"),
+                env=listener.env(WATCHDOG_USEC=WATCHDOG_USEC, PYTHONUNBUFFERED="1", **self.env),
                 stdout=subprocess.DEVNULL,
                 stderr=log_file,
             )
