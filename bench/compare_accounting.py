@@ -5,10 +5,16 @@ latency read from the client order ids alone (no I/O here; see the unit tests).
 How a tick is identified: the daemon sends one ``STATUS=`` datagram at the end of every
 tick (service/lifecycle.py ``Loop._tick``); the bench records the wall-clock time of each.
 Tick k holds the requests the simulator received (its ``at_ms``, the host's clock at speed
-1) after the end of tick k-1 and up to the end of tick k. A tick decides a candle when it
-is the first tick, after the candle's close plus the engine's grace, whose first request
-came at or after that instant: a between-candle tick already under way at the close (its
-first request before it) stays a between-candle tick, and the tick that follows it decides.
+1) after the end of tick k-1 and up to the end of tick k.
+
+Which tick decides a candle: the engine decides a closed candle at the first tick that
+starts after its close (it schedules a wake at close + grace, but a between-candle re-sync
+that comes earlier decides it already). So the deciding tick is the first one whose first
+request came at or after the close and that fetched candles (GET /fapi/v1/klines); if no
+tick until the next close fetched any, the first one that started after the close. A tick
+under way at the close (first request before it) is a between-candle tick. Re-sync ticks
+run on the monotonic clock, not on the candle schedule, so one starting within the few
+milliseconds by which the daemon's reading of the exchange's clock may be off is rare.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from trendbotd.core.client_ids import parse_client_id
 DECISION = "decision"
 BETWEEN = "between-candle"
 # Order requests and the parameter that carries the client order id.
+CANDLE_PATH = "/fapi/v1/klines"
 ORDER_PATHS = {"/fapi/v1/order": "newClientOrderId", "/fapi/v1/algoOrder": "clientAlgoId"}
 
 
@@ -44,6 +51,7 @@ class Hit:
 class TickTally:
     kind: str  # DECISION or BETWEEN
     ended_ms: int
+    started_ms: int | None  # its first request; None: it made none
     endpoints: Mapping[str, int]  # "GET /fapi/v2/positionRisk" -> requests in this tick
 
     @property
@@ -65,38 +73,55 @@ def hits_from_log(entries: Iterable[object]) -> list[Hit]:
     return sorted(hits, key=lambda h: h.at_ms)
 
 
-def decision_instants(start_ms: int, end_ms: int, *, timeframe_ms: int, grace_ms: int) -> list[int]:
-    """Every candle close plus grace in (start_ms, end_ms]: when the engine wakes to decide."""
-    first = (start_ms - grace_ms) // timeframe_ms * timeframe_ms + timeframe_ms + grace_ms
+def candle_closes(start_ms: int, end_ms: int, *, timeframe_ms: int) -> list[int]:
+    """Every candle close in (start_ms, end_ms]."""
+    first = start_ms // timeframe_ms * timeframe_ms + timeframe_ms
     return list(range(first, end_ms + 1, timeframe_ms))
 
 
 def tally_ticks(
-    ends_ms: Sequence[int], hits: Sequence[Hit], decide_at_ms: Sequence[int]
+    ends_ms: Sequence[int], hits: Sequence[Hit], closes_ms: Sequence[int]
 ) -> list[TickTally]:
     """One tally per tick that ended after ``ends_ms[0]`` (the first end only opens the
-    count: the tick before it is start-up work). ``ends_ms`` ascending; ``hits`` any order;
-    ``decide_at_ms``: the instants at which a closed candle is due (``decision_instants``)."""
+    count: the tick before it is start-up work). ``closes_ms``: the candle closes
+    (``candle_closes``)."""
     ends = sorted(ends_ms)
     per_tick: list[list[Hit]] = [[] for _ in ends[1:]]
     for hit in sorted(hits, key=lambda h: h.at_ms):
         i = bisect.bisect_left(ends, hit.at_ms)  # first end >= at_ms: the tick it belongs to
         if 1 <= i < len(ends):
             per_tick[i - 1].append(hit)
-    deciding = set()
-    for due in decide_at_ms:
-        for k, tick_hits in enumerate(per_tick):
-            if ends[k + 1] > due and tick_hits and tick_hits[0].at_ms >= due:
-                deciding.add(k)
-                break
+    closes = sorted(closes_ms)
+    deciding = {
+        k
+        for close, following in zip(closes, [*closes[1:], None], strict=True)
+        if (k := _deciding_tick(per_tick, close, following)) is not None
+    }
     return [
         TickTally(
             DECISION if k in deciding else BETWEEN,
             ends[k + 1],
+            tick_hits[0].at_ms if tick_hits else None,
             dict(Counter(h.endpoint for h in tick_hits)),
         )
         for k, tick_hits in enumerate(per_tick)
     ]
+
+
+def _deciding_tick(
+    per_tick: Sequence[Sequence[Hit]], close: int, following: int | None
+) -> int | None:
+    started = [
+        k
+        for k, tick_hits in enumerate(per_tick)
+        if tick_hits
+        and tick_hits[0].at_ms >= close
+        and (following is None or tick_hits[0].at_ms < following)
+    ]
+    for k in started:
+        if any(h.path == CANDLE_PATH for h in per_tick[k]):
+            return k
+    return started[0] if started else None
 
 
 def endpoint_medians(tallies: Sequence[TickTally]) -> dict[str, float]:

@@ -38,7 +38,7 @@ from bench.common import (
 )
 from bench.compare_accounting import (
     TickTally,
-    decision_instants,
+    candle_closes,
     hits_from_log,
     order_latencies_ms,
     tally_ticks,
@@ -154,7 +154,7 @@ def tick_round(
 ) -> dict[str, TickRound]:
     """Both sides' 10-symbol daemons side by side, each on its own simulator (same code,
     so that the request logs stay apart), from READY=1 through the next 1m candle close
-    to TICKS_AFTER_CLOSE ticks after it."""
+    (and its scheduled wake) to TICKS_AFTER_CLOSE ticks after it."""
     wall_offset_s = time.time() - time.perf_counter()
     instances = [
         Instance(
@@ -178,60 +178,52 @@ def tick_round(
         for instance, listener in zip(instances, listeners, strict=True):
             instance.write()
             procs.append(instance.spawn(listener))
-        _pump(
-            listeners,
-            procs,
-            until=lambda: all(_ready_index(x) is not None for x in listeners),
-            timeout_s=120,
-            what="READY=1 of both daemons",
-        )
-        ready_ms = [_ready_ms(x, wall_offset_s) for x in listeners]
-        settled = time.monotonic() + SETTLE_S
-        _pump(
-            listeners,
-            procs,
-            until=lambda: time.monotonic() >= settled,
-            timeout_s=10,
-            what="the settling second",
-        )
-        rss = [rss_bytes(p.pid) for p in procs]
-        due = [
-            decision_instants(
-                r, r + TIMEFRAME_MS, timeframe_ms=TIMEFRAME_MS, grace_ms=CANDLE_GRACE_MS
-            )[0]
-            for r in ready_ms
-        ]
-        log(f"ticks {tag}: both READY; next close+grace in {max(due) / 1000 - time.time():.0f} s")
-
-        def past_close() -> bool:
-            return all(
-                sum(1 for end in _tick_ends_ms(x, wall_offset_s) if end > d) >= TICKS_AFTER_CLOSE
-                for x, d in zip(listeners, due, strict=True)
-            )
-
-        _pump(
-            listeners,
-            procs,
-            until=past_close,
-            timeout_s=TIMEFRAME_MS / 1000 + 90,
-            what=f"{TICKS_AFTER_CLOSE} ticks after the candle close",
-        )
-        logs = {t.label: _get_json(f"{sims[t.label].base_url}/sim/requests") for t in trees}
+        rss = _through_a_close(listeners, procs, wall_offset_s, tag=tag)
+        logs = [_get_json(f"{sims[t.label].base_url}/sim/requests") for t in trees]
         for instance, proc in zip(instances, procs, strict=True):
             if stop_process(proc) != 0:
-                raise RuntimeError(
-                    f"{instance.name}: SIGTERM gave exit {proc.returncode}\n{instance.tail()}"
-                )
+                raise RuntimeError(f"{instance.name}: exit {proc.returncode}\n{instance.tail()}")
     result: dict[str, TickRound] = {}
-    for tree, listener, size in zip(trees, listeners, rss, strict=True):
+    for tree, listener, size, entries in zip(trees, listeners, rss, logs, strict=True):
         ends = _tick_ends_ms(listener, wall_offset_s)
-        entries = logs[tree.label]
         assert isinstance(entries, list)
-        dues = decision_instants(
-            ends[0], ends[-1], timeframe_ms=TIMEFRAME_MS, grace_ms=CANDLE_GRACE_MS
-        )
-        result[tree.label] = TickRound(tally_ticks(ends, hits_from_log(entries), dues), size)
+        closes = candle_closes(ends[0], ends[-1], timeframe_ms=TIMEFRAME_MS)
+        result[tree.label] = TickRound(tally_ticks(ends, hits_from_log(entries), closes), size)
     return result
+
+
+def _through_a_close(
+    listeners: Sequence[NotifyListener],
+    procs: Sequence[subprocess.Popen[bytes]],
+    wall_offset_s: float,
+    *,
+    tag: str,
+) -> list[int]:
+    """Wait for READY=1 of every daemon, read their RSS SETTLE_S later, then wait for the
+    next candle close's scheduled wake and TICKS_AFTER_CLOSE ticks after it."""
+
+    def ready() -> bool:
+        return all(_ready_index(x) is not None for x in listeners)
+
+    _pump(listeners, procs, until=ready, timeout_s=120, what="READY=1 of every daemon")
+    settled = time.monotonic() + SETTLE_S
+    _pump(listeners, procs, until=lambda: time.monotonic() >= settled, timeout_s=10,
+          what="the settling second")  # fmt: skip
+    rss = [rss_bytes(p.pid) for p in procs]
+    latest = max(_ready_ms(x, wall_offset_s) for x in listeners)
+    wake = candle_closes(latest, latest + TIMEFRAME_MS, timeframe_ms=TIMEFRAME_MS)[0]
+    wake += CANDLE_GRACE_MS
+    log(f"ticks {tag}: READY; the next candle close's wake in {wake / 1000 - time.time():.0f} s")
+
+    def past_close() -> bool:
+        return all(
+            sum(1 for end in _tick_ends_ms(x, wall_offset_s) if end > wake) >= TICKS_AFTER_CLOSE
+            for x in listeners
+        )
+
+    _pump(listeners, procs, until=past_close, timeout_s=TIMEFRAME_MS / 1000 + 90,
+          what=f"{TICKS_AFTER_CLOSE} ticks after the candle close")  # fmt: skip
+    return rss
 
 
 def _ready_ms(listener: NotifyListener, wall_offset_s: float) -> int:
