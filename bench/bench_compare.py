@@ -39,7 +39,6 @@ from bench.common import (
     mib,
     percentile,
     render_table,
-    running_sim,
     scratch_dir,
 )
 from bench.compare_accounting import BETWEEN, DECISION, TickTally, endpoint_medians
@@ -185,7 +184,7 @@ def _ticks(trees: list[Tree], directory: Path, plan: Plan) -> tuple[list[Row], l
         after = trees[-1]
         for tree in trees:  # one simulator per side, both running the --after code
             sims[tree.label] = stack.enter_context(
-                running_sim(
+                SimProcess(
                     directory,
                     symbols=SYMBOLS_10,
                     command=after.command,
@@ -237,7 +236,7 @@ def _count(ticks: list[TickTally], q: float) -> float | None:
 
 def _idle(trees: list[Tree], directory: Path, plan: Plan) -> tuple[list[Row], list[str]]:
     after = trees[-1]
-    with running_sim(
+    with SimProcess(
         directory, symbols=SYMBOLS_10[:1], command=after.command, env=after.env, tag="sim-idle"
     ) as sim:
         got: dict[str, list[IdleDaemon]] = idle_round(

@@ -252,27 +252,25 @@ class SimProcess:
         stop_process(self.proc)
         self._log.close()
 
+    def __enter__(self) -> SimProcess:
+        """Serving (its base_url known); stopped on leaving, also when it never served."""
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 @contextmanager
 def running_sim(
-    directory: Path,
-    *,
-    symbols: Sequence[str],
-    speed: float = 1.0,
-    command: Sequence[str] = (TRENDBOTD,),
-    env: dict[str, str] | None = None,
-    extra_args: Sequence[str] = (),
-    tag: str = "sim",
+    directory: Path, *, symbols: Sequence[str], speed: float = 1.0
 ) -> Iterator[SimProcess]:
-    sim = SimProcess(
-        directory, symbols=symbols, speed=speed, command=command, env=env,
-        extra_args=extra_args, tag=tag,
-    )  # fmt: skip
-    try:
-        sim.wait_ready()
+    with SimProcess(directory, symbols=symbols, speed=speed) as sim:
         yield sim
-    finally:
-        sim.stop()
 
 
 @contextmanager

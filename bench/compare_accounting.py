@@ -94,8 +94,9 @@ def tally_ticks(
     closes = sorted(closes_ms)
     deciding = {
         k
-        for close, following in zip(closes, [*closes[1:], None], strict=True)
-        if (k := _deciding_tick(per_tick, close, following)) is not None
+        for i, close in enumerate(closes)
+        if (k := _deciding_tick(per_tick, close, closes[i + 1] if i + 1 < len(closes) else None))
+        is not None
     }
     return [
         TickTally(

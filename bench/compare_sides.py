@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.bench_daemon import (
-    HOUR_S,
     SETTLE_S,
     SYMBOLS_1,
     SYMBOLS_10,
     Instance,
-    _avoid_candle_close,
-    _cpu_used,
+    idle_window,
+    side_by_side,
 )
 from bench.bench_latency import TIMEFRAME_MS, Case, join_samples, paper_run
 from bench.common import (
@@ -30,11 +29,9 @@ from bench.common import (
     NotifyListener,
     SimProcess,
     clean_env,
-    cpu_seconds,
     log,
     rss_bytes,
     stop_process,
-    thread_cpu_ns,
 )
 from bench.compare_accounting import (
     TickTally,
@@ -249,38 +246,15 @@ def idle_round(
         Instance(directory, f"idle-{t.label}-{i}", SYMBOLS_1, sim, command=t.command, env=t.env)
         for i, t in enumerate(order)
     ]
-    with ExitStack() as stack:
-        listeners: list[NotifyListener] = []
-        procs: list[subprocess.Popen[bytes]] = []
-        stack.callback(lambda: [stop_process(p) for p in procs])
-        for instance in instances:
-            instance.write()
-            listeners.append(
-                stack.enter_context(NotifyListener(directory / f"notify-{instance.name}"))
-            )
-            procs.append(instance.spawn(listeners[-1]))
-        for instance, listener, proc in zip(instances, listeners, procs, strict=True):
-            try:
-                listener.wait_for("READY=1", proc, timeout_s=120)
-            except RuntimeError as e:
-                raise RuntimeError(f"{instance.name}: {e}\n{instance.tail()}") from None
+    with side_by_side(instances) as (procs, listeners):
         time.sleep(SETTLE_S)
         rss = [rss_bytes(p.pid) for p in procs]
-        _avoid_candle_close(window_s)
-        time.sleep(5.0)  # the first tick after READY is start-up work, not idling
         log(f"idle: {len(procs)} daemons side by side, {window_s:g} s window of the real clock")
-        before = [(cpu_seconds(p.pid), thread_cpu_ns(p.pid)) for p in procs]
-        t0 = time.monotonic()
-        while time.monotonic() < t0 + window_s:
-            time.sleep(min(5.0, max(0.0, t0 + window_s - time.monotonic())))
-            for listener in listeners:
-                listener.drain()  # WATCHDOG=1 every 15 s; keep the socket buffers empty
-        after = [(cpu_seconds(p.pid), thread_cpu_ns(p.pid)) for p in procs]
-        elapsed = time.monotonic() - t0
+        per_hour = idle_window(procs, listeners, window_s=window_s)
         for instance, proc in zip(instances, procs, strict=True):
             if stop_process(proc) != 0:
                 raise RuntimeError(f"{instance.name}: exit {proc.returncode}\n{instance.tail()}")
     result: dict[str, list[IdleDaemon]] = {t.label: [] for t in trees}
-    for tree, a, b, size in zip(order, before, after, rss, strict=True):
-        result[tree.label].append(IdleDaemon(_cpu_used(a, b) * HOUR_S / elapsed, size))
+    for tree, cpu, size in zip(order, per_hour, rss, strict=True):
+        result[tree.label].append(IdleDaemon(cpu, size))
     return result
