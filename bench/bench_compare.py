@@ -67,12 +67,12 @@ class Plan:
 def plan_for(*, runs: int, quick: bool) -> Plan:
     """Window lengths: a full run stays under ~10 minutes on a quiet 2-core machine,
     --quick well under 3."""
-    scale = 0.4 if quick else 1.0
+    one_s, ten_s = (15.0, 8.0) if quick else (30.0, 20.0)
     return Plan(
         runs=runs,
         latency_cases=(
-            Case("1 symbol", SYMBOLS_10[:1], speed=240.0, window_s=20.0 * scale),
-            Case("10 symbols", SYMBOLS_10, speed=60.0, window_s=15.0 * scale),
+            Case("1 symbol", SYMBOLS_10[:1], speed=240.0, window_s=one_s),
+            Case("10 symbols", SYMBOLS_10, speed=60.0, window_s=ten_s),
         ),
         idle_window_s=15.0 if quick else 60.0,
     )
