@@ -13,6 +13,8 @@ after/before):
   - candle close+grace to order request, p50 and p99, 1 and 10 symbols (paper mode on a
     scaled clock, bench/bench_latency.py's method), and the ratio of the two p99s;
   - idle CPU between 1h candles and RSS one second after READY=1.
+The same checkout on both sides shows the noise: ratios away from 1.00x by that much are
+not a change.
 """
 
 from __future__ import annotations

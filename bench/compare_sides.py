@@ -175,7 +175,11 @@ def tick_round(
         for instance, listener in zip(instances, listeners, strict=True):
             instance.write()
             procs.append(instance.spawn(listener))
-        rss = _through_a_close(listeners, procs, wall_offset_s, tag=tag)
+        try:
+            rss = _through_a_close(listeners, procs, wall_offset_s, tag=tag)
+        except RuntimeError as e:
+            tails = "\n".join(f"--- {i.name}:\n{i.tail()}" for i in instances)
+            raise RuntimeError(f"ticks {tag}: {e}\n{tails}") from None
         logs = [_get_json(f"{sims[t.label].base_url}/sim/requests") for t in trees]
         for instance, proc in zip(instances, procs, strict=True):
             if stop_process(proc) != 0:
