@@ -185,23 +185,13 @@ def _row(
 
 def _ticks(trees: list[Tree], directory: Path, plan: Plan) -> tuple[list[Row], list[str]]:
     rounds: dict[str, list[TickRound]] = {t.label: [] for t in trees}
+    after = trees[-1]
     with ExitStack() as stack:
-        sims: dict[str, SimProcess] = {}
-        after = trees[-1]
-        for tree in trees:  # one simulator per side, both running the --after code
-            sims[tree.label] = stack.enter_context(
-                SimProcess(
-                    directory,
-                    symbols=SYMBOLS_10,
-                    command=after.command,
-                    env=after.env,
-                    extra_args=("--timeframe", TICKS_TIMEFRAME),
-                    tag=f"sim-ticks-{tree.label}",
-                )
-            )
-        for run in range(plan.runs):
-            for label, got in tick_round(trees, directory, sims, str(run)).items():
-                rounds[label].append(got)
+        # before, after, before, after...: one simulator each, all running the --after code
+        slots = [(tree, stack.enter_context(_tick_sim(after, directory, f"{tree.label}-{i}")))
+                 for i in range(plan.runs) for tree in trees]  # fmt: skip
+        for (tree, _), got in zip(slots, tick_round(slots, directory), strict=True):
+            rounds[tree.label].append(got)
     tallies = {k: [t for r in v for t in r.tallies] for k, v in rounds.items()}
     rows: list[Row] = []
     notes: list[str] = []
@@ -226,7 +216,7 @@ def _ticks(trees: list[Tree], directory: Path, plan: Plan) -> tuple[list[Row], l
     rss = {k: mib(median([float(r.rss) for r in v])) for k, v in rounds.items()}
     rows.append(_row("RSS 1 s after READY=1, 10 symbols", dict(rss), "MiB", runs=plan.runs))
     notes.append(
-        f"ticks: {plan.runs} round(s) of a before and an after 10-symbol daemon side by side "
+        f"ticks: {plan.runs} before and {plan.runs} after 10-symbol daemon(s) side by side "
         f"({TICKS_TIMEFRAME} candles, re-sync every {TICK_INTERVAL_S:g} s), each on its own "
         "simulator at real speed, from READY=1 through one candle close; a tick ends at "
         "its STATUS= datagram and holds the requests received since the previous one; the "
@@ -234,6 +224,17 @@ def _ticks(trees: list[Tree], directory: Path, plan: Plan) -> tuple[list[Row], l
         "bench/compare_accounting.py for which tick decides."
     )
     return rows, notes
+
+
+def _tick_sim(after: Tree, directory: Path, tag: str) -> SimProcess:
+    return SimProcess(
+        directory,
+        symbols=SYMBOLS_10,
+        command=after.command,
+        env=after.env,
+        extra_args=("--timeframe", TICKS_TIMEFRAME),
+        tag=f"sim-ticks-{tag}",
+    )
 
 
 def _count(ticks: list[TickTally], q: float) -> float | None:

@@ -146,25 +146,23 @@ def _tick_ends_ms(listener: NotifyListener, wall_offset_s: float) -> list[int]:
     ]
 
 
-def tick_round(
-    trees: Sequence[Tree], directory: Path, sims: dict[str, SimProcess], tag: str
-) -> dict[str, TickRound]:
-    """Both sides' 10-symbol daemons side by side, each on its own simulator (same code,
-    so that the request logs stay apart), from READY=1 through the next 1m candle close
-    (and its scheduled wake) to TICKS_AFTER_CLOSE ticks after it."""
+def tick_round(slots: Sequence[tuple[Tree, SimProcess]], directory: Path) -> list[TickRound]:
+    """One 10-symbol daemon per slot (its side's code, its own simulator so that the
+    request logs stay apart), all side by side, from READY=1 through the next 1m candle
+    close (and its scheduled wake) to TICKS_AFTER_CLOSE ticks after it."""
     wall_offset_s = time.time() - time.perf_counter()
     instances = [
         Instance(
             directory,
-            f"ticks-{tree.label}-{tag}",
+            f"ticks-{tree.label}-{i}",
             SYMBOLS_10,
-            sims[tree.label],
+            sim,
             tick_interval_s=TICK_INTERVAL_S,
             timeframe=TICKS_TIMEFRAME,
             command=tree.command,
             env=tree.env,
         )
-        for tree in trees
+        for i, (tree, sim) in enumerate(slots)
     ]
     with ExitStack() as stack:
         listeners = [
@@ -176,20 +174,20 @@ def tick_round(
             instance.write()
             procs.append(instance.spawn(listener))
         try:
-            rss = _through_a_close(listeners, procs, wall_offset_s, tag=tag)
+            rss = _through_a_close(listeners, procs, wall_offset_s)
         except RuntimeError as e:
             tails = "\n".join(f"--- {i.name}:\n{i.tail()}" for i in instances)
-            raise RuntimeError(f"ticks {tag}: {e}\n{tails}") from None
-        logs = [_get_json(f"{sims[t.label].base_url}/sim/requests") for t in trees]
+            raise RuntimeError(f"ticks: {e}\n{tails}") from None
+        logs = [_get_json(f"{sim.base_url}/sim/requests") for _, sim in slots]
         for instance, proc in zip(instances, procs, strict=True):
             if stop_process(proc) != 0:
                 raise RuntimeError(f"{instance.name}: exit {proc.returncode}\n{instance.tail()}")
-    result: dict[str, TickRound] = {}
-    for tree, listener, size, entries in zip(trees, listeners, rss, logs, strict=True):
+    result: list[TickRound] = []
+    for listener, size, entries in zip(listeners, rss, logs, strict=True):
         ends = _tick_ends_ms(listener, wall_offset_s)
         assert isinstance(entries, list)
         closes = candle_closes(ends[0], ends[-1], timeframe_ms=TIMEFRAME_MS)
-        result[tree.label] = TickRound(tally_ticks(ends, hits_from_log(entries), closes), size)
+        result.append(TickRound(tally_ticks(ends, hits_from_log(entries), closes), size))
     return result
 
 
@@ -197,8 +195,6 @@ def _through_a_close(
     listeners: Sequence[NotifyListener],
     procs: Sequence[subprocess.Popen[bytes]],
     wall_offset_s: float,
-    *,
-    tag: str,
 ) -> list[int]:
     """Wait for READY=1 of every daemon, read their RSS SETTLE_S later, then wait for the
     next candle close's scheduled wake and TICKS_AFTER_CLOSE ticks after it."""
@@ -214,7 +210,9 @@ def _through_a_close(
     latest = max(_ready_ms(x, wall_offset_s) for x in listeners)
     wake = candle_closes(latest, latest + TIMEFRAME_MS, timeframe_ms=TIMEFRAME_MS)[0]
     wake += CANDLE_GRACE_MS
-    log(f"ticks {tag}: READY; the next candle close's wake in {wake / 1000 - time.time():.0f} s")
+    log(
+        f"ticks: {len(procs)} daemons READY; next close's wake in {wake / 1000 - time.time():.0f} s"
+    )
 
     def past_close() -> bool:
         return all(
