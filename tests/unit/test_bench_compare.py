@@ -3,16 +3,9 @@ requests belong to which tick, which tick decides a candle, close-to-order laten
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # bench/ is a top-level package of the checkout, not installed
-    sys.path.insert(0, str(ROOT))
-
-from bench.compare_accounting import (  # noqa: E402
+from bench.compare_accounting import (
     BETWEEN,
     DECISION,
     Hit,
@@ -22,8 +15,8 @@ from bench.compare_accounting import (  # noqa: E402
     order_latencies_ms,
     tally_ticks,
 )
-from trendbotd.core.client_ids import make_client_id  # noqa: E402
-from trendbotd.core.records import Purpose  # noqa: E402
+from trendbotd.core.client_ids import make_client_id
+from trendbotd.core.records import Purpose
 
 MINUTE = 60_000
 SYNC = ("GET /fapi/v3/account", "GET /fapi/v1/openOrders", "GET /fapi/v3/positionRisk")
