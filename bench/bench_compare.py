@@ -73,7 +73,7 @@ class Plan:
 def plan_for(*, runs: int, quick: bool) -> Plan:
     """Window lengths: a full run stays under ~10 minutes on a quiet 2-core machine,
     --quick well under 3."""
-    one_s, ten_s = (15.0, 8.0) if quick else (30.0, 20.0)
+    one_s, ten_s = (12.0, 12.0) if quick else (30.0, 20.0)
     return Plan(
         runs=runs,
         latency_cases=(
