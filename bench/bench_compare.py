@@ -90,7 +90,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--before", type=Path, required=True, help="checkout measured first")
     parser.add_argument("--after", type=Path, required=True, help="checkout compared to it")
-    parser.add_argument("--runs", type=int, default=None, help="launches per side (default 3)")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help="launches per side (default 3; the tick phase runs them all at once)",
+    )
     parser.add_argument("--quick", action="store_true", help="one launch per side, short windows")
     args = parser.parse_args(argv)
     if args.runs is None:
