@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.daemon_config import config_text
+from support.waiting import wait_until  # noqa: F401 - the tests here import it from conftest
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -153,22 +154,7 @@ def write_config(directory: Path, extra: str = "", *, name: str = "itest") -> Pa
     """A paper-mode config whose lock, state and log live under ``directory``."""
     path = directory / "trendbotd.toml"
     path.write_text(
-        textwrap.dedent(
-            f"""\
-            [instance]
-            name = "{name}"
-            runtime_dir = "{directory / "run"}"
-            state_dir = "{directory / "state"}"
-
-            [exchange]
-            paper = true
-
-            [service]
-            tick_interval_s = 0.2
-            startup_timeout_s = 60
-            """
-        )
-        + textwrap.dedent(extra)
+        config_text(directory, name=name, exchange="paper = true", tick_interval_s=0.2, extra=extra)
     )
     return path
 
@@ -276,12 +262,3 @@ def daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
     factory = DaemonFactory(tmp_path)
     yield factory
     factory.cleanup()
-
-
-def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()

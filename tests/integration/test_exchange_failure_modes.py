@@ -11,8 +11,6 @@ position covered by its stop.
 from __future__ import annotations
 
 import signal
-import subprocess
-import textwrap
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -20,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REAL_CMD, clean_env, wait_until
+from conftest import clean_env, wait_until
 from order_invariants import Ledger, books_of, exposure_violations, protection_violations
 from orders_sim_support import (
     PRICE,
@@ -34,6 +32,8 @@ from orders_sim_support import (
     unprotected,
 )
 from sim_ccxt import client
+from support.daemon_config import live_config
+from support.live_daemon import start_live
 
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
 from trendbotd.core.client_ids import make_client_id
@@ -49,7 +49,6 @@ from trendbotd.core.records import Intent, IntentState, Purpose, TradingMode
 from trendbotd.errors import ClockNotSyncedError
 from trendbotd.journal.store import Journal, open_journal
 from trendbotd.sim import Fault, SimConfig, SimExchange
-from trendbotd.sim.main import write_credentials
 from trendbotd.trading.positions import PositionManager
 
 ORDER = "/fapi/v1/order"
@@ -386,41 +385,16 @@ def test_daemon_restart_does_not_abandon_an_entry_that_is_visible_only_later(
     direct = client(sim)
     direct.load_markets()
     direct.create_order(SYMBOL, "market", "buy", 0.01, None, {"clientOrderId": cid})
-    creds = tmp_path / "creds.toml"
-    write_credentials(creds, sim.api_key, sim.api_secret)
-    config = tmp_path / f"{instance}.toml"
-    config.write_text(
-        textwrap.dedent(
-            f"""\
-            [instance]
-            name = "{instance}"
-            runtime_dir = "{tmp_path / "run"}"
-            state_dir = "{tmp_path / "state"}"
-
-            [exchange]
-            paper = false
-            base_url = "{sim.base_url}"
-            credentials_file = "{creds}"
-            recv_window_ms = 2000
-
-            [trading]
-            symbols = ["{SYMBOL}"]
-
-            [service]
-            tick_interval_s = 600
-            startup_timeout_s = 60
-            """
-        )
+    config = live_config(
+        tmp_path,
+        sim,
+        name=instance,
+        symbol=SYMBOL,
+        exchange_extra="recv_window_ms = 2000",
+        tick_interval_s=600,
     )
     log = tmp_path / "daemon.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [*REAL_CMD, "run", "--foreground", "--config", str(config)],
-            cwd=tmp_path,
-            env=clean_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_live(config, cwd=tmp_path, log=log, env=clean_env())
     try:
         ready = wait_until(
             lambda: "daemon.ready" in log.read_text() or proc.poll() is not None, timeout=60
