@@ -154,7 +154,13 @@ def write_config(directory: Path, extra: str = "", *, name: str = "itest") -> Pa
     """A paper-mode config whose lock, state and log live under ``directory``."""
     path = directory / "trendbotd.toml"
     path.write_text(
-        config_text(directory, name=name, exchange="paper = true", tick_interval_s=0.2, extra=extra)
+        config_text(
+            directory,
+            name=name,
+            exchange="paper = true",
+            service="tick_interval_s = 0.2",
+            extra=extra,
+        )
     )
     return path
 

@@ -31,9 +31,9 @@ from orders_sim_support import (
     snapshot,
     unprotected,
 )
-from sim_ccxt import client
 from support.daemon_config import live_config
 from support.live_daemon import start_live
+from support.sim_ccxt import client
 
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
 from trendbotd.core.client_ids import make_client_id

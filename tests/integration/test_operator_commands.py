@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REAL_CMD, clean_env, write_config
-from sim_ccxt import client
+from support.sim_ccxt import client
 from test_resume_daemon import Daemon, daemons  # noqa: F401 - the fixture is used by name
 
 from trendbotd.core.records import ModeState, Purpose, TradingMode

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REAL_CMD, Notification, NotifyListener, clean_env, write_config
-from sim_ccxt import client
+from support.sim_ccxt import client
 
 from trendbotd.core.records import ModeState, TradingMode
 from trendbotd.journal.store import open_journal

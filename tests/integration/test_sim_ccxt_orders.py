@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 
 import ccxt
 import pytest
-from sim_ccxt import SimBinanceUSDM, client, resync
+from support.sim_ccxt import SimBinanceUSDM, connect, mid_bar_clock, resync
 
 from trendbotd.core.clock import ManualClock
 from trendbotd.sim import SimConfig, SimExchange
@@ -19,8 +18,7 @@ HOUR = 3_600_000
 
 @pytest.fixture
 def clock() -> ManualClock:
-    now = time.time_ns() // 1_000_000
-    return ManualClock(now - now % HOUR + HOUR // 2)  # mid-bar, real time of day
+    return mid_bar_clock()
 
 
 @pytest.fixture
@@ -32,10 +30,7 @@ def sim(clock: ManualClock) -> Iterator[SimExchange]:
 
 @pytest.fixture
 def ex(sim: SimExchange) -> SimBinanceUSDM:
-    exchange = client(sim)
-    resync(exchange)
-    exchange.load_markets()
-    return exchange
+    return connect(sim)
 
 
 def test_market_order_fills_at_the_price_with_taker_fee(

@@ -10,8 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
-import time
 import tomllib
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -22,7 +20,14 @@ from typing import Any
 import ccxt
 import pytest
 from conftest import wait_until
-from sim_ccxt import SimBinanceUSDM, client, point_at, resync
+from support.sim_ccxt import (
+    SimBinanceUSDM,
+    client,
+    connect,
+    mid_bar_clock,
+    point_at,
+    run_workers,
+)
 
 from trendbotd.adapters.clock import SystemClock
 from trendbotd.core.clock import Clock, ManualClock
@@ -37,8 +42,7 @@ Factory = Callable[..., SimExchange]
 
 @pytest.fixture
 def clock() -> ManualClock:
-    now = time.time_ns() // 1_000_000
-    return ManualClock(now - now % HOUR + HOUR // 2)  # mid-bar, real time of day
+    return mid_bar_clock()
 
 
 @pytest.fixture
@@ -55,13 +59,6 @@ def new_sim(clock: ManualClock) -> Iterator[Factory]:
     yield factory
     for sim in started:
         sim.stop()
-
-
-def connect(sim: SimExchange) -> SimBinanceUSDM:
-    exchange = client(sim)
-    resync(exchange)
-    exchange.load_markets()
-    return exchange
 
 
 def open_a_book(ex: SimBinanceUSDM) -> None:
@@ -157,32 +154,23 @@ def test_concurrent_clients_leave_the_newest_state_on_disk(
     path = tmp_path / "paper.json"
     sim = new_sim(path)
     sim.state.set_price(SYMBOL, Decimal(30000))
-    failures: list[BaseException] = []
 
     def trade(worker: int) -> None:
-        try:
-            ex = connect(sim)
-            for i in range(8):
-                side = "buy" if (worker + i) % 2 == 0 else "sell"
-                ex.create_order(
-                    SYMBOL,
-                    "limit",
-                    side,
-                    0.01,
-                    20000 if side == "buy" else 40000,
-                    {"clientOrderId": f"w{worker}-{i}"},
-                )
-                if i % 3 == 2:
-                    ex.cancel_order(None, SYMBOL, {"clientOrderId": f"w{worker}-{i}"})
-        except BaseException as e:  # collected and asserted below
-            failures.append(e)
+        ex = connect(sim)
+        for i in range(8):
+            side = "buy" if (worker + i) % 2 == 0 else "sell"
+            ex.create_order(
+                SYMBOL,
+                "limit",
+                side,
+                0.01,
+                20000 if side == "buy" else 40000,
+                {"clientOrderId": f"w{worker}-{i}"},
+            )
+            if i % 3 == 2:
+                ex.cancel_order(None, SYMBOL, {"clientOrderId": f"w{worker}-{i}"})
 
-    threads = [threading.Thread(target=trade, args=(w,)) for w in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert failures == []
+    assert run_workers(trade, workers=4, timeout=30) == []
     copy = tmp_path / "copy.json"
     shutil.copyfile(path, copy)  # as a crash would leave it: no final save
     reloaded = new_sim(copy)

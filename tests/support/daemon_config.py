@@ -13,10 +13,9 @@ from trendbotd.sim import SimExchange
 from trendbotd.sim.main import write_credentials
 
 
-def config_text(
-    directory: Path, *, name: str, exchange: str, tick_interval_s: float, extra: str = ""
-) -> str:
-    """[instance], [exchange] (``exchange`` holds its keys) and [service], then ``extra``."""
+def config_text(directory: Path, *, name: str, exchange: str, service: str, extra: str = "") -> str:
+    """[instance], [exchange] and [service] (``exchange`` and ``service`` hold the keys
+    besides the directories and the startup timeout), then ``extra``."""
     head = textwrap.dedent(
         f"""\
         [instance]
@@ -27,14 +26,18 @@ def config_text(
         [exchange]
         """
     )
-    service = textwrap.dedent(
-        f"""
-        [service]
-        tick_interval_s = {tick_interval_s}
-        startup_timeout_s = 60
-        """
+    keys = textwrap.dedent(service).strip()
+    return (
+        head
+        + textwrap.dedent(exchange).strip()
+        + f"\n\n[service]\n{keys}\nstartup_timeout_s = 60\n"
+        + textwrap.dedent(extra)
     )
-    return head + textwrap.dedent(exchange).strip() + "\n" + service + textwrap.dedent(extra)
+
+
+def sim_exchange_keys(base_url: str, credentials_file: Path) -> str:
+    """The [exchange] keys of a live daemon trading on a simulated exchange."""
+    return f'paper = false\nbase_url = "{base_url}"\ncredentials_file = "{credentials_file}"\n'
 
 
 def live_config(
@@ -50,10 +53,7 @@ def live_config(
     """A live-mode config for ``sim`` trading ``symbol``, written to ``<name>.toml``."""
     creds = directory / "creds.toml"
     write_credentials(creds, sim.api_key, sim.api_secret)
-    exchange = (
-        f'paper = false\nbase_url = "{sim.base_url}"\ncredentials_file = "{creds}"\n'
-        + textwrap.dedent(exchange_extra)
-    )
+    exchange = sim_exchange_keys(sim.base_url, creds) + textwrap.dedent(exchange_extra)
     trading = f'\n[trading]\nsymbols = ["{symbol}"]\n'
     path = directory / f"{name}.toml"
     path.write_text(
@@ -61,7 +61,7 @@ def live_config(
             directory,
             name=name,
             exchange=exchange,
-            tick_interval_s=tick_interval_s,
+            service=f"tick_interval_s = {tick_interval_s}",
             extra=trading + textwrap.dedent(extra),
         )
     )
