@@ -73,7 +73,8 @@ class NotifyListener:
     received: list[Notification] = field(default_factory=list)
     _cond: threading.Condition = field(default_factory=threading.Condition)
 
-    def _serve(self) -> None:
+    def serve(self) -> None:
+        """Record datagrams until the socket is closed (on a thread of its own)."""
         while True:
             try:
                 data = self.sock.recv(65536)
@@ -141,7 +142,7 @@ def notify_listener() -> Iterator[NotifyListener]:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
     listener = NotifyListener(path, sock)
-    thread = threading.Thread(target=listener._serve, daemon=True)
+    thread = threading.Thread(target=listener.serve, daemon=True)
     thread.start()
     yield listener
     sock.shutdown(socket.SHUT_RDWR)

@@ -88,7 +88,7 @@ class Host:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(str(self.dir / "notify"))
         self.notify = NotifyListener(str(self.dir / "notify"), sock)
-        threading.Thread(target=self.notify._serve, daemon=True).start()
+        threading.Thread(target=self.notify.serve, daemon=True).start()
         self.config = path = tmp_path / f"{name}.toml"
         path.write_text(config)
         self.stderr = (tmp_path / f"{name}.log").open("w")

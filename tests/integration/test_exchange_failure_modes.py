@@ -23,12 +23,12 @@ from order_invariants import Ledger, books_of, exposure_violations, protection_v
 from orders_sim_support import (
     PRICE,
     SYMBOL,
-    adapter,
     duplicates,
     journal_path,
     long_entry,
-    manager,
+    measured_adapter,
     snapshot,
+    synced_manager,
     unprotected,
 )
 from support.daemon_config import live_config
@@ -76,38 +76,26 @@ PHASES: dict[str, dict[str, Any]] = {
 
 @pytest.fixture
 def sim() -> Iterator[SimExchange]:
-    exchange = SimExchange(SimConfig(symbols=(SYMBOL,), seed=3)).start()
-    exchange.state.set_price(SYMBOL, PRICE)  # pinned: stops neither trigger nor fail by chance
-    try:
+    with SimExchange(SimConfig(symbols=(SYMBOL,), seed=3)) as exchange:
+        exchange.state.set_price(SYMBOL, PRICE)  # pinned: stops neither trigger nor fail by chance
         yield exchange
-    finally:
-        exchange.stop()
 
 
 @pytest.fixture
 def journal(tmp_path: Path) -> Iterator[Journal]:
-    j = open_journal(journal_path(tmp_path))
-    try:
+    with open_journal(journal_path(tmp_path)) as j:
         yield j
-    finally:
-        j.close()
 
 
 @pytest.fixture
 def ex(sim: SimExchange) -> Iterator[CcxtExchange]:
-    exchange = adapter(sim.base_url, sim.api_key, sim.api_secret)
-    exchange.measure_clock()
-    try:
+    with measured_adapter(sim) as exchange:
         yield exchange
-    finally:
-        exchange.close()
 
 
 @pytest.fixture
 def pm(ex: CcxtExchange, journal: Journal) -> PositionManager:
-    manager_ = manager(ex, journal)
-    assert manager_.sync(snapshot(ex)).reconciliation.consistent
-    return manager_
+    return synced_manager(ex, journal)
 
 
 def accepted_posts(sim: SimExchange, path: str, cid: str) -> int:

@@ -299,6 +299,7 @@ def test_retry_after_is_honoured_on_reads() -> None:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RetryAfterHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    clock = _RecordingClock()
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"
         exchange = CcxtExchange(
@@ -309,14 +310,12 @@ def test_retry_after_is_honoured_on_reads() -> None:
             demo=False,
             recv_window_ms=5000,
             timeout_s=2,
-            clock=_RecordingClock(),
+            clock=clock,
             rate_limit=False,
             clock_samples=1,
             read_retry=RetryPolicy(attempts=3, base_delay_s=0.01, max_total_s=5),
         )
         exchange.measure_clock()
-        clock = exchange._clock
-        assert isinstance(clock, _RecordingClock)
         assert clock.slept == [1.0]  # Retry-After, not the 10 ms backoff
         assert _RetryAfterHandler.hits == 2
     finally:

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import ccxt
 import pytest
-from support.sim_ccxt import SimBinanceUSDM, connect, mid_bar_clock, resync
+from support.sim_ccxt import SimBinanceUSDM, connect, mid_bar_clock, place_stop_loss, resync
 
 from trendbotd.core.clock import ManualClock
 from trendbotd.sim import SimConfig, SimExchange
@@ -193,14 +193,7 @@ def test_triggered_stop_fills_at_trigger_and_is_visible(
     sim: SimExchange, ex: SimBinanceUSDM
 ) -> None:
     ex.create_order(SYMBOL, "market", "buy", 0.01, None, {"clientOrderId": "entry"})
-    ex.create_order(
-        SYMBOL,
-        "market",
-        "sell",
-        0.01,
-        None,
-        {"stopLossPrice": 29000, "reduceOnly": True, "clientOrderId": "sl"},
-    )
+    place_stop_loss(ex, SYMBOL, 0.01, 29000, cid="sl")
     sim.state.set_price(SYMBOL, Decimal(28000))  # falls through the stop
     algo = ex.fetch_order(None, SYMBOL, {"clientOrderId": "sl", "trigger": True})
     assert algo["status"] == "closed"
@@ -230,14 +223,7 @@ def test_stop_that_would_trigger_at_once_is_rejected(ex: SimBinanceUSDM) -> None
 
 
 def test_reduce_only_stop_with_no_position_expires(sim: SimExchange, ex: SimBinanceUSDM) -> None:
-    ex.create_order(
-        SYMBOL,
-        "market",
-        "sell",
-        0.01,
-        None,
-        {"stopLossPrice": 29000, "reduceOnly": True, "clientOrderId": "orphan"},
-    )
+    place_stop_loss(ex, SYMBOL, 0.01, 29000, cid="orphan")
     sim.state.set_price(SYMBOL, Decimal(28000))
     algo = ex.fetch_order(None, SYMBOL, {"clientOrderId": "orphan", "trigger": True})
     assert algo["status"] == "expired"

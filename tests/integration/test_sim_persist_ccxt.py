@@ -25,9 +25,11 @@ from support.sim_ccxt import (
     client,
     connect,
     mid_bar_clock,
+    place_stop_loss,
     point_at,
     run_workers,
 )
+from support.sim_paths import limit_the_path_reaches
 
 from trendbotd.adapters.clock import SystemClock
 from trendbotd.core.clock import Clock, ManualClock
@@ -69,14 +71,7 @@ def open_a_book(ex: SimBinanceUSDM) -> None:
     ex.create_order(SYMBOL, "limit", "sell", 0.01, 33000, {"clientOrderId": "tp"})
     ex.create_order(SYMBOL, "limit", "buy", 0.01, 25000, {"clientOrderId": "dip"})
     ex.cancel_order(None, SYMBOL, {"clientOrderId": "dip"})
-    ex.create_order(
-        SYMBOL,
-        "market",
-        "sell",
-        0.015,
-        None,
-        {"stopLossPrice": 28000, "reduceOnly": True, "clientOrderId": "sl"},
-    )
+    place_stop_loss(ex, SYMBOL, 0.015, 28000, cid="sl")
 
 
 CIDS = ("entry", "trim", "tp", "dip")
@@ -184,7 +179,7 @@ def test_orders_fill_while_the_sim_is_down_as_on_a_real_exchange(
     path = tmp_path / "paper.json"
     first = new_sim(path)
     ex = connect(first)
-    side, price = _resting_limit_reached_within(first, clock.now_ms(), clock.now_ms() + 2 * HOUR)
+    side, price = limit_the_path_reaches(first, clock.now_ms(), clock.now_ms() + 2 * HOUR)
     ex.create_order(SYMBOL, "limit", side, 0.01, float(price), {"clientOrderId": "rest"})
     assert ex.fetch_order(None, SYMBOL, {"clientOrderId": "rest"})["status"] == "open"
     first.stop()
@@ -196,16 +191,6 @@ def test_orders_fill_while_the_sim_is_down_as_on_a_real_exchange(
     assert (order["status"], order["average"]) == ("closed", float(price))
     position = ex2.fetch_positions([SYMBOL])[0]
     assert position["side"] == ("long" if side == "buy" else "short")
-
-
-def _resting_limit_reached_within(sim: SimExchange, t0: int, t1: int) -> tuple[str, Decimal]:
-    spec = sim.state.specs["BTCUSDT"]
-    now = float(sim.state.price(SYMBOL, t0))
-    path = [p for piece in sim.state.tapes["BTCUSDT"].pieces(t0, t1) for p in (piece.p0, piece.p1)]
-    low, high = min(path), max(path)
-    if now - low > high - now:
-        return "buy", spec.round_price((now + low) / 2)
-    return "sell", spec.round_price((now + high) / 2)
 
 
 def test_a_corrupt_state_file_stops_the_start(new_sim: Factory, tmp_path: Path) -> None:
@@ -295,14 +280,7 @@ def test_sigkilled_sim_exchange_process_keeps_its_account(
     proc.control("/sim/price", {"symbol": SYMBOL, "price": "30000"})
     ex = proc.exchange()
     ex.create_order(SYMBOL, "market", "buy", 0.01, None, {"clientOrderId": "entry"})
-    ex.create_order(
-        SYMBOL,
-        "market",
-        "sell",
-        0.01,
-        None,
-        {"stopLossPrice": 28000, "reduceOnly": True, "clientOrderId": "sl"},
-    )
+    place_stop_loss(ex, SYMBOL, 0.01, 28000, cid="sl")
     assert proc.end(signal.SIGKILL) == -signal.SIGKILL
 
     sim = new_sim(path, sim_clock=SystemClock())  # the command's clock

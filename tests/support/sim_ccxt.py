@@ -96,3 +96,11 @@ def run_workers(
     for t in threads:
         t.join(timeout)
     return failures
+
+
+def place_stop_loss(
+    exchange: SimBinanceUSDM, symbol: str, amount: float, stop: float, *, cid: str
+) -> dict[str, Any]:
+    """A reduce-only stop-market sell (an algo order) that protects a long."""
+    params = {"stopLossPrice": stop, "reduceOnly": True, "clientOrderId": cid}
+    return exchange.create_order(symbol, "market", "sell", amount, None, params)  # type: ignore[no-any-return]
