@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 from conftest import REAL_CMD, clean_env, write_config
-from sim_ccxt import client
+from support.daemon_cli import journal_mode, run_cli
+from support.sim_ccxt import client
 from test_resume_daemon import Daemon, daemons  # noqa: F401 - the fixture is used by name
 
 from trendbotd.core.records import ModeState, Purpose, TradingMode
 from trendbotd.journal.status import read_status
-from trendbotd.journal.store import open_journal
 from trendbotd.service.pidlock import query_holder
 from trendbotd.sim import SimConfig, SimExchange
 
@@ -41,20 +41,7 @@ risk_per_trade = 0.000001
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*REAL_CMD, *args],
-        cwd=tmp_path,
-        env=clean_env(SUDO_USER="alice"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def _mode(journal: Path) -> ModeState:
-    with open_journal(journal, read_only=True) as j:
-        return j.controls.mode()
+    return run_cli(tmp_path, *args, env=clean_env(SUDO_USER="alice"), timeout=120)
 
 
 # The target is 1 s and the tests print what they measure; the assertion only separates a
@@ -91,8 +78,8 @@ def test_halt_then_flatten_while_the_daemon_runs(tmp_path: Path, daemons: list[D
     assert latency < WAKE_BOUND_S
     _acted_within(daemon, "operator.wake", after=mark)  # the command woke it
     assert "the daemon has been told" in halted.stdout
-    assert _mode(journal) == ModeState(
-        TradingMode.HALTED, "halted by alice: news at 14:00", _mode(journal).since_ms
+    assert journal_mode(journal) == ModeState(
+        TradingMode.HALTED, "halted by alice: news at 14:00", journal_mode(journal).since_ms
     )
     # More candles are decided; none enters, and the position keeps its stop.
     text = daemon.log.read_text(errors="replace")
@@ -132,7 +119,7 @@ def test_halt_then_flatten_while_the_daemon_runs(tmp_path: Path, daemons: list[D
     daemon.stop()
     resumed = _cli(tmp_path, "resume", "--config", str(config))
     assert resumed.returncode == 0, resumed.stderr
-    assert _mode(journal).mode is TradingMode.NORMAL
+    assert journal_mode(journal).mode is TradingMode.NORMAL
 
 
 def test_woken_at_once_with_no_tick_due(tmp_path: Path, daemons: list[Daemon]) -> None:  # noqa: F811
@@ -173,8 +160,8 @@ def test_woken_at_once_with_no_tick_due(tmp_path: Path, daemons: list[Daemon]) -
     closing, filled = tail.index("position.closing"), tail.index("order.filled")
     assert closing < filled < tail.index("reason=position is flat"), tail
     assert [i for i in read_status(journal).open_intents if i.purpose is Purpose.STOP] == []
-    assert _mode(journal).mode is TradingMode.HALTED
-    assert _mode(journal).reason == "halted by alice"  # the first halt stays the record
+    assert journal_mode(journal).mode is TradingMode.HALTED
+    assert journal_mode(journal).reason == "halted by alice"  # the first halt stays the record
     status = _cli(tmp_path, "status", "--config", str(config))
     assert "mode:      halted - halted by alice" in status.stdout
     assert "flatten:   last one flat: 1 position(s) closed" in status.stdout
@@ -215,7 +202,7 @@ def test_flatten_while_down_closes_itself_and_lets_go_of_the_lock(tmp_path: Path
     assert "done by this command (the daemon is not running): flat: 1 position(s)" in (done.stdout)
     assert "operator.flatten_done" in done.stderr
     assert not (tmp_path / "run" / "itest.pid").exists()  # released (and removed)
-    mode = _mode(tmp_path / "state" / "itest.db")
+    mode = journal_mode(tmp_path / "state" / "itest.db")
     assert (mode.mode, mode.reason) == (
         TradingMode.HALTED,
         f"flatten {SYMBOL} requested by alice",
@@ -291,6 +278,6 @@ def test_a_flatten_cut_short_is_done_by_the_daemon_at_its_start(
     daemons.append(daemon)
     text = daemon.wait_log("daemon.ready")
     assert text.index("flat: 1 position(s) closed") < text.index("daemon.ready")
-    assert _mode(tmp_path / "state" / "itest.db").mode is TradingMode.HALTED
+    assert journal_mode(tmp_path / "state" / "itest.db").mode is TradingMode.HALTED
     daemon.stop()
     assert _exchange_side(state_file) == ([], [])
