@@ -283,7 +283,7 @@ def _print_status_json(config: Config, location: LockLocation, holder: HolderInf
     from trendbotd.journal.status import read_status  # noqa: PLC0415
     from trendbotd.service.procinfo import process_resources  # noqa: PLC0415
     from trendbotd.service.status_doc import status_document  # noqa: PLC0415
-    from trendbotd.trading.stack import journal_location  # noqa: PLC0415
+    from trendbotd.trading.compose.journal import journal_location  # noqa: PLC0415
 
     _, path = journal_location(config, create=False)
     document = status_document(
@@ -302,7 +302,7 @@ def _resume(args: argparse.Namespace) -> int:
     import time  # noqa: PLC0415 - resume only
 
     from trendbotd.journal.resume import resume_journal  # noqa: PLC0415
-    from trendbotd.trading.stack import journal_location  # noqa: PLC0415
+    from trendbotd.trading.compose.journal import journal_location  # noqa: PLC0415
 
     config = _load_config(args.config)
     running = query_holder(_existing_lock_location(config).path) is not None
@@ -392,7 +392,7 @@ def status_lines(config: Config) -> list[str]:
     import time  # noqa: PLC0415 - status only
 
     from trendbotd.journal.status import format_status, read_status  # noqa: PLC0415
-    from trendbotd.trading.stack import journal_location  # noqa: PLC0415
+    from trendbotd.trading.compose.journal import journal_location  # noqa: PLC0415
 
     lines: list[str] = []
     if config.cluster.enabled:

@@ -168,7 +168,7 @@ class _Service:
         try:
             self.signals.check_stop()  # asked to stop before we got here: skip the heavy part
             from trendbotd.service import runner as runner_module  # noqa: PLC0415 - heavy, behind the lock
-            from trendbotd.trading.observability import start_metrics  # noqa: PLC0415 - same
+            from trendbotd.trading.compose.metrics import start_metrics  # noqa: PLC0415 - same
 
             self.notifier = start_metrics(self.config, self.notifier)
             runner = runner_module.build_runner(
@@ -400,7 +400,7 @@ class Loop:
         for line in changed:
             logger.info("config.changed %s", line)
         set_level(new.service.log_level)
-        from trendbotd.trading.observability import reload_metrics  # noqa: PLC0415 - behind the lock
+        from trendbotd.trading.compose.metrics import reload_metrics  # noqa: PLC0415 - behind the lock
 
         reload_metrics(self.config, new)
         self.config = new
