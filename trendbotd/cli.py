@@ -110,8 +110,9 @@ def _run(args: argparse.Namespace) -> int:
                 lock.release()
                 lock, location = take_lock(_instance_key(config))
         from trendbotd.service import lifecycle as app  # noqa: PLC0415
+        from trendbotd.service.loop import RunOptions  # noqa: PLC0415
 
-        options = app.RunOptions(config_path=args.config, paper=args.paper, daemon=args.daemon)
+        options = RunOptions(config_path=args.config, paper=args.paper, daemon=args.daemon)
         return app.run(config, options, lock=lock, location=location, signals=signals)
     finally:
         lock.release()  # no-op when the daemon context released it or a launcher forgot it
