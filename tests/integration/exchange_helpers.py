@@ -7,14 +7,14 @@ from typing import Any
 
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
 from trendbotd.adapters.clock import SystemClock
-from trendbotd.adapters.retry import RetryPolicy
 from trendbotd.core.clock import Clock
 from trendbotd.core.domain import OrderRequest, OrderType, Side
+from trendbotd.core.retry import RetryPolicy
 from trendbotd.sim import SimExchange
 
 SYMBOL = "BTC/USDT:USDT"
 PRICE = Decimal(30000)  # the sim's price is pinned here so balances and fills are exact
-FAST_RETRY = RetryPolicy(attempts=3, base_delay_s=0.01, max_delay_s=0.05, max_total_s=3)
+FAST_RETRY = RetryPolicy(attempts=3, deadline_s=3, first_delay_s=0.01, max_delay_s=0.05)
 
 
 def adapter(sim: SimExchange, *, clock: Clock | None = None, **overrides: Any) -> CcxtExchange:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
 from trendbotd.adapters.clock import SystemClock
-from trendbotd.adapters.retry import RetryPolicy
 from trendbotd.core.domain import AccountSnapshot, OrderType, Side
 from trendbotd.core.records import IntentSpec, Purpose
+from trendbotd.core.retry import RetryPolicy
 from trendbotd.journal.store import Journal
 from trendbotd.sim import SimExchange
 from trendbotd.trading.crashpoints import CrashHook
@@ -57,7 +57,7 @@ def adapter(base_url: str, api_key: str, api_secret: str) -> CcxtExchange:
         timeout_s=1.0,
         clock=SystemClock(),
         rate_limit=False,
-        read_retry=RetryPolicy(attempts=2, base_delay_s=0.05, max_delay_s=0.1, max_total_s=1.0),
+        read_retry=RetryPolicy(attempts=2, deadline_s=1.0, first_delay_s=0.05, max_delay_s=0.1),
     )
 
 

@@ -17,7 +17,7 @@ import pytest
 from exchange_helpers import PRICE, SYMBOL, adapter, limit_buy, market, requests_to, stop
 
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
-from trendbotd.adapters.retry import RetryPolicy
+from trendbotd.core.retry import RetryPolicy
 from trendbotd.errors import (
     ClockSkewError,
     DuplicateClientOrderIdError,
@@ -234,7 +234,9 @@ def test_transient_read_failures_are_retried(sim: SimExchange, ex: CcxtExchange)
 
 
 def test_reads_give_up_within_their_bounds(sim: SimExchange) -> None:
-    exchange = adapter(sim, read_retry=RetryPolicy(attempts=4, base_delay_s=0.01, max_total_s=5))
+    exchange = adapter(
+        sim, read_retry=RetryPolicy(attempts=4, deadline_s=5, first_delay_s=0.01, max_delay_s=4)
+    )
     exchange.load_markets([SYMBOL])
     sim.faults.add(
         Fault(
@@ -299,6 +301,7 @@ def test_retry_after_is_honoured_on_reads() -> None:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RetryAfterHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    clock = _RecordingClock()
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"
         exchange = CcxtExchange(
@@ -309,14 +312,12 @@ def test_retry_after_is_honoured_on_reads() -> None:
             demo=False,
             recv_window_ms=5000,
             timeout_s=2,
-            clock=_RecordingClock(),
+            clock=clock,
             rate_limit=False,
             clock_samples=1,
-            read_retry=RetryPolicy(attempts=3, base_delay_s=0.01, max_total_s=5),
+            read_retry=RetryPolicy(attempts=3, deadline_s=5, first_delay_s=0.01, max_delay_s=4),
         )
         exchange.measure_clock()
-        clock = exchange._clock
-        assert isinstance(clock, _RecordingClock)
         assert clock.slept == [1.0]  # Retry-After, not the 10 ms backoff
         assert _RetryAfterHandler.hits == 2
     finally:

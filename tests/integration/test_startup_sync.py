@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from exchange_helpers import PRICE, SYMBOL, adapter, requests_to
 
+from trendbotd.adapters.ccxt_exchange import CcxtExchange
 from trendbotd.adapters.clock import SystemClock
 from trendbotd.core.domain import AccountMode, AccountSnapshot
 from trendbotd.errors import ExchangeAuthError, StartupSyncError, UnsupportedAccountModeError
@@ -49,11 +50,16 @@ def sim() -> Iterator[SimExchange]:
 
 
 def sync(
-    sim: SimExchange, progress: Progress, *, within_s: float = 10, **kw: Any
+    sim: SimExchange,
+    progress: Progress,
+    *,
+    within_s: float = 10,
+    exchange: CcxtExchange | None = None,
+    **kw: Any,
 ) -> AccountSnapshot:
     clock = SystemClock()
     return sync_account(
-        exchange=adapter(sim, **kw),
+        exchange=exchange or adapter(sim, **kw),
         symbols=SYMBOLS,
         progress=progress,
         clock=clock,
@@ -147,6 +153,21 @@ def test_dropped_connections_recover_before_the_deadline(sim: SimExchange) -> No
     snap = sync(sim, progress)
     assert len(snap.positions) == 2
     assert progress.waits  # the adapter's own retries (3) were not enough: startup waited
+
+
+def test_each_startup_read_is_one_request_the_step_retries(sim: SimExchange) -> None:
+    seed_account(sim)
+    sim.faults.add(Fault(path="/fapi/v3/account", kind="http_status", status=502, times=2))
+    exchange = adapter(sim)  # whose reads retry 3 times on their own
+    progress = Progress()
+    snap = sync(sim, progress, exchange=exchange)
+    assert snap.balance == sim.state.balance()
+    assert len(progress.waits) == 2  # each failed request cost one step attempt ...
+    assert len(requests_to(sim, "GET", "/fapi/v3/account")) == 3  # ... and one request
+    # after startup the adapter's reads retry on their own again
+    sim.faults.add(Fault(path="/fapi/v3/account", kind="http_status", status=502, times=1))
+    assert exchange.fetch_balance() == snap.balance
+    assert len(requests_to(sim, "GET", "/fapi/v3/account")) == 5
 
 
 def test_hedge_mode_is_refused_at_once(sim: SimExchange) -> None:

@@ -16,7 +16,7 @@ from trendbotd.adapters.ccxt_errors import (
     facts_of,
     translate,
 )
-from trendbotd.adapters.retry import RetryPolicy, TokenBucket, retry_after_seconds
+from trendbotd.adapters.retry import TokenBucket, retry_after_seconds
 from trendbotd.errors import (
     ClockSkewError,
     DuplicateClientOrderIdError,
@@ -136,14 +136,6 @@ def test_retry_after_header_forms() -> None:
     assert retry_after_seconds({"Retry-After": "soon"}, now_ms=0) is None
     at = retry_after_seconds({"Retry-After": "Thu, 01 Jan 1970 00:00:30 GMT"}, now_ms=10_000)
     assert at == pytest.approx(20)
-
-
-def test_retry_policy_backs_off_exponentially_and_honours_retry_after() -> None:
-    p = RetryPolicy(attempts=5, base_delay_s=0.5, max_delay_s=3, max_total_s=10)
-    assert [p.delay_s(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 3.0]
-    assert p.delay_s(1, retry_after_s=5) == 5
-    with pytest.raises(ValueError):
-        RetryPolicy(attempts=0)
 
 
 def test_token_bucket_allows_a_burst_then_paces() -> None:

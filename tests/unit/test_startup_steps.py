@@ -5,7 +5,8 @@ tests/integration/test_startup_sync.py runs the same function through real ccxt 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -59,6 +60,8 @@ class ScriptedExchange:
     def __init__(self, clock: ManualClock, **script: list[Any]) -> None:
         self.clock = clock
         self.calls: list[str] = []
+        self.tried_once = False  # inside reads_tried_once()
+        self.calls_retried_by_the_adapter: list[str] = []
         self.script: dict[str, list[Any]] = {
             "measure_clock": [ClockOffset(12, 3, START, 5)],
             "fetch_account_mode": [AccountMode.ONE_WAY],
@@ -71,6 +74,8 @@ class ScriptedExchange:
 
     def _next(self, name: str) -> Any:
         self.calls.append(name)
+        if not self.tried_once:
+            self.calls_retried_by_the_adapter.append(name)
         outcomes = self.script[name]
         outcome = outcomes.pop(0) if len(outcomes) > 1 else outcomes[0]
         if isinstance(outcome, BaseException):
@@ -122,6 +127,14 @@ class ScriptedExchange:
 
     def set_leverage(self, symbol: str, leverage: int) -> None:
         raise AssertionError("not a startup call")
+
+    @contextmanager
+    def reads_tried_once(self) -> Iterator[None]:
+        self.tried_once = True
+        try:
+            yield
+        finally:
+            self.tried_once = False
 
     def close(self) -> None:
         return None
@@ -229,6 +242,16 @@ def test_transient_failure_then_success(clock: ManualClock) -> None:
     snap = run(ex, clock, progress)
     assert snap.positions == (POSITION,)
     assert progress.waits == [0.5, 1.0]
+
+
+def test_the_step_is_the_only_level_that_retries(clock: ManualClock) -> None:
+    ex = ScriptedExchange(
+        clock, fetch_balance=[TransientExchangeError("502"), Balance("USDT", 1, 1)]
+    )
+    run(ex, clock, Progress())
+    assert ex.calls.count("fetch_balance") == 2
+    assert ex.calls_retried_by_the_adapter == []  # every read was one request
+    assert not ex.tried_once  # and the adapter retries again after startup
 
 
 def test_rate_limit_waits_at_least_retry_after(clock: ManualClock) -> None:

@@ -1,21 +1,26 @@
 """How the ccxt adapter makes calls: retried reads, never-retried order changes, the clock
 offset that signs requests and gates orders, and the rate-limit hold-off.
 
+Worst case with the default read policy (``core.retry.DEFAULT_READ_RETRY``): one read is at
+most 4 requests, 0.25 / 0.5 / 1 s apart unless a Retry-After asks longer, and no try starts
+later than 10 s after the first; an order-changing call is one request.
+
 No ccxt import: the client and its base exception class are handed in by ccxt_exchange.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from trendbotd.adapters.ccxt_errors import CODE_NO_SUCH_ORDER, facts_of, translate
-from trendbotd.adapters.retry import RetryPolicy
 from trendbotd.adapters.weight_budget import Priority
 from trendbotd.core import telemetry
 from trendbotd.core.clock import Clock
 from trendbotd.core.domain import ClockOffset
+from trendbotd.core.retry import RetryPolicy, call_with_retry
 from trendbotd.core.timesync import ClockGuard, TimeSample, estimate_offset, signing_offset_ms
 from trendbotd.errors import (
     ClockSkewError,
@@ -31,6 +36,10 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 DEFAULT_RATE_LIMIT_HOLD_S = 1.0  # a 429 without Retry-After still pauses everything this long
+
+
+def _retry_after(error: BaseException) -> float | None:
+    return error.retry_after_s if isinstance(error, RateLimitedError) else None
 
 
 class CcxtCalls:
@@ -147,6 +156,18 @@ class CcxtCalls:
 
     # ----- calls -----
 
+    @contextmanager
+    def reads_tried_once(self) -> Iterator[None]:
+        """Within the block each read is one request (``RetryPolicy.NO_RETRY``): for a caller
+        that retries whole steps itself (the startup sync), so that no request is retried at
+        two levels. Not thread-safe, like the adapter."""
+        policy = self._retry
+        self._retry = RetryPolicy.NO_RETRY
+        try:
+            yield
+        finally:
+            self._retry = policy
+
     def _failed(
         self,
         exc: BaseException,
@@ -174,44 +195,50 @@ class CcxtCalls:
         remeasure_on_skew: bool = True,
         priority: Priority = Priority.SYNC,
     ) -> T:
-        """Run a read, retrying transient failures within the RetryPolicy's bounds.
+        """Run a read, retrying transient failures within the read policy's bounds (see
+        ``trendbotd.core.retry`` for the worst case: 4 requests, no try after 10 s).
         RequestHeldError (the weight budget said wait longer) is raised as it is: no retry
-        here, nothing was sent."""
+        here, nothing was sent. A rate-limit hold-off longer than the policy allows raises
+        RateLimitedError without sending."""
         policy = self._retry
-        started = self._clock.now_ms()
-        attempt = 0
-        while True:
-            attempt += 1
+        started_ms = self._clock.now_ms()
+
+        def once() -> T:
             held = self._hold_remaining_s()
             if held > 0:
-                if (self._clock.now_ms() - started) / 1000 + held > policy.max_total_s:
+                if (self._clock.now_ms() - started_ms) / 1000 + held > policy.deadline_s:
                     raise RateLimitedError(f"{what}: rate limited", retry_after_s=held)
                 self._clock.sleep(held)
             self._client.trendbot_request = (priority, False)
             try:
                 return call()
             except self._base_error as e:
-                error = self._failed(
+                raise self._failed(
                     e,
                     what=what,
                     order_changing=False,
                     cid=None,
                     remeasure_on_skew=remeasure_on_skew,
-                )
-                if not isinstance(error, TransientExchangeError) or attempt >= policy.attempts:
-                    raise error from e
-                retry_after = error.retry_after_s if isinstance(error, RateLimitedError) else None
-                delay = policy.delay_s(attempt, retry_after_s=retry_after)
-                if (self._clock.now_ms() - started) / 1000 + delay > policy.max_total_s:
-                    raise error from e
-                logger.warning(
-                    "exchange.read_retry what=%s attempt=%s delay_s=%.2f error=%s",
-                    what,
-                    attempt,
-                    delay,
-                    error,
-                )
-                self._clock.sleep(delay)
+                ) from e
+
+        def log_retry(attempt: int, delay: float, error: BaseException) -> None:
+            logger.warning(
+                "exchange.read_retry what=%s attempt=%s delay_s=%.2f error=%s",
+                what,
+                attempt,
+                delay,
+                error,
+            )
+
+        return call_with_retry(
+            once,
+            on=(TransientExchangeError,),
+            not_on=(RequestHeldError,),
+            policy=policy,
+            clock=self._clock,
+            retry_after_s=_retry_after,
+            on_wait=log_retry,
+        )
 
     def _change(
         self,
@@ -223,7 +250,9 @@ class CcxtCalls:
         new_order: bool,
         protective: bool,
     ) -> T:
-        """Run an order-changing call exactly once; never retried here. ``priority`` and
+        """Run an order-changing call exactly once: one request, never retried here (the
+        executor re-sends only what was refused unexecuted, with the same client id; see
+        ``trendbotd.core.retry`` for an order's worst case). ``priority`` and
         ``new_order`` tell the weight governor what the request is; ``protective`` (it
         cannot add exposure: reduce-only, a cancel) is sent while the host clock is off.
 

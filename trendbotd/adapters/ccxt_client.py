@@ -51,11 +51,86 @@ def _tag(client: Any, exc: BaseException, status: Any, headers: Any, response: A
             setattr(exc, ATTR_RETRY_AFTER, seconds)
 
 
-def client_class(base: type, errors: Any) -> Any:  # noqa: PLR0915 - one def per ccxt override
-    """``base`` with our nonce, the loopback error table and tagged exceptions."""
+def client_class(base: type, errors: Any) -> Any:
+    """``base`` with our nonce, pacing, governor hooks, loopback error table and tagged
+    exceptions, and the per-client state they keep."""
+    namespace: dict[str, Any] = {
+        "trendbot_request": (Priority.SYNC, False),
+        "trendbot_cost": None,
+        "trendbot_sent_ms": 0,
+        "trendbot_admitted_ms": None,
+        "trendbot_governor": NullGovernor(),
+        "trendbot_base_url": "",
+        "trendbot_offset_ms": 0,
+        "nonce": _nonce,
+        "throttle": _throttle,
+        "trendbot_admit": _trendbot_admit,
+        **_request_overrides(base),
+        **_error_overrides(base, errors),
+    }
+    return type(f"Trendbot{base.__name__}", (base,), namespace)
 
-    def nonce(self: Any) -> int:
-        return int(self.trendbot_clock.now_ms()) + int(self.trendbot_offset_ms)
+
+def _nonce(self: Any) -> int:
+    return int(self.trendbot_clock.now_ms()) + int(self.trendbot_offset_ms)
+
+
+def _throttle(self: Any, cost: Any = None) -> None:
+    # ccxt's own throttle sleeps cost x rateLimit before every request (no burst).
+    delay = self.trendbot_bucket.reserve(float(cost or 1), now_ms=self.trendbot_clock.now_ms())
+    if delay > 0:
+        self.trendbot_clock.sleep(delay)
+
+
+def _trendbot_admit(self: Any, priority: Priority, *, weight: int) -> None:
+    """Ask the governor now for the next request (a clock sample: no wait may fall inside
+    the round trip it measures)."""
+    self.trendbot_admitted_ms = self.trendbot_governor.acquire(priority, weight=weight, orders=0)
+
+
+def _request_overrides(base: type) -> dict[str, Any]:
+    """Every request asks the weight governor first and reports its answer back to it."""
+
+    def fetch2(  # noqa: PLR0917 - ccxt's own signature, called positionally
+        self: Any, path: Any, api: Any = "public", method: str = "GET", params: Any = None,
+        config: Any = None,
+    ) -> Any:  # fmt: skip
+        params, config = params or {}, config or {}
+        self.trendbot_cost = self.calculate_rate_limiter_cost(api, method, path, params, config)
+        return base.fetch2(self, path, api, method, params, config)  # type: ignore[attr-defined]
+
+    def fetch(self: Any, *args: Any, **kwargs: Any) -> Any:
+        priority, is_order = self.trendbot_request
+        cost, self.trendbot_cost = self.trendbot_cost, None
+        # Binance USD-M: a new order weighs 0 on the IP limit and 1 on the account's order
+        # counts; anything else weighs what ccxt's endpoint table says (Binance's weights).
+        weight = 0 if is_order else max(1, int(cost or 1))
+        admitted, self.trendbot_admitted_ms = self.trendbot_admitted_ms, None
+        if admitted is None:
+            admitted = self.trendbot_governor.acquire(
+                priority, weight=weight, orders=1 if is_order else 0
+            )
+        self.trendbot_sent_ms = admitted
+        telemetry.exchange_request()
+        return base.fetch(self, *args, **kwargs)  # type: ignore[attr-defined]
+
+    def on_rest_response(self: Any, *args: Any) -> Any:
+        # (code, reason, url, method, response_headers, response_body, request_headers, body)
+        code, headers = args[0], args[4]
+        retry_after = retry_after_seconds(headers, now_ms=self.trendbot_clock.now_ms())
+        telemetry.exchange_answer(used_weight=header_int(headers, "x-mbx-used-weight-1m"))
+        if isinstance(code, int):
+            self.trendbot_governor.observe(
+                status=code, headers=headers, retry_after_s=retry_after,
+                sent_ms=self.trendbot_sent_ms,
+            )  # fmt: skip
+        return base.on_rest_response(self, *args)  # type: ignore[attr-defined]
+
+    return {"fetch2": fetch2, "fetch": fetch, "on_rest_response": on_rest_response}
+
+
+def _error_overrides(base: type, errors: Any) -> dict[str, Any]:
+    """Exceptions tagged with what the reply said, Binance's error table kept on loopback."""
 
     def get_exceptions_by_url(self: Any, url: str | None, exactOrBroad: str) -> Any:  # noqa: N803
         prefix = self.trendbot_base_url
@@ -89,74 +164,13 @@ def client_class(base: type, errors: Any) -> Any:  # noqa: PLR0915 - one def per
             _tag(self, error, code, None, None)
             raise error
 
-    def throttle(self: Any, cost: Any = None) -> None:
-        # ccxt's own throttle sleeps cost x rateLimit before every request (no burst).
-        delay = self.trendbot_bucket.reserve(float(cost or 1), now_ms=self.trendbot_clock.now_ms())
-        if delay > 0:
-            self.trendbot_clock.sleep(delay)
-
-    def fetch2(  # noqa: PLR0917 - ccxt's own signature, called positionally
-        self: Any, path: Any, api: Any = "public", method: str = "GET", params: Any = None,
-        config: Any = None,
-    ) -> Any:  # fmt: skip
-        params, config = params or {}, config or {}
-        self.trendbot_cost = self.calculate_rate_limiter_cost(api, method, path, params, config)
-        return base.fetch2(self, path, api, method, params, config)  # type: ignore[attr-defined]
-
-    def fetch(self: Any, *args: Any, **kwargs: Any) -> Any:
-        priority, is_order = self.trendbot_request
-        cost, self.trendbot_cost = self.trendbot_cost, None
-        # Binance USD-M: a new order weighs 0 on the IP limit and 1 on the account's order
-        # counts; anything else weighs what ccxt's endpoint table says (Binance's weights).
-        weight = 0 if is_order else max(1, int(cost or 1))
-        admitted, self.trendbot_admitted_ms = self.trendbot_admitted_ms, None
-        if admitted is None:
-            admitted = self.trendbot_governor.acquire(
-                priority, weight=weight, orders=1 if is_order else 0
-            )
-        self.trendbot_sent_ms = admitted
-        telemetry.exchange_request()
-        return base.fetch(self, *args, **kwargs)  # type: ignore[attr-defined]
-
-    def trendbot_admit(self: Any, priority: Priority, *, weight: int) -> None:
-        """Ask the governor now for the next request (a clock sample: no wait may fall
-        inside the round trip it measures)."""
-        self.trendbot_admitted_ms = self.trendbot_governor.acquire(
-            priority, weight=weight, orders=0
-        )
-
-    def on_rest_response(self: Any, *args: Any) -> Any:
-        # (code, reason, url, method, response_headers, response_body, request_headers, body)
-        code, headers = args[0], args[4]
-        retry_after = retry_after_seconds(headers, now_ms=self.trendbot_clock.now_ms())
-        telemetry.exchange_answer(used_weight=header_int(headers, "x-mbx-used-weight-1m"))
-        if isinstance(code, int):
-            self.trendbot_governor.observe(
-                status=code, headers=headers, retry_after_s=retry_after,
-                sent_ms=self.trendbot_sent_ms,
-            )  # fmt: skip
-        return base.on_rest_response(self, *args)  # type: ignore[attr-defined]
-
-    namespace: dict[str, Any] = {
-        "fetch2": fetch2,
-        "fetch": fetch,
-        "on_rest_response": on_rest_response,
-        "trendbot_request": (Priority.SYNC, False),
-        "trendbot_cost": None,
-        "trendbot_sent_ms": 0,
-        "trendbot_admitted_ms": None,
-        "trendbot_admit": trendbot_admit,
-        "trendbot_governor": NullGovernor(),
-        "nonce": nonce,
-        "throttle": throttle,
+    overrides: dict[str, Any] = {
         "handle_errors": handle_errors,
         "handle_http_status_code": handle_http_status_code,
-        "trendbot_base_url": "",
-        "trendbot_offset_ms": 0,
     }
     if hasattr(base, "get_exceptions_by_url"):
-        namespace["get_exceptions_by_url"] = get_exceptions_by_url
-    return type(f"Trendbot{base.__name__}", (base,), namespace)
+        overrides["get_exceptions_by_url"] = get_exceptions_by_url
+    return overrides
 
 
 def rewrite_urls(urls: Any, base_url: str) -> Any:

@@ -1,7 +1,7 @@
-"""The Exchange port over ccxt (Binance USD-M first). The only module that imports ccxt.
+"""The Exchange port over ccxt (Binance USD-M first).
 
 - ccxt is imported when an adapter is built, not when this module is imported, and only the
-  one exchange class (see ``load_exchange_class``).
+  one exchange class (``ccxt_build.load_exchange_class``, which also builds the client).
 - ``base_url`` rewrites every API URL (paths kept), so nothing can reach a real host; the
   client subclass then still picks Binance's USD-M error table for that URL.
 - Request timestamps are the daemon clock plus the measured exchange offset (``nonce``),
@@ -12,28 +12,27 @@
   (Binance request weight): ``rate_limit_burst`` units at once, then ccxt's own pace of one
   unit per ``rateLimit`` ms (1200/min). 600 + 1200 stays under USD-M's 2400/min in any minute.
 - Every ccxt error is translated here (trendbotd.adapters.ccxt_errors). Reads retry with
-  bounded backoff; order-changing calls never retry and raise OutcomeUnknownError when the
-  request may have executed.
+  bounded backoff (``trendbotd.core.retry.DEFAULT_READ_RETRY``: at most 4 requests, none
+  started after 10 s); order-changing calls never retry and raise OutcomeUnknownError when
+  the request may have executed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.util
 import logging
-import re
-import sys
-import threading
-import types
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from trendbotd.adapters import binance_parse as parse
+from trendbotd.adapters.ccxt_build import (
+    build_client,
+    ccxt_config,
+    load_exchange_class,
+    time_url,
+)
 from trendbotd.adapters.ccxt_calls import CcxtCalls
-from trendbotd.adapters.ccxt_client import all_urls, client_class, rewrite_urls
-from trendbotd.adapters.governor import GovernorSettings, WeightGovernor
-from trendbotd.adapters.retry import RetryPolicy, TokenBucket
+from trendbotd.adapters.governor import GovernorSettings
 from trendbotd.adapters.weight_budget import Priority
 from trendbotd.core.clock import Clock
 from trendbotd.core.domain import (
@@ -48,6 +47,7 @@ from trendbotd.core.domain import (
     OrderType,
     Position,
 )
+from trendbotd.core.retry import DEFAULT_READ_RETRY, RetryPolicy
 from trendbotd.errors import (
     ConfigError,
     ExchangeError,
@@ -57,63 +57,9 @@ from trendbotd.errors import (
     UnsupportedAccountModeError,
 )
 
+__all__ = ["CcxtExchange", "load_exchange_class"]
+
 logger = logging.getLogger(__name__)
-
-_import_lock = threading.Lock()
-_EXCHANGE_ID = re.compile(r"^[a-z0-9]+$")
-
-
-def load_exchange_class(exchange_id: str, *, single: bool = True) -> tuple[Any, Any]:
-    """(ccxt exchange class, ccxt.base.errors module) for ``exchange_id``.
-
-    ``import ccxt`` (and ``from ccxt.X import X``, which runs ``ccxt/__init__`` first)
-    imports all ~100 exchanges. With ``single`` and ccxt not imported yet, a bare stand-in
-    parent package is put in ``sys.modules`` just long enough to import ``ccxt.<id>`` and
-    ``ccxt.base.errors``, then removed: a later ``import ccxt`` runs the real ``__init__``
-    and reuses the same submodules (same classes). Falls back to the full import if that
-    fails. Not for use while another thread may be importing ccxt.
-    """
-    if not _EXCHANGE_ID.match(exchange_id):
-        raise ConfigError(f"exchange.id {exchange_id!r} is not a ccxt exchange id")
-    with _import_lock:
-        try:
-            if single and "ccxt" not in sys.modules:
-                module, errors = _import_single(exchange_id)
-            else:
-                module = importlib.import_module(f"ccxt.{exchange_id}")
-                errors = importlib.import_module("ccxt.base.errors")
-        except ModuleNotFoundError as e:
-            if e.name in ("ccxt", f"ccxt.{exchange_id}"):
-                raise ConfigError(f"exchange.id {exchange_id!r}: no such ccxt exchange") from e
-            raise
-    cls = getattr(module, exchange_id, None)
-    if not isinstance(cls, type):
-        raise ConfigError(f"exchange.id {exchange_id!r}: ccxt has no exchange class of that name")
-    return cls, errors
-
-
-def _import_single(exchange_id: str) -> tuple[Any, Any]:
-    spec = importlib.util.find_spec("ccxt")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("ccxt is not installed", name="ccxt")
-    stub = types.ModuleType("ccxt")
-    stub.__path__ = list(spec.submodule_search_locations)
-    sys.modules["ccxt"] = stub
-    try:
-        module = importlib.import_module(f"ccxt.{exchange_id}")
-        errors = importlib.import_module("ccxt.base.errors")
-    except ImportError as e:
-        if isinstance(e, ModuleNotFoundError) and e.name == f"ccxt.{exchange_id}":
-            raise
-        logger.warning("exchange.single_import_failed id=%s error=%s", exchange_id, e)
-        for name in [m for m in sys.modules if m == "ccxt" or m.startswith("ccxt.")]:
-            del sys.modules[name]  # start clean for the full import below
-        module = importlib.import_module(f"ccxt.{exchange_id}")
-        return module, importlib.import_module("ccxt.base.errors")
-    finally:
-        if sys.modules.get("ccxt") is stub:
-            del sys.modules["ccxt"]
-    return module, errors
 
 
 class CcxtExchange(CcxtCalls):
@@ -141,66 +87,34 @@ class CcxtExchange(CcxtCalls):
     ) -> None:
         """``governor``: the request-weight budget every request asks first (None: none,
         e.g. the simulator in paper mode)."""
-        base, errors = load_exchange_class(exchange_id, single=single_import)
-        client = client_class(base, errors)(
-            {
-                "apiKey": api_key,
-                "secret": api_secret,
-                "enableRateLimit": rate_limit,
-                "timeout": int(timeout_s * 1000),
-                "options": {
-                    "fetchCurrencies": False,
-                    "adjustForTimeDifference": False,
-                    "recvWindow": recv_window_ms,
-                    "warnOnFetchOpenOrdersWithoutSymbol": False,
-                },
-            }
+        config = ccxt_config(
+            api_key=api_key, api_secret=api_secret, rate_limit=rate_limit,
+            timeout_s=timeout_s, recv_window_ms=recv_window_ms,
+        )  # fmt: skip
+        client, base_error = build_client(
+            exchange_id,
+            config,
+            clock=clock,
+            base_url=base_url,
+            demo=demo,
+            burst=rate_limit_burst,
+            single_import=single_import,
+            governor=governor,
+            offset_ms=lambda: self.server_now_ms() - clock.now_ms(),
         )
-        client.trendbot_clock = clock
-        client.trendbot_bucket = TokenBucket(
-            capacity=rate_limit_burst, per_s=1000 / float(client.rateLimit), now_ms=clock.now_ms()
-        )
-        if governor is not None:
-            client.trendbot_governor = WeightGovernor(
-                store=governor.store,
-                limits=governor.limits,
-                clock=clock,
-                max_wait_s=governor.max_wait_s,
-                offset_ms=lambda: self.server_now_ms() - clock.now_ms(),
-            )
-        if demo:
-            client.enable_demo_trading(True)
-        if base_url:
-            base_url = base_url.rstrip("/")
-            client.trendbot_base_url = base_url
-            for section in ("api", "test", "demo", "apiBackupDemoTrading"):
-                if section in client.urls:
-                    client.urls[section] = rewrite_urls(client.urls[section], base_url)
-            leaks = [u for u in all_urls(client.urls["api"]) if not u.startswith(base_url + "/")]
-            if leaks:
-                raise ConfigError(f"exchange.base_url: API URLs not redirected: {leaks}")
         super().__init__(
             client=client,
-            base_error=errors.BaseError,
+            base_error=base_error,
             clock=clock,
             exchange_id=exchange_id,
             max_clock_offset_ms=max_clock_offset_ms,
             clock_resync_s=clock_resync_s,
             clock_samples=clock_samples,
-            read_retry=read_retry or RetryPolicy(),
+            read_retry=read_retry or DEFAULT_READ_RETRY,
             rate_limit=rate_limit,
         )
-        time_base = client.urls["api"].get("fapiPublic") if exchange_id == "binanceusdm" else None
-        self._time_url = f"{time_base}/time" if isinstance(time_base, str) else None
+        self._time_url = time_url(client, exchange_id)
         self._settle = "USDT"
-        logger.info(
-            "exchange.created id=%s base_url=%s demo=%s recv_window_ms=%s rate_limit=%s",
-            exchange_id,
-            base_url or "<exchange default>",
-            demo,
-            recv_window_ms,
-            rate_limit,
-        )
 
     @property
     def api_urls(self) -> dict[str, Any]:

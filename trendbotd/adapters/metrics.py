@@ -143,6 +143,13 @@ def _gauge(name: str, doc: str, value: float | None) -> GaugeMetricFamily:
 
 
 def _journal_metrics(view: JournalView) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    yield from _state_metrics(view)
+    yield from _position_metrics(view)
+    yield from _order_metrics(view)
+
+
+def _state_metrics(view: JournalView) -> Iterator[GaugeMetricFamily]:
+    """The mode in force and when the loop, the sync and the clock were last seen."""
     mode = GaugeMetricFamily(
         PREFIX + "mode",
         "1 for the trading mode in force (normal, reduce_only, halted), 0 for the others.",
@@ -166,6 +173,9 @@ def _journal_metrics(view: JournalView) -> Iterator[GaugeMetricFamily | CounterM
         "Exchange clock minus host clock, as last measured (NaN before).",
         view.clock_offset_s,
     )
+
+
+def _position_metrics(view: JournalView) -> Iterator[GaugeMetricFamily]:
     positions = GaugeMetricFamily(
         PREFIX + "position_amount",
         "Open position by symbol as the last sync saw it, signed (short < 0), base units.",
@@ -188,6 +198,9 @@ def _journal_metrics(view: JournalView) -> Iterator[GaugeMetricFamily | CounterM
         "a missing one first). Must be 0.",
         view.positions_without_stop,
     )
+
+
+def _order_metrics(view: JournalView) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
     unfinished = GaugeMetricFamily(
         PREFIX + "unfinished_intents",
         "Journalled orders whose outcome is not final yet, by state: acked (open on the "

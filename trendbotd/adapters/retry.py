@@ -1,32 +1,10 @@
-"""Retry policy and rate-limit bookkeeping of the ccxt adapter (pure, no ccxt import)."""
+"""Rate-limit bookkeeping of the ccxt adapter: Retry-After parsing and request pacing (pure,
+no ccxt import). The retry policy itself is ``trendbotd.core.retry``."""
 
 from __future__ import annotations
 
 import email.utils
-from dataclasses import dataclass
 from typing import Any
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Bounded exponential backoff for reads: at most ``attempts`` tries and ``max_total_s``
-    seconds of waiting in all. Order creation is never retried."""
-
-    attempts: int = 4
-    base_delay_s: float = 0.25
-    max_delay_s: float = 4.0
-    max_total_s: float = 10.0
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1 or self.base_delay_s < 0 or self.max_delay_s < self.base_delay_s:
-            raise ValueError("RetryPolicy: attempts >= 1 and 0 <= base_delay_s <= max_delay_s")
-        if self.max_total_s < 0:
-            raise ValueError("RetryPolicy: max_total_s must not be negative")
-
-    def delay_s(self, attempt: int, *, retry_after_s: float | None = None) -> float:
-        """Wait before try number ``attempt + 1``; never shorter than the server asked."""
-        delay = min(self.max_delay_s, self.base_delay_s * 2.0 ** (attempt - 1))
-        return max(delay, retry_after_s or 0.0)
 
 
 def retry_after_seconds(headers: Any, *, now_ms: int) -> float | None:

@@ -7,6 +7,7 @@ sqlite3, sdnotify or fcntl.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from trendbotd.core.domain import (
@@ -72,6 +73,11 @@ class Exchange(Protocol):
         self, symbol: str, client_order_id: str, *, conditional: bool
     ) -> Order: ...
     def set_leverage(self, symbol: str, leverage: int) -> None: ...
+    def reads_tried_once(self) -> AbstractContextManager[None]:
+        """Within the block each read is one request: for a caller that retries whole steps
+        itself (the startup sync), so that no request is retried at two levels."""
+        ...
+
     def close(self) -> None: ...
 
 

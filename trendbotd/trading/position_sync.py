@@ -172,13 +172,10 @@ def _resolve_all(
 
 def _refetch(pm: PositionManager, snapshot: AccountSnapshot) -> AccountSnapshot:
     # Orders first: a stop that fires between the two reads then shows as a stop on a
-    # flat symbol (harmless), never as a position without its stop.
-    orders = tuple(
-        pm.executor.read_with_retry(
-            "open_orders", lambda: pm.exchange.fetch_open_orders(list(pm.symbols))
-        )
-    )
-    positions = tuple(pm.fetch_positions(pm.symbols).values())
+    # flat symbol (harmless), never as a position without its stop. Each read is retried
+    # by the adapter alone (one level, see trendbotd.core.retry).
+    orders = tuple(pm.exchange.fetch_open_orders(list(pm.symbols)))
+    positions = tuple(p for p in pm.exchange.fetch_positions(list(pm.symbols)) if not p.is_flat)
     return dataclasses.replace(
         snapshot,
         positions=positions,

@@ -3,14 +3,20 @@
 Steps, in order, each announced through ``progress.step``: syncing time, checking account
 mode, loading markets, syncing balance, syncing positions, syncing open orders. Each step
 is retried with bounded backoff until ``deadline_ms`` (``progress.waiting`` before every
-wait); a step that fails is never read as "flat" or "zero": past the deadline it raises
+wait; the last wait is cut to end at the deadline for one last try, a Retry-After never);
+a step that fails is never read as "flat" or "zero": past the deadline it raises
 StartupSyncError naming the step and the last error. Credentials refused, an unsupported
 account mode or a configuration problem raise at once: waiting will not fix them.
+
+The step is the only level that retries here: its reads run inside
+``exchange.reads_tried_once()``, one request each, so a failing read costs one request per
+step attempt instead of the adapter's retries times the step's.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -18,6 +24,7 @@ from typing import TypeVar
 from trendbotd.core.clock import Clock
 from trendbotd.core.domain import AccountMode, AccountSnapshot, ClockOffset
 from trendbotd.core.ports import Exchange, StartupProgress
+from trendbotd.core.retry import RetryPolicy, call_with_retry
 from trendbotd.core.timesync import ClockGuard
 from trendbotd.errors import (
     ClockNotSyncedError,
@@ -35,7 +42,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Errors that mean "ask again later". OperationalError subclasses (auth, account mode,
-# config) are excluded below even when they are also ExchangeErrors.
+# config) are excluded even when they are also ExchangeErrors.
 _RETRYABLE: tuple[type[Exception], ...] = (ExchangeError, ClockNotSyncedError)
 
 
@@ -46,8 +53,24 @@ class StartupBackoff:
     first_s: float = 0.5
     max_s: float = 10.0
 
-    def delay_s(self, attempt: int) -> float:
-        return float(min(self.max_s, self.first_s * 2.0 ** (attempt - 1)))
+    def __post_init__(self) -> None:
+        if self.first_s <= 0 or self.max_s < self.first_s:
+            raise ValueError("StartupBackoff: 0 < first_s <= max_s")
+
+    def policy(self, *, deadline_s: float) -> RetryPolicy:
+        """A step's retry policy: bounded by the deadline, and so in attempts too (every
+        wait but the last lasts at least ``first_s``)."""
+        deadline_s = max(0.0, deadline_s)
+        return RetryPolicy(
+            attempts=math.ceil(deadline_s / self.first_s) + 2,
+            deadline_s=deadline_s,
+            first_delay_s=self.first_s,
+            max_delay_s=self.max_s,
+        )
+
+
+def _retry_after(error: BaseException) -> float | None:
+    return error.retry_after_s if isinstance(error, RateLimitedError) else None
 
 
 class _Steps:
@@ -66,35 +89,44 @@ class _Steps:
 
     def run(self, step: str, fetch: Callable[[], T]) -> T:
         self.progress.step(step)  # STATUS= and the log line
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return fetch()
-            except OperationalError:
-                raise  # needs a human; retrying cannot help
-            except _RETRYABLE as e:
-                last: Exception = e
-            remaining_s = (self.deadline_ms - self.clock.now_ms()) / 1000
-            if remaining_s <= 0:
-                raise StartupSyncError(
-                    f"startup sync failed at step '{step}' after {attempt} attempt(s): "
-                    f"{type(last).__name__}: {last}"
-                ) from last
-            delay = self.backoff.delay_s(attempt)
-            if isinstance(last, RateLimitedError) and last.retry_after_s:
-                delay = max(delay, last.retry_after_s)
-            delay = min(delay, remaining_s)
+        tries = 0
+
+        def attempt() -> T:
+            nonlocal tries
+            tries += 1
+            return fetch()
+
+        def wait(attempt: int, delay: float, error: BaseException) -> None:
             logger.warning(
                 "startup.retry step=%s attempt=%s delay_s=%.2f error_class=%s error=%s",
                 step,
                 attempt,
                 delay,
-                type(last).__name__,
-                last,
+                type(error).__name__,
+                error,
             )
             self.progress.waiting(delay)
-            self.clock.sleep(delay)
+
+        try:
+            return call_with_retry(
+                attempt,
+                on=_RETRYABLE,
+                not_on=(OperationalError,),  # needs a human; retrying cannot help
+                policy=self.backoff.policy(
+                    deadline_s=(self.deadline_ms - self.clock.now_ms()) / 1000
+                ),
+                clock=self.clock,
+                retry_after_s=_retry_after,
+                on_wait=wait,
+                last_try_at_deadline=True,
+            )
+        except _RETRYABLE as last:
+            if isinstance(last, OperationalError):
+                raise
+            raise StartupSyncError(
+                f"startup sync failed at step '{step}' after {tries} attempt(s): "
+                f"{type(last).__name__}: {last}"
+            ) from last
 
 
 def sync_account(
@@ -128,12 +160,13 @@ def sync_account(
             )
         return mode
 
-    offset = steps.run("syncing time", measure_within_bound)
-    mode = steps.run("checking account mode", account_mode)
-    markets = steps.run("loading markets", lambda: exchange.load_markets(symbols))
-    balance = steps.run("syncing balance", exchange.fetch_balance)
-    positions = steps.run("syncing positions", lambda: exchange.fetch_positions(symbols))
-    orders = steps.run("syncing open orders", lambda: exchange.fetch_open_orders(symbols))
+    with exchange.reads_tried_once():
+        offset = steps.run("syncing time", measure_within_bound)
+        mode = steps.run("checking account mode", account_mode)
+        markets = steps.run("loading markets", lambda: exchange.load_markets(symbols))
+        balance = steps.run("syncing balance", exchange.fetch_balance)
+        positions = steps.run("syncing positions", lambda: exchange.fetch_positions(symbols))
+        orders = steps.run("syncing open orders", lambda: exchange.fetch_open_orders(symbols))
     snapshot = AccountSnapshot(
         taken_at_ms=clock.now_ms(),
         clock=offset,
