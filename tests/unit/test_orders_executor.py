@@ -192,10 +192,11 @@ def test_clock_skew_is_remeasured_and_resent_with_the_same_id(
 
 
 def test_rate_limit_waits_then_resends_same_id(
-    executor: OrderExecutor, fake: FakeExchange, clock: ManualClock
+    fake: FakeExchange, journal: Journal, clock: ManualClock
 ) -> None:
     waits: list[float] = []
-    executor._waiting = waits.append
+    executor = OrderExecutor(exchange=fake, journal=journal, clock=clock, instance="bot",
+                             policy=POLICY, waiting=waits.append)  # fmt: skip
     fake.fault("create_order", RateLimitedError("429 -1003", retry_after_s=2.0))
     done = executor.submit(entry())
     assert done.state is IntentState.FILLED

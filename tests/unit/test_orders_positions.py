@@ -224,12 +224,12 @@ def test_wrong_side_stop_in_the_journal_does_not_count(bot: Bot, fake: FakeExcha
         protective_stop=D(49000),
     )  # fmt: skip
     filled = bot.executor.submit(long)  # an entry found filled, e.g. resolved by its id
-    result = bot.pm._protect_entry(filled, D(49000))
+    result = bot.pm.flow.protect_entry(filled, D(49000))
     assert result.protected
     assert result.stop is not None
     assert result.stop.side is Side.SELL
     assert [o.side for o in fake.open_stops()] == [Side.BUY, Side.SELL]
-    assert bot.pm._live_stops(SYMBOL) == [result.stop]
+    assert bot.pm.flow.live_stops(SYMBOL) == [result.stop]
 
 
 def test_stop_placement_through_a_dropped_reply(bot: Bot, fake: FakeExchange) -> None:
