@@ -3,15 +3,26 @@ bounded retries with the same client id, never two orders for one intent."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from orders_fakes import SYMBOL, FakeExchange
+from orders_fakes import (
+    POLICY,
+    SYMBOL,
+    T0,
+    Bot,
+    FakeExchange,
+    creates,
+    entry_spec,
+    running_bot,
+    stop_spec,
+)
 
 from trendbotd.core.clock import ManualClock
-from trendbotd.core.domain import OrderType, Side
-from trendbotd.core.records import IntentSpec, IntentState, Purpose, TradingMode
+from trendbotd.core.domain import Side
+from trendbotd.core.records import IntentState, Purpose, TradingMode
 from trendbotd.errors import (
     ClockNotSyncedError,
     ClockSkewError,
@@ -23,22 +34,11 @@ from trendbotd.errors import (
     RateLimitedError,
     TransientExchangeError,
 )
-from trendbotd.journal.store import Journal, open_journal
-from trendbotd.trading.executor import EntryBlockedError, ExecutorPolicy, OrderExecutor
+from trendbotd.journal.store import Journal
+from trendbotd.trading.executor import EntryBlockedError, OrderExecutor
 
 D = Decimal
-T0 = 1_700_000_000_000
-CANDLE = T0 - 3_600_000
-POLICY = ExecutorPolicy(
-    query_attempts=4,
-    query_backoff_s=0.5,
-    max_backoff_s=4.0,
-    absent_settle_ms=6000,
-    max_sends=3,
-    entry_resend_window_ms=60_000,
-    fill_polls=3,
-    max_rate_limit_wait_s=30.0,
-)
+entry = entry_spec
 
 
 @pytest.fixture
@@ -52,33 +52,18 @@ def fake() -> FakeExchange:
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    j = open_journal(tmp_path / "bot.db")
-    yield j  # type: ignore[misc]
-    j.close()
+def bot(tmp_path: Path, fake: FakeExchange, clock: ManualClock) -> Iterator[Bot]:
+    yield from running_bot(tmp_path / "bot.db", fake, clock)
 
 
 @pytest.fixture
-def executor(fake: FakeExchange, journal: Journal, clock: ManualClock) -> OrderExecutor:
-    return OrderExecutor(exchange=fake, journal=journal, clock=clock, instance="bot", policy=POLICY)
+def journal(bot: Bot) -> Journal:
+    return bot.journal
 
 
-def entry(**kw: object) -> IntentSpec:
-    values: dict[str, object] = {
-        "symbol": SYMBOL,
-        "side": Side.BUY,
-        "type": OrderType.MARKET,
-        "amount": D("0.010"),
-        "purpose": Purpose.ENTRY,
-        "candle_time_ms": CANDLE,
-        "protective_stop": D(49000),
-    }
-    values.update(kw)
-    return IntentSpec(**values)  # type: ignore[arg-type]
-
-
-def creates(fake: FakeExchange) -> list[str]:
-    return [cid for method, cid in fake.calls if method == "create_order"]
+@pytest.fixture
+def executor(bot: Bot) -> OrderExecutor:
+    return bot.executor
 
 
 def test_happy_entry_is_journalled_before_it_is_sent(
@@ -282,18 +267,7 @@ def test_cancel_adopts_what_the_order_became(
     executor: OrderExecutor, fake: FakeExchange, journal: Journal
 ) -> None:
     fake.positions[SYMBOL] = D("0.010")
-    stop = executor.submit(
-        IntentSpec(
-            symbol=SYMBOL,
-            side=Side.SELL,
-            type=OrderType.STOP_MARKET,
-            amount=D("0.010"),
-            purpose=Purpose.STOP,
-            candle_time_ms=CANDLE,
-            stop_price=D(49000),
-            reduce_only=True,
-        )
-    )
+    stop = executor.submit(stop_spec())
     assert stop.state is IntentState.ACKED
     fake.trigger_stops()
     gone = executor.cancel(stop, reason="test")

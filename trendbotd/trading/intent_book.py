@@ -6,6 +6,7 @@ A leaf of the order path: it writes the journal and logs the change, nothing els
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from trendbotd.core.client_ids import make_client_id
@@ -25,38 +26,23 @@ class IntentBook:
         self.instance = instance
 
     def client_id(self, spec: IntentSpec) -> str:
-        return make_client_id(
-            instance=self.instance,
-            symbol=spec.symbol,
-            candle_time_ms=spec.candle_time_ms,
-            seq=spec.seq,
-            purpose=spec.purpose,
-        )
+        return make_client_id(instance=self.instance, symbol=spec.symbol,
+                              candle_time_ms=spec.candle_time_ms, seq=spec.seq,
+                              purpose=spec.purpose)  # fmt: skip
 
     def add(self, spec: IntentSpec, state: IntentState, *, last_error: str | None = None) -> Intent:
         """Journal a new intent (committed before anything is sent)."""
         now = self.clock.now_ms()
-        intent, _ = self.journal.orders.add_intent(
-            Intent(
-                client_order_id=self.client_id(spec),
-                symbol=spec.symbol,
-                side=spec.side,
-                type=spec.type,
-                amount=spec.amount,
-                purpose=spec.purpose,
-                candle_time_ms=spec.candle_time_ms,
-                seq=spec.seq,
-                state=state,
-                created_ms=now,
-                updated_ms=now,
-                price=spec.price,
-                stop_price=spec.stop_price,
-                reduce_only=spec.reduce_only,
-                protective_stop=spec.protective_stop,
-                parent_client_order_id=spec.parent_client_order_id,
-                last_error=last_error,
-            )
+        # every field of the spec is a field of the intent; the rest is the journal's
+        new = Intent(
+            **dataclasses.asdict(spec),
+            client_order_id=self.client_id(spec),
+            state=state,
+            created_ms=now,
+            updated_ms=now,
+            last_error=last_error,
         )
+        intent, _ = self.journal.orders.add_intent(new)
         return intent
 
     def record_unsent(self, spec: IntentSpec, *, reason: str) -> Intent:

@@ -20,8 +20,8 @@ from decimal import Decimal
 
 from trendbotd.alerts.sink import AlertSink, NullAlertSink
 from trendbotd.config import ShutdownPolicy
-from trendbotd.core.domain import AccountSnapshot, Position
-from trendbotd.core.records import Intent, IntentSpec, Purpose
+from trendbotd.core.domain import AccountSnapshot
+from trendbotd.core.records import Intent, Purpose
 from trendbotd.trading.closes import CloseFailedError, Closer, CloseResult, close_pnl
 from trendbotd.trading.executor import OrderExecutor
 from trendbotd.trading.order_flow import EntryOutcome, OrderFlow
@@ -72,71 +72,16 @@ class PositionManager:
             executor=executor, symbols=symbols, close_rounds=close_rounds, alerts=self.alerts
         )
         self.flow = OrderFlow(executor=executor, closer=self.closer, alerts=self.alerts)
-
-    # ----- entries and stops (trading/order_flow.py) -----
-
-    def open_position(self, entry: IntentSpec) -> EntryOutcome:
-        """The entry with its stop placed first (``OrderFlow.enter``)."""
-        return self.flow.enter(entry)
-
-    def protect(
-        self,
-        symbol: str,
-        *,
-        position: Decimal,
-        stop_price: Decimal,
-        candle_time_ms: int,
-        parent: str | None,
-        moved_from: Decimal | None = None,
-        alert: bool = True,
-    ) -> Intent:
-        """A reduce-only STOP_MARKET covering ``position`` (``OrderFlow.place_stop``)."""
-        return self.flow.place_stop(
-            symbol,
-            position=position,
-            stop_price=stop_price,
-            candle_time_ms=candle_time_ms,
-            parent=parent,
-            moved_from=moved_from,
-            alert=alert,
-        )
-
-    def protect_or_close(
-        self,
-        symbol: str,
-        *,
-        position: Decimal,
-        stop_price: Decimal,
-        candle_time_ms: int,
-        parent: str | None,
-    ) -> tuple[Intent, CloseResult | None]:
-        """A stop, or a close at market if the exchange refuses it."""
-        return self.flow.protect_or_close(
-            symbol,
-            position=position,
-            stop_price=stop_price,
-            candle_time_ms=candle_time_ms,
-            parent=parent,
-        )
-
-    # ----- closing (trading/closes.py) -----
-
-    def close_after_refused_stop(self, stop: Intent, *, candle_time_ms: int) -> CloseResult:
-        return self.closer.close_after_refused_stop(stop, candle_time_ms=candle_time_ms)
-
-    def close_position(
-        self, symbol: str, *, purpose: Purpose, candle_time_ms: int, reason: str
-    ) -> CloseResult:
-        """Reduce-only market orders until flat (``Closer.close_position``)."""
-        return self.closer.close_position(
-            symbol, purpose=purpose, candle_time_ms=candle_time_ms, reason=reason
-        )
-
-    def fetch_position(self, symbol: str) -> Position:
-        return self.closer.fetch_position(symbol)
-
-    def fetch_positions(self, symbols: Sequence[str]) -> dict[str, Position]:
-        return self.closer.fetch_positions(symbols)
+        # What the engine, the runner and the operator ask, answered by the job's owner:
+        # an entry with its stop placed first, a stop (or a close if it is refused) ...
+        self.open_position = self.flow.enter
+        self.protect = self.flow.place_stop
+        self.protect_or_close = self.flow.protect_or_close
+        # ... and reduce-only market orders until the exchange shows the symbol flat.
+        self.close_position = self.closer.close_position
+        self.close_after_refused_stop = self.closer.close_after_refused_stop
+        self.fetch_position = self.closer.fetch_position
+        self.fetch_positions = self.closer.fetch_positions
 
     # ----- startup resolver and sync -----
 
@@ -172,9 +117,9 @@ class PositionManager:
             canceled += self.closer.cancel_open(symbol, Purpose.ENTRY, reason=reason)
         now = self.executor.clock.now_ms()
         closed = [
-            self.closer.close_position(
+            self.close_position(
                 symbol, purpose=Purpose.FLATTEN, candle_time_ms=now // 1000 * 1000, reason=reason
             )
-            for symbol in sorted(self.closer.fetch_positions(symbols))
+            for symbol in sorted(self.fetch_positions(symbols))
         ]
         return ShutdownReport(policy, tuple(canceled), tuple(closed))
