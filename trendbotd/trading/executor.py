@@ -144,6 +144,9 @@ class OrderExecutor:
         ``allow_resend=False`` is the startup resolver: every intent is queried by id and
         one the exchange confirms absent is abandoned, not re-sent: a decision made before
         a crash is stale and the engine decides afresh.
+
+        A state machine, not a retry: each turn moves the intent (send, resolve) and the
+        sends are bounded by ``max_sends`` across restarts.
         """
         while True:
             state = intent.state
@@ -313,7 +316,8 @@ class OrderExecutor:
         return self.book.mark(intent, IntentState.UNKNOWN, _DOUBTED)
 
     def _await_market_fill(self, intent: Intent) -> Intent:
-        """A market order acknowledged without its fill (ACK response): ask until final."""
+        """A market order acknowledged without its fill (ACK response): ask until final.
+        A poll for a state (the fill), not a retry of an error: stays a loop."""
         if intent.type is not OrderType.MARKET:
             return intent
         delay = 0.1

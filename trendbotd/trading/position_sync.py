@@ -28,7 +28,8 @@ from trendbotd.core.stop_placement import emergency_stop_price
 from trendbotd.trading.sync_mode import keep_mode_true
 
 if TYPE_CHECKING:
-    from trendbotd.trading.positions import CloseResult, PositionManager
+    from trendbotd.trading.closes import CloseResult
+    from trendbotd.trading.positions import PositionManager
 
 logger = logging.getLogger(__name__)
 

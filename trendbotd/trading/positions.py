@@ -24,21 +24,18 @@ from trendbotd.core.domain import AccountSnapshot
 from trendbotd.core.records import Intent, Purpose
 from trendbotd.trading.closes import CloseFailedError, Closer, CloseResult, close_pnl
 from trendbotd.trading.executor import OrderExecutor
-from trendbotd.trading.order_flow import EntryOutcome, OrderFlow
+from trendbotd.trading.order_flow import OrderFlow
 from trendbotd.trading.position_sync import SyncResult, run_sync
 
 __all__ = [
     "CloseFailedError",
     "CloseResult",
-    "OpenResult",
     "PositionManager",
     "ShutdownReport",
     "close_pnl",
 ]
 
 logger = logging.getLogger(__name__)
-
-OpenResult = EntryOutcome  # the name callers and tests know
 
 
 @dataclass(frozen=True, slots=True)
