@@ -1,5 +1,6 @@
 """An in-memory exchange implementing ``trendbotd.core.ports.Exchange`` for executor tests,
-and the order tests' shared harness (``POLICY``, ``Bot``, ``entry_spec``, ``stop_spec``).
+and the order tests' shared harness (``POLICY``, ``Bot``, ``entry_spec``, ``stop_spec``) with
+its fixtures ``clock``, ``fake``, ``bot`` and ``executor`` (made visible by conftest.py).
 
 Not a mock: it keeps positions, plain and conditional orders, fills market orders at the
 current price, enforces reduce-only and Binance's duplicate-id rule (only among OPEN
@@ -14,6 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+
+import pytest
 
 from trendbotd.core.clock import ManualClock
 from trendbotd.core.domain import (
@@ -360,3 +363,23 @@ def running_bot(path: Path, fake: FakeExchange, clock: ManualClock) -> Iterator[
     bot = Bot(path, fake, clock)
     yield bot
     bot.journal.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def fake() -> FakeExchange:
+    return FakeExchange()
+
+
+@pytest.fixture
+def bot(tmp_path: Path, fake: FakeExchange, clock: ManualClock) -> Iterator[Bot]:
+    yield from running_bot(tmp_path / "bot.db", fake, clock)
+
+
+@pytest.fixture
+def executor(bot: Bot) -> OrderExecutor:
+    return bot.executor

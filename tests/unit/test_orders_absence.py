@@ -3,12 +3,10 @@ never re-sent, never abandoned early (the duplicate-entry hole of delayed visibi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from orders_fakes import POLICY, SYMBOL, T0, Bot, FakeExchange, creates, running_bot
+from orders_fakes import POLICY, SYMBOL, T0, Bot, FakeExchange, creates
 from orders_fakes import entry_spec as entry
 
 from trendbotd.core.absence import (
@@ -70,26 +68,6 @@ def test_unexplained_is_only_extra_position_on_the_entry_side() -> None:
         "0.02"
     )
     assert unexplained(facts(actual=None, age_ms=0)) == 0
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(T0)
-
-
-@pytest.fixture
-def fake() -> FakeExchange:
-    return FakeExchange()
-
-
-@pytest.fixture
-def bot(tmp_path: Path, fake: FakeExchange, clock: ManualClock) -> Iterator[Bot]:
-    yield from running_bot(tmp_path / "bot.db", fake, clock)
-
-
-@pytest.fixture
-def executor(bot: Bot) -> OrderExecutor:
-    return bot.executor
 
 
 def _cid(executor: OrderExecutor) -> str:

@@ -3,9 +3,7 @@ bounded retries with the same client id, never two orders for one intent."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from orders_fakes import (
@@ -16,7 +14,6 @@ from orders_fakes import (
     FakeExchange,
     creates,
     entry_spec,
-    running_bot,
     stop_spec,
 )
 
@@ -42,28 +39,8 @@ entry = entry_spec
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(T0)
-
-
-@pytest.fixture
-def fake() -> FakeExchange:
-    return FakeExchange()
-
-
-@pytest.fixture
-def bot(tmp_path: Path, fake: FakeExchange, clock: ManualClock) -> Iterator[Bot]:
-    yield from running_bot(tmp_path / "bot.db", fake, clock)
-
-
-@pytest.fixture
 def journal(bot: Bot) -> Journal:
     return bot.journal
-
-
-@pytest.fixture
-def executor(bot: Bot) -> OrderExecutor:
-    return bot.executor
 
 
 def test_happy_entry_is_journalled_before_it_is_sent(

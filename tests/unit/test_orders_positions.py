@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from orders_fakes import CANDLE, POLICY, SYMBOL, T0, Bot, FakeExchange, entry_spec, running_bot
+from orders_fakes import CANDLE, POLICY, SYMBOL, T0, Bot, FakeExchange, entry_spec
 
 from trendbotd.core.client_ids import parse_client_id
 from trendbotd.core.clock import ManualClock
@@ -44,21 +43,6 @@ class CrashAt:
             self.left -= 1
             if self.left == 0:
                 raise SimulatedCrash(step)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(T0)
-
-
-@pytest.fixture
-def fake() -> FakeExchange:
-    return FakeExchange()
-
-
-@pytest.fixture
-def bot(tmp_path: Path, fake: FakeExchange, clock: ManualClock) -> Iterator[Bot]:
-    yield from running_bot(tmp_path / "bot.db", fake, clock)
 
 
 def entry(side: Side = Side.BUY, stop: str = "49000") -> IntentSpec:
