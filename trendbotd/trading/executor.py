@@ -21,16 +21,19 @@ queried, never treated as a rejection.
 The entry with its stop (protect) is ``trading/order_flow.py``, which calls ``submit`` for
 each of its intents; the questions to the exchange are ``trading/order_queries.py``.
 
-Worst case of one order (``ExecutorPolicy.from_config``): the create request is never
-retried blindly; it goes again with the same client id only when the exchange refused it
-unexecuted (429, -1021) or confirmed it absent, at most ``max_sends`` = 3 sends per intent.
-An unknown outcome costs at most ``query_attempts`` = 3 failed queries by client id
-(pauses 1, 2, 4 s), plus up to 3 waits of the recvWindow + 1 s (6 s by default) before
-"absent" is believed; each query is one adapter read (itself at most 4 requests within
-10 s, ``core.retry.DEFAULT_READ_RETRY``). So one resolution: at most 12 query requests and
-about 37 s + 18 s of settle waits. An acknowledged market order is then asked for its fill
-up to ``fill_polls`` = 5 times (pauses 0.1 to 1.6 s). An entry doubted by its position
-(``core.absence``) adds up to 3 settle waits with a position read and a lookup each.
+Worst case of one order (``ExecutorPolicy.from_config``; each query or read is one adapter
+read: at most 4 requests within 10 s, ``core.retry.DEFAULT_READ_RETRY``):
+- sends: the create request is never retried blindly; it goes again with the same client
+  id only after the exchange refused it unexecuted (429, -1021) or confirmed it absent, at
+  most ``max_sends`` = 3 sends per intent, counted across restarts;
+- one resolution by client id (``OrderQueries.lookup``): at most ``query_attempts`` = 3
+  failed queries (pauses 1, 2, 4 s) and 4 answered ones, so at most 7 x 4 = 28 requests
+  and about 3 x 10 + 7 = 37 s, plus one wait of the recvWindow + 1 s (6 s by default)
+  before "absent" is believed (4 such waits at most, if the clock does not move);
+- an entry the position doubts (``core.absence``) adds at most 3 rounds of a position read,
+  a settle wait and one more resolution;
+- an acknowledged market order is asked for its fill at most ``fill_polls`` = 5 times
+  (pauses 0.1 to 1.6 s), each one resolution without the settle wait.
 """
 
 from __future__ import annotations
