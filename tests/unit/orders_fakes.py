@@ -1,6 +1,7 @@
 """An in-memory exchange implementing ``trendbotd.core.ports.Exchange`` for executor tests,
-and the order tests' shared harness (``POLICY``, ``Bot``, ``entry_spec``, ``stop_spec``) with
-its fixtures ``clock``, ``fake``, ``bot`` and ``executor`` (made visible by conftest.py).
+and the order tests' shared harness (``ORDERS_POLICY``, ``Bot``, ``entry_spec``,
+``stop_spec``) with its fixtures ``clock``, ``fake``, ``bot`` and ``executor`` (made visible
+by conftest.py).
 
 Not a mock: it keeps positions, plain and conditional orders, fills market orders at the
 current price, enforces reduce-only and Binance's duplicate-id rule (only among OPEN
@@ -47,18 +48,6 @@ from trendbotd.trading.executor import ExecutorPolicy, OrderExecutor
 from trendbotd.trading.positions import PositionManager
 
 SYMBOL = "BTC/USDT:USDT"
-T0 = 1_700_000_000_000
-CANDLE = T0 - 3_600_000
-POLICY = ExecutorPolicy(
-    query_attempts=4,
-    query_backoff_s=0.5,
-    max_backoff_s=4.0,
-    absent_settle_ms=6000,
-    max_sends=3,
-    entry_resend_window_ms=60_000,
-    fill_polls=3,
-    max_rate_limit_wait_s=30.0,
-)
 
 
 @dataclass
@@ -279,6 +268,21 @@ def _reduces(held: Decimal, side: Side) -> bool:
     return (held > 0 and side is Side.SELL) or (held < 0 and side is Side.BUY)
 
 
+# The order tests' harness: times, the executor policy, builders and a bot per "process".
+T0 = 1_700_000_000_000
+CANDLE = T0 - 3_600_000
+ORDERS_POLICY = ExecutorPolicy(
+    query_attempts=4,
+    query_backoff_s=0.5,
+    max_backoff_s=4.0,
+    absent_settle_ms=6000,
+    max_sends=3,
+    entry_resend_window_ms=60_000,
+    fill_polls=3,
+    max_rate_limit_wait_s=30.0,
+)
+
+
 def creates(fake: FakeExchange) -> list[str]:
     """The client ids of every create request, in order."""
     return [cid for method, cid in fake.calls if method == "create_order"]
@@ -337,7 +341,7 @@ class Bot:
         crash: CrashHook | None = None,
         waiting: Callable[[float], None] | None = None,
         fence: Callable[[], bool] | None = None,
-        policy: ExecutorPolicy = POLICY,
+        policy: ExecutorPolicy = ORDERS_POLICY,
     ) -> None:
         self.journal: Journal = open_journal(path)
         self.executor = OrderExecutor(

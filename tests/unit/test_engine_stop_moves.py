@@ -4,14 +4,12 @@ past it (-2021) closes the position at market at once."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from orders_fakes import POLICY as ORDERS_POLICY
-from orders_fakes import SYMBOL, T0, Bot, FakeExchange, entry_spec
+from orders_fakes import SYMBOL, FakeExchange
 
 from trendbotd.config import Config
 from trendbotd.core.clock import ManualClock
@@ -22,22 +20,39 @@ from trendbotd.core.domain import (
     ClockOffset,
     OrderType,
     Position,
+    Side,
 )
-from trendbotd.core.records import IntentState, Purpose
+from trendbotd.core.records import IntentSpec, IntentState, Purpose
 from trendbotd.core.strategy.signals import Action, Decision, Direction
-from trendbotd.journal.store import Journal
+from trendbotd.journal.store import Journal, open_journal
 from trendbotd.trading.engine import Engine
+from trendbotd.trading.executor import ExecutorPolicy, OrderExecutor
 from trendbotd.trading.positions import PositionManager
 
 D = Decimal
-# a smaller query budget than the other order tests: nothing here needs more
-POLICY = dataclasses.replace(ORDERS_POLICY, query_attempts=2, fill_polls=2)
+T0 = 1_700_000_000_000
+CANDLE = T0 - 3_600_000
+POLICY = ExecutorPolicy(
+    query_attempts=2,
+    query_backoff_s=0.1,
+    max_backoff_s=1.0,
+    absent_settle_ms=1000,
+    max_sends=3,
+    entry_resend_window_ms=60_000,
+    fill_polls=2,
+    max_rate_limit_wait_s=5.0,
+)
 
 
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Engine, PositionManager, FakeExchange, Journal]:
-    bot = Bot(tmp_path / "bot.db", FakeExchange(), ManualClock(T0), policy=POLICY)
-    fake, journal, pm = bot.fake, bot.journal, bot.pm
+    fake = FakeExchange()
+    clock = ManualClock(T0)
+    journal = open_journal(tmp_path / "bot.db")
+    executor = OrderExecutor(
+        exchange=fake, journal=journal, clock=clock, instance="bot", policy=POLICY
+    )
+    pm = PositionManager(executor=executor, symbols=[SYMBOL], close_rounds=4)
     snapshot = AccountSnapshot(
         taken_at_ms=T0,
         clock=ClockOffset(0, 1, 0, 5),
@@ -50,7 +65,12 @@ def setup(tmp_path: Path) -> tuple[Engine, PositionManager, FakeExchange, Journa
     engine = Engine(
         config=Config(), exchange=fake, journal=journal, positions=pm, snapshot=snapshot
     )
-    opened = pm.open_position(entry_spec())
+    opened = pm.open_position(
+        IntentSpec(
+            SYMBOL, Side.BUY, OrderType.MARKET, D("0.010"), Purpose.ENTRY, CANDLE,
+            protective_stop=D(49000),
+        )
+    )  # fmt: skip
     assert opened.protected
     yield engine, pm, fake, journal  # type: ignore[misc]
     journal.close()

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from orders_fakes import POLICY, T0, FakeExchange, stop_spec
+from orders_fakes import ORDERS_POLICY, T0, FakeExchange, stop_spec
 from orders_fakes import entry_spec as entry
 
 from trendbotd.cluster.states import Acquired, ElectionState, RenewalFailed, Renewed, apply
@@ -37,7 +37,7 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
 
 def make(fake: FakeExchange, journal: Journal, node: Node) -> OrderExecutor:
     return OrderExecutor(exchange=fake, journal=journal, clock=ManualClock(T0), instance="bot",
-                         policy=POLICY, fence=node.fence)  # fmt: skip
+                         policy=ORDERS_POLICY, fence=node.fence)  # fmt: skip
 
 
 def test_standby_sends_nothing_then_the_leader_sends_once(journal: Journal) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from orders_fakes import POLICY, SYMBOL, T0, Bot, FakeExchange, creates
+from orders_fakes import ORDERS_POLICY, SYMBOL, T0, Bot, FakeExchange, creates
 from orders_fakes import entry_spec as entry
 
 from trendbotd.core.absence import (
@@ -26,7 +26,7 @@ from trendbotd.errors import OutcomeUnknownError, TransientExchangeError
 from trendbotd.trading.executor import OrderExecutor
 
 D = Decimal
-SETTLE = POLICY.absent_settle_ms
+SETTLE = ORDERS_POLICY.absent_settle_ms
 
 
 def facts(
@@ -115,7 +115,7 @@ def test_startup_resolver_does_not_abandon_an_entry_the_position_shows(
     executor: OrderExecutor, fake: FakeExchange, clock: ManualClock
 ) -> None:
     fake.fault("create_order", OutcomeUnknownError("reset"), when="after")
-    fake.fault("fetch_order", TransientExchangeError("502"), times=POLICY.query_attempts)
+    fake.fault("fetch_order", TransientExchangeError("502"), times=ORDERS_POLICY.query_attempts)
     first = executor.submit(entry())
     assert first.state is IntentState.UNKNOWN
     fake.hidden[first.client_order_id] = 2

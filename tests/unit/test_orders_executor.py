@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 from orders_fakes import (
-    POLICY,
+    ORDERS_POLICY,
     SYMBOL,
     T0,
     Bot,
@@ -101,14 +101,14 @@ def test_request_lost_before_acceptance_is_resent_with_the_same_id(
     assert creates(fake) == [done.client_order_id, done.client_order_id]
     assert fake.accepted(done.client_order_id) == 1
     # "absent" was only believed once the first request was older than the settle time
-    assert clock.now_ms() >= T0 + POLICY.absent_settle_ms
+    assert clock.now_ms() >= T0 + ORDERS_POLICY.absent_settle_ms
 
 
 def test_unanswered_queries_leave_the_outcome_unknown_and_send_nothing_more(
     executor: OrderExecutor, fake: FakeExchange, journal: Journal
 ) -> None:
     fake.fault("create_order", OutcomeUnknownError("reset"), when="after")
-    fake.fault("fetch_order", TransientExchangeError("502"), times=POLICY.query_attempts)
+    fake.fault("fetch_order", TransientExchangeError("502"), times=ORDERS_POLICY.query_attempts)
     done = executor.submit(entry())
     assert done.state is IntentState.UNKNOWN
     assert len(creates(fake)) == 1
@@ -158,7 +158,7 @@ def test_rate_limit_waits_then_resends_same_id(
 ) -> None:
     waits: list[float] = []
     executor = OrderExecutor(exchange=fake, journal=journal, clock=clock, instance="bot",
-                             policy=POLICY, waiting=waits.append)  # fmt: skip
+                             policy=ORDERS_POLICY, waiting=waits.append)  # fmt: skip
     fake.fault("create_order", RateLimitedError("429 -1003", retry_after_s=2.0))
     done = executor.submit(entry())
     assert done.state is IntentState.FILLED
@@ -200,7 +200,7 @@ def test_sends_are_bounded(executor: OrderExecutor, fake: FakeExchange) -> None:
     fake.fault("create_order", OutcomeUnknownError("reset"), when="before", times=99)
     done = executor.submit(entry(purpose=Purpose.EXIT, reduce_only=True, protective_stop=None))
     assert done.state is IntentState.ABANDONED
-    assert len(creates(fake)) == POLICY.max_sends
+    assert len(creates(fake)) == ORDERS_POLICY.max_sends
     assert fake.orders == []
 
 
@@ -208,10 +208,10 @@ def test_stale_entry_is_not_resent(
     executor: OrderExecutor, fake: FakeExchange, clock: ManualClock
 ) -> None:
     fake.fault("create_order", OutcomeUnknownError("reset"), when="before")
-    fake.fault("fetch_order", TransientExchangeError("502"), times=POLICY.query_attempts)
+    fake.fault("fetch_order", TransientExchangeError("502"), times=ORDERS_POLICY.query_attempts)
     first = executor.submit(entry())
     assert first.state is IntentState.UNKNOWN
-    clock.advance(POLICY.entry_resend_window_ms + 1)
+    clock.advance(ORDERS_POLICY.entry_resend_window_ms + 1)
     done = executor.submit(entry())
     assert done.state is IntentState.ABANDONED  # absent, and the signal is too old
     assert len(creates(fake)) == 1
@@ -278,7 +278,7 @@ def test_waiting_out_the_settle_time_is_not_a_failed_query(
     executor: OrderExecutor, fake: FakeExchange
 ) -> None:
     fake.fault("create_order", OutcomeUnknownError("reset"), when="before")
-    fake.fault("fetch_order", TransientExchangeError("502"), times=POLICY.query_attempts - 1)
+    fake.fault("fetch_order", TransientExchangeError("502"), times=ORDERS_POLICY.query_attempts - 1)
     done = executor.submit(entry())
     assert done.state is IntentState.FILLED  # absent confirmed after the wait, then re-sent
     assert done.attempts == 2
@@ -293,7 +293,7 @@ def test_a_clock_that_never_moves_cannot_make_it_wait_forever(
     fake: FakeExchange, journal: Journal
 ) -> None:
     executor = OrderExecutor(
-        exchange=fake, journal=journal, clock=FrozenClock(T0), instance="bot", policy=POLICY
+        exchange=fake, journal=journal, clock=FrozenClock(T0), instance="bot", policy=ORDERS_POLICY
     )
     fake.fault("create_order", OutcomeUnknownError("reset"), when="before")
     done = executor.submit(entry())

@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from orders_fakes import CANDLE, POLICY, SYMBOL, T0, Bot, FakeExchange, entry_spec
+from orders_fakes import CANDLE, ORDERS_POLICY, SYMBOL, T0, Bot, FakeExchange, entry_spec
 
 from trendbotd.core.client_ids import parse_client_id
 from trendbotd.core.clock import ManualClock
@@ -213,7 +213,7 @@ def test_resolved_entry_already_protected_by_sync_gets_no_second_stop(
         when="after",
         match=lambda r: r.type is OrderType.MARKET,
     )
-    fake.fault("fetch_order", TransientExchangeError("502"), times=POLICY.query_attempts)
+    fake.fault("fetch_order", TransientExchangeError("502"), times=ORDERS_POLICY.query_attempts)
     first = bot.pm.open_position(entry())
     assert first.entry.state is IntentState.UNKNOWN
     assert len(fake.open_stops()) == 1  # the stop went first and stays: the entry may exist
@@ -233,7 +233,7 @@ def test_the_stop_of_an_entry_in_doubt_stays_until_the_entry_is_resolved(
         OutcomeUnknownError("reset"),
         match=lambda r: r.type is OrderType.MARKET,
     )  # not executed, but the bot cannot know
-    fake.fault("fetch_order", TransientExchangeError("502"), times=2 * POLICY.query_attempts)
+    fake.fault("fetch_order", TransientExchangeError("502"), times=2 * ORDERS_POLICY.query_attempts)
     first = bot.pm.open_position(entry())
     assert first.entry.state is IntentState.UNKNOWN
     bot.pm.sync(bot.snapshot())  # still no answer: the flat symbol's stop is kept
