@@ -21,14 +21,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from trendbotd.core.domain import ZERO, AccountSnapshot, Order, Position, Side
+from trendbotd.core.domain import ZERO, AccountSnapshot, Order, OrderStatus, Position, Side
 from trendbotd.core.reconcile import MissingStop, Reconciliation, position_views, reconcile
 from trendbotd.core.records import Intent, IntentState, Purpose
 from trendbotd.core.stop_placement import emergency_stop_price
 from trendbotd.trading.sync_mode import keep_mode_true
 
 if TYPE_CHECKING:
-    from trendbotd.trading.positions import CloseResult, PositionManager
+    from trendbotd.trading.closes import CloseResult
+    from trendbotd.trading.positions import PositionManager
 
 logger = logging.getLogger(__name__)
 
@@ -163,11 +164,22 @@ def _resolve_all(
     for intent in intents:
         if intent.state is IntentState.ACKED:
             # a live stop still listed open costs no request per sync
-            out.append(pm.executor.refresh_from_listing(intent, by_cid.get(intent.client_order_id)))
+            out.append(_refresh_from_listing(pm, intent, by_cid.get(intent.client_order_id)))
         else:
             logger.warning("resolver.pending %s", intent.describe())
             out.append(pm.executor.drive(intent, allow_resend=False))
     return out
+
+
+def _refresh_from_listing(pm: PositionManager, intent: Intent, listed: Order | None) -> Intent:
+    """One ACKED intent against this sync's open-orders listing: still listed and
+    unchanged -> nothing to ask or write; listed with news (a partial fill) -> adopted;
+    not listed (filled, triggered, canceled) -> asked by client id."""
+    if listed is None:
+        return pm.executor.refresh(intent)
+    if listed.status is OrderStatus.OPEN and listed.filled == intent.filled:
+        return intent
+    return pm.executor.book.adopt(intent, listed)
 
 
 def _refetch(pm: PositionManager, snapshot: AccountSnapshot) -> AccountSnapshot:
