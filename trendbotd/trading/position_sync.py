@@ -25,6 +25,7 @@ from trendbotd.core.domain import ZERO, AccountSnapshot, Order, Position, Side
 from trendbotd.core.reconcile import MissingStop, Reconciliation, position_views, reconcile
 from trendbotd.core.records import Intent, IntentState, Purpose
 from trendbotd.core.stop_placement import emergency_stop_price
+from trendbotd.trading.account_reads import orders_then_positions
 from trendbotd.trading.sync_mode import keep_mode_true
 
 if TYPE_CHECKING:
@@ -171,14 +172,9 @@ def _resolve_all(
 
 
 def _refetch(pm: PositionManager, snapshot: AccountSnapshot) -> AccountSnapshot:
-    # Orders first: a stop that fires between the two reads then shows as a stop on a
-    # flat symbol (harmless), never as a position without its stop.
-    orders = tuple(
-        pm.executor.read_with_retry(
-            "open_orders", lambda: pm.exchange.fetch_open_orders(list(pm.symbols))
-        )
+    orders, positions = orders_then_positions(
+        pm.exchange, pm.symbols, read=pm.executor.read_with_retry
     )
-    positions = tuple(pm.fetch_positions(pm.symbols).values())
     return dataclasses.replace(
         snapshot,
         positions=positions,
