@@ -33,8 +33,20 @@ from trendbotd.errors import (
     OrderNotFoundError,
     ReduceOnlyRejectedError,
 )
+from trendbotd.trading.executor import ExecutorPolicy
 
 SYMBOL = "BTC/USDT:USDT"
+# Short waits: a fake answers at once.
+POLICY = ExecutorPolicy(
+    query_attempts=2,
+    query_backoff_s=0.1,
+    max_backoff_s=1.0,
+    absent_settle_ms=1000,
+    max_sends=3,
+    entry_resend_window_ms=60_000,
+    fill_polls=2,
+    max_rate_limit_wait_s=5.0,
+)
 
 
 @dataclass

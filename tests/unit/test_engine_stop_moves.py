@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from orders_fakes import SYMBOL, FakeExchange
+from orders_fakes import POLICY, SYMBOL, FakeExchange
 
 from trendbotd.alerts.sink import NullAlertSink
 from trendbotd.core.clock import ManualClock
@@ -19,7 +19,7 @@ from trendbotd.core.planner import MoveStop, plan
 from trendbotd.core.records import IntentSpec, IntentState, Purpose
 from trendbotd.core.strategy.signals import Action, Decision, Direction
 from trendbotd.journal.store import Journal, open_journal
-from trendbotd.trading.executor import ExecutorPolicy, OrderExecutor
+from trendbotd.trading.executor import OrderExecutor
 from trendbotd.trading.plan_executor import PlanExecutor
 from trendbotd.trading.positions import PositionManager
 from trendbotd.trading.tick_view import read_symbol
@@ -27,16 +27,6 @@ from trendbotd.trading.tick_view import read_symbol
 D = Decimal
 T0 = 1_700_000_000_000
 CANDLE = T0 - 3_600_000
-POLICY = ExecutorPolicy(
-    query_attempts=2,
-    query_backoff_s=0.1,
-    max_backoff_s=1.0,
-    absent_settle_ms=1000,
-    max_sends=3,
-    entry_resend_window_ms=60_000,
-    fill_polls=2,
-    max_rate_limit_wait_s=5.0,
-)
 
 
 @pytest.fixture
