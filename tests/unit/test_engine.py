@@ -172,9 +172,7 @@ def test_an_entry_from_flat_goes_out_after_the_positions_and_the_candles(
     assert decisions == []
 
 
-def test_ten_due_symbols_fetch_their_candles_at_once(
-    tmp_path: Path, tmp_bots: list[Bot]
-) -> None:
+def test_ten_due_symbols_fetch_their_candles_at_once(tmp_path: Path, tmp_bots: list[Bot]) -> None:
     latency = 0.2
     sources = tuple(CountingExchange(latency_s=latency) for _ in range(4))
     bot = make_bot(tmp_path, symbols=TEN, candle_sources=sources)
