@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import pytest
 
 from trendbotd.config import RiskConfig, StrategyParams
 from trendbotd.core.domain import Balance, Candle, Market, Position, Side
+from trendbotd.core.guards import GuardContext
 from trendbotd.core.planner import (
     Block,
     Close,
@@ -98,7 +100,6 @@ def entry(
     return EntryView(
         symbol=SYMBOL,
         candle_time_ms=CANDLE,
-        now_ms=NOW,
         price=D(price),
         equity=None if equity is None else D(equity),
         market=MARKET,
@@ -107,19 +108,19 @@ def entry(
     )
 
 
-def guard_inputs(**changes: object) -> GuardInputs:
-    base: dict[str, object] = {
-        "instance": "bot",
-        "mode": TradingMode.NORMAL,
-        "balance": Balance("USDT", D(10000), D(10000)),
-        "positions": {},
-        "expected": {},
-        "recent": (),
-        "daily_start": DailyStart(NOW // 86_400_000, D(10000)),
-        "risk": RiskConfig(),
-    }
-    base.update(changes)
-    return GuardInputs(**base)  # type: ignore[arg-type]
+def guard_inputs(*, risk: RiskConfig | None = None, **changes: object) -> GuardInputs:
+    context = GuardContext(
+        now_ms=NOW,
+        mode=TradingMode.NORMAL,
+        balance=Balance("USDT", D(10000), D(10000)),
+        positions={},
+        expected={},
+        recent=(),
+        daily_start=DailyStart(NOW // 86_400_000, D(10000)),
+        leverage=3,
+    )
+    context = dataclasses.replace(context, **changes)  # type: ignore[arg-type]
+    return GuardInputs("bot", context, risk or RiskConfig())
 
 
 LONG_DUE = EntryDue(Direction.LONG, 49000.0, "long entry signal")

@@ -196,7 +196,6 @@ class _Book:
         view = EntryView(
             symbol=s.market.symbol,
             candle_time_ms=at_ms,
-            now_ms=at_ms,
             price=price,
             equity=equity,
             market=s.market,

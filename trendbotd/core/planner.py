@@ -23,8 +23,8 @@ from decimal import Decimal
 from trendbotd.config import RiskConfig, StrategyParams
 from trendbotd.core import guards
 from trendbotd.core.client_ids import make_client_id
-from trendbotd.core.domain import Balance, Candle, Market, OrderType, Position, Side
-from trendbotd.core.records import DailyStart, Intent, Purpose, TradingMode
+from trendbotd.core.domain import Candle, Market, OrderType, Position, Side
+from trendbotd.core.records import Purpose
 from trendbotd.core.sizing import round_stop, size_position, to_decimal
 from trendbotd.core.strategy import (
     Action,
@@ -124,12 +124,7 @@ class GuardInputs:
     """The pre-trade guards' view of the account (live only; the backtest has none)."""
 
     instance: str  # for the entry's client order id, which the duplicate guard checks
-    mode: TradingMode
-    balance: Balance | None
-    positions: dict[str, Position]  # the exchange's, non-flat, after any close this tick
-    expected: dict[str, Decimal]  # the journal's
-    recent: Sequence[Intent]  # intents of the duplicate window
-    daily_start: DailyStart | None
+    context: guards.GuardContext  # positions: after any close this tick
     risk: RiskConfig
 
 
@@ -137,7 +132,6 @@ class GuardInputs:
 class EntryView:
     symbol: str
     candle_time_ms: int
-    now_ms: int
     price: Decimal  # the decision close: the expected fill of a market entry
     equity: Decimal | None  # None: unknown (a failed balance read): no new entries
     market: Market
@@ -204,33 +198,12 @@ def plan_entry(due: EntryDue, view: EntryView) -> EntryOutcome:
 
 
 def _guarded(enter: Enter, view: EntryView, g: GuardInputs) -> EntryOutcome:
-    cid = make_client_id(
-        instance=g.instance,
-        symbol=view.symbol,
-        candle_time_ms=view.candle_time_ms,
-        seq=0,
-        purpose=Purpose.ENTRY,
-    )
-    proposed = guards.ProposedOrder(
-        symbol=view.symbol,
-        side=enter.side,
-        type=OrderType.MARKET,
-        amount=enter.amount,
-        purpose=Purpose.ENTRY,
-        reference_price=enter.entry_price,
-        client_order_id=cid,
-    )
-    context = guards.GuardContext(
-        now_ms=view.now_ms,
-        mode=g.mode,
-        balance=g.balance,
-        positions=g.positions,
-        expected=g.expected,
-        recent=g.recent,
-        daily_start=g.daily_start,
-        leverage=view.sizing.max_leverage,
-    )
-    blocked = guards.first_block(guards.check_all(proposed, context, g.risk))
+    at = view.candle_time_ms
+    cid = make_client_id(instance=g.instance, symbol=view.symbol, candle_time_ms=at, seq=0,
+                         purpose=Purpose.ENTRY)  # fmt: skip
+    proposed = guards.ProposedOrder(view.symbol, enter.side, OrderType.MARKET, enter.amount,
+                                    Purpose.ENTRY, enter.entry_price, cid)  # fmt: skip
+    blocked = guards.first_block(guards.check_all(proposed, g.context, g.risk))
     if blocked is not None:
         return Block(blocked.guard, blocked.reason, alert=blocked.alert, client_order_id=cid)
     return Enter(enter.side, enter.amount, enter.entry_price, enter.stop_price, cid)

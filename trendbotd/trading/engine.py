@@ -283,20 +283,20 @@ class Engine:
     ) -> EntryView:
         risk = self.config.risk
         window_ms = int(max(risk.duplicate_window_s, 1) * 1000)
-        inputs = GuardInputs(
-            instance=self._positions.executor.instance,
+        context = guards.GuardContext(
+            now_ms=tick.now,
             mode=tick.mode,
             balance=balance,
             positions={p.symbol: p for p in tick.snapshot.positions if not p.is_flat},
             expected=self._journal.account.expected_positions(),
             recent=self._journal.orders.intents_since(tick.now - window_ms, symbol=symbol),
             daily_start=self._roll_daily_start(tick.now, balance),
-            risk=risk,
+            leverage=self.config.trading.leverage,
         )
+        inputs = GuardInputs(self._positions.executor.instance, context, risk)
         return EntryView(
             symbol=symbol,
             candle_time_ms=tick.bar_time,
-            now_ms=tick.now,
             price=price,
             equity=balance.total if balance is not None else None,
             market=self._markets[symbol],

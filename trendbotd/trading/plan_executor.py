@@ -59,15 +59,8 @@ class PlanExecutor:
             self._positions.executor.cancel(stale, reason=f"stop moved to {move.new_price}")
 
     def enter(self, symbol: str, enter: Enter, *, bar_time: int) -> None:
-        spec = IntentSpec(
-            symbol=symbol,
-            side=enter.side,
-            type=OrderType.MARKET,
-            amount=enter.amount,
-            purpose=Purpose.ENTRY,
-            candle_time_ms=bar_time,
-            protective_stop=enter.stop_price,
-        )
+        spec = IntentSpec(symbol, enter.side, OrderType.MARKET, enter.amount, Purpose.ENTRY,
+                          bar_time, protective_stop=enter.stop_price)  # fmt: skip
         result = self._positions.open_position(spec)
         logger.info(
             "entry.done symbol=%s cid=%s state=%s filled=%s protected=%s",
@@ -87,13 +80,9 @@ class PlanExecutor:
         log("guard.blocked symbol=%s guard=%s reason=%s", symbol, block.guard, block.reason)
         if block.guard == "daily_loss" and block.alert:
             # one per UTC day and symbol: a repeated id is dropped by the outbox
-            self._alerts.emit(
-                "risk.daily_loss_limit",
-                alert_id=f"risk.daily_loss_limit-{now // 86_400_000}-{symbol}",
-                key=symbol,
-                symbol=symbol,
-                reason=block.reason,
-            )
+            alert_id = f"risk.daily_loss_limit-{now // 86_400_000}-{symbol}"
+            self._alerts.emit("risk.daily_loss_limit", alert_id=alert_id, key=symbol,
+                              symbol=symbol, reason=block.reason)  # fmt: skip
         self._journal.decisions.record_guard_decision(
             at_ms=now, symbol=symbol, guard=block.guard, allowed=False, reason=block.reason,
             client_order_id=block.client_order_id,
