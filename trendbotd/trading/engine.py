@@ -74,6 +74,8 @@ class _Tick:
     mode: TradingMode = TradingMode.NORMAL
     bar_time: int = 0  # open time of the candle being decided
     decided: dict[str, int | None] = field(default_factory=dict)
+    daily_start: DailyStart | None = None  # as stored when the tick began, then as rolled
+    expected: dict[str, Decimal] = field(default_factory=dict)  # the journal's, at the start
 
 
 class Engine:
@@ -140,6 +142,7 @@ class Engine:
         now = self._exchange.server_now_ms()
         tick = _Tick(AccountReads(self._exchange, symbols, now_ms=now), now, self._last.snapshot)
         tick.decided = {s: self._journal.controls.decided_candle(s) for s in symbols}
+        tick.daily_start = self._journal.controls.daily_start()
         last_closed = self._last_closed_open(now)
         due = [s for s in symbols if _or_minus_one(tick.decided[s]) < last_closed]
         reports = self._decide(due, tick) if due else {}
@@ -147,7 +150,7 @@ class Engine:
         synced = self._positions.sync(tick.reads.snapshot(tick.snapshot)).snapshot
         self._last = LastSync(synced, balance)
         telemetry.equity(None if balance is None else balance.total)
-        self._roll_daily_start(now, balance)
+        self._roll_daily_start(tick, balance)
         return self._report(reports, tick, balance)
 
     def _last_closed_open(self, now: int) -> int:
@@ -175,13 +178,14 @@ class Engine:
             i.state is not IntentState.ACKED for i in self._journal.orders.non_final_intents()
         )
         seen = _amounts(positions)
+        tick.expected = self._journal.account.expected_positions()
         # Both the last sync and the journal must agree with the exchange: a stop that fired
         # between that sync's two reads leaves the snapshot flat and the journal expecting
         # the position; deciding on that would enter on top of an unreconciled journal.
         if (
             not in_flight
             and seen == _amounts(self._last.snapshot.positions)
-            and seen == self._journal.account.expected_positions()
+            and seen == tick.expected
         ):
             tick.snapshot = dataclasses.replace(
                 self._last.snapshot, taken_at_ms=tick.now, positions=positions
@@ -189,15 +193,17 @@ class Engine:
             tick.moved = False
             return
         tick.snapshot = self._positions.sync(tick.reads.snapshot(self._last.snapshot)).snapshot
+        tick.expected = self._journal.account.expected_positions()  # the sync may adopt
 
-    def _roll_daily_start(self, now: int, balance: Balance | None) -> DailyStart | None:
-        stored = self._journal.controls.daily_start()
+    def _roll_daily_start(self, tick: _Tick, balance: Balance | None) -> DailyStart | None:
+        stored = tick.daily_start
         rolled = guards.roll_daily_start(
-            stored, now_ms=now, equity=balance.total if balance else None
+            stored, now_ms=tick.now, equity=balance.total if balance else None
         )
         if rolled is not None and rolled != stored:
-            self._journal.controls.set_daily_start(rolled, now_ms=now)
+            self._journal.controls.set_daily_start(rolled, now_ms=tick.now)
             logger.info("daily.start day=%s equity=%s", rolled.day, rolled.equity)
+            tick.daily_start = rolled
         return rolled
 
     # ----- one symbol -----
@@ -206,7 +212,7 @@ class Engine:
         self, symbol: str, window: list[Candle] | TransientExchangeError, tick: _Tick
     ) -> SymbolReport:
         position = tick.snapshot.position(symbol)
-        journal = read_symbol(self._journal, symbol)
+        journal = JournalSymbol.read(self._journal, symbol, expected=tick.expected)
         held = status_text.describe(position, journal.stop_price)
         if isinstance(window, TransientExchangeError):
             logger.warning("candles.fetch_failed symbol=%s error=%s", symbol, window)
@@ -290,7 +296,7 @@ class Engine:
             positions={p.symbol: p for p in tick.snapshot.positions if not p.is_flat},
             expected=self._journal.account.expected_positions(),
             recent=self._journal.orders.intents_since(tick.now - window_ms, symbol=symbol),
-            daily_start=self._roll_daily_start(tick.now, balance),
+            daily_start=self._roll_daily_start(tick, balance),
             leverage=self.config.trading.leverage,
         )
         inputs = GuardInputs(self._positions.executor.instance, context, risk)
@@ -312,7 +318,8 @@ class Engine:
         self, reports: dict[str, SymbolReport], tick: _Tick, balance: Balance | None
     ) -> str:
         symbols = self.config.trading.symbols
-        ordered = [reports.get(s) or self._describe_symbol(s) for s in symbols]
+        expected = self._journal.account.expected_positions()
+        ordered = [reports.get(s) or self._describe_symbol(s, expected) for s in symbols]
         self._pending = {r.symbol for r in ordered if r.pending}
         self._decided_bar = min(_or_minus_one(tick.decided[s]) for s in symbols)
         self._journal.controls.set_last_tick(tick.now)
@@ -320,8 +327,8 @@ class Engine:
                                 config_reduce_only=self.config.risk.reduce_only)  # fmt: skip
         return " | ".join([head, *(r.text for r in ordered)])
 
-    def _describe_symbol(self, symbol: str) -> SymbolReport:
-        stop = read_symbol(self._journal, symbol).stop_price
+    def _describe_symbol(self, symbol: str, expected: dict[str, Decimal]) -> SymbolReport:
+        stop = JournalSymbol.read(self._journal, symbol, expected=expected).stop_price
         held = status_text.describe(self._last.snapshot.position(symbol), stop)
         return SymbolReport(symbol, f"{symbol} {held}")
 
