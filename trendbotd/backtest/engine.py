@@ -38,6 +38,7 @@ from trendbotd.core.planner import (
     EntryView,
     LiveStop,
     MoveStop,
+    Planned,
     SizingRules,
     SymbolView,
     plan,
@@ -268,11 +269,10 @@ def _execute(book: _Book, order: _Order, *, at_ms: int, open_price: float) -> No
         book.enter(order.entry, at_ms=at_ms, open_price=open_price)
 
 
-def _plan_order(
-    book: _Book, *, decision_plan: list[Close | MoveStop | EntryDue], at_ms: int, close: float
-) -> _Order:
-    closing = next((a for a in decision_plan if isinstance(a, Close)), None)
-    due = next((a for a in decision_plan if isinstance(a, EntryDue)), None)
+def _plan_order(book: _Book, actions: list[Planned], *, at_ms: int, close: float) -> _Order:
+    """The close and the sized entry to carry out at the next open."""
+    closing = next((a for a in actions if isinstance(a, Close)), None)
+    due = next((a for a in actions if isinstance(a, EntryDue)), None)
     entry = book.size(due, at_ms=at_ms, close=close) if due is not None else None
     return _Order(closing, entry)
 
@@ -305,14 +305,13 @@ def run_backtest(
         if first is None or times[i] >= first:
             decision = decide_bar(bar, params, view)
             decisions += 1
-            if decision.action is Action.MOVE_STOP:
-                for move in plan(decision, book.symbol_view()):
-                    if isinstance(move, MoveStop):
-                        book.move_stop(move)
-                view = book.view()
-            elif decision.action is not Action.HOLD and i + 1 < n:
-                pending = _plan_order(book, decision_plan=plan(decision, book.symbol_view()),
-                                      at_ms=times[i], close=closes[i])  # fmt: skip
+            actions = [] if decision.action is Action.HOLD else plan(decision, book.symbol_view())
+            for move in actions:
+                if isinstance(move, MoveStop):  # takes effect from the next bar
+                    book.move_stop(move)
+                    view = book.view()
+            if i + 1 < n and any(not isinstance(a, MoveStop) for a in actions):
+                pending = _plan_order(book, actions, at_ms=times[i], close=closes[i])
         equity.append(book.mark(bar.close))
         held.append(book.direction is not Direction.FLAT)
     if n and book.direction is not Direction.FLAT:

@@ -236,7 +236,7 @@ class Engine:
         self._execute(symbol, actions, tick, held=journal, price=to_decimal(window[-1].close))
         self._journal.controls.set_decided_candle(symbol, tick.bar_time, now_ms=tick.now)
         tick.decided[symbol] = tick.bar_time
-        after = read_symbol(self._journal, symbol)
+        after = read_symbol(self._journal, symbol) if actions else journal  # what acting changed
         shown = after.position_after(tick.snapshot.position(symbol))
         return SymbolReport(symbol, f"{symbol} {status_text.describe(shown, after.stop_price)}")
 
