@@ -300,17 +300,10 @@ class Engine:
             leverage=self.config.trading.leverage,
         )
         inputs = GuardInputs(self._positions.executor.instance, context, risk)
-        return EntryView(
-            symbol=symbol,
-            candle_time_ms=tick.bar_time,
-            price=price,
-            equity=balance.total if balance is not None else None,
-            market=self._markets[symbol],
-            sizing=SizingRules(
-                risk.risk_per_trade, self.config.trading.leverage, risk.max_notional
-            ),
-            guards=inputs,
-        )
+        sizing = SizingRules(risk.risk_per_trade, self.config.trading.leverage, risk.max_notional)
+        equity = balance.total if balance is not None else None
+        market = self._markets[symbol]
+        return EntryView(symbol, tick.bar_time, price, equity, market, sizing, inputs)
 
     # ----- the report -----
 
