@@ -109,16 +109,9 @@ def entry(
 
 
 def guard_inputs(*, risk: RiskConfig | None = None, **changes: object) -> GuardInputs:
-    context = GuardContext(
-        now_ms=NOW,
-        mode=TradingMode.NORMAL,
-        balance=Balance("USDT", D(10000), D(10000)),
-        positions={},
-        expected={},
-        recent=(),
-        daily_start=DailyStart(NOW // 86_400_000, D(10000)),
-        leverage=3,
-    )
+    start = DailyStart(NOW // 86_400_000, D(10000))
+    balance = Balance("USDT", D(10000), D(10000))
+    context = GuardContext(NOW, TradingMode.NORMAL, balance, {}, {}, (), start, leverage=3)
     context = dataclasses.replace(context, **changes)  # type: ignore[arg-type]
     return GuardInputs("bot", context, risk or RiskConfig())
 
