@@ -18,6 +18,7 @@ from orders_fakes import POLICY, SYMBOL, FakeExchange
 from trendbotd.config import Config, TradingConfig
 from trendbotd.core.clock import ManualClock
 from trendbotd.core.domain import AccountMode, AccountSnapshot, Balance, Candle, ClockOffset
+from trendbotd.errors import TransientExchangeError
 from trendbotd.journal.store import Journal, open_journal
 from trendbotd.trading.engine import CANDLE_GRACE_MS, Engine
 from trendbotd.trading.executor import OrderExecutor
@@ -36,6 +37,7 @@ class CountingExchange(FakeExchange):
     clock: ManualClock = field(default_factory=lambda: ManualClock(T0))
     rise_from_ms: int | None = None
     latency_s: float = 0.0  # of a candle request
+    balance_error: Exception | None = None
     requests: Counter[str] = field(default_factory=Counter)
 
     def server_now_ms(self) -> int:
@@ -43,6 +45,8 @@ class CountingExchange(FakeExchange):
 
     def fetch_balance(self) -> Balance:
         self.requests["balance"] += 1
+        if self.balance_error is not None:
+            raise self.balance_error
         return super().fetch_balance()
 
     def fetch_positions(self, symbols: object) -> list:  # type: ignore[override,type-arg]
@@ -184,3 +188,14 @@ def test_ten_due_symbols_fetch_their_candles_at_once(tmp_path: Path, tmp_bots: l
     assert requests["candles"] == 0, "the trading client is not used for candles"
     # one after the other: 10 x 0.2 s; four clients at once: three rounds
     assert elapsed < 6 * latency
+
+
+def test_a_failed_balance_read_is_asked_once_and_shown_unknown(
+    tmp_path: Path, tmp_bots: list[Bot]
+) -> None:
+    fake = CountingExchange(balance_error=TransientExchangeError("fetch_balance: timeout"))
+    bot = make_bot(tmp_path, fake=fake)
+    tmp_bots.append(bot)
+    status, requests = bot.tick()
+    assert requests["balance"] == 1, "never read again within the tick"
+    assert status.startswith("normal | balance unknown")
