@@ -281,6 +281,16 @@ ORDERS_POLICY = ExecutorPolicy(
     fill_polls=3,
     max_rate_limit_wait_s=30.0,
 )
+# Shorter waits still, for the engine's tests: a fake answers at once.
+POLICY = dataclasses.replace(
+    ORDERS_POLICY,
+    query_attempts=2,
+    query_backoff_s=0.1,
+    max_backoff_s=1.0,
+    absent_settle_ms=1000,
+    fill_polls=2,
+    max_rate_limit_wait_s=5.0,
+)
 
 
 def creates(fake: FakeExchange) -> list[str]:

@@ -25,6 +25,7 @@ from trendbotd.core.domain import ZERO, AccountSnapshot, Order, OrderStatus, Pos
 from trendbotd.core.reconcile import MissingStop, Reconciliation, position_views, reconcile
 from trendbotd.core.records import Intent, IntentState, Purpose
 from trendbotd.core.stop_placement import emergency_stop_price
+from trendbotd.trading.account_reads import orders_then_positions
 from trendbotd.trading.sync_mode import keep_mode_true
 
 if TYPE_CHECKING:
@@ -183,11 +184,8 @@ def _refresh_from_listing(pm: PositionManager, intent: Intent, listed: Order | N
 
 
 def _refetch(pm: PositionManager, snapshot: AccountSnapshot) -> AccountSnapshot:
-    # Orders first: a stop that fires between the two reads then shows as a stop on a
-    # flat symbol (harmless), never as a position without its stop. Each read is retried
-    # by the adapter alone (one level, see trendbotd.core.retry).
-    orders = tuple(pm.exchange.fetch_open_orders(list(pm.symbols)))
-    positions = tuple(p for p in pm.exchange.fetch_positions(list(pm.symbols)) if not p.is_flat)
+    # Each read is retried by the adapter alone (one level, see trendbotd.core.retry).
+    orders, positions = orders_then_positions(pm.exchange, pm.symbols)
     return dataclasses.replace(
         snapshot,
         positions=positions,
