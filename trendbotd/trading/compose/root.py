@@ -34,6 +34,7 @@ from trendbotd.trading.engine import Engine
 from trendbotd.trading.parts import TradingParts
 from trendbotd.trading.runner import TradingRunner
 from trendbotd.trading.startup import sync_account
+from trendbotd.trading.tick_view import MAX_CANDLE_WORKERS
 
 if TYPE_CHECKING:
     from trendbotd.sim import SimExchange
@@ -81,6 +82,7 @@ class TradingAssembly:
         self._alerts: AlertSink = alerts if alerts is not None else NullAlertSink()
         self._journal: Journal | None = None
         self._exchange: CcxtExchange | None = None
+        self._candle_clients: list[CcxtExchange] = []  # extra clients: candles in parallel
         self.sim: SimExchange | None = None  # paper mode only, once started
 
     def start(self, progress: StartupProgress) -> TradingParts:
@@ -121,6 +123,7 @@ class TradingAssembly:
             positions=positions,
             snapshot=synced.snapshot,
             alerts=self._alerts,
+            candle_sources=(exchange, *self._candle_clients),
         )
         return TradingParts(
             journal=journal, exchange=exchange, clock=timing.clock, speed=timing.speed,
@@ -130,8 +133,9 @@ class TradingAssembly:
 
     def close(self) -> None:
         try:
-            if self._exchange is not None:
-                self._exchange.close()
+            for client in (*self._candle_clients, self._exchange):
+                if client is not None:
+                    client.close()
             if self._journal is not None:
                 self._journal.close()
         finally:
@@ -150,6 +154,13 @@ class TradingAssembly:
             timing = Timing(SystemClock())
             endpoint = live_endpoint(config)
         self._exchange = connect_exchange(config, timing=timing, endpoint=endpoint)
+        # A ccxt client is not safe to share between threads: the due symbols' candles are
+        # fetched in parallel on clients of their own (public klines: unsigned, and the
+        # weight governor's budget file is shared by every client on the host).
+        extra = min(len(config.trading.symbols), MAX_CANDLE_WORKERS) - 1
+        self._candle_clients = [
+            connect_exchange(config, timing=timing, endpoint=endpoint) for _ in range(extra)
+        ]
         return timing
 
     def _set_leverage(self, exchange: CcxtExchange, symbol: str) -> None:
