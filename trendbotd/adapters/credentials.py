@@ -218,20 +218,26 @@ def _read_nofollow(path: Path) -> tuple[bytes, os.stat_result]:
         os.close(fd)
 
 
-def _parse(data: bytes, path: Path | None, name: str = "") -> Credentials:
-    where = str(path) if path is not None else f"$CREDENTIALS_DIRECTORY/{name}"
+def _toml_table(data: bytes, where: str, *, kind: str, keys: tuple[str, ...]) -> dict[str, object]:
+    """The TOML table of a credentials file holding no key but ``keys``."""
     try:
         raw = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
-        raise CredentialsError(f"{where}: credentials are not UTF-8 text") from None
+        raise CredentialsError(f"{where}: {kind} are not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         # The decoder's message names a line and column, never the text itself.
         raise CredentialsError(f"{where}: not valid TOML ({e})") from None
-    unknown = sorted(set(raw) - set(_KEYS))
+    unknown = sorted(set(raw) - set(keys))
     if unknown:
         raise CredentialsError(
-            f"{where}: unknown keys {', '.join(unknown)} (expected api_key and api_secret)"
+            f"{where}: unknown keys {', '.join(unknown)} (expected {' and '.join(keys)})"
         )
+    return raw
+
+
+def _parse(data: bytes, path: Path | None, name: str = "") -> Credentials:
+    where = str(path) if path is not None else f"$CREDENTIALS_DIRECTORY/{name}"
+    raw = _toml_table(data, where, kind="credentials", keys=_KEYS)
     values: dict[str, str] = {}
     for key in _KEYS:
         value = raw.get(key)
@@ -269,17 +275,7 @@ def load_etcd_credentials(
         where = f"$CREDENTIALS_DIRECTORY/{credential_name}"
     else:
         return None
-    try:
-        raw = tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise CredentialsError(f"{where}: etcd credentials are not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as e:
-        raise CredentialsError(f"{where}: not valid TOML ({e})") from None
-    unknown = sorted(set(raw) - {"user", "password"})
-    if unknown:
-        raise CredentialsError(
-            f"{where}: unknown keys {', '.join(unknown)} (expected user and password)"
-        )
+    raw = _toml_table(data, where, kind="etcd credentials", keys=("user", "password"))
     user, password = raw.get("user"), raw.get("password")
     if not isinstance(user, str) or not user.strip():
         raise CredentialsError(f"{where}: user is missing or not a non-empty string")

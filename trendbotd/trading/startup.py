@@ -30,9 +30,9 @@ from trendbotd.errors import (
     ClockNotSyncedError,
     ExchangeError,
     OperationalError,
-    RateLimitedError,
     StartupSyncError,
     UnsupportedAccountModeError,
+    retry_after_of,
 )
 
 __all__ = ["StartupBackoff", "StartupProgress", "sync_account"]
@@ -67,10 +67,6 @@ class StartupBackoff:
             first_delay_s=self.first_s,
             max_delay_s=self.max_s,
         )
-
-
-def _retry_after(error: BaseException) -> float | None:
-    return error.retry_after_s if isinstance(error, RateLimitedError) else None
 
 
 class _Steps:
@@ -116,7 +112,7 @@ class _Steps:
                     deadline_s=(self.deadline_ms - self.clock.now_ms()) / 1000
                 ),
                 clock=self.clock,
-                retry_after_s=_retry_after,
+                retry_after_s=retry_after_of,
                 on_wait=wait,
                 last_try_at_deadline=True,
             )
