@@ -69,19 +69,12 @@ class StartupBackoff:
         )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Steps:
-    def __init__(
-        self,
-        *,
-        progress: StartupProgress,
-        clock: Clock,
-        deadline_ms: int,
-        backoff: StartupBackoff,
-    ) -> None:
-        self.progress = progress
-        self.clock = clock
-        self.deadline_ms = deadline_ms
-        self.backoff = backoff
+    progress: StartupProgress
+    clock: Clock
+    deadline_ms: int
+    backoff: StartupBackoff
 
     def run(self, step: str, fetch: Callable[[], T]) -> T:
         self.progress.step(step)  # STATUS= and the log line
