@@ -30,16 +30,13 @@ from trendbotd.errors import (
     RateLimitedError,
     RequestHeldError,
     TransientExchangeError,
+    retry_after_of,
 )
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 DEFAULT_RATE_LIMIT_HOLD_S = 1.0  # a 429 without Retry-After still pauses everything this long
-
-
-def _retry_after(error: BaseException) -> float | None:
-    return error.retry_after_s if isinstance(error, RateLimitedError) else None
 
 
 class CcxtCalls:
@@ -236,7 +233,7 @@ class CcxtCalls:
             not_on=(RequestHeldError,),
             policy=policy,
             clock=self._clock,
-            retry_after_s=_retry_after,
+            retry_after_s=retry_after_of,
             on_wait=log_retry,
         )
 
