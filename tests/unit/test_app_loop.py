@@ -189,7 +189,7 @@ class IdleRunner(FakeRunner):
 
     def seconds_until_next_tick(self) -> float:
         if time.monotonic() >= self._stop_at:
-            self.signals._handle(signal.SIGTERM, None)
+            deliver(self.signals, signal.SIGTERM)
         return 60.0
 
 
@@ -221,7 +221,7 @@ def test_sigterm_wakes_a_sleeping_loop_at_once() -> None:
     signals, notifier = SignalQueue(), RecordingNotifier()
     signals.open_wakeup()
     try:
-        old = signal.signal(signal.SIGALRM, lambda *_: signals._handle(signal.SIGTERM, None))
+        old = signal.signal(signal.SIGALRM, lambda *_: deliver(signals, signal.SIGTERM))
         signal.setitimer(signal.ITIMER_REAL, 0.2)
         started = time.monotonic()
         try:
@@ -240,7 +240,7 @@ class OperatorRunner(IdleRunner):
 
     def operator_requests(self) -> str | None:
         done = super().operator_requests()
-        self.signals._handle(signal.SIGTERM, None)
+        deliver(self.signals, signal.SIGTERM)
         return done
 
 
@@ -251,7 +251,7 @@ def test_the_operator_signal_is_acted_on_at_once_not_at_the_next_tick() -> None:
         runner = OperatorRunner(signals, stop_after=60)
         runner.operator_outcomes = ["flat: 1 position(s) closed"]
         started = time.monotonic()
-        signals._handle(signal.SIGUSR2, None)
+        deliver(signals, signal.SIGUSR2)
         assert _loop(runner, notifier, signals).run() == ExitCode.OK
         assert time.monotonic() - started < 1.0  # the next tick is 60 s away
     finally:
@@ -275,6 +275,6 @@ def test_a_failed_operator_request_stops_only_on_an_operational_error(
     signals, notifier = SignalQueue(), RecordingNotifier()
     runner = FakeRunner(["tick"], signals)
     runner.operator_outcomes = [outcome]
-    signals._handle(signal.SIGUSR2, None)
+    deliver(signals, signal.SIGUSR2)
     assert _loop(runner, notifier, signals).run() == code
     assert runner.ticks == (0 if code else 2)
