@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, NotifyListener, clean_env
+from sim_process import SimProcess, running_sim
 from support.daemon_config import config_text, sim_exchange_keys
 from support.etcd_cluster import EtcdCluster, running_cluster
 
@@ -33,28 +34,14 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
     yield from running_cluster(tmp_path_factory.mktemp("etcd"))
 
 
-class Sim:
-    def __init__(self, tmp_path: Path) -> None:
-        self.creds = tmp_path / "sim-creds.toml"
-        self.log = (tmp_path / "sim.log").open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "trendbotd", "sim-exchange", "--port", "0",
-             "--credentials-out", str(self.creds)],
-            stdout=subprocess.PIPE, stderr=self.log, text=True, env=clean_env(), cwd=REPO,
-        )  # fmt: skip
-        assert self.proc.stdout is not None
-        first = self.proc.stdout.readline().split()
-        assert first[:1] == ["base_url"], first
-        self.base_url = first[1]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=20)
-        self.log.close()
-
-
 def clustered_config(
-    directory: Path, sim: Sim, *, name: str, service: str, cluster: str, cluster_extra: str = ""
+    directory: Path,
+    sim: SimProcess,
+    *,
+    name: str,
+    service: str,
+    cluster: str,
+    cluster_extra: str = "",
 ) -> str:
     """A live daemon on ``sim`` with a [cluster] section: ``cluster`` names the endpoints and
     the node, the lease timings are the module's."""
@@ -72,11 +59,8 @@ def clustered_config(
 
 
 @pytest.fixture
-def sim(tmp_path: Path) -> Iterator[Sim]:
-    s = Sim(tmp_path)
-    yield s
-    if s.proc.poll() is None:
-        s.stop()
+def sim(tmp_path: Path) -> Iterator[SimProcess]:
+    yield from running_sim(tmp_path)
 
 
 class Host:
@@ -115,7 +99,7 @@ class Host:
 
 
 @pytest.fixture
-def hosts(tmp_path: Path, etcd: EtcdCluster, sim: Sim) -> Iterator[dict[str, Host]]:
+def hosts(tmp_path: Path, etcd: EtcdCluster, sim: SimProcess) -> Iterator[dict[str, Host]]:
     started: dict[str, Host] = {}
     key = f"/trendbotd/itest-{uuid.uuid4().hex[:8]}/leader"
     endpoints = ", ".join(f'"{e}"' for e in etcd.endpoints)
@@ -210,7 +194,9 @@ def test_a_leader_frozen_past_the_ttl_exits_on_sigcont(hosts) -> None:  # type: 
     print(f"\nSIGSTOP: host-b led {time.monotonic() - stopped:.2f} s after the stop; host-a exited")
 
 
-def test_etcd_password_stays_out_of_logs_argv_and_environment(tmp_path: Path, sim: Sim) -> None:
+def test_etcd_password_stays_out_of_logs_argv_and_environment(
+    tmp_path: Path, sim: SimProcess
+) -> None:
     single = EtcdCluster(tmp_path / "etcd-auth", size=1)
     (tmp_path / "etcd-auth").mkdir()
     password = "Etcd-Pw-" + uuid.uuid4().hex

@@ -49,6 +49,7 @@ from trendbotd.core.records import Intent, IntentState, Purpose, TradingMode
 from trendbotd.errors import ClockNotSyncedError
 from trendbotd.journal.store import Journal, open_journal
 from trendbotd.sim import Fault, SimConfig, SimExchange
+from trendbotd.trading.order_flow import EntryOutcome
 from trendbotd.trading.positions import PositionManager
 
 ORDER = "/fapi/v1/order"
@@ -118,6 +119,17 @@ def assert_invariants(sim: SimExchange, journal: Journal) -> None:
     assert violations == []
     assert duplicates(sim) == {}
     assert unprotected(sim) == []
+
+
+def open_with_lost_reply(sim: SimExchange, pm: PositionManager, *, hidden_ms: int) -> EntryOutcome:
+    """Opens a long whose entry reply is lost and which the queries see ``hidden_ms`` late;
+    whatever the executor concludes, the entry was sent once and did execute."""
+    sim.faults.add(Fault(**PHASES["entry"], kind="drop_after"))
+    sim.state.set_visibility_delay(hidden_ms, conditional=False)
+    opened = pm.open_position(long_entry())
+    assert accepted_posts(sim, ORDER, opened.entry.client_order_id) == 1
+    assert sim.account.position(SYMBOL).amount == Decimal("0.010")
+    return opened
 
 
 def close_and_check(sim: SimExchange, pm: PositionManager, journal: Journal) -> None:
@@ -202,14 +214,10 @@ def test_entry_visible_only_after_the_settle_time_is_not_sent_twice(
     # The reply is lost and the queries do not see the order for 1.5 s, between the
     # executor's settle time (0.6 s: "absent", contradicted by the position) and the end
     # of its doubt (2.4 s).
-    sim.faults.add(Fault(**PHASES["entry"], kind="drop_after"))
-    sim.state.set_visibility_delay(1500, conditional=False)
-    opened = pm.open_position(long_entry())
+    opened = open_with_lost_reply(sim, pm, hidden_ms=1500)
     cid = opened.entry.client_order_id
     assert opened.entry.state is IntentState.FILLED
     assert opened.entry.attempts == 1
-    assert accepted_posts(sim, ORDER, cid) == 1
-    assert sim.account.position(SYMBOL).amount == Decimal("0.010")
     assert opened.protected
     not_found = [
         r
@@ -224,12 +232,9 @@ def test_entry_visible_only_after_the_settle_time_is_not_sent_twice(
 def test_entry_invisible_for_long_stays_unknown_and_blocks_nothing_from_being_doubled(
     sim: SimExchange, pm: PositionManager, journal: Journal
 ) -> None:
-    sim.faults.add(Fault(**PHASES["entry"], kind="drop_after"))
-    sim.state.set_visibility_delay(60_000, conditional=False)
-    opened = pm.open_position(long_entry())
+    opened = open_with_lost_reply(sim, pm, hidden_ms=60_000)
     cid = opened.entry.client_order_id
     assert opened.entry.state is IntentState.UNKNOWN  # not absent, not re-sent: unknown
-    assert accepted_posts(sim, ORDER, cid) == 1
     # the same decision again (a restart, a retry) asks, it does not send
     again = pm.open_position(long_entry())
     assert again.entry.state is IntentState.UNKNOWN

@@ -12,19 +12,17 @@ exchange's own request log.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
 import time
-import urllib.request
 from collections.abc import Iterator
 from decimal import ROUND_UP, Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import clean_env, wait_until
+from sim_process import SimProcess, running_sim
 
 from trendbotd.core.client_ids import make_client_id
 from trendbotd.core.domain import OrderType, Side
@@ -38,51 +36,16 @@ WINDOW_S = 10
 SYMBOLS = [f"{base}/USDT:USDT" for base in ("BTC", "ETH", "SOL", "XRP", "BNB")]
 
 
-class StandaloneSim:
-    def __init__(self, tmp_path: Path) -> None:
-        self.creds = tmp_path / "sim-creds.toml"
-        self.log = (tmp_path / "sim.log").open("w")
-        self.proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "trendbotd", "sim-exchange", "--port", "0"),
-                *("--symbols", ",".join(SYMBOLS), "--credentials-out", str(self.creds)),
-                *("--weight-limit", str(WEIGHT_LIMIT), "--weight-window-s", str(WINDOW_S)),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-            env=clean_env(),
-        )
-        assert self.proc.stdout is not None
-        first = self.proc.stdout.readline().split()
-        assert first[:1] == ["base_url"], first
-        self.base_url = first[1]
-
-    def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base_url + path, data=data, method=method)
-        with urllib.request.urlopen(request, timeout=5) as reply:
-            return json.loads(reply.read())
-
-    def requests(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.control("GET", "/sim/requests")
-        return result
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=60)
-        self.log.close()
-
-
 @pytest.fixture
-def sim(tmp_path: Path) -> Iterator[StandaloneSim]:
-    s = StandaloneSim(tmp_path)
-    yield s
-    if s.proc.poll() is None:
-        s.stop()
+def sim(tmp_path: Path) -> Iterator[SimProcess]:
+    yield from running_sim(
+        tmp_path,
+        *("--symbols", ",".join(SYMBOLS)),
+        *("--weight-limit", str(WEIGHT_LIMIT), "--weight-window-s", str(WINDOW_S)),
+    )
 
 
-def _config(tmp_path: Path, sim: StandaloneSim, index: int) -> Path:
+def _config(tmp_path: Path, sim: SimProcess, index: int) -> Path:
     path = tmp_path / f"g{index}.toml"
     path.write_text(
         textwrap.dedent(
@@ -113,7 +76,7 @@ def _config(tmp_path: Path, sim: StandaloneSim, index: int) -> Path:
     return path
 
 
-def _own_a_position_without_its_stop(tmp_path: Path, sim: StandaloneSim, index: int) -> None:
+def _own_a_position_without_its_stop(tmp_path: Path, sim: SimProcess, index: int) -> None:
     """A long the journal knows (a filled entry with its planned stop) whose stop is gone
     from the exchange: startup must place it again."""
     symbol, spec = SYMBOLS[index], spec_for(SYMBOLS[index])
@@ -153,7 +116,7 @@ def _own_a_position_without_its_stop(tmp_path: Path, sim: StandaloneSim, index: 
 
 @pytest.mark.slow
 def test_five_instances_share_the_budget_without_429_storms_or_bans(
-    sim: StandaloneSim, tmp_path: Path
+    sim: SimProcess, tmp_path: Path
 ) -> None:
     logs = [tmp_path / f"g{i}.log" for i in range(INSTANCES)]
     for i in range(INSTANCES):

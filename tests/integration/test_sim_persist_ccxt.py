@@ -94,11 +94,16 @@ def seen(ex: SimBinanceUSDM) -> dict[str, Any]:
     }
 
 
+def priced_sim(new_sim: Factory, path: Path) -> tuple[SimExchange, SimBinanceUSDM]:
+    """A sim on ``path`` with its price at 30000, and a ccxt client connected to it."""
+    sim = new_sim(path)
+    sim.account.set_price(SYMBOL, Decimal(30000))
+    return sim, connect(sim)
+
+
 def test_a_restarted_sim_shows_the_same_account(new_sim: Factory, tmp_path: Path) -> None:
     path = tmp_path / "paper.json"
-    first = new_sim(path)
-    first.account.set_price(SYMBOL, Decimal(30000))
-    ex = connect(first)
+    first, ex = priced_sim(new_sim, path)
     open_a_book(ex)
     before = seen(ex)
     assert before["positions"][0]["positionAmt"] == "0.015"
@@ -124,9 +129,7 @@ def test_a_crash_without_the_final_save_keeps_the_last_change(
     new_sim: Factory, tmp_path: Path
 ) -> None:
     path = tmp_path / "paper.json"
-    first = new_sim(path)
-    first.account.set_price(SYMBOL, Decimal(30000))
-    ex = connect(first)
+    _, ex = priced_sim(new_sim, path)
     open_a_book(ex)
     ex.create_order(SYMBOL, "limit", "buy", 0.01, 26000, {"clientOrderId": "last"})
     # the file as a kill -9 right after the answer would leave it (no stop(), no final save)
@@ -331,9 +334,7 @@ def test_sim_exchange_refuses_a_corrupt_state_file(tmp_path: Path) -> None:
 
 def test_ccxt_sees_no_difference_between_runs_in_balance(new_sim: Factory, tmp_path: Path) -> None:
     path = tmp_path / "paper.json"
-    first = new_sim(path)
-    first.account.set_price(SYMBOL, Decimal(30000))
-    ex = connect(first)
+    first, ex = priced_sim(new_sim, path)
     ex.create_order(SYMBOL, "market", "sell", 0.01, None, {"clientOrderId": "short"})
     first.account.set_price(SYMBOL, Decimal(29000))
     ex.create_order(SYMBOL, "market", "buy", 0.01, None, {"reduceOnly": True})

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from exchange_helpers import PRICE, SYMBOL, adapter, requests_to
+from support.startup_steps import STARTUP_STEPS
 
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
 from trendbotd.adapters.clock import SystemClock
@@ -18,14 +19,6 @@ from trendbotd.trading.startup import StartupBackoff, sync_account
 
 ETH = "ETH/USDT:USDT"
 SYMBOLS = (SYMBOL, ETH)
-STEPS = [
-    "syncing time",
-    "checking account mode",
-    "loading markets",
-    "syncing balance",
-    "syncing positions",
-    "syncing open orders",
-]
 FAST = StartupBackoff(first_s=0.05, max_s=0.2)
 
 
@@ -87,7 +80,7 @@ def test_snapshot_equals_the_exchange_state(sim: SimExchange) -> None:
     seed_account(sim)
     progress = Progress()
     snap = sync(sim, progress)
-    assert progress.steps == STEPS
+    assert progress.steps == STARTUP_STEPS
     assert progress.waits == []
     assert snap.mode is AccountMode.ONE_WAY
     assert abs(snap.clock.offset_ms) <= 50
@@ -176,7 +169,7 @@ def test_hedge_mode_is_refused_at_once(sim: SimExchange) -> None:
     with pytest.raises(UnsupportedAccountModeError, match="hedge"):
         sync(sim, progress)
     assert progress.waits == []
-    assert progress.steps == STEPS[:2]
+    assert progress.steps == STARTUP_STEPS[:2]
 
 
 def test_multi_assets_mode_is_refused_at_once(sim: SimExchange) -> None:

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from support.config_files import config_file
 
 from trendbotd.adapters.credentials import load_secret_table, registered_secrets
 from trendbotd.alerts.sink import NullAlertSink
@@ -29,9 +30,7 @@ secret_file = "/etc/trendbotd/hook.secret"
 
 
 def _write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "c.toml"
-    path.write_text(text)
-    return path
+    return config_file(tmp_path, text)
 
 
 def test_channels_are_tables_named_by_their_key(tmp_path: Path) -> None:

@@ -17,6 +17,11 @@ from trendbotd.service.loop import MAX_TICK_FAILURES, Loop, RunOptions
 from trendbotd.service.signals import SignalQueue
 
 
+def deliver(signals: SignalQueue, signum: int) -> None:
+    """Calls the handler the daemon installs for ``signum``, as the kernel would."""
+    signals.handler_map()[signum](signum, None)
+
+
 class RecordingNotifier:
     def __init__(self, watchdog_interval_s: float | None = None) -> None:
         self.sent: list[tuple[str, str]] = []
@@ -68,7 +73,7 @@ class FakeRunner:
     def tick(self) -> str:
         self.ticks += 1
         if not self.outcomes:
-            self.signals._handle(signal.SIGTERM, None)  # as if `systemctl stop` arrived
+            deliver(self.signals, signal.SIGTERM)  # as if `systemctl stop` arrived
             return "last tick"
         outcome = self.outcomes.pop(0)
         if isinstance(outcome, BaseException):
@@ -143,14 +148,22 @@ def test_a_good_tick_resets_the_failure_count() -> None:
     assert statuses.count("recovered") == 3
 
 
-def test_sighup_reloads_and_announces_ready(tmp_path: Path) -> None:
+def _reload_run(
+    tmp_path: Path, config_text: str, outcome: str
+) -> tuple[FakeRunner, RecordingNotifier, Loop]:
+    """Runs the loop with a SIGHUP pending and ``config_text`` as the file to reload."""
     path = tmp_path / "c.toml"
-    path.write_text("[service]\ntick_interval_s = 2.5\n")
+    path.write_text(config_text)
     signals, notifier = SignalQueue(), RecordingNotifier()
-    runner = FakeRunner(["before"], signals)
-    signals._handle(signal.SIGHUP, None)
+    runner = FakeRunner([outcome], signals)
+    deliver(signals, signal.SIGHUP)
     loop = _loop(runner, notifier, signals, path)
     assert loop.run() == ExitCode.OK
+    return runner, notifier, loop
+
+
+def test_sighup_reloads_and_announces_ready(tmp_path: Path) -> None:
+    runner, notifier, loop = _reload_run(tmp_path, "[service]\ntick_interval_s = 2.5\n", "before")
     assert runner.reloaded and runner.reloaded[0].service.tick_interval_s == 2.5
     assert loop.config.service.tick_interval_s == 2.5
     assert loop.config.exchange.paper  # --paper survives a reload
@@ -160,13 +173,7 @@ def test_sighup_reloads_and_announces_ready(tmp_path: Path) -> None:
 
 
 def test_invalid_reload_keeps_the_running_config(tmp_path: Path) -> None:
-    path = tmp_path / "c.toml"
-    path.write_text("[service]\ntick_interval_s = 'fast'\n")
-    signals, notifier = SignalQueue(), RecordingNotifier()
-    runner = FakeRunner(["tick"], signals)
-    signals._handle(signal.SIGHUP, None)
-    loop = _loop(runner, notifier, signals, path)
-    assert loop.run() == ExitCode.OK
+    runner, notifier, loop = _reload_run(tmp_path, "[service]\ntick_interval_s = 'fast'\n", "tick")
     assert runner.reloaded == []
     assert loop.config == Config()
     ready = [text for kind, text in notifier.sent if kind == "ready"]
@@ -182,7 +189,7 @@ class IdleRunner(FakeRunner):
 
     def seconds_until_next_tick(self) -> float:
         if time.monotonic() >= self._stop_at:
-            self.signals._handle(signal.SIGTERM, None)
+            deliver(self.signals, signal.SIGTERM)
         return 60.0
 
 
@@ -214,7 +221,7 @@ def test_sigterm_wakes_a_sleeping_loop_at_once() -> None:
     signals, notifier = SignalQueue(), RecordingNotifier()
     signals.open_wakeup()
     try:
-        old = signal.signal(signal.SIGALRM, lambda *_: signals._handle(signal.SIGTERM, None))
+        old = signal.signal(signal.SIGALRM, lambda *_: deliver(signals, signal.SIGTERM))
         signal.setitimer(signal.ITIMER_REAL, 0.2)
         started = time.monotonic()
         try:
@@ -233,7 +240,7 @@ class OperatorRunner(IdleRunner):
 
     def operator_requests(self) -> str | None:
         done = super().operator_requests()
-        self.signals._handle(signal.SIGTERM, None)
+        deliver(self.signals, signal.SIGTERM)
         return done
 
 
@@ -244,7 +251,7 @@ def test_the_operator_signal_is_acted_on_at_once_not_at_the_next_tick() -> None:
         runner = OperatorRunner(signals, stop_after=60)
         runner.operator_outcomes = ["flat: 1 position(s) closed"]
         started = time.monotonic()
-        signals._handle(signal.SIGUSR2, None)
+        deliver(signals, signal.SIGUSR2)
         assert _loop(runner, notifier, signals).run() == ExitCode.OK
         assert time.monotonic() - started < 1.0  # the next tick is 60 s away
     finally:
@@ -268,6 +275,6 @@ def test_a_failed_operator_request_stops_only_on_an_operational_error(
     signals, notifier = SignalQueue(), RecordingNotifier()
     runner = FakeRunner(["tick"], signals)
     runner.operator_outcomes = [outcome]
-    signals._handle(signal.SIGUSR2, None)
+    deliver(signals, signal.SIGUSR2)
     assert _loop(runner, notifier, signals).run() == code
     assert runner.ticks == (0 if code else 2)

@@ -8,6 +8,7 @@ import types
 from pathlib import Path
 
 import pytest
+from support.config_files import config_file
 
 from trendbotd import cli, cli_parser
 from trendbotd.exitcodes import ExitCode
@@ -15,9 +16,9 @@ from trendbotd.service.pidlock import PidLock
 
 
 def _config(tmp_path: Path, extra: str = "") -> Path:
-    path = tmp_path / "c.toml"
-    path.write_text(f'[instance]\nname = "unit"\nruntime_dir = "{tmp_path / "run"}"\n{extra}')
-    return path
+    return config_file(
+        tmp_path, f'[instance]\nname = "unit"\nruntime_dir = "{tmp_path / "run"}"\n{extra}'
+    )
 
 
 def _one_line(err: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.config_files import config_file
 
 from trendbotd.adapters.credentials import Secret, load_etcd_credentials, registered_secrets
 from trendbotd.cluster import settings
@@ -16,9 +17,7 @@ ENDPOINTS = 'endpoints = ["http://127.0.0.1:2379", "http://127.0.0.1:22379"]\n'
 
 
 def _config(tmp_path: Path, table: str) -> Path:
-    path = tmp_path / "t.toml"
-    path.write_text('[instance]\nname = "alpha"\n\n' + table)
-    return path
+    return config_file(tmp_path, '[instance]\nname = "alpha"\n\n' + table)
 
 
 def test_off_without_the_table(tmp_path: Path) -> None:

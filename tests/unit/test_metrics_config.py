@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.config_files import config_file
 
 from trendbotd import cli
 from trendbotd.config import load_config
@@ -17,9 +18,7 @@ from trendbotd.exitcodes import ExitCode
 
 
 def _config(tmp_path: Path, table: str) -> Path:
-    path = tmp_path / "t.toml"
-    path.write_text("[exchange]\npaper = true\n\n[metrics]\n" + table)
-    return path
+    return config_file(tmp_path, "[exchange]\npaper = true\n\n[metrics]\n" + table)
 
 
 def test_off_by_default(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from orders_fakes import ORDERS_POLICY, SYMBOL, T0, Bot, FakeExchange, creates
 from orders_fakes import entry_spec as entry
+from orders_unknown import unknown_entry
 
 from trendbotd.core.absence import (
     DOUBT_SETTLE_INTERVALS,
@@ -114,10 +115,7 @@ def test_entry_invisible_for_long_stays_unknown_then_is_abandoned_never_resent(
 def test_startup_resolver_does_not_abandon_an_entry_the_position_shows(
     executor: OrderExecutor, fake: FakeExchange, clock: ManualClock
 ) -> None:
-    fake.fault("create_order", OutcomeUnknownError("reset"), when="after")
-    fake.fault("fetch_order", TransientExchangeError("502"), times=ORDERS_POLICY.query_attempts)
-    first = executor.submit(entry())
-    assert first.state is IntentState.UNKNOWN
+    first = unknown_entry(executor, fake, reset="after")
     fake.hidden[first.client_order_id] = 2
     clock.advance(SETTLE)
     resolved = executor.drive(first, allow_resend=False)

@@ -16,6 +16,7 @@ from orders_fakes import (
     entry_spec,
     stop_spec,
 )
+from orders_unknown import unknown_entry
 
 from trendbotd.core.clock import ManualClock
 from trendbotd.core.domain import Side
@@ -107,10 +108,7 @@ def test_request_lost_before_acceptance_is_resent_with_the_same_id(
 def test_unanswered_queries_leave_the_outcome_unknown_and_send_nothing_more(
     executor: OrderExecutor, fake: FakeExchange, journal: Journal
 ) -> None:
-    fake.fault("create_order", OutcomeUnknownError("reset"), when="after")
-    fake.fault("fetch_order", TransientExchangeError("502"), times=ORDERS_POLICY.query_attempts)
-    done = executor.submit(entry())
-    assert done.state is IntentState.UNKNOWN
+    unknown_entry(executor, fake, reset="after")
     assert len(creates(fake)) == 1
     # next time the same decision comes round it is queried, not re-sent
     later = executor.submit(entry())
@@ -207,10 +205,7 @@ def test_sends_are_bounded(executor: OrderExecutor, fake: FakeExchange) -> None:
 def test_stale_entry_is_not_resent(
     executor: OrderExecutor, fake: FakeExchange, clock: ManualClock
 ) -> None:
-    fake.fault("create_order", OutcomeUnknownError("reset"), when="before")
-    fake.fault("fetch_order", TransientExchangeError("502"), times=ORDERS_POLICY.query_attempts)
-    first = executor.submit(entry())
-    assert first.state is IntentState.UNKNOWN
+    unknown_entry(executor, fake, reset="before")
     clock.advance(ORDERS_POLICY.entry_resend_window_ms + 1)
     done = executor.submit(entry())
     assert done.state is IntentState.ABANDONED  # absent, and the signal is too old

@@ -46,6 +46,13 @@ def intent(cid: str = "c1", **kw: object) -> Intent:
     return Intent(**values)  # type: ignore[arg-type]
 
 
+def filled(journal: Journal, cid: str, amount: Decimal, *, now_ms: int) -> Intent:
+    """Books ``cid`` as filled up to ``amount``, as a resolved order report would."""
+    return journal.orders.update_intent(
+        cid, IntentUpdate(IntentState.FILLED, filled=amount), now_ms=now_ms
+    )
+
+
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
     return tmp_path / "bot.db"
@@ -201,13 +208,9 @@ def test_fill_increase_is_booked_with_the_expected_position(journal: Journal) ->
     journal.orders.update_intent(
         "c1", IntentUpdate(IntentState.ACKED, "42", Decimal("0.004"), Decimal(50000)), now_ms=2000
     )
-    journal.orders.update_intent(
-        "c1", IntentUpdate(IntentState.FILLED, filled=Decimal("0.010")), now_ms=3000
-    )
+    filled(journal, "c1", Decimal("0.010"), now_ms=3000)
     # a later report with a lower fill (e.g. an ACK reply adopted late) never unbooks
-    final = journal.orders.update_intent(
-        "c1", IntentUpdate(IntentState.FILLED, filled=Decimal(0)), now_ms=4000
-    )
+    final = filled(journal, "c1", Decimal(0), now_ms=4000)
     assert final.filled == Decimal("0.010")
     assert final.exchange_order_id == "42"
     assert final.average_price == Decimal(50000)
@@ -216,17 +219,13 @@ def test_fill_increase_is_booked_with_the_expected_position(journal: Journal) ->
     journal.orders.add_intent(
         intent("c2", side=Side.SELL, purpose=Purpose.EXIT, reduce_only=True, protective_stop=None)
     )
-    journal.orders.update_intent(
-        "c2", IntentUpdate(IntentState.FILLED, filled=Decimal("0.010")), now_ms=5000
-    )
+    filled(journal, "c2", Decimal("0.010"), now_ms=5000)
     assert journal.account.expected_positions() == {}
 
 
 def test_reduce_only_fills_never_flip_the_expected_position(journal: Journal) -> None:
     journal.orders.add_intent(intent())
-    journal.orders.update_intent(
-        "c1", IntentUpdate(IntentState.FILLED, filled=Decimal("0.010")), now_ms=1
-    )
+    filled(journal, "c1", Decimal("0.010"), now_ms=1)
     journal.orders.add_intent(
         intent(
             "stop",
@@ -238,24 +237,18 @@ def test_reduce_only_fills_never_flip_the_expected_position(journal: Journal) ->
             protective_stop=None,
         )
     )
-    journal.orders.update_intent(
-        "stop", IntentUpdate(IntentState.FILLED, filled=Decimal("0.5")), now_ms=2
-    )
+    filled(journal, "stop", Decimal("0.5"), now_ms=2)
     assert journal.account.expected_positions() == {}
 
 
 def test_terminal_states_do_not_regress(journal: Journal) -> None:
     journal.orders.add_intent(intent())
-    journal.orders.update_intent(
-        "c1", IntentUpdate(IntentState.FILLED, filled=Decimal("0.010")), now_ms=1
-    )
+    filled(journal, "c1", Decimal("0.010"), now_ms=1)
     stale = journal.orders.update_intent("c1", IntentUpdate(IntentState.ACKED), now_ms=2)
     assert stale.state is IntentState.FILLED
     journal.orders.add_intent(intent("c2", seq=1))
     journal.orders.update_intent("c2", IntentUpdate(IntentState.ABANDONED), now_ms=3)
-    found = journal.orders.update_intent(
-        "c2", IntentUpdate(IntentState.FILLED, filled=Decimal(1)), now_ms=4
-    )
+    found = filled(journal, "c2", Decimal(1), now_ms=4)
     assert found.state is IntentState.FILLED  # an abandoned intent found later is adopted
 
 
@@ -282,9 +275,7 @@ def test_non_final_and_open_intents(journal: Journal) -> None:
 def test_latest_stop_prices(journal: Journal) -> None:
     journal.orders.add_intent(intent("e1"))
     assert journal.orders.latest_stop_prices() == {}  # unfilled entries do not count
-    journal.orders.update_intent(
-        "e1", IntentUpdate(IntentState.FILLED, filled=Decimal("0.010")), now_ms=1
-    )
+    filled(journal, "e1", Decimal("0.010"), now_ms=1)
     assert journal.orders.latest_stop_prices() == {SYM: Decimal("49000.5")}
     journal.orders.add_intent(
         intent(

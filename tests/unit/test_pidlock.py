@@ -124,24 +124,21 @@ def test_file_replaced_between_open_and_flock_is_detected(
     lock.release()
 
 
-def test_holder_that_has_not_written_its_pid_yet(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        pytest.param(b"", "has not written its PID", id="holder-has-not-written-its-pid-yet"),
+        # above pid_max: certainly not running
+        pytest.param(b"999999999\n", "PID 999999999 \\(no longer exists", id="pid-is-gone"),
+    ],
+)
+def test_a_held_lock_names_what_its_file_says(tmp_path: Path, content: bytes, reason: str) -> None:
     path = tmp_path / "a.pid"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, content)
     try:
-        with pytest.raises(InstanceLockedError, match="has not written its PID"):
-            PidLock(path).acquire()
-    finally:
-        os.close(fd)
-
-
-def test_pid_of_a_process_that_is_gone(tmp_path: Path) -> None:
-    path = tmp_path / "a.pid"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    os.write(fd, b"999999999\n")  # above pid_max: certainly not running
-    try:
-        with pytest.raises(InstanceLockedError, match="PID 999999999 \\(no longer exists"):
+        with pytest.raises(InstanceLockedError, match=reason):
             PidLock(path).acquire()
     finally:
         os.close(fd)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.config_files import CONFIG_NAME, config_file
 
 from trendbotd.adapters.budget_file import SharedBudgetFile
 from trendbotd.config import load_config
@@ -14,12 +15,11 @@ from trendbotd.trading.compose.root import StartupWaiting
 
 
 def _config(tmp_path: Path, table: str) -> Path:
-    path = tmp_path / "t.toml"
-    path.write_text(
+    return config_file(
+        tmp_path,
         f'[instance]\nruntime_dir = "{tmp_path / "run"}"\n\n'
-        '[exchange]\nbase_url = "http://127.0.0.1:8123"\n\n' + table
+        '[exchange]\nbase_url = "http://127.0.0.1:8123"\n\n' + table,
     )
-    return path
 
 
 def test_settings_and_the_shared_file_beside_the_lock(tmp_path: Path) -> None:
@@ -44,7 +44,7 @@ def test_settings_and_the_shared_file_beside_the_lock(tmp_path: Path) -> None:
 def test_bad_values_name_the_key_and_line(tmp_path: Path, table: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")) as e:
         load_config(_config(tmp_path, "[ratelimit]\n" + table + "\n"))
-    assert str(e.value).startswith(f"{tmp_path / 't.toml'}:")
+    assert str(e.value).startswith(f"{tmp_path / CONFIG_NAME}:")
     assert e.value.exit_code == 78
 
 

@@ -21,6 +21,13 @@ def make(clock: ManualClock, **kw: object) -> SimExchange:
     return SimExchange(SimConfig(symbols=(SYMBOL,), seed=11, clock=clock, **kw))  # type: ignore[arg-type]
 
 
+def priced_at_30000(clock: ManualClock, **kw: object) -> SimExchange:
+    """A sim whose last price is pinned at 30000, for order tests."""
+    sim = make(clock, **kw)
+    sim.account.set_price(SYMBOL, Decimal(30000))
+    return sim
+
+
 def test_order_right_after_a_close_fills_at_the_next_open() -> None:
     clock = ManualClock(T0 + 1)
     sim = make(clock)
@@ -65,8 +72,7 @@ def test_stop_triggers_on_the_path_at_its_trigger_price() -> None:
 
 def test_limit_lifecycle_partial_fill_and_reduce_only_expiry() -> None:
     clock = ManualClock(T0 + 1)
-    sim = make(clock)
-    sim.account.set_price(SYMBOL, Decimal(30000))
+    sim = priced_at_30000(clock)
     sim.account.place_order(
         SYMBOL, "buy", "limit", Decimal("0.02"), Decimal(29000), client_order_id="l"
     )
@@ -92,8 +98,7 @@ def test_limit_lifecycle_partial_fill_and_reduce_only_expiry() -> None:
 
 
 def test_time_in_force_variants() -> None:
-    sim = make(ManualClock(T0 + 1))
-    sim.account.set_price(SYMBOL, Decimal(30000))
+    sim = priced_at_30000(ManualClock(T0 + 1))
     post_only = sim.account.place_order(
         SYMBOL, "buy", "limit", Decimal("0.01"), Decimal(30100), time_in_force="GTX"
     )
@@ -108,8 +113,7 @@ def test_time_in_force_variants() -> None:
 
 
 def test_open_orders_use_margin() -> None:
-    sim = make(ManualClock(T0 + 1), start_balance=Decimal(1000))
-    sim.account.set_price(SYMBOL, Decimal(30000))
+    sim = priced_at_30000(ManualClock(T0 + 1), start_balance=Decimal(1000))
     sim.account.place_order(
         SYMBOL, "buy", "limit", Decimal("0.5"), Decimal(20000)
     )  # 10000/20 = 500
@@ -121,8 +125,7 @@ def test_open_orders_use_margin() -> None:
 
 def test_canceled_orders_without_fills_are_forgotten_after_three_days() -> None:
     clock = ManualClock(T0 + 1)
-    sim = make(clock)
-    sim.account.set_price(SYMBOL, Decimal(30000))
+    sim = priced_at_30000(clock)
     sim.account.place_order(
         SYMBOL, "buy", "limit", Decimal("0.01"), Decimal(20000), client_order_id="x"
     )

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from support.startup_steps import STARTUP_STEPS
 
 from trendbotd.core.clock import ManualClock
 from trendbotd.core.domain import (
@@ -37,14 +38,6 @@ from trendbotd.trading.startup import StartupBackoff, sync_account
 
 SYMBOL = "BTC/USDT:USDT"
 START = 1_700_000_000_000
-STEPS = [
-    "syncing time",
-    "checking account mode",
-    "loading markets",
-    "syncing balance",
-    "syncing positions",
-    "syncing open orders",
-]
 MARKET = Market(SYMBOL, "BTCUSDT", Decimal("0.001"), Decimal("0.1"), Decimal("0.001"), Decimal(5))
 POSITION = Position(SYMBOL, Decimal("0.5"), Decimal(30000))
 STOP = Order(
@@ -180,7 +173,7 @@ def clock() -> ManualClock:
 def test_happy_path_announces_every_step_in_order(clock: ManualClock) -> None:
     progress = Progress()
     snap = run(ScriptedExchange(clock), clock, progress)
-    assert progress.steps == STEPS
+    assert progress.steps == STARTUP_STEPS
     assert progress.waits == []
     assert snap.clock.offset_ms == 12
     assert snap.mode is AccountMode.ONE_WAY
