@@ -18,11 +18,13 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable  # watchdog.stall
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trendbotd import __version__
+from trendbotd.alerts.sink import NullAlertSink  # watchdog.stall
 from trendbotd.config import Config, load_config
 from trendbotd.core.ports import Notifier
 from trendbotd.errors import ConfigError, OperationalError, StartupSyncError, TrendbotError
@@ -39,6 +41,7 @@ from trendbotd.service.signals import (
     StopRequested,
     enable_faulthandler,
 )
+from trendbotd.service.stall_watch import start_stall_watch  # watchdog.stall
 
 if TYPE_CHECKING:
     from trendbotd.alerts.wiring import Alerts
@@ -198,14 +201,23 @@ class _Service:
                 self.alerts.sink.emit("daemon.ready", status=ready_text)
             self.notifier.ready(ready_text)
             handshake.ready(ready_text)
+            stall = start_stall_watch(  # watchdog.stall: a thread apart from the loop
+                self.alerts.sink if self.alerts is not None else NullAlertSink(),
+                watchdog_half_s=self.notifier.watchdog_interval_s,
+                tick_interval_s=self.config.service.tick_interval_s,
+            )
             loop = Loop(
                 runner,
                 notifier=self.notifier,
                 signals=self.signals,
                 config=self.config,
                 options=self.options,
+                on_progress=stall.beat,  # watchdog.stall: the loop is alive
             )
-            code = loop.run()
+            try:
+                code = loop.run()
+            finally:
+                stall.stop()  # watchdog.stall
             self.config = loop.config
         finally:
             if runner is not None:
@@ -260,14 +272,16 @@ class _Watchdog:
     """WATCHDOG=1 at least every half of WATCHDOG_USEC while the loop runs (sleep slices of
     a quarter, pings closer than an eighth are skipped so fast ticks do not flood)."""
 
-    def __init__(self, notifier: Notifier) -> None:
+    def __init__(self, notifier: Notifier, on_progress: Callable[[], None]) -> None:
         self._notifier = notifier
+        self._on_progress = on_progress  # watchdog.stall: every ping point is progress
         half = notifier.watchdog_interval_s
         self.slice_s = _MAX_SLEEP_S if half is None else min(_MAX_SLEEP_S, half / 2)
         self._min_gap = None if half is None else half / 4
         self._last = -math.inf
 
     def ping(self) -> None:
+        self._on_progress()  # watchdog.stall
         if self._min_gap is None:
             return
         now = time.monotonic()
@@ -289,13 +303,14 @@ class Loop:
         signals: SignalQueue,
         config: Config,
         options: RunOptions,
+        on_progress: Callable[[], None] = lambda: None,  # watchdog.stall
     ) -> None:
         self.config = config
         self._options = options
         self._runner = runner
         self._notifier = notifier
         self._signals = signals
-        self._watchdog = _Watchdog(notifier)
+        self._watchdog = _Watchdog(notifier, on_progress)  # watchdog.stall
         self._failures = 0
         self._retry_at = 0.0
 
