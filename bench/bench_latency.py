@@ -149,7 +149,7 @@ def run_paper_daemon(directory: Path, name: str, case: Case) -> list[Sample]:
         raise RuntimeError(f"{name}: SIGTERM gave exit {code}")
     assert isinstance(requests, list)
     journal = directory / "state" / f"{name}.db"
-    return _samples(journal, requests, ready_ms=ready_ms, speed=case.speed)
+    return order_latency_samples(journal, requests, ready_ms=ready_ms, speed=case.speed)
 
 
 def _server_time(base: str) -> int:
@@ -158,7 +158,9 @@ def _server_time(base: str) -> int:
     return int(reply["serverTime"])
 
 
-def _samples(journal: Path, requests: list[object], *, ready_ms: int, speed: float) -> list[Sample]:
+def order_latency_samples(
+    journal: Path, requests: list[object], *, ready_ms: int, speed: float
+) -> list[Sample]:
     received: dict[str, int] = {}
     for entry in requests:
         assert isinstance(entry, dict)

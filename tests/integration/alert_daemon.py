@@ -3,9 +3,12 @@ start and stop, and what the tests check in every received alert (no secret)."""
 
 from __future__ import annotations
 
+import json
 import signal
+import socket
 import stat
 import textwrap
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +85,26 @@ def assert_no_secret(*texts: str) -> None:
         assert "s3cretWebhookPath" not in text
         assert BOT_TOKEN not in text
         assert "TopSecretBotToken" not in text
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def sim_post(port: int, route: str, body: dict[str, object]) -> None:
+    """A control request to the paper daemon's simulator (``[paper] port``)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{route}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+
+
+def sim_get(port: int, route: str) -> Any:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{route}", timeout=30) as answer:
+        return json.loads(answer.read())
