@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: paper test lint typecheck unit integration system deb bench soak clean
+.PHONY: paper test lint typecheck layers unit integration system deb bench soak clean
 
 $(STAMP): pyproject.toml requirements/all.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The import-linter contracts in pyproject.toml: core stays pure, only the composition root
+# imports adapters/ and sim/, and the layers import downwards only.
+layers: $(STAMP)
+	$(BIN)/lint-imports --no-cache --no-logo
+
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
@@ -34,12 +39,13 @@ system: $(STAMP)
 	packaging/install-build-deps.sh
 	$(BIN)/pytest -q tests/system
 
-# The whole suite: lint, strict type check, unit, integration (real daemon + simulated exchange)
-# and system tests (real systemd in systemd-nspawn, the built .deb).
+# The whole suite: lint, strict type check, the layer contracts, unit, integration (real daemon
+# + simulated exchange) and system tests (real systemd in systemd-nspawn, the built .deb).
 test: $(STAMP)
 	$(BIN)/ruff check trendbotd tests bench
 	$(BIN)/ruff format --check trendbotd tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache --no-logo
 	packaging/install-build-deps.sh
 	$(BIN)/pytest tests
 

@@ -6,6 +6,8 @@ Sections: imports, daemon (launch, RSS, SIGTERM, duplicate), idle, metrics (RSS 
 CPU with [metrics] on versus off), latency, backtest;
 soak (>= 10,000 ticks with random faults, see bench/bench_soak.py) only when named in
 --only: it takes minutes.
+Two checkouts before and after a change, in one run: python -m bench.bench_compare
+--before DIR --after DIR (not a section here: it needs the two trees).
 Every figure is a median over N runs (default 5, at least 5 unless --quick) with its
 baseline measured in the same run. The simulated exchange runs as its own process on
 127.0.0.1 so that the daemon's CPU and memory figures never include it.

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import (
@@ -68,6 +70,8 @@ class Instance:
     tick_interval_s: float | None = None  # None: the product's default (service section)
     timeframe: str = "1h"
     extra_toml: str = ""
+    command: tuple[str, ...] = (TRENDBOTD,)  # another checkout: python -m trendbotd
+    env: dict[str, str] = field(default_factory=dict)  # e.g. that checkout's PYTHONPATH
 
     @property
     def config(self) -> Path:
@@ -99,9 +103,9 @@ class Instance:
     def spawn(self, listener: NotifyListener) -> subprocess.Popen[bytes]:
         with self.log_path.open("ab") as log_file:
             return subprocess.Popen(
-                [TRENDBOTD, "run", "--foreground", "--config", str(self.config)],
+                [*self.command, "run", "--foreground", "--config", str(self.config)],
                 cwd=self.directory,
-                env=listener.env(WATCHDOG_USEC=WATCHDOG_USEC, PYTHONUNBUFFERED="1"),
+                env=listener.env(WATCHDOG_USEC=WATCHDOG_USEC, PYTHONUNBUFFERED="1", **self.env),
                 stdout=subprocess.DEVNULL,
                 stderr=log_file,
             )
@@ -277,51 +281,76 @@ def _duplicate_launches(directory: Path, sim: SimProcess, runs: int) -> tuple[fl
     return median(floor), median(duplicate)
 
 
-def idle_cpu_row(directory: Path, sim: SimProcess, runs: int, *, window_s: float) -> Row:
-    """``runs`` 1-symbol daemons side by side, each READY, then one idle window."""
-    instances = [Instance(directory, f"idle{i}", SYMBOLS_1, sim) for i in range(runs)]
+@contextmanager
+def side_by_side(
+    instances: Sequence[Instance],
+) -> Iterator[tuple[list[subprocess.Popen[bytes]], list[NotifyListener]]]:
+    """Every instance spawned (each with its own NOTIFY_SOCKET), then each READY=1; all
+    stopped and their sockets closed on leaving."""
     listeners: list[NotifyListener] = []
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        for i, instance in enumerate(instances):
+        for instance in instances:
             instance.write()
-            listeners.append(NotifyListener(directory / f"notify-idle{i}"))
+            listeners.append(NotifyListener(instance.directory / f"notify-{instance.name}"))
             procs.append(instance.spawn(listeners[-1]))
         for instance, listener, proc in zip(instances, listeners, procs, strict=True):
             try:
                 listener.wait_for("READY=1", proc, timeout_s=120)
             except RuntimeError as e:
                 raise RuntimeError(f"{instance.name}: {e}\n{instance.tail()}") from None
-        _avoid_candle_close(window_s)
-        time.sleep(5.0)  # the first tick after READY is start-up work, not idling
-        log(f"idle CPU: {runs} daemons, {window_s:g} s window of the real clock")
-        before = [(cpu_seconds(p.pid), thread_cpu_ns(p.pid)) for p in procs]
-        t0 = time.monotonic()
-        end = t0 + window_s
-        while time.monotonic() < end:
-            time.sleep(min(5.0, max(0.0, end - time.monotonic())))
-            for listener in listeners:
-                listener.drain()  # WATCHDOG=1 every 15 s; keep the socket buffers empty
-        after = [(cpu_seconds(p.pid), thread_cpu_ns(p.pid)) for p in procs]
-        elapsed = time.monotonic() - t0
-        for proc in procs:
-            if proc.poll() is not None:
-                raise RuntimeError(f"an idle daemon exited {proc.returncode} during the window")
+        yield procs, listeners
     finally:
         for proc in procs:
             stop_process(proc)
         for listener in listeners:
             listener.close()
-    used = [_cpu_used(a, b) for a, b in zip(before, after, strict=True)]
-    per_hour = [u * HOUR_S / elapsed for u in used]
+
+
+def idle_cpu_row(directory: Path, sim: SimProcess, runs: int, *, window_s: float) -> Row:
+    """``runs`` 1-symbol daemons side by side, each READY, then one idle window."""
+    instances = [Instance(directory, f"idle{i}", SYMBOLS_1, sim) for i in range(runs)]
+    with side_by_side(instances) as (procs, listeners):
+        log(f"idle CPU: {runs} daemons, {window_s:g} s window of the real clock")
+        per_hour = idle_window(procs, listeners, window_s=window_s)
     log("  CPU-s/h per daemon: " + ", ".join(f"{x:.2f}" for x in per_hour))
     return Row(
-        f"idle CPU between 1h candles ({elapsed:.0f} s real clock x {HOUR_S / elapsed:.0f})",
+        f"idle CPU between 1h candles ({window_s:.0f} s real clock x {HOUR_S / window_s:.0f})",
         median(per_hour),
         "CPU-s/h",
         target=Target("max", 2.0, "< 2 CPU-s/h"),
         runs=runs,
     )
+
+
+def idle_window(
+    procs: Sequence[subprocess.Popen[bytes]],
+    listeners: Sequence[NotifyListener],
+    *,
+    window_s: float,
+    slice_s: float = 5.0,
+    each_slice: Callable[[], None] | None = None,
+) -> list[float]:
+    """CPU-s/h of each READY daemon over one window of the real clock without a candle
+    close (after the first tick's start-up work), multiplied up to one hour. ``each_slice``
+    runs every ``slice_s`` (a scrape, say); a daemon that exits is an error."""
+    _avoid_candle_close(window_s)
+    time.sleep(5.0)  # the first tick after READY is start-up work, not idling
+    before = [(cpu_seconds(p.pid), thread_cpu_ns(p.pid)) for p in procs]
+    t0 = time.monotonic()
+    end = t0 + window_s
+    while time.monotonic() < end:
+        if each_slice is not None:
+            each_slice()
+        for listener in listeners:
+            listener.drain()  # WATCHDOG=1 every 15 s; keep the socket buffers empty
+        time.sleep(min(slice_s, max(0.0, end - time.monotonic())))
+    after = [(cpu_seconds(p.pid), thread_cpu_ns(p.pid)) for p in procs]
+    elapsed = time.monotonic() - t0
+    for proc in procs:
+        if proc.poll() is not None:
+            raise RuntimeError(f"a daemon exited {proc.returncode} during the idle window")
+    return [_cpu_used(a, b) * HOUR_S / elapsed for a, b in zip(before, after, strict=True)]
 
 
 def _cpu_used(before: tuple[float, dict[int, int]], after: tuple[float, dict[int, int]]) -> float:

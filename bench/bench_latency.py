@@ -33,6 +33,7 @@ import sqlite3
 import subprocess
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,16 +116,37 @@ def _write_config(directory: Path, name: str, case: Case, port: int) -> Path:
     return path
 
 
+@dataclass(frozen=True, slots=True)
+class PaperRun:
+    ready_ms: int  # simulator time of READY=1
+    requests: list[object]  # the simulator's request log (/sim/requests)
+    journal: Path
+
+
 def run_paper_daemon(directory: Path, name: str, case: Case) -> list[Sample]:
+    run = paper_run(directory, name, case)
+    return join_samples(run.journal, run.requests, ready_ms=run.ready_ms, speed=case.speed)
+
+
+def paper_run(
+    directory: Path,
+    name: str,
+    case: Case,
+    *,
+    command: Sequence[str] = (TRENDBOTD,),
+    env: dict[str, str] | None = None,
+) -> PaperRun:
+    """READY=1, ``case.window_s`` of trading, SIGTERM (exit 0 required). ``command`` and
+    ``env``: run another checkout's daemon (``python -m trendbotd`` with its PYTHONPATH)."""
     port = _free_port()
     config = _write_config(directory, name, case, port)
     base = f"http://127.0.0.1:{port}"
     log_path = directory / f"{name}.log"
     with NotifyListener(directory / f"notify-{name}") as listener, log_path.open("wb") as out:
         proc = subprocess.Popen(
-            [TRENDBOTD, "run", "--paper", "--foreground", "--config", str(config)],
+            [*command, "run", "--paper", "--foreground", "--config", str(config)],
             cwd=directory,
-            env=listener.env(PYTHONUNBUFFERED="1"),
+            env=listener.env(PYTHONUNBUFFERED="1", **(env or {})),
             stdout=subprocess.DEVNULL,
             stderr=out,
         )
@@ -148,8 +170,7 @@ def run_paper_daemon(directory: Path, name: str, case: Case) -> list[Sample]:
     if code != 0:
         raise RuntimeError(f"{name}: SIGTERM gave exit {code}")
     assert isinstance(requests, list)
-    journal = directory / "state" / f"{name}.db"
-    return order_latency_samples(journal, requests, ready_ms=ready_ms, speed=case.speed)
+    return PaperRun(ready_ms, requests, directory / "state" / f"{name}.db")
 
 
 def _server_time(base: str) -> int:
@@ -158,7 +179,7 @@ def _server_time(base: str) -> int:
     return int(reply["serverTime"])
 
 
-def order_latency_samples(
+def join_samples(
     journal: Path, requests: list[object], *, ready_ms: int, speed: float
 ) -> list[Sample]:
     received: dict[str, int] = {}

@@ -12,24 +12,21 @@ Targets (issue 13): at most +5 MiB and +0.5 CPU-s/h over metrics off.
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
-from bench.bench_daemon import HOUR_S, SETTLE_S, SYMBOLS_1, Instance, _avoid_candle_close
+from bench.bench_daemon import SETTLE_S, SYMBOLS_1, Instance, idle_window, side_by_side
 from bench.common import (
     NotifyListener,
     Row,
     SimProcess,
     Target,
-    cpu_seconds,
     log,
     median,
     mib,
     rss_bytes,
     stop_process,
-    thread_cpu_ns,
 )
 
 SCRAPE_INTERVAL_S = 15.0  # Prometheus' default scrape_interval is 1m; 15s is the common choice
@@ -75,13 +72,6 @@ def _rss_once(instance: Instance, tag: str) -> int:
         return rss
 
 
-def _cpu_used(before: tuple[float, dict[int, int]], after: tuple[float, dict[int, int]]) -> float:
-    (ticks_a, threads_a), (ticks_b, threads_b) = before, after
-    if threads_a.keys() == threads_b.keys():
-        return sum(threads_b[t] - threads_a[t] for t in threads_a) / 1e9
-    return ticks_b - ticks_a
-
-
 def _idle_cpu(
     directory: Path, sim: SimProcess, runs: int, *, window_s: float
 ) -> tuple[list[float], list[float]]:
@@ -91,40 +81,16 @@ def _idle_cpu(
         for i in range(runs)
         for on in (False, True)
     ]
-    listeners: list[NotifyListener] = []
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        for instance in instances:
-            listeners.append(NotifyListener(directory / f"notify-{instance.name}"))
-            procs.append(instance.spawn(listeners[-1]))
-        for instance, listener, proc in zip(instances, listeners, procs, strict=True):
-            try:
-                listener.wait_for("READY=1", proc, timeout_s=120)
-            except RuntimeError as e:
-                raise RuntimeError(f"{instance.name}: {e}\n{instance.tail()}") from None
-        _avoid_candle_close(window_s)
-        time.sleep(5.0)  # the first tick after READY is start-up work, not idling
+    with side_by_side(instances) as (procs, listeners):
         log(f"metrics idle CPU: {len(procs)} daemons, {window_s:g} s window")
-        before = [(cpu_seconds(p.pid), thread_cpu_ns(p.pid)) for p in procs]
-        t0 = time.monotonic()
-        end = t0 + window_s
-        while time.monotonic() < end:
+
+        def scrape_all() -> None:
             for instance in instances:
                 _scrape(instance)
-            for listener in listeners:
-                listener.drain()
-            time.sleep(min(SCRAPE_INTERVAL_S, max(0.0, end - time.monotonic())))
-        after = [(cpu_seconds(p.pid), thread_cpu_ns(p.pid)) for p in procs]
-        elapsed = time.monotonic() - t0
-        for proc in procs:
-            if proc.poll() is not None:
-                raise RuntimeError(f"a daemon exited {proc.returncode} during the window")
-    finally:
-        for proc in procs:
-            stop_process(proc)
-        for listener in listeners:
-            listener.close()
-    per_hour = [_cpu_used(a, b) * HOUR_S / elapsed for a, b in zip(before, after, strict=True)]
+
+        per_hour = idle_window(
+            procs, listeners, window_s=window_s, slice_s=SCRAPE_INTERVAL_S, each_slice=scrape_all
+        )
     return per_hour[0::2], per_hour[1::2]
 
 

@@ -36,8 +36,8 @@ from trendbotd.core.records import TradingMode
 from trendbotd.errors import OperationalError, TrendbotError
 from trendbotd.journal.store import open_journal
 from trendbotd.sim import Fault, SimExchange
+from trendbotd.trading.compose.journal import journal_location
 from trendbotd.trading.engine import CANDLE_GRACE_MS
-from trendbotd.trading.stack import journal_location
 
 ROOT = Path(__file__).resolve().parents[1]
 HOUR_MS = 3_600_000

@@ -166,42 +166,57 @@ class NotifyListener:
                 return at
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            self._sock.settimeout(0.1)
-            try:
-                data = self._sock.recv(65536)
-            except TimeoutError:
+            got = self.receive(timeout_s=0.1)
+            if got is None:
                 if proc is not None and proc.poll() is not None:
-                    raise RuntimeError(
-                        f"process exited {proc.returncode} before {assignment}"
-                    ) from None
+                    raise RuntimeError(f"process exited {proc.returncode} before {assignment}")
                 continue
-            at = time.perf_counter()
-            text = data.decode("utf-8", errors="replace")
-            self.messages.append((at, text))
-            if assignment in text.splitlines():
-                return at
+            if assignment in got.splitlines():
+                return self.messages[-1][0]
         raise RuntimeError(f"no {assignment} within {timeout_s:g} s")
+
+    def receive(self, *, timeout_s: float) -> str | None:
+        """One datagram (recorded in ``messages``), or None when none came in time."""
+        self._sock.settimeout(timeout_s)
+        try:
+            data = self._sock.recv(65536)
+        except (BlockingIOError, TimeoutError):
+            return None
+        text = data.decode("utf-8", errors="replace")
+        self.messages.append((time.perf_counter(), text))
+        return text
+
+    def fileno(self) -> int:
+        """For select(): wait on several listeners at once."""
+        return self._sock.fileno()
 
     def drain(self) -> None:
         """Read what has arrived without waiting (keeps the socket buffer from filling)."""
-        self._sock.settimeout(0)
-        while True:
-            try:
-                data = self._sock.recv(65536)
-            except (BlockingIOError, TimeoutError):
-                return
-            self.messages.append((time.perf_counter(), data.decode("utf-8", errors="replace")))
+        while self.receive(timeout_s=0) is not None:
+            pass
 
 
 class SimProcess:
     """``trendbotd sim-exchange`` in its own process on 127.0.0.1, so that the daemon's
     CPU and memory figures never include the simulator's."""
 
-    def __init__(self, directory: Path, *, symbols: Sequence[str], speed: float = 1.0) -> None:
-        self.credentials = directory / "sim-credentials.toml"
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        symbols: Sequence[str],
+        speed: float = 1.0,
+        command: Sequence[str] = (TRENDBOTD,),
+        env: dict[str, str] | None = None,
+        extra_args: Sequence[str] = (),
+        tag: str = "sim",
+    ) -> None:
+        """``command``: what runs ``trendbotd`` (another checkout: ``python -m trendbotd``
+        with its PYTHONPATH in ``env``); ``tag`` names its credentials and log files."""
+        self.credentials = directory / f"{tag}-credentials.toml"
         self.base_url = ""
         argv = [
-            TRENDBOTD,
+            *command,
             "sim-exchange",
             "--port",
             "0",
@@ -212,10 +227,12 @@ class SimProcess:
         ]
         if speed != 1.0:
             argv += ["--speed", str(speed)]
-        self._log = (directory / "sim.log").open("wb")
+        argv += extra_args
+        self._log = (directory / f"{tag}.log").open("wb")
         self.proc = subprocess.Popen(
-            argv, env=clean_env(), stdout=subprocess.PIPE, stderr=self._log, cwd=directory
-        )
+            argv, env=clean_env(**(env or {})), stdout=subprocess.PIPE, stderr=self._log,
+            cwd=directory,
+        )  # fmt: skip
 
     def wait_ready(self, *, timeout_s: float = 30.0) -> None:
         assert self.proc.stdout is not None
@@ -235,17 +252,25 @@ class SimProcess:
         stop_process(self.proc)
         self._log.close()
 
+    def __enter__(self) -> SimProcess:
+        """Serving (its base_url known); stopped on leaving, also when it never served."""
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 @contextmanager
 def running_sim(
     directory: Path, *, symbols: Sequence[str], speed: float = 1.0
 ) -> Iterator[SimProcess]:
-    sim = SimProcess(directory, symbols=symbols, speed=speed)
-    try:
-        sim.wait_ready()
+    with SimProcess(directory, symbols=symbols, speed=speed) as sim:
         yield sim
-    finally:
-        sim.stop()
 
 
 @contextmanager

@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.daemon_config import config_text
+from support.waiting import wait_until  # noqa: F401 - the tests here import it from conftest
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -72,7 +73,8 @@ class NotifyListener:
     received: list[Notification] = field(default_factory=list)
     _cond: threading.Condition = field(default_factory=threading.Condition)
 
-    def _serve(self) -> None:
+    def serve(self) -> None:
+        """Record datagrams until the socket is closed (on a thread of its own)."""
         while True:
             try:
                 data = self.sock.recv(65536)
@@ -140,7 +142,7 @@ def notify_listener() -> Iterator[NotifyListener]:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
     listener = NotifyListener(path, sock)
-    thread = threading.Thread(target=listener._serve, daemon=True)
+    thread = threading.Thread(target=listener.serve, daemon=True)
     thread.start()
     yield listener
     sock.shutdown(socket.SHUT_RDWR)
@@ -153,22 +155,13 @@ def write_config(directory: Path, extra: str = "", *, name: str = "itest") -> Pa
     """A paper-mode config whose lock, state and log live under ``directory``."""
     path = directory / "trendbotd.toml"
     path.write_text(
-        textwrap.dedent(
-            f"""\
-            [instance]
-            name = "{name}"
-            runtime_dir = "{directory / "run"}"
-            state_dir = "{directory / "state"}"
-
-            [exchange]
-            paper = true
-
-            [service]
-            tick_interval_s = 0.2
-            startup_timeout_s = 60
-            """
+        config_text(
+            directory,
+            name=name,
+            exchange="paper = true",
+            service="tick_interval_s = 0.2",
+            extra=extra,
         )
-        + textwrap.dedent(extra)
     )
     return path
 
@@ -276,12 +269,3 @@ def daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
     factory = DaemonFactory(tmp_path)
     yield factory
     factory.cleanup()
-
-
-def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()

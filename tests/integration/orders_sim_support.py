@@ -6,6 +6,8 @@ Used by tests/integration/test_orders_*.py and by the crash child process.
 from __future__ import annotations
 
 import collections
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -61,6 +63,17 @@ def adapter(base_url: str, api_key: str, api_secret: str) -> CcxtExchange:
     )
 
 
+@contextmanager
+def measured_adapter(sim: SimExchange) -> Iterator[CcxtExchange]:
+    """The adapter on ``sim`` with the clock offset measured; closed at the end."""
+    exchange = adapter(sim.base_url, sim.api_key, sim.api_secret)
+    exchange.measure_clock()
+    try:
+        yield exchange
+    finally:
+        exchange.close()
+
+
 def snapshot(exchange: CcxtExchange) -> AccountSnapshot:
     clock = SystemClock()
     return sync_account(
@@ -85,6 +98,13 @@ def manager(
         crash=crash,
     )
     return PositionManager(executor=executor, symbols=[SYMBOL], close_rounds=4)
+
+
+def synced_manager(exchange: CcxtExchange, journal: Journal) -> PositionManager:
+    """A manager after its first sync, which found the account consistent."""
+    manager_ = manager(exchange, journal)
+    assert manager_.sync(snapshot(exchange)).reconciliation.consistent
+    return manager_
 
 
 def long_entry(stop: Decimal = Decimal(49000), *, candle_time_ms: int = CANDLE) -> IntentSpec:

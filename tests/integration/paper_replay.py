@@ -22,8 +22,8 @@ from trendbotd.service.notify import NullNotifier
 from trendbotd.sim import SimExchange
 from trendbotd.sim.market import GeneratedCandles
 from trendbotd.sim.state import Fill
+from trendbotd.trading.compose.root import trading_runner
 from trendbotd.trading.engine import CANDLE_GRACE_MS
-from trendbotd.trading.runner import TradingRunner
 
 HOUR_MS = 3_600_000
 SYMBOL = "BTC/USDT:USDT"
@@ -183,7 +183,7 @@ class PaperReplay:
         self, config: Config, *, first_close_ms: int, alerts: AlertSink | None = None
     ) -> None:
         self.clock = ManualClock(first_close_ms + CANDLE_GRACE_MS)
-        self.runner = TradingRunner(
+        self.runner, self._assembly = trading_runner(
             config, notifier=NullNotifier(), paper_clock=self.clock, alerts=alerts
         )
         self.ticks = 0
@@ -201,7 +201,7 @@ class PaperReplay:
 
     @property
     def sim(self) -> SimExchange:
-        sim = self.runner.paper_exchange
+        sim = self._assembly.sim
         assert sim is not None
         return sim
 

@@ -20,11 +20,14 @@ from alert_daemon import (
     stop_alerting,
 )
 from alert_receivers import Receiver, serve
-from conftest import DaemonFactory, NotifyListener, wait_until
-from operator_cli import run_cli
+from conftest import DaemonFactory, NotifyListener, clean_env, wait_until
+from support.daemon_cli import run_cli
 
 WATCHDOG_USEC = 4_000_000  # WatchdogSec=4: the stall threshold is 2 s
 DELAY_MS = 3_500  # each of two requests: the tick hangs about 7 s
+
+
+_ALICE = clean_env(SUDO_USER="alice")  # journalled as who
 
 
 @pytest.fixture
@@ -70,10 +73,12 @@ def test_halt_and_resume_are_one_alert_each(
     handle = start_alerting(daemon, config, notify_listener)
     webhook.wait_for(lambda b: "daemon.ready" in events(b))
 
-    halted = run_cli(tmp_path, "halt", "--config", str(config), "--reason", "x")
+    halted = run_cli(
+        tmp_path, "halt", "--config", str(config), "--reason", "x", env=_ALICE, timeout=120
+    )
     assert halted.returncode == 0, halted.stderr
     bodies = webhook.wait_for(lambda b: "mode.halted_entered" in events(b))
-    resumed = run_cli(tmp_path, "resume", "--config", str(config))
+    resumed = run_cli(tmp_path, "resume", "--config", str(config), env=_ALICE, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     webhook.wait_for(lambda b: "mode.halted_left" in events(b))
     err = stop_alerting(handle)

@@ -25,7 +25,7 @@ from conftest import REAL_CMD, REPO, NotifyListener, clean_env, wait_until
 if str(REPO) not in sys.path:  # bench/ is a top-level package of the checkout, not installed
     sys.path.insert(0, str(REPO))
 
-from bench.bench_latency import STRATEGY_TOML, order_latency_samples
+from bench.bench_latency import STRATEGY_TOML, join_samples
 
 OUTAGE_S = float(os.environ.get("TRENDBOTD_OUTAGE_S", "300"))
 BEFORE_S = float(
@@ -68,7 +68,7 @@ def _latency_ms(journal: Path, sim_port: int, *, since_ms: int) -> list[float]:
     """Close+grace -> order executed (real ms) of the candles closed after ``since_ms``
     whose orders the simulator has received by now."""
     requests = sim_get(sim_port, "/sim/requests")
-    samples = order_latency_samples(journal, requests, ready_ms=since_ms, speed=SPEED)
+    samples = join_samples(journal, requests, ready_ms=since_ms, speed=SPEED)
     return [s.total_ms for s in samples]
 
 

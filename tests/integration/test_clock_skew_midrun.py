@@ -13,22 +13,17 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import textwrap
 import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import REAL_CMD, NotifyListener, clean_env, wait_until
+from conftest import NotifyListener, clean_env, wait_until
+from support.daemon_config import live_config
+from support.live_daemon import seed_owned_long, start_live, status_texts, wait_ticks
 
-from trendbotd.core.client_ids import make_client_id
-from trendbotd.core.domain import OrderType, Side
-from trendbotd.core.records import Intent, IntentState, Purpose
-from trendbotd.journal.store import open_journal
 from trendbotd.sim import SimConfig, SimExchange
-from trendbotd.sim.main import write_credentials
 
 SYMBOL = "BTC/USDT:USDT"
 PRICE = Decimal(50000)
@@ -45,76 +40,20 @@ def sim() -> Iterator[SimExchange]:
 
 
 def _config(tmp_path: Path, sim: SimExchange, *, exchange_extra: str = "") -> Path:
-    creds = tmp_path / "creds.toml"
-    write_credentials(creds, sim.api_key, sim.api_secret)
-    path = tmp_path / "skew.toml"
-    path.write_text(
-        textwrap.dedent(
-            f"""\
-            [instance]
-            name = "skew"
-            runtime_dir = "{tmp_path / "run"}"
-            state_dir = "{tmp_path / "state"}"
-
-            [exchange]
-            paper = false
-            base_url = "{sim.base_url}"
-            credentials_file = "{creds}"
-            {exchange_extra}
-
-            [trading]
-            symbols = ["{SYMBOL}"]
-
-            [service]
-            tick_interval_s = 0.3
-            startup_timeout_s = 60
-            """
-        )
-    )
-    return path
+    return live_config(tmp_path, sim, name="skew", symbol=SYMBOL, exchange_extra=exchange_extra)
 
 
 def _own_a_long(tmp_path: Path, sim: SimExchange) -> None:
-    """A long the journal knows (a filled entry with its planned stop): startup protects it."""
-    sim.account.set_position(SYMBOL, AMOUNT, PRICE)
-    now = int(time.time() * 1000)
-    candle = now - now % 3_600_000 - 3_600_000
-    (tmp_path / "state").mkdir()
-    with open_journal(tmp_path / "state" / "skew.db") as journal:
-        cid = make_client_id(
-            instance="skew", symbol=SYMBOL, candle_time_ms=candle, seq=0, purpose=Purpose.ENTRY
-        )
-        journal.orders.add_intent(
-            Intent(
-                cid, SYMBOL, Side.BUY, OrderType.MARKET, AMOUNT, Purpose.ENTRY, candle, 0,
-                IntentState.FILLED, now, now, protective_stop=STOP, filled=AMOUNT,
-                average_price=PRICE, attempts=1, sent_ms=now,
-            )
-        )  # fmt: skip
-        journal.account.set_expected_position(SYMBOL, AMOUNT, now_ms=now)
-        # This hour's candles are decided already: no strategy exit or entry muddles the
-        # test (the skew moves the daemon's idea of "now" by 20 s, not by a day).
-        journal.controls.set_decided_candle(SYMBOL, now + 86_400_000, now_ms=now)
+    """A long the journal knows (a filled entry with its planned stop): startup protects it.
+    This hour's candles are decided already (the skew moves the daemon's idea of "now" by
+    20 s, not by a day)."""
+    seed_owned_long(
+        tmp_path, sim, instance="skew", symbol=SYMBOL, amount=AMOUNT, price=PRICE, stop=STOP
+    )
 
 
 def _open_stops(sim: SimExchange) -> list[str]:
     return [a.client_algo_id for a in sim.state.algos.values() if a.is_open]
-
-
-def _statuses(listener: NotifyListener, after: int = 0) -> list[str]:
-    return [m.fields["STATUS"] for m in listener.messages()[after:] if "STATUS" in m.fields]
-
-
-def _wait_ticks(
-    listener: NotifyListener, proc: subprocess.Popen[str], *, after: int, ticks: int
-) -> None:
-    """Until ``ticks`` more STATUS= lines (one per tick) arrived after index ``after``."""
-    assert wait_until(
-        lambda: len(_statuses(listener, after)) >= ticks or proc.poll() is not None,
-        timeout=30,
-        interval=0.05,
-    )
-    assert proc.poll() is None, proc.returncode
 
 
 def test_skew_mid_run_refuses_new_orders_keeps_protecting_and_recovers(
@@ -122,15 +61,12 @@ def test_skew_mid_run_refuses_new_orders_keeps_protecting_and_recovers(
 ) -> None:
     _own_a_long(tmp_path, sim)
     log = tmp_path / "daemon.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [*REAL_CMD, "run", "--foreground", "--config", str(_config(tmp_path, sim))],
-            cwd=tmp_path,
-            env=clean_env(NOTIFY_SOCKET=notify_listener.path),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+    proc = start_live(
+        _config(tmp_path, sim),
+        cwd=tmp_path,
+        log=log,
+        env=clean_env(NOTIFY_SOCKET=notify_listener.path),
+    )
     try:
         notify_listener.wait_key("READY", "1", timeout=60, proc=proc)
         [first_stop] = _open_stops(sim)  # startup protected the long
@@ -157,8 +93,8 @@ def test_skew_mid_run_refuses_new_orders_keeps_protecting_and_recovers(
         assert covering[0].qty == AMOUNT
         # a few more ticks, still skewed: one refusal logged, not one per tick
         mark = len(notify_listener.messages())
-        _wait_ticks(notify_listener, proc, after=mark, ticks=3)
-        statuses = _statuses(notify_listener, mark)
+        wait_ticks(notify_listener, proc, after=mark, ticks=3)
+        statuses = status_texts(notify_listener, mark)
         assert all(s.startswith("orders refused: ") for s in statuses), statuses
         text = log.read_text()
         assert text.count("clock.orders_refused") == 1, text[-3000:]
@@ -169,8 +105,8 @@ def test_skew_mid_run_refuses_new_orders_keeps_protecting_and_recovers(
             log.read_text()[-3000:]
         )
         mark = len(notify_listener.messages()) + 1  # the tick that logged it may say either
-        _wait_ticks(notify_listener, proc, after=mark, ticks=2)
-        statuses = _statuses(notify_listener, mark)
+        wait_ticks(notify_listener, proc, after=mark, ticks=2)
+        statuses = status_texts(notify_listener, mark)
         assert not any(s.startswith("orders refused") for s in statuses), statuses
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -195,15 +131,9 @@ def test_small_skew_inside_the_recv_window_is_caught_by_the_periodic_remeasure(
     _own_a_long(tmp_path, sim)
     log = tmp_path / "daemon.log"
     config = _config(tmp_path, sim, exchange_extra="clock_resync_s = 10")
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [*REAL_CMD, "run", "--foreground", "--config", str(config)],
-            cwd=tmp_path,
-            env=clean_env(NOTIFY_SOCKET=notify_listener.path),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+    proc = start_live(
+        config, cwd=tmp_path, log=log, env=clean_env(NOTIFY_SOCKET=notify_listener.path)
+    )
     try:
         notify_listener.wait_key("READY", "1", timeout=60, proc=proc)
         sim.set_clock_skew_ms(2000)

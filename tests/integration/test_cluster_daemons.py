@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 import uuid
@@ -22,7 +21,8 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, NotifyListener, clean_env
-from etcd_cluster import EtcdCluster
+from support.daemon_config import config_text, sim_exchange_keys
+from support.etcd_cluster import EtcdCluster, running_cluster
 
 TTL, RENEW, RPC = 5, 0.5, 0.8
 MARGIN = 1.0 + 0.5 + 0.4  # recv_window_ms 1000 + max_clock_offset_ms 500 + slack_s 0.4
@@ -30,12 +30,7 @@ MARGIN = 1.0 + 0.5 + 0.4  # recv_window_ms 1000 + max_clock_offset_ms 500 + slac
 
 @pytest.fixture(scope="module")
 def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
-    cluster = EtcdCluster(tmp_path_factory.mktemp("etcd"))
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from running_cluster(tmp_path_factory.mktemp("etcd"))
 
 
 class Sim:
@@ -58,6 +53,24 @@ class Sim:
         self.log.close()
 
 
+def clustered_config(
+    directory: Path, sim: Sim, *, name: str, service: str, cluster: str, cluster_extra: str = ""
+) -> str:
+    """A live daemon on ``sim`` with a [cluster] section: ``cluster`` names the endpoints and
+    the node, the lease timings are the module's."""
+    timings = (
+        f"ttl_s = {TTL}\nrenew_s = {RENEW}\nrpc_timeout_s = {RPC}\n"
+        "recv_window_ms = 1000\nslack_s = 0.4\n"
+    )
+    return config_text(
+        directory,
+        name=name,
+        exchange=sim_exchange_keys(sim.base_url, sim.creds),
+        service=service,
+        extra=f"\n[cluster]\n{cluster}\n{timings}{cluster_extra}",
+    )
+
+
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[Sim]:
     s = Sim(tmp_path)
@@ -75,7 +88,7 @@ class Host:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(str(self.dir / "notify"))
         self.notify = NotifyListener(str(self.dir / "notify"), sock)
-        threading.Thread(target=self.notify._serve, daemon=True).start()
+        threading.Thread(target=self.notify.serve, daemon=True).start()
         self.config = path = tmp_path / f"{name}.toml"
         path.write_text(config)
         self.stderr = (tmp_path / f"{name}.log").open("w")
@@ -108,32 +121,12 @@ def hosts(tmp_path: Path, etcd: EtcdCluster, sim: Sim) -> Iterator[dict[str, Hos
     endpoints = ", ".join(f'"{e}"' for e in etcd.endpoints)
 
     def config(name: str) -> str:
-        return textwrap.dedent(
-            f"""\
-            [instance]
-            name = "clustered"
-            runtime_dir = "{tmp_path / name / "run"}"
-            state_dir = "{tmp_path / name / "state"}"
-
-            [exchange]
-            paper = false
-            base_url = "{sim.base_url}"
-            credentials_file = "{sim.creds}"
-
-            [service]
-            startup_timeout_s = 60
-            tick_interval_s = 1
-
-            [cluster]
-            endpoints = [{endpoints}]
-            leader_key = "{key}"
-            node_name = "{name}"
-            ttl_s = {TTL}
-            renew_s = {RENEW}
-            rpc_timeout_s = {RPC}
-            recv_window_ms = 1000
-            slack_s = 0.4
-            """
+        return clustered_config(
+            tmp_path / name,
+            sim,
+            name="clustered",
+            service="tick_interval_s = 1",
+            cluster=f'endpoints = [{endpoints}]\nleader_key = "{key}"\nnode_name = "{name}"',
         )
 
     class Start:
@@ -234,32 +227,13 @@ def test_etcd_password_stays_out_of_logs_argv_and_environment(tmp_path: Path, si
         creds = tmp_path / "etcd.toml"
         creds.write_text(f'user = "root"\npassword = "{password}"\n')
         creds.chmod(0o600)
-        config = textwrap.dedent(
-            f"""\
-            [instance]
-            name = "authed"
-            runtime_dir = "{tmp_path / "run"}"
-            state_dir = "{tmp_path / "state"}"
-
-            [exchange]
-            paper = false
-            base_url = "{sim.base_url}"
-            credentials_file = "{sim.creds}"
-
-            [service]
-            startup_timeout_s = 60
-            log_level = "debug"
-
-            [cluster]
-            endpoints = ["{single.endpoints[0]}"]
-            node_name = "host-a"
-            ttl_s = {TTL}
-            renew_s = {RENEW}
-            rpc_timeout_s = {RPC}
-            recv_window_ms = 1000
-            slack_s = 0.4
-            credentials_file = "{creds}"
-            """
+        config = clustered_config(
+            tmp_path,
+            sim,
+            name="authed",
+            service='log_level = "debug"',
+            cluster=f'endpoints = ["{single.endpoints[0]}"]\nnode_name = "host-a"',
+            cluster_extra=f'credentials_file = "{creds}"',
         )
         host = Host(tmp_path, "host-a", config)
         host.notify.wait_for(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, clean_env, wait_until
-from etcd_cluster import EtcdCluster, free_ports
+from support.etcd_cluster import EtcdCluster, free_ports, running_cluster
 
 from trendbotd.adapters.credentials import EtcdCredentials, Secret
 from trendbotd.adapters.etcd_gateway import EtcdGateway
@@ -31,12 +31,7 @@ CHILD = Path(__file__).with_name("election_child.py")
 
 @pytest.fixture(scope="module")
 def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
-    cluster = EtcdCluster(tmp_path_factory.mktemp("etcd"))
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from running_cluster(tmp_path_factory.mktemp("etcd"))
 
 
 @dataclass

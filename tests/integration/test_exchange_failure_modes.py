@@ -11,8 +11,6 @@ position covered by its stop.
 from __future__ import annotations
 
 import signal
-import subprocess
-import textwrap
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -20,20 +18,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REAL_CMD, clean_env, wait_until
+from conftest import clean_env, wait_until
 from order_invariants import Ledger, books_of, exposure_violations, protection_violations
 from orders_sim_support import (
     PRICE,
     SYMBOL,
-    adapter,
     duplicates,
     journal_path,
     long_entry,
-    manager,
+    measured_adapter,
     snapshot,
+    synced_manager,
     unprotected,
 )
-from sim_ccxt import client
+from support.daemon_config import live_config
+from support.live_daemon import start_live
+from support.sim_ccxt import client
 
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
 from trendbotd.core.client_ids import make_client_id
@@ -49,7 +49,6 @@ from trendbotd.core.records import Intent, IntentState, Purpose, TradingMode
 from trendbotd.errors import ClockNotSyncedError
 from trendbotd.journal.store import Journal, open_journal
 from trendbotd.sim import Fault, SimConfig, SimExchange
-from trendbotd.sim.main import write_credentials
 from trendbotd.trading.positions import PositionManager
 
 ORDER = "/fapi/v1/order"
@@ -77,38 +76,28 @@ PHASES: dict[str, dict[str, Any]] = {
 
 @pytest.fixture
 def sim() -> Iterator[SimExchange]:
-    exchange = SimExchange(SimConfig(symbols=(SYMBOL,), seed=3)).start()
-    exchange.account.set_price(SYMBOL, PRICE)  # pinned: stops neither trigger nor fail by chance
-    try:
+    with SimExchange(SimConfig(symbols=(SYMBOL,), seed=3)) as exchange:
+        exchange.account.set_price(
+            SYMBOL, PRICE
+        )  # pinned: stops neither trigger nor fail by chance
         yield exchange
-    finally:
-        exchange.stop()
 
 
 @pytest.fixture
 def journal(tmp_path: Path) -> Iterator[Journal]:
-    j = open_journal(journal_path(tmp_path))
-    try:
+    with open_journal(journal_path(tmp_path)) as j:
         yield j
-    finally:
-        j.close()
 
 
 @pytest.fixture
 def ex(sim: SimExchange) -> Iterator[CcxtExchange]:
-    exchange = adapter(sim.base_url, sim.api_key, sim.api_secret)
-    exchange.measure_clock()
-    try:
+    with measured_adapter(sim) as exchange:
         yield exchange
-    finally:
-        exchange.close()
 
 
 @pytest.fixture
 def pm(ex: CcxtExchange, journal: Journal) -> PositionManager:
-    manager_ = manager(ex, journal)
-    assert manager_.sync(snapshot(ex)).reconciliation.consistent
-    return manager_
+    return synced_manager(ex, journal)
 
 
 def accepted_posts(sim: SimExchange, path: str, cid: str) -> int:
@@ -386,41 +375,16 @@ def test_daemon_restart_does_not_abandon_an_entry_that_is_visible_only_later(
     direct = client(sim)
     direct.load_markets()
     direct.create_order(SYMBOL, "market", "buy", 0.01, None, {"clientOrderId": cid})
-    creds = tmp_path / "creds.toml"
-    write_credentials(creds, sim.api_key, sim.api_secret)
-    config = tmp_path / f"{instance}.toml"
-    config.write_text(
-        textwrap.dedent(
-            f"""\
-            [instance]
-            name = "{instance}"
-            runtime_dir = "{tmp_path / "run"}"
-            state_dir = "{tmp_path / "state"}"
-
-            [exchange]
-            paper = false
-            base_url = "{sim.base_url}"
-            credentials_file = "{creds}"
-            recv_window_ms = 2000
-
-            [trading]
-            symbols = ["{SYMBOL}"]
-
-            [service]
-            tick_interval_s = 600
-            startup_timeout_s = 60
-            """
-        )
+    config = live_config(
+        tmp_path,
+        sim,
+        name=instance,
+        symbol=SYMBOL,
+        exchange_extra="recv_window_ms = 2000",
+        tick_interval_s=600,
     )
     log = tmp_path / "daemon.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [*REAL_CMD, "run", "--foreground", "--config", str(config)],
-            cwd=tmp_path,
-            env=clean_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_live(config, cwd=tmp_path, log=log, env=clean_env())
     try:
         ready = wait_until(
             lambda: "daemon.ready" in log.read_text() or proc.poll() is not None, timeout=60

@@ -60,12 +60,20 @@ def _scrape(port: int) -> tuple[set[str], Samples]:
     return {f.name for f in families}, samples
 
 
+def _metrics_extra(port: int, sim_port: int) -> str:
+    return f'\n[metrics]\nlisten = "127.0.0.1:{port}"\n\n[paper]\nport = {sim_port}\n'
+
+
+def _paper_config_with_metrics(tmp_path: Path) -> tuple[Path, int, int]:
+    """A paper config with [metrics] on a free port; its path, that port and the simulator's."""
+    port, sim_port = _free_port(), _free_port()
+    return write_config(tmp_path, _metrics_extra(port, sim_port)), port, sim_port
+
+
 def test_metrics_of_a_paper_run(
     tmp_path: Path, daemon: DaemonFactory, notify_listener: NotifyListener
 ) -> None:
-    port, sim_port = _free_port(), _free_port()
-    extra = f'\n[metrics]\nlisten = "127.0.0.1:{port}"\n\n[paper]\nport = {sim_port}\n'
-    config = write_config(tmp_path, extra)
+    config, port, sim_port = _paper_config_with_metrics(tmp_path)
     handle = daemon.start(
         ["run", "--foreground", "--paper", "--config", str(config)],
         env=clean_env(NOTIFY_SOCKET=notify_listener.path),
@@ -111,7 +119,7 @@ def test_metrics_of_a_paper_run(
         timeout=30,
     )
     # a reload (SIGHUP) that sets risk.reduce_only: the mode follows the settings in force
-    write_config(tmp_path, extra + "\n[risk]\nreduce_only = true\n")
+    write_config(tmp_path, _metrics_extra(port, sim_port) + "\n[risk]\nreduce_only = true\n")
     handle.signal(signal.SIGHUP)
     assert wait_until(
         lambda: _scrape(port)[1]["trendbotd_mode", (("mode", "reduce_only"),)] == 1, timeout=30
@@ -134,9 +142,7 @@ def test_a_position_without_a_stop_shows_until_it_is_gone(
     """A position opened behind the daemon's back while the exchange refuses every stop
     (the sync's emergency stop cannot be placed) is counted at the next sync, and the
     count drops once it is closed."""
-    port, sim_port = _free_port(), _free_port()
-    extra = f'\n[metrics]\nlisten = "127.0.0.1:{port}"\n\n[paper]\nport = {sim_port}\n'
-    config = write_config(tmp_path, extra)
+    config, port, sim_port = _paper_config_with_metrics(tmp_path)
     handle = daemon.start(
         ["run", "--foreground", "--paper", "--config", str(config)],
         env=clean_env(NOTIFY_SOCKET=notify_listener.path),

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 from conftest import REAL_CMD, clean_env, write_config
-from operator_cli import run_cli
-from sim_ccxt import client
+from support.daemon_cli import journal_mode, run_cli
+from support.sim_ccxt import client
 from test_resume_daemon import Daemon, daemons  # noqa: F401 - the fixture is used by name
 
 from trendbotd.core.records import ModeState, Purpose, TradingMode
 from trendbotd.journal.status import read_status
-from trendbotd.journal.store import open_journal
 from trendbotd.service.pidlock import query_holder
 from trendbotd.sim import SimConfig, SimExchange
 
@@ -41,9 +40,8 @@ risk_per_trade = 0.000001
 """
 
 
-def _mode(journal: Path) -> ModeState:
-    with open_journal(journal, read_only=True) as j:
-        return j.controls.mode()
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(tmp_path, *args, env=clean_env(SUDO_USER="alice"), timeout=120)
 
 
 # The target is 1 s and the tests print what they measure; the assertion only separates a
@@ -73,15 +71,15 @@ def test_halt_then_flatten_while_the_daemon_runs(tmp_path: Path, daemons: list[D
     daemon.wait_log("protected=True", timeout=180)  # an entry filled, its stop placed
 
     mark = len(daemon.log.read_text(errors="replace"))
-    halted = run_cli(tmp_path, "halt", "--config", str(config), "--reason", "news at 14:00")
+    halted = _cli(tmp_path, "halt", "--config", str(config), "--reason", "news at 14:00")
     assert halted.returncode == 0, halted.stderr
     latency = _acted_within(daemon, "operator.halted reason=halted by alice: news", after=mark)
     print(f"\nhalt: daemon logged it {latency * 1000:.0f} ms after the command exited")
     assert latency < WAKE_BOUND_S
     _acted_within(daemon, "operator.wake", after=mark)  # the command woke it
     assert "the daemon has been told" in halted.stdout
-    assert _mode(journal) == ModeState(
-        TradingMode.HALTED, "halted by alice: news at 14:00", _mode(journal).since_ms
+    assert journal_mode(journal) == ModeState(
+        TradingMode.HALTED, "halted by alice: news at 14:00", journal_mode(journal).since_ms
     )
     # More candles are decided; none enters, and the position keeps its stop.
     text = daemon.log.read_text(errors="replace")
@@ -97,12 +95,12 @@ def test_halt_then_flatten_while_the_daemon_runs(tmp_path: Path, daemons: list[D
     assert all(p.stop_price is not None for p in held), held  # whatever is held is protected
 
     mark = len(daemon.log.read_text(errors="replace"))
-    flat = run_cli(tmp_path, "flatten", "--all", "--config", str(config), "--reason", "done")
+    flat = _cli(tmp_path, "flatten", "--all", "--config", str(config), "--reason", "done")
     assert flat.returncode == 0, flat.stderr
     latency = _acted_within(daemon, "operator.flatten_done id=", after=mark)
     print(f"flatten: done {latency * 1000:.0f} ms after the command exited")
     assert latency < WAKE_BOUND_S
-    again = run_cli(tmp_path, "flatten", "--all", "--config", str(config))  # duplicate: harmless
+    again = _cli(tmp_path, "flatten", "--all", "--config", str(config))  # duplicate: harmless
     assert again.returncode == 0, again.stderr
     daemon.wait_log("flat: 0 position(s) closed")
     # A sync after it: nothing held, no stop or entry left open, still halted.
@@ -119,9 +117,9 @@ def test_halt_then_flatten_while_the_daemon_runs(tmp_path: Path, daemons: list[D
     tail = daemon.log.read_text(errors="replace")[mark:]
     assert "entry.done" not in tail
     daemon.stop()
-    resumed = run_cli(tmp_path, "resume", "--config", str(config))
+    resumed = _cli(tmp_path, "resume", "--config", str(config))
     assert resumed.returncode == 0, resumed.stderr
-    assert _mode(journal).mode is TradingMode.NORMAL
+    assert journal_mode(journal).mode is TradingMode.NORMAL
 
 
 def test_woken_at_once_with_no_tick_due(tmp_path: Path, daemons: list[Daemon]) -> None:  # noqa: F811
@@ -145,14 +143,14 @@ def test_woken_at_once_with_no_tick_due(tmp_path: Path, daemons: list[Daemon]) -
     assert len(stops) == 1, stops  # the position is protected
 
     mark = len(daemon.log.read_text(errors="replace"))
-    halted = run_cli(tmp_path, "halt", "--config", str(config))
+    halted = _cli(tmp_path, "halt", "--config", str(config))
     assert halted.returncode == 0, halted.stderr
     latency = _acted_within(daemon, "operator.halted reason=halted by alice:", after=mark)
     print(f"\nhalt (no tick due): logged {latency * 1000:.0f} ms after the command exited")
     assert latency < WAKE_BOUND_S
 
     mark = len(daemon.log.read_text(errors="replace"))
-    flat = run_cli(tmp_path, "flatten", "--all", "--config", str(config), "--reason", "by hand")
+    flat = _cli(tmp_path, "flatten", "--all", "--config", str(config), "--reason", "by hand")
     assert flat.returncode == 0, flat.stderr
     latency = _acted_within(daemon, "flat: 1 position(s) closed", after=mark)
     print(f"flatten (no tick due): flat {latency * 1000:.0f} ms after the command exited")
@@ -162,9 +160,9 @@ def test_woken_at_once_with_no_tick_due(tmp_path: Path, daemons: list[Daemon]) -
     closing, filled = tail.index("position.closing"), tail.index("order.filled")
     assert closing < filled < tail.index("reason=position is flat"), tail
     assert [i for i in read_status(journal).open_intents if i.purpose is Purpose.STOP] == []
-    assert _mode(journal).mode is TradingMode.HALTED
-    assert _mode(journal).reason == "halted by alice"  # the first halt stays the record
-    status = run_cli(tmp_path, "status", "--config", str(config))
+    assert journal_mode(journal).mode is TradingMode.HALTED
+    assert journal_mode(journal).reason == "halted by alice"  # the first halt stays the record
+    status = _cli(tmp_path, "status", "--config", str(config))
     assert "mode:      halted - halted by alice" in status.stdout
     assert "flatten:   last one flat: 1 position(s) closed" in status.stdout
     daemon.stop()
@@ -199,18 +197,18 @@ def test_flatten_while_down_closes_itself_and_lets_go_of_the_lock(tmp_path: Path
     state_file = tmp_path / "state" / "itest.paper.json"
     state_file.parent.mkdir()
     _open_by_hand(state_file)
-    done = run_cli(tmp_path, "flatten", "--symbol", SYMBOL, "--config", str(config))
+    done = _cli(tmp_path, "flatten", "--symbol", SYMBOL, "--config", str(config))
     assert done.returncode == 0, done.stderr
     assert "done by this command (the daemon is not running): flat: 1 position(s)" in (done.stdout)
     assert "operator.flatten_done" in done.stderr
     assert not (tmp_path / "run" / "itest.pid").exists()  # released (and removed)
-    mode = _mode(tmp_path / "state" / "itest.db")
+    mode = journal_mode(tmp_path / "state" / "itest.db")
     assert (mode.mode, mode.reason) == (
         TradingMode.HALTED,
         f"flatten {SYMBOL} requested by alice",
     )
     assert _exchange_side(state_file) == ([], [])
-    again = run_cli(tmp_path, "flatten", "--all", "--config", str(config))  # duplicate: harmless
+    again = _cli(tmp_path, "flatten", "--all", "--config", str(config))  # duplicate: harmless
     assert again.returncode == 0, again.stderr
     assert "flat: 0 position(s) closed" in again.stdout
 
@@ -239,7 +237,7 @@ def test_a_daemon_started_during_a_flatten_fails_fast(tmp_path: Path) -> None:
             assert command.poll() is None, command.communicate()
             time.sleep(0.01)
         started = time.monotonic()
-        refused = run_cli(tmp_path, "run", "--paper", "--config", str(config))
+        refused = _cli(tmp_path, "run", "--paper", "--config", str(config))
         took = time.monotonic() - started
         assert command.poll() is None, "the flatten ended before the daemon's start was tried"
         assert refused.returncode == 75, refused.stderr
@@ -266,11 +264,11 @@ def test_a_flatten_cut_short_is_done_by_the_daemon_at_its_start(
     state_file = tmp_path / "state" / "itest.paper.json"
     state_file.parent.mkdir()
     _open_by_hand(state_file)
-    cut = run_cli(tmp_path, "flatten", "--all", "--config", str(config), "--reason", "slow")
+    cut = _cli(tmp_path, "flatten", "--all", "--config", str(config), "--reason", "slow")
     assert cut.returncode == 69, cut.stderr  # the exchange did not answer in time
     assert "did not complete within service.startup_timeout_s=5 s" in cut.stderr
     assert not (tmp_path / "run" / "itest.pid").exists()  # the lock was let go
-    status = run_cli(tmp_path, "status", "--config", str(config))
+    status = _cli(tmp_path, "status", "--config", str(config))
     assert "flatten:   pending since " in status.stdout
     assert "(flatten all symbols requested by alice: slow)" in status.stdout
     assert _exchange_side(state_file)[0] != []  # still held
@@ -280,6 +278,6 @@ def test_a_flatten_cut_short_is_done_by_the_daemon_at_its_start(
     daemons.append(daemon)
     text = daemon.wait_log("daemon.ready")
     assert text.index("flat: 1 position(s) closed") < text.index("daemon.ready")
-    assert _mode(tmp_path / "state" / "itest.db").mode is TradingMode.HALTED
+    assert journal_mode(tmp_path / "state" / "itest.db").mode is TradingMode.HALTED
     daemon.stop()
     assert _exchange_side(state_file) == ([], [])

@@ -18,12 +18,12 @@ from orders_sim_support import (
     CANDLE,
     PRICE,
     SYMBOL,
-    adapter,
     duplicates,
     journal_path,
     long_entry,
-    manager,
+    measured_adapter,
     snapshot,
+    synced_manager,
     unprotected,
 )
 
@@ -92,24 +92,14 @@ def sim(request: pytest.FixtureRequest) -> Iterator[SimExchange]:
 
 @pytest.fixture
 def journal(tmp_path: Path) -> Iterator[Journal]:
-    j = open_journal(journal_path(tmp_path))
-    try:
+    with open_journal(journal_path(tmp_path)) as j:
         yield j
-    finally:
-        j.close()
 
 
 @pytest.fixture
 def pm(sim: SimExchange, journal: Journal) -> Iterator[PositionManager]:
-    exchange = adapter(sim.base_url, sim.api_key, sim.api_secret)
-    exchange.measure_clock()
-    manager_ = manager(exchange, journal)
-    result = manager_.sync(snapshot(exchange))
-    assert result.reconciliation.consistent
-    try:
-        yield manager_
-    finally:
-        exchange.close()
+    with measured_adapter(sim) as exchange:
+        yield synced_manager(exchange, journal)
 
 
 def assert_clean(sim: SimExchange, pm: PositionManager, journal: Journal) -> None:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from conftest import REAL_CMD, Notification, NotifyListener, clean_env, write_config
-from sim_ccxt import client
+from support.daemon_cli import journal_mode, run_cli
+from support.sim_ccxt import client
 
-from trendbotd.core.records import ModeState, TradingMode
-from trendbotd.journal.store import open_journal
+from trendbotd.core.records import TradingMode
 from trendbotd.sim import SimConfig, SimExchange
 
 SYMBOL = "BTC/USDT:USDT"
@@ -74,20 +74,7 @@ def daemons() -> Iterator[list[Daemon]]:
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*REAL_CMD, *args],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def _mode(journal: Path) -> ModeState:
-    with open_journal(journal, read_only=True) as j:
-        return j.controls.mode()
+    return run_cli(tmp_path, *args, env=clean_env(), timeout=60)
 
 
 def _trade_by_hand(state_file: Path, side: str, params: dict[str, object]) -> None:
@@ -127,7 +114,7 @@ def test_hand_opened_position_reduce_only_then_resume(
 
     second, ready = start()
     assert ready.startswith("ready: reduce_only"), ready
-    reason = _mode(journal).reason
+    reason = journal_mode(journal).reason
     assert reason.startswith(HAND)  # and that no stop protects it
     assert f"mode.reduce_only reason={reason}" in second.log.read_text()
 
@@ -153,15 +140,15 @@ def test_hand_opened_position_reduce_only_then_resume(
     assert "the daemon goes back to reduce-only at its next sync" in early.stderr
     # ... and it does not: the running daemon's next sync finds the same difference
     deadline = time.monotonic() + 20
-    while _mode(journal).mode is not TradingMode.REDUCE_ONLY:
+    while journal_mode(journal).mode is not TradingMode.REDUCE_ONLY:
         assert time.monotonic() < deadline, "the running daemon never went back to reduce-only"
         time.sleep(0.05)
-    assert _mode(journal).reason == reason
+    assert journal_mode(journal).reason == reason
     second.stop()
     # ... and neither does a restart.
     third, ready = start()
     assert ready.startswith("ready: reduce_only"), ready
-    assert _mode(journal).reason == reason
+    assert journal_mode(journal).reason == reason
     third.stop()
 
     # Closed by hand: consistent again, but reduce-only stays until a human says so.

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from decimal import Decimal
 from pathlib import Path
 
-from sim_ccxt import client, resync
+from support.sim_ccxt import client, market_client, resync, run_workers
 
 from trendbotd.core.clock import ManualClock
 from trendbotd.sim import SimConfig, SimExchange
@@ -19,27 +18,17 @@ H = 3_600_000
 def test_concurrent_clients_keep_the_books_consistent() -> None:
     with SimExchange(SimConfig(symbols=(SYMBOL,), start_balance=Decimal(10**6))) as sim:
         sim.account.set_price(SYMBOL, Decimal(30000))
-        failures: list[BaseException] = []
 
         def trade(worker: int) -> None:
-            try:
-                ex = client(sim)
-                ex.load_markets()
-                for i in range(10):
-                    side = "buy" if i % 2 == 0 else "sell"
-                    ex.create_order(
-                        SYMBOL, "market", side, 0.01, None, {"clientOrderId": f"w{worker}-{i}"}
-                    )
-                    ex.fetch_positions([SYMBOL])
-            except BaseException as e:  # collected and asserted below
-                failures.append(e)
+            ex = market_client(sim)
+            for i in range(10):
+                side = "buy" if i % 2 == 0 else "sell"
+                ex.create_order(
+                    SYMBOL, "market", side, 0.01, None, {"clientOrderId": f"w{worker}-{i}"}
+                )
+                ex.fetch_positions([SYMBOL])
 
-        threads = [threading.Thread(target=trade, args=(w,)) for w in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        assert failures == []
+        assert run_workers(trade, workers=4, timeout=60) == []
         orders = list(sim.state.orders.values())
         assert len(orders) == 40
         assert len({o.order_id for o in orders}) == 40

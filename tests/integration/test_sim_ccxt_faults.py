@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import ccxt
 import pytest
-from sim_ccxt import SimBinanceUSDM, client
+from support.sim_ccxt import SimBinanceUSDM, client, market_client
 
 from trendbotd.sim import Fault, SimConfig, SimExchange
 
@@ -25,9 +25,7 @@ def sim() -> Iterator[SimExchange]:
 
 @pytest.fixture
 def ex(sim: SimExchange) -> SimBinanceUSDM:
-    exchange = client(sim)
-    exchange.load_markets()
-    return exchange
+    return market_client(sim)
 
 
 def _posts(sim: SimExchange) -> int:

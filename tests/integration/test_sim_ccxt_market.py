@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
-from sim_ccxt import SimBinanceUSDM, client
+from support.sim_ccxt import SimBinanceUSDM, client
 
 from trendbotd.sim import SimConfig, SimExchange
 

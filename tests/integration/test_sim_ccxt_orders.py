@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 
 import ccxt
 import pytest
-from sim_ccxt import SimBinanceUSDM, client, resync
+from support.sim_ccxt import SimBinanceUSDM, connect, mid_bar_clock, place_stop_loss, resync
 
 from trendbotd.core.clock import ManualClock
 from trendbotd.core.domain import OrderStatus
@@ -20,8 +19,7 @@ HOUR = 3_600_000
 
 @pytest.fixture
 def clock() -> ManualClock:
-    now = time.time_ns() // 1_000_000
-    return ManualClock(now - now % HOUR + HOUR // 2)  # mid-bar, real time of day
+    return mid_bar_clock()
 
 
 @pytest.fixture
@@ -33,10 +31,7 @@ def sim(clock: ManualClock) -> Iterator[SimExchange]:
 
 @pytest.fixture
 def ex(sim: SimExchange) -> SimBinanceUSDM:
-    exchange = client(sim)
-    resync(exchange)
-    exchange.load_markets()
-    return exchange
+    return connect(sim)
 
 
 def test_market_order_fills_at_the_price_with_taker_fee(
@@ -219,14 +214,7 @@ def test_triggered_stop_fills_at_trigger_and_is_visible(
     sim: SimExchange, ex: SimBinanceUSDM
 ) -> None:
     ex.create_order(SYMBOL, "market", "buy", 0.01, None, {"clientOrderId": "entry"})
-    ex.create_order(
-        SYMBOL,
-        "market",
-        "sell",
-        0.01,
-        None,
-        {"stopLossPrice": 29000, "reduceOnly": True, "clientOrderId": "sl"},
-    )
+    place_stop_loss(ex, SYMBOL, 0.01, 29000, cid="sl")
     sim.account.set_price(SYMBOL, Decimal(28000))  # falls through the stop
     algo = ex.fetch_order(None, SYMBOL, {"clientOrderId": "sl", "trigger": True})
     assert algo["status"] == "closed"
@@ -256,14 +244,7 @@ def test_stop_that_would_trigger_at_once_is_rejected(ex: SimBinanceUSDM) -> None
 
 
 def test_reduce_only_stop_with_no_position_expires(sim: SimExchange, ex: SimBinanceUSDM) -> None:
-    ex.create_order(
-        SYMBOL,
-        "market",
-        "sell",
-        0.01,
-        None,
-        {"stopLossPrice": 29000, "reduceOnly": True, "clientOrderId": "orphan"},
-    )
+    place_stop_loss(ex, SYMBOL, 0.01, 29000, cid="orphan")
     sim.account.set_price(SYMBOL, Decimal(28000))
     algo = ex.fetch_order(None, SYMBOL, {"clientOrderId": "orphan", "trigger": True})
     assert algo["status"] == "expired"

@@ -17,7 +17,7 @@ from typing import Any
 
 import ccxt
 import pytest
-from sim_ccxt import SimBinanceUSDM, point_at
+from support.sim_ccxt import SimBinanceUSDM, point_at
 
 SYMBOL = "BTC/USDT:USDT"
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import ccxt
 import pytest
-from sim_ccxt import SimBinanceUSDM, client
+from support.sim_ccxt import SimBinanceUSDM, market_client
 
 from trendbotd.sim import Fault, SimConfig, SimExchange
 
@@ -31,9 +31,7 @@ def sim() -> Iterator[SimExchange]:
 
 @pytest.fixture
 def ex(sim: SimExchange) -> SimBinanceUSDM:
-    exchange = client(sim)
-    exchange.load_markets()
-    return exchange
+    return market_client(sim)
 
 
 def _control(sim: SimExchange, path: str, body: dict[str, Any]) -> Any:

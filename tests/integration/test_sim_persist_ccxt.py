@@ -10,8 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
-import time
 import tomllib
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -22,7 +20,16 @@ from typing import Any
 import ccxt
 import pytest
 from conftest import wait_until
-from sim_ccxt import SimBinanceUSDM, client, point_at, resync
+from support.sim_ccxt import (
+    SimBinanceUSDM,
+    client,
+    connect,
+    mid_bar_clock,
+    place_stop_loss,
+    point_at,
+    run_workers,
+)
+from support.sim_paths import limit_the_path_reaches
 
 from trendbotd.adapters.clock import SystemClock
 from trendbotd.core.clock import Clock, ManualClock
@@ -37,8 +44,7 @@ Factory = Callable[..., SimExchange]
 
 @pytest.fixture
 def clock() -> ManualClock:
-    now = time.time_ns() // 1_000_000
-    return ManualClock(now - now % HOUR + HOUR // 2)  # mid-bar, real time of day
+    return mid_bar_clock()
 
 
 @pytest.fixture
@@ -57,13 +63,6 @@ def new_sim(clock: ManualClock) -> Iterator[Factory]:
         sim.stop()
 
 
-def connect(sim: SimExchange) -> SimBinanceUSDM:
-    exchange = client(sim)
-    resync(exchange)
-    exchange.load_markets()
-    return exchange
-
-
 def open_a_book(ex: SimBinanceUSDM) -> None:
     """A position with a take-profit, a stop, a canceled order and some closed history."""
     ex.set_leverage(5, SYMBOL)
@@ -72,14 +71,7 @@ def open_a_book(ex: SimBinanceUSDM) -> None:
     ex.create_order(SYMBOL, "limit", "sell", 0.01, 33000, {"clientOrderId": "tp"})
     ex.create_order(SYMBOL, "limit", "buy", 0.01, 25000, {"clientOrderId": "dip"})
     ex.cancel_order(None, SYMBOL, {"clientOrderId": "dip"})
-    ex.create_order(
-        SYMBOL,
-        "market",
-        "sell",
-        0.015,
-        None,
-        {"stopLossPrice": 28000, "reduceOnly": True, "clientOrderId": "sl"},
-    )
+    place_stop_loss(ex, SYMBOL, 0.015, 28000, cid="sl")
 
 
 CIDS = ("entry", "trim", "tp", "dip")
@@ -157,32 +149,23 @@ def test_concurrent_clients_leave_the_newest_state_on_disk(
     path = tmp_path / "paper.json"
     sim = new_sim(path)
     sim.account.set_price(SYMBOL, Decimal(30000))
-    failures: list[BaseException] = []
 
     def trade(worker: int) -> None:
-        try:
-            ex = connect(sim)
-            for i in range(8):
-                side = "buy" if (worker + i) % 2 == 0 else "sell"
-                ex.create_order(
-                    SYMBOL,
-                    "limit",
-                    side,
-                    0.01,
-                    20000 if side == "buy" else 40000,
-                    {"clientOrderId": f"w{worker}-{i}"},
-                )
-                if i % 3 == 2:
-                    ex.cancel_order(None, SYMBOL, {"clientOrderId": f"w{worker}-{i}"})
-        except BaseException as e:  # collected and asserted below
-            failures.append(e)
+        ex = connect(sim)
+        for i in range(8):
+            side = "buy" if (worker + i) % 2 == 0 else "sell"
+            ex.create_order(
+                SYMBOL,
+                "limit",
+                side,
+                0.01,
+                20000 if side == "buy" else 40000,
+                {"clientOrderId": f"w{worker}-{i}"},
+            )
+            if i % 3 == 2:
+                ex.cancel_order(None, SYMBOL, {"clientOrderId": f"w{worker}-{i}"})
 
-    threads = [threading.Thread(target=trade, args=(w,)) for w in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert failures == []
+    assert run_workers(trade, workers=4, timeout=30) == []
     copy = tmp_path / "copy.json"
     shutil.copyfile(path, copy)  # as a crash would leave it: no final save
     reloaded = new_sim(copy)
@@ -196,7 +179,7 @@ def test_orders_fill_while_the_sim_is_down_as_on_a_real_exchange(
     path = tmp_path / "paper.json"
     first = new_sim(path)
     ex = connect(first)
-    side, price = _resting_limit_reached_within(first, clock.now_ms(), clock.now_ms() + 2 * HOUR)
+    side, price = limit_the_path_reaches(first, clock.now_ms(), clock.now_ms() + 2 * HOUR)
     ex.create_order(SYMBOL, "limit", side, 0.01, float(price), {"clientOrderId": "rest"})
     assert ex.fetch_order(None, SYMBOL, {"clientOrderId": "rest"})["status"] == "open"
     first.stop()
@@ -208,16 +191,6 @@ def test_orders_fill_while_the_sim_is_down_as_on_a_real_exchange(
     assert (order["status"], order["average"]) == ("closed", float(price))
     position = ex2.fetch_positions([SYMBOL])[0]
     assert position["side"] == ("long" if side == "buy" else "short")
-
-
-def _resting_limit_reached_within(sim: SimExchange, t0: int, t1: int) -> tuple[str, Decimal]:
-    spec = sim.state.specs["BTCUSDT"]
-    now = float(sim.state.price(SYMBOL, t0))
-    path = [p for piece in sim.state.tapes["BTCUSDT"].pieces(t0, t1) for p in (piece.p0, piece.p1)]
-    low, high = min(path), max(path)
-    if now - low > high - now:
-        return "buy", spec.round_price((now + low) / 2)
-    return "sell", spec.round_price((now + high) / 2)
 
 
 def test_a_corrupt_state_file_stops_the_start(new_sim: Factory, tmp_path: Path) -> None:
@@ -307,14 +280,7 @@ def test_sigkilled_sim_exchange_process_keeps_its_account(
     proc.control("/sim/price", {"symbol": SYMBOL, "price": "30000"})
     ex = proc.exchange()
     ex.create_order(SYMBOL, "market", "buy", 0.01, None, {"clientOrderId": "entry"})
-    ex.create_order(
-        SYMBOL,
-        "market",
-        "sell",
-        0.01,
-        None,
-        {"stopLossPrice": 28000, "reduceOnly": True, "clientOrderId": "sl"},
-    )
+    place_stop_loss(ex, SYMBOL, 0.01, 28000, cid="sl")
     assert proc.end(signal.SIGKILL) == -signal.SIGKILL
 
     sim = new_sim(path, sim_clock=SystemClock())  # the command's clock

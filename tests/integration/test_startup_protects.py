@@ -17,7 +17,7 @@ from pathlib import Path
 
 from conftest import REAL_CMD, NotifyListener, clean_env, record_unprotected, write_config
 from order_invariants import StateFileReader
-from sim_ccxt import client
+from support.sim_ccxt import client
 
 from trendbotd.sim import SimConfig, SimExchange
 

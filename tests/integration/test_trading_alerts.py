@@ -14,7 +14,6 @@ from __future__ import annotations
 import signal
 import stat
 import subprocess
-import textwrap
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -24,11 +23,11 @@ from typing import Any
 import pytest
 from alert_receivers import Receiver, serve
 from conftest import REAL_CMD, NotifyListener, clean_env, wait_until
+from support.daemon_config import live_config
+from support.live_daemon import seed_owned_long, start_live, wait_ticks
 
-from trendbotd.core.client_ids import make_client_id
-from trendbotd.core.domain import OrderType, Side
-from trendbotd.core.records import Intent, IntentState, Purpose, TradingMode
-from trendbotd.journal.store import open_journal
+from trendbotd.core.domain import Side
+from trendbotd.core.records import IntentState, TradingMode
 from trendbotd.sim import SimConfig, SimExchange
 from trendbotd.sim.faults import Fault
 from trendbotd.sim.main import write_credentials
@@ -55,71 +54,38 @@ def webhook() -> Iterator[Receiver]:
 
 
 def _config(tmp_path: Path, sim: SimExchange, webhook: Receiver) -> Path:
-    creds = tmp_path / "creds.toml"
-    write_credentials(creds, sim.api_key, sim.api_secret)
     hook = tmp_path / "hook.secret"
     hook.write_text(f'url = "http://127.0.0.1:{webhook.port}{HOOK_PATH}"\n')
     hook.chmod(stat.S_IRUSR | stat.S_IWUSR)
-    path = tmp_path / "alerts.toml"
-    path.write_text(
-        textwrap.dedent(
-            f"""\
-            [instance]
-            name = "tradealerts"
-            runtime_dir = "{tmp_path / "run"}"
-            state_dir = "{tmp_path / "state"}"
+    alerts = f"""
+        [alerts]
+        retry_base_s = 0.2
+        retry_max_s = 0.5
+        coalesce_window_s = 0
+        unreachable_alert_s = 1.5
 
-            [exchange]
-            paper = false
-            base_url = "{sim.base_url}"
-            credentials_file = "{creds}"
-            request_timeout_s = 2
-
-            [trading]
-            symbols = ["{SYMBOL}"]
-
-            [service]
-            tick_interval_s = 0.3
-            startup_timeout_s = 60
-
-            [alerts]
-            retry_base_s = 0.2
-            retry_max_s = 0.5
-            coalesce_window_s = 0
-            unreachable_alert_s = 1.5
-
-            [alerts.channels.hook]
-            kind = "webhook"
-            min_severity = "info"
-            secret_file = "{hook}"
-            """
-        )
+        [alerts.channels.hook]
+        kind = "webhook"
+        min_severity = "info"
+        secret_file = "{hook}"
+        """
+    return live_config(
+        tmp_path,
+        sim,
+        name="tradealerts",
+        symbol=SYMBOL,
+        exchange_extra="request_timeout_s = 2",
+        extra=alerts,
     )
-    return path
 
 
 def _own_a_long_without_its_stop(tmp_path: Path, sim: SimExchange) -> None:
     """A long the journal knows (a filled entry with its planned stop), no stop on the
-    exchange: the startup sync must put one back."""
-    sim.account.set_position(SYMBOL, AMOUNT, PRICE)
-    now = int(time.time() * 1000)
-    candle = now - now % 3_600_000 - 3_600_000
-    (tmp_path / "state").mkdir()
-    with open_journal(tmp_path / "state" / "tradealerts.db") as journal:
-        cid = make_client_id(
-            instance="tradealerts", symbol=SYMBOL, candle_time_ms=candle, seq=0,
-            purpose=Purpose.ENTRY,
-        )  # fmt: skip
-        journal.orders.add_intent(
-            Intent(
-                cid, SYMBOL, Side.BUY, OrderType.MARKET, AMOUNT, Purpose.ENTRY, candle, 0,
-                IntentState.FILLED, now, now, protective_stop=STOP, filled=AMOUNT,
-                average_price=PRICE, attempts=1, sent_ms=now,
-            )
-        )  # fmt: skip
-        journal.account.set_expected_position(SYMBOL, AMOUNT, now_ms=now)
-        # no strategy decision muddles the story: this hour and the next are decided
-        journal.controls.set_decided_candle(SYMBOL, now + 86_400_000, now_ms=now)
+    exchange: the startup sync must put one back. No strategy decision muddles the story:
+    this hour and the next are decided."""
+    seed_owned_long(
+        tmp_path, sim, instance="tradealerts", symbol=SYMBOL, amount=AMOUNT, price=PRICE, stop=STOP
+    )
 
 
 def _events(bodies: list[dict[str, Any]], *, after: int = 0) -> list[str]:
@@ -134,15 +100,7 @@ def _one(bodies: list[dict[str, Any]], event: str) -> dict[str, Any]:
 
 def _ticks(listener: NotifyListener, proc: subprocess.Popen[str], n: int) -> None:
     """Until ``n`` more STATUS= lines (one a tick) arrived: time for a repeat to show."""
-    mark = len(listener.messages())
-    assert wait_until(
-        lambda: (
-            sum("STATUS" in m.fields for m in listener.messages()[mark:]) >= n
-            or proc.poll() is not None
-        ),
-        timeout=30,
-    )
-    assert proc.poll() is None, proc.returncode
+    wait_ticks(listener, proc, after=len(listener.messages()), ticks=n)
 
 
 def test_trading_events_arrive_once_with_severity_and_no_secret(
@@ -153,15 +111,9 @@ def test_trading_events_arrive_once_with_severity_and_no_secret(
     sim.faults.add(Fault(method="POST", path=ALGO, binance_code=-1111, http_status=400))
     log = tmp_path / "daemon.log"
     config = _config(tmp_path, sim, webhook)
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [*REAL_CMD, "run", "--foreground", "--config", str(config)],
-            cwd=tmp_path,
-            env=clean_env(NOTIFY_SOCKET=notify_listener.path),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+    proc = start_live(
+        config, cwd=tmp_path, log=log, env=clean_env(NOTIFY_SOCKET=notify_listener.path)
+    )
     try:
         notify_listener.wait_key("READY", "1", timeout=60, proc=proc)
 

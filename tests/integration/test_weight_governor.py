@@ -24,7 +24,7 @@ from exchange_helpers import (
     requests_to,
     stop,
 )
-from sim_ccxt import client
+from support.sim_ccxt import client
 
 from trendbotd.adapters.budget_file import LocalBudget, SharedBudgetFile
 from trendbotd.adapters.ccxt_exchange import CcxtExchange

@@ -1,4 +1,7 @@
-"""An in-memory exchange implementing ``trendbotd.core.ports.Exchange`` for executor tests.
+"""An in-memory exchange implementing ``trendbotd.core.ports.Exchange`` for executor tests,
+and the order tests' shared harness (``ORDERS_POLICY``, ``Bot``, ``entry_spec``,
+``stop_spec``) with its fixtures ``clock``, ``fake``, ``bot`` and ``executor`` (made visible
+by conftest.py).
 
 Not a mock: it keeps positions, plain and conditional orders, fills market orders at the
 current price, enforces reduce-only and Binance's duplicate-id rule (only among OPEN
@@ -9,13 +12,18 @@ without executing, ``after`` executes and then raises (a reply lost on the way b
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
+import pytest
+
+from trendbotd.core.clock import ManualClock
 from trendbotd.core.domain import (
     ZERO,
     AccountMode,
+    AccountSnapshot,
     Balance,
     Candle,
     ClockOffset,
@@ -27,12 +35,17 @@ from trendbotd.core.domain import (
     Position,
     Side,
 )
+from trendbotd.core.records import IntentSpec, Purpose
 from trendbotd.errors import (
     DuplicateClientOrderIdError,
     InvalidOrderError,
     OrderNotFoundError,
     ReduceOnlyRejectedError,
 )
+from trendbotd.journal.store import Journal, open_journal
+from trendbotd.trading.crashpoints import CrashHook
+from trendbotd.trading.executor import ExecutorPolicy, OrderExecutor
+from trendbotd.trading.positions import PositionManager
 
 SYMBOL = "BTC/USDT:USDT"
 
@@ -253,3 +266,134 @@ class FakeExchange:
 
 def _reduces(held: Decimal, side: Side) -> bool:
     return (held > 0 and side is Side.SELL) or (held < 0 and side is Side.BUY)
+
+
+# The order tests' harness: times, the executor policy, builders and a bot per "process".
+T0 = 1_700_000_000_000
+CANDLE = T0 - 3_600_000
+ORDERS_POLICY = ExecutorPolicy(
+    query_attempts=4,
+    query_backoff_s=0.5,
+    max_backoff_s=4.0,
+    absent_settle_ms=6000,
+    max_sends=3,
+    entry_resend_window_ms=60_000,
+    fill_polls=3,
+    max_rate_limit_wait_s=30.0,
+)
+# Shorter waits still, for the engine's tests: a fake answers at once.
+POLICY = dataclasses.replace(
+    ORDERS_POLICY,
+    query_attempts=2,
+    query_backoff_s=0.1,
+    max_backoff_s=1.0,
+    absent_settle_ms=1000,
+    fill_polls=2,
+    max_rate_limit_wait_s=5.0,
+)
+
+
+def creates(fake: FakeExchange) -> list[str]:
+    """The client ids of every create request, in order."""
+    return [cid for method, cid in fake.calls if method == "create_order"]
+
+
+def entry_spec(**kw: object) -> IntentSpec:
+    """A BTC market entry of 0.010 on ``CANDLE`` with its stop at 49000; ``kw`` overrides."""
+    values: dict[str, object] = {
+        "symbol": SYMBOL,
+        "side": Side.BUY,
+        "type": OrderType.MARKET,
+        "amount": Decimal("0.010"),
+        "purpose": Purpose.ENTRY,
+        "candle_time_ms": CANDLE,
+        "protective_stop": Decimal(49000),
+    }
+    values.update(kw)
+    return IntentSpec(**values)  # type: ignore[arg-type]
+
+
+def stop_spec(*, side: Side = Side.SELL, stop_price: Decimal = Decimal(49000)) -> IntentSpec:
+    """A reduce-only STOP_MARKET for 0.010 on ``CANDLE``."""
+    return IntentSpec(
+        symbol=SYMBOL,
+        side=side,
+        type=OrderType.STOP_MARKET,
+        amount=Decimal("0.010"),
+        purpose=Purpose.STOP,
+        candle_time_ms=CANDLE,
+        stop_price=stop_price,
+        reduce_only=True,
+    )
+
+
+def snapshot_of(fake: FakeExchange, clock: ManualClock) -> AccountSnapshot:
+    """What a startup sync would read from ``fake`` now."""
+    return AccountSnapshot(
+        taken_at_ms=clock.now_ms(),
+        clock=ClockOffset(0, 1, 0, 5),
+        mode=AccountMode.ONE_WAY,
+        balance=Balance("USDT", Decimal(10000), Decimal(9000)),
+        positions=tuple(fake.fetch_positions([SYMBOL])),
+        open_orders=tuple(fake.fetch_open_orders([SYMBOL])),
+    )
+
+
+class Bot:
+    """One 'process': a journal handle, an executor and a position manager."""
+
+    def __init__(
+        self,
+        path: Path,
+        fake: FakeExchange,
+        clock: ManualClock,
+        crash: CrashHook | None = None,
+        *,
+        waiting: Callable[[float], None] | None = None,
+        fence: Callable[[], bool] | None = None,
+        policy: ExecutorPolicy = ORDERS_POLICY,
+    ) -> None:
+        self.journal: Journal = open_journal(path)
+        self.executor = OrderExecutor(
+            exchange=fake,
+            journal=self.journal,
+            clock=clock,
+            instance="bot",
+            policy=policy,
+            crash=crash,
+            waiting=waiting,
+            fence=fence,
+        )
+        self.pm = PositionManager(executor=self.executor, symbols=[SYMBOL], close_rounds=4)
+        self.fake = fake
+        self.clock = clock
+
+    def snapshot(self) -> AccountSnapshot:
+        return snapshot_of(self.fake, self.clock)
+
+
+def running_bot(path: Path, fake: FakeExchange, clock: ManualClock) -> Iterator[Bot]:
+    """For a fixture: ``yield from running_bot(...)`` closes the journal afterwards."""
+    bot = Bot(path, fake, clock)
+    yield bot
+    bot.journal.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def fake() -> FakeExchange:
+    return FakeExchange()
+
+
+@pytest.fixture
+def bot(tmp_path: Path, fake: FakeExchange, clock: ManualClock) -> Iterator[Bot]:
+    yield from running_bot(tmp_path / "bot.db", fake, clock)
+
+
+@pytest.fixture
+def executor(bot: Bot) -> OrderExecutor:
+    return bot.executor

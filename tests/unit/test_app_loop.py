@@ -12,7 +12,8 @@ import pytest
 from trendbotd.config import Config
 from trendbotd.errors import ExchangeAuthError, TransientExchangeError
 from trendbotd.exitcodes import ExitCode
-from trendbotd.service import lifecycle as app
+from trendbotd.service import loop as main_loop
+from trendbotd.service.loop import MAX_TICK_FAILURES, Loop, RunOptions
 from trendbotd.service.signals import SignalQueue
 
 
@@ -92,19 +93,19 @@ class FakeRunner:
 
 def _loop(
     runner: FakeRunner, notifier: RecordingNotifier, signals: SignalQueue, path: Path | None = None
-) -> app.Loop:
-    return app.Loop(
+) -> Loop:
+    return Loop(
         runner,
         notifier=notifier,
         signals=signals,
         config=Config(),
-        options=app.RunOptions(config_path=path, paper=True, daemon=False),
+        options=RunOptions(config_path=path, paper=True, daemon=False),
     )
 
 
 @pytest.fixture(autouse=True)
 def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(app, "TICK_RETRY_BASE_S", 0.001)
+    monkeypatch.setattr(main_loop, "TICK_RETRY_BASE_S", 0.001)
 
 
 def test_ticks_update_status_until_sigterm_then_exit_0() -> None:
@@ -126,7 +127,7 @@ def test_repeated_tick_failures_exit_1() -> None:
     signals, notifier = SignalQueue(), RecordingNotifier()
     runner = FakeRunner([RuntimeError(f"bug {i}") for i in range(10)], signals)
     assert _loop(runner, notifier, signals).run() == ExitCode.FAILURE
-    assert runner.ticks == app.MAX_TICK_FAILURES
+    assert runner.ticks == MAX_TICK_FAILURES
     assert notifier.kinds()[-1] == "stopping"
 
 
@@ -134,7 +135,7 @@ def test_a_good_tick_resets_the_failure_count() -> None:
     signals, notifier = SignalQueue(), RecordingNotifier()
     flaky: list[object] = []
     for _ in range(3):
-        flaky += [TransientExchangeError("502")] * (app.MAX_TICK_FAILURES - 1) + ["recovered"]
+        flaky += [TransientExchangeError("502")] * (MAX_TICK_FAILURES - 1) + ["recovered"]
     runner = FakeRunner(flaky, signals)
     assert _loop(runner, notifier, signals).run() == ExitCode.OK
     statuses = [text for kind, text in notifier.sent if kind == "status"]

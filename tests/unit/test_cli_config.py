@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trendbotd import cli
+from trendbotd import cli, cli_parser
 from trendbotd.exitcodes import ExitCode
 from trendbotd.service.pidlock import PidLock
 
@@ -141,8 +141,8 @@ def test_run_does_not_import_lazy_commands(monkeypatch: pytest.MonkeyPatch) -> N
     def refuse(name: str) -> types.ModuleType:
         raise AssertionError(f"imported {name}")
 
-    monkeypatch.setattr(cli.importlib, "import_module", refuse)
-    parser, module = cli.build_parser("run")
+    monkeypatch.setattr(cli_parser.importlib, "import_module", refuse)
+    parser, module = cli_parser.build_parser("run")
     assert module is None
     assert parser.parse_args(["run", "--paper"]).paper
 
@@ -162,8 +162,8 @@ def test_lazy_command_gets_its_own_arguments(
 
     fake.add_arguments = add_arguments  # type: ignore[attr-defined]
     fake.run = run  # type: ignore[attr-defined]
-    monkeypatch.setitem(cli.LAZY_COMMANDS, "fake-tool", ("fake_tool", "a test tool"))
-    monkeypatch.setattr(cli.importlib, "import_module", lambda name: fake)
+    monkeypatch.setitem(cli_parser.LAZY_COMMANDS, "fake-tool", ("fake_tool", "a test tool"))
+    monkeypatch.setattr(cli_parser.importlib, "import_module", lambda name: fake)
     assert cli.main(["fake-tool", "--port", "8080"]) == 3
     assert seen[0].port == 8080
     assert cli.main(["fake-tool"]) == ExitCode.USAGE
@@ -174,7 +174,7 @@ def test_missing_lazy_module_is_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setitem(
-        cli.LAZY_COMMANDS, "ghost", ("trendbotd.no_such_module_here", "not installed")
+        cli_parser.LAZY_COMMANDS, "ghost", ("trendbotd.no_such_module_here", "not installed")
     )
     assert cli.main(["ghost"]) == ExitCode.FAILURE
     assert "ghost is not available" in _one_line(capsys.readouterr().err)

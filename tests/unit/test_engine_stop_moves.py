@@ -1,6 +1,7 @@
-"""The engine's trailing stop move against an in-memory exchange: the new stop goes before
-the old one is canceled, and a move the exchange refuses because the market is already
-past it (-2021) closes the position at market at once."""
+"""The tick's trailing stop move (the planner's MoveStop carried out by the PlanExecutor)
+against an in-memory exchange: the new stop goes before the old one is canceled, and a
+move the exchange refuses because the market is already past it (-2021) closes the
+position at market at once."""
 
 from __future__ import annotations
 
@@ -9,43 +10,27 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from orders_fakes import SYMBOL, FakeExchange
+from orders_fakes import POLICY, SYMBOL, FakeExchange
 
-from trendbotd.config import Config
+from trendbotd.alerts.sink import NullAlertSink
 from trendbotd.core.clock import ManualClock
-from trendbotd.core.domain import (
-    AccountMode,
-    AccountSnapshot,
-    Balance,
-    ClockOffset,
-    OrderType,
-    Position,
-    Side,
-)
+from trendbotd.core.domain import OrderType, Position, Side
+from trendbotd.core.planner import MoveStop, plan
 from trendbotd.core.records import IntentSpec, IntentState, Purpose
 from trendbotd.core.strategy.signals import Action, Decision, Direction
 from trendbotd.journal.store import Journal, open_journal
-from trendbotd.trading.engine import Engine
-from trendbotd.trading.executor import ExecutorPolicy, OrderExecutor
+from trendbotd.trading.executor import OrderExecutor
+from trendbotd.trading.plan_executor import PlanExecutor
 from trendbotd.trading.positions import PositionManager
+from trendbotd.trading.tick_view import read_symbol
 
 D = Decimal
 T0 = 1_700_000_000_000
 CANDLE = T0 - 3_600_000
-POLICY = ExecutorPolicy(
-    query_attempts=2,
-    query_backoff_s=0.1,
-    max_backoff_s=1.0,
-    absent_settle_ms=1000,
-    max_sends=3,
-    entry_resend_window_ms=60_000,
-    fill_polls=2,
-    max_rate_limit_wait_s=5.0,
-)
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> tuple[Engine, PositionManager, FakeExchange, Journal]:
+def setup(tmp_path: Path) -> tuple[Mover, PositionManager, FakeExchange, Journal]:
     fake = FakeExchange()
     clock = ManualClock(T0)
     journal = open_journal(tmp_path / "bot.db")
@@ -53,17 +38,8 @@ def setup(tmp_path: Path) -> tuple[Engine, PositionManager, FakeExchange, Journa
         exchange=fake, journal=journal, clock=clock, instance="bot", policy=POLICY
     )
     pm = PositionManager(executor=executor, symbols=[SYMBOL], close_rounds=4)
-    snapshot = AccountSnapshot(
-        taken_at_ms=T0,
-        clock=ClockOffset(0, 1, 0, 5),
-        mode=AccountMode.ONE_WAY,
-        balance=Balance("USDT", D(10000), D(10000)),
-        positions=(),
-        open_orders=(),
-        markets=fake.load_markets([SYMBOL]),
-    )
-    engine = Engine(
-        config=Config(), exchange=fake, journal=journal, positions=pm, snapshot=snapshot
+    engine = Mover(
+        PlanExecutor(positions=pm, journal=journal, alerts=NullAlertSink()), journal, fake
     )
     opened = pm.open_position(
         IntentSpec(
@@ -76,9 +52,26 @@ def setup(tmp_path: Path) -> tuple[Engine, PositionManager, FakeExchange, Journa
     journal.close()
 
 
-def move(engine: Engine, stop: float) -> None:
-    engine._move_stop(
-        SYMBOL,
+class Mover:
+    """What a tick does with a trail decision: plan it on the symbol's view, carry it out."""
+
+    def __init__(self, executor: PlanExecutor, journal: Journal, fake: FakeExchange) -> None:
+        self.executor, self.journal = executor, journal
+        self.market = fake.load_markets([SYMBOL])[SYMBOL]
+
+    def live_stop_price(self, symbol: str) -> Decimal | None:
+        return read_symbol(self.journal, symbol).stop_price
+
+    def move(self, decision: Decision, *, position: Position, bar_time: int) -> None:
+        held = read_symbol(self.journal, SYMBOL)
+        for action in plan(decision, held.view(position, self.market)):
+            assert isinstance(action, MoveStop)
+            self.executor.move_stop(SYMBOL, action, position=position.amount, old=held.stops,
+                                    bar_time=bar_time)  # fmt: skip
+
+
+def move(engine: Mover, stop: float) -> None:
+    engine.move(
         Decision(Action.MOVE_STOP, Direction.LONG, stop, "trail"),
         position=Position(SYMBOL, D("0.010"), D(50000)),
         bar_time=T0,
@@ -86,7 +79,7 @@ def move(engine: Engine, stop: float) -> None:
 
 
 def test_a_move_places_the_new_stop_before_canceling_the_old(
-    setup: tuple[Engine, PositionManager, FakeExchange, Journal],
+    setup: tuple[Mover, PositionManager, FakeExchange, Journal],
 ) -> None:
     engine, _, fake, _ = setup
     move(engine, 49500.0)
@@ -98,7 +91,7 @@ def test_a_move_places_the_new_stop_before_canceling_the_old(
 
 
 def test_a_move_past_the_market_closes_the_position_at_market(
-    setup: tuple[Engine, PositionManager, FakeExchange, Journal],
+    setup: tuple[Mover, PositionManager, FakeExchange, Journal],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     engine, _, fake, journal = setup
@@ -118,9 +111,9 @@ def test_a_move_past_the_market_closes_the_position_at_market(
 
 
 def test_the_stop_the_strategy_trails_is_the_one_on_the_closing_side(
-    setup: tuple[Engine, PositionManager, FakeExchange, Journal],
+    setup: tuple[Mover, PositionManager, FakeExchange, Journal],
 ) -> None:
     engine, pm, _, _ = setup
     # a BUY stop left over from a short, newer than the long's SELL stop at 49000
     pm.protect(SYMBOL, position=D("-0.010"), stop_price=D(51000), candle_time_ms=T0, parent=None)
-    assert engine._live_stop_price(SYMBOL) == D(49000)
+    assert engine.live_stop_price(SYMBOL) == D(49000)

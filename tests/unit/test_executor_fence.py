@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from orders_fakes import SYMBOL, FakeExchange
-from test_orders_executor import CANDLE, POLICY, T0, entry
+from orders_fakes import ORDERS_POLICY, T0, FakeExchange, stop_spec
+from orders_fakes import entry_spec as entry
 
 from trendbotd.cluster.states import Acquired, ElectionState, RenewalFailed, Renewed, apply
 from trendbotd.core.clock import ManualClock
-from trendbotd.core.domain import OrderType, Side
-from trendbotd.core.records import IntentSpec, IntentState, Purpose
+from trendbotd.core.records import IntentState
 from trendbotd.errors import NotLeaderError
 from trendbotd.journal.store import Journal, open_journal
 from trendbotd.trading.executor import OrderExecutor
@@ -30,21 +29,15 @@ class Node:
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Journal:
+def journal(tmp_path: Path) -> Iterator[Journal]:
     j = open_journal(tmp_path / "bot.db")
-    yield j  # type: ignore[misc]
+    yield j
     j.close()
 
 
 def make(fake: FakeExchange, journal: Journal, node: Node) -> OrderExecutor:
-    return OrderExecutor(
-        exchange=fake,
-        journal=journal,
-        clock=ManualClock(T0),
-        instance="bot",
-        policy=POLICY,
-        fence=node.fence,
-    )
+    return OrderExecutor(exchange=fake, journal=journal, clock=ManualClock(T0), instance="bot",
+                         policy=ORDERS_POLICY, fence=node.fence)  # fmt: skip
 
 
 def test_standby_sends_nothing_then_the_leader_sends_once(journal: Journal) -> None:
@@ -73,16 +66,7 @@ def test_window_closes_without_renewal_and_after_a_failed_one(journal: Journal) 
     node.state = apply(node.state, Acquired(epoch=5, lease_id=1, lease_sent_at=0, answered_at=0))
     node.now = 23.9
     assert executor.submit(entry()).state is IntentState.FILLED
-    stop = IntentSpec(
-        symbol=SYMBOL,
-        side=Side.SELL,
-        type=OrderType.STOP_MARKET,
-        amount=Decimal("0.010"),
-        purpose=Purpose.STOP,
-        candle_time_ms=CANDLE,
-        stop_price=Decimal(49000),
-        reduce_only=True,
-    )
+    stop = stop_spec()
     node.now = 24.0  # renewal sent at 0 + ttl 30 - margin 6
     with pytest.raises(NotLeaderError):
         executor.submit(stop)

@@ -43,8 +43,8 @@ from trendbotd.journal.metrics_view import OUTCOMES, PURPOSES, JournalView, jour
 from trendbotd.journal.status import read_status
 from trendbotd.journal.store import Journal, open_journal
 from trendbotd.service.notify import NullNotifier
+from trendbotd.trading.compose.metrics import JournalReader
 from trendbotd.trading.executor import ExecutorPolicy, OrderExecutor
-from trendbotd.trading.observability import JournalReader
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 NOW = 1_700_000_000_000

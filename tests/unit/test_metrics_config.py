@@ -95,7 +95,7 @@ def test_off_means_prometheus_client_is_never_imported() -> None:
     code = (
         "import sys\n"
         "from trendbotd.config import Config\n"
-        "from trendbotd.trading.observability import start_metrics\n"
+        "from trendbotd.trading.compose.metrics import start_metrics\n"
         "from trendbotd.service.notify import NullNotifier\n"
         "n = NullNotifier()\n"
         "assert start_metrics(Config(), n) is n\n"

@@ -4,10 +4,10 @@ never re-sent, never abandoned early (the duplicate-entry hole of delayed visibi
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from orders_fakes import SYMBOL, FakeExchange
+from orders_fakes import ORDERS_POLICY, SYMBOL, T0, Bot, FakeExchange, creates
+from orders_fakes import entry_spec as entry
 
 from trendbotd.core.absence import (
     DOUBT_SETTLE_INTERVALS,
@@ -19,32 +19,14 @@ from trendbotd.core.absence import (
 )
 from trendbotd.core.clock import ManualClock
 from trendbotd.core.domain import (
-    AccountMode,
-    AccountSnapshot,
-    Balance,
-    ClockOffset,
-    OrderType,
     Side,
 )
-from trendbotd.core.records import IntentSpec, IntentState, Purpose, TradingMode
+from trendbotd.core.records import IntentState, Purpose, TradingMode
 from trendbotd.errors import OutcomeUnknownError, TransientExchangeError
-from trendbotd.journal.store import Journal, open_journal
-from trendbotd.trading.executor import ExecutorPolicy, OrderExecutor
-from trendbotd.trading.positions import PositionManager
+from trendbotd.trading.executor import OrderExecutor
 
 D = Decimal
-T0 = 1_700_000_000_000
-SETTLE = 6000
-POLICY = ExecutorPolicy(
-    query_attempts=4,
-    query_backoff_s=0.5,
-    max_backoff_s=4.0,
-    absent_settle_ms=SETTLE,
-    max_sends=3,
-    entry_resend_window_ms=60_000,
-    fill_polls=3,
-    max_rate_limit_wait_s=30.0,
-)
+SETTLE = ORDERS_POLICY.absent_settle_ms
 
 
 def facts(
@@ -88,51 +70,14 @@ def test_unexplained_is_only_extra_position_on_the_entry_side() -> None:
     assert unexplained(facts(actual=None, age_ms=0)) == 0
 
 
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(T0)
-
-
-@pytest.fixture
-def fake() -> FakeExchange:
-    return FakeExchange()
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    j = open_journal(tmp_path / "bot.db")
-    yield j  # type: ignore[misc]
-    j.close()
-
-
-@pytest.fixture
-def executor(fake: FakeExchange, journal: Journal, clock: ManualClock) -> OrderExecutor:
-    return OrderExecutor(exchange=fake, journal=journal, clock=clock, instance="bot", policy=POLICY)
-
-
-def entry() -> IntentSpec:
-    return IntentSpec(
-        symbol=SYMBOL,
-        side=Side.BUY,
-        type=OrderType.MARKET,
-        amount=D("0.010"),
-        purpose=Purpose.ENTRY,
-        candle_time_ms=T0 - 3_600_000,
-        protective_stop=D(49000),
-    )
-
-
 def _cid(executor: OrderExecutor) -> str:
     return executor.client_id(entry())
 
 
-def creates(fake: FakeExchange) -> list[str]:
-    return [cid for method, cid in fake.calls if method == "create_order"]
-
-
 def test_entry_visible_late_is_found_not_resent(
-    executor: OrderExecutor, fake: FakeExchange, journal: Journal, clock: ManualClock
+    bot: Bot, executor: OrderExecutor, fake: FakeExchange, clock: ManualClock
 ) -> None:
+    journal = bot.journal
     fake.fault("create_order", OutcomeUnknownError("-1007 timeout"), when="after")
     fake.hidden[_cid(executor)] = 2  # the settle-time query and one more answer -2013
     done = executor.submit(entry())
@@ -144,7 +89,7 @@ def test_entry_visible_late_is_found_not_resent(
 
 
 def test_entry_invisible_for_long_stays_unknown_then_is_abandoned_never_resent(
-    executor: OrderExecutor, fake: FakeExchange, journal: Journal, clock: ManualClock
+    executor: OrderExecutor, fake: FakeExchange, clock: ManualClock
 ) -> None:
     fake.fault("create_order", OutcomeUnknownError("-1001 internal error"), when="after")
     cid = _cid(executor)
@@ -170,7 +115,7 @@ def test_startup_resolver_does_not_abandon_an_entry_the_position_shows(
     executor: OrderExecutor, fake: FakeExchange, clock: ManualClock
 ) -> None:
     fake.fault("create_order", OutcomeUnknownError("reset"), when="after")
-    fake.fault("fetch_order", TransientExchangeError("502"), times=POLICY.query_attempts)
+    fake.fault("fetch_order", TransientExchangeError("502"), times=ORDERS_POLICY.query_attempts)
     first = executor.submit(entry())
     assert first.state is IntentState.UNKNOWN
     fake.hidden[first.client_order_id] = 2
@@ -202,23 +147,16 @@ def test_unreadable_position_doubts_the_absence(
 
 
 def test_abandoned_doubted_entry_leaves_the_bot_reduce_only_with_the_position_reported(
-    executor: OrderExecutor, fake: FakeExchange, journal: Journal, clock: ManualClock
+    bot: Bot, executor: OrderExecutor, fake: FakeExchange, clock: ManualClock
 ) -> None:
+    journal = bot.journal
     fake.fault("create_order", OutcomeUnknownError("-1007 timeout"), when="after")
     cid = _cid(executor)
     fake.hidden[cid] = 10_000
-    pm = PositionManager(executor=executor, symbols=[SYMBOL], close_rounds=4)
+    pm = bot.pm
     assert executor.submit(entry()).state is IntentState.UNKNOWN
     clock.advance(RESOLVE_LIMIT_MS)
-    snapshot = AccountSnapshot(
-        taken_at_ms=clock.now_ms(),
-        clock=ClockOffset(0, 1, 0, 5),
-        mode=AccountMode.ONE_WAY,
-        balance=Balance("USDT", D(10000), D(9000)),
-        positions=tuple(fake.fetch_positions([SYMBOL])),
-        open_orders=tuple(fake.fetch_open_orders([SYMBOL])),
-    )
-    result = pm.sync(snapshot)
+    result = pm.sync(bot.snapshot())
     [resolved] = result.resolved
     assert resolved.state is IntentState.ABANDONED
     assert not result.reconciliation.consistent

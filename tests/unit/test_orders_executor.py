@@ -4,14 +4,22 @@ bounded retries with the same client id, never two orders for one intent."""
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from orders_fakes import SYMBOL, FakeExchange
+from orders_fakes import (
+    ORDERS_POLICY,
+    SYMBOL,
+    T0,
+    Bot,
+    FakeExchange,
+    creates,
+    entry_spec,
+    stop_spec,
+)
 
 from trendbotd.core.clock import ManualClock
-from trendbotd.core.domain import OrderType, Side
-from trendbotd.core.records import IntentSpec, IntentState, Purpose, TradingMode
+from trendbotd.core.domain import Side
+from trendbotd.core.records import IntentState, Purpose, TradingMode
 from trendbotd.errors import (
     ClockNotSyncedError,
     ClockSkewError,
@@ -23,62 +31,16 @@ from trendbotd.errors import (
     RateLimitedError,
     TransientExchangeError,
 )
-from trendbotd.journal.store import Journal, open_journal
-from trendbotd.trading.executor import EntryBlockedError, ExecutorPolicy, OrderExecutor
+from trendbotd.journal.store import Journal
+from trendbotd.trading.executor import EntryBlockedError, OrderExecutor
 
 D = Decimal
-T0 = 1_700_000_000_000
-CANDLE = T0 - 3_600_000
-POLICY = ExecutorPolicy(
-    query_attempts=4,
-    query_backoff_s=0.5,
-    max_backoff_s=4.0,
-    absent_settle_ms=6000,
-    max_sends=3,
-    entry_resend_window_ms=60_000,
-    fill_polls=3,
-    max_rate_limit_wait_s=30.0,
-)
+entry = entry_spec
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(T0)
-
-
-@pytest.fixture
-def fake() -> FakeExchange:
-    return FakeExchange()
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    j = open_journal(tmp_path / "bot.db")
-    yield j  # type: ignore[misc]
-    j.close()
-
-
-@pytest.fixture
-def executor(fake: FakeExchange, journal: Journal, clock: ManualClock) -> OrderExecutor:
-    return OrderExecutor(exchange=fake, journal=journal, clock=clock, instance="bot", policy=POLICY)
-
-
-def entry(**kw: object) -> IntentSpec:
-    values: dict[str, object] = {
-        "symbol": SYMBOL,
-        "side": Side.BUY,
-        "type": OrderType.MARKET,
-        "amount": D("0.010"),
-        "purpose": Purpose.ENTRY,
-        "candle_time_ms": CANDLE,
-        "protective_stop": D(49000),
-    }
-    values.update(kw)
-    return IntentSpec(**values)  # type: ignore[arg-type]
-
-
-def creates(fake: FakeExchange) -> list[str]:
-    return [cid for method, cid in fake.calls if method == "create_order"]
+def journal(bot: Bot) -> Journal:
+    return bot.journal
 
 
 def test_happy_entry_is_journalled_before_it_is_sent(
@@ -139,14 +101,14 @@ def test_request_lost_before_acceptance_is_resent_with_the_same_id(
     assert creates(fake) == [done.client_order_id, done.client_order_id]
     assert fake.accepted(done.client_order_id) == 1
     # "absent" was only believed once the first request was older than the settle time
-    assert clock.now_ms() >= T0 + POLICY.absent_settle_ms
+    assert clock.now_ms() >= T0 + ORDERS_POLICY.absent_settle_ms
 
 
 def test_unanswered_queries_leave_the_outcome_unknown_and_send_nothing_more(
     executor: OrderExecutor, fake: FakeExchange, journal: Journal
 ) -> None:
     fake.fault("create_order", OutcomeUnknownError("reset"), when="after")
-    fake.fault("fetch_order", TransientExchangeError("502"), times=POLICY.query_attempts)
+    fake.fault("fetch_order", TransientExchangeError("502"), times=ORDERS_POLICY.query_attempts)
     done = executor.submit(entry())
     assert done.state is IntentState.UNKNOWN
     assert len(creates(fake)) == 1
@@ -192,10 +154,11 @@ def test_clock_skew_is_remeasured_and_resent_with_the_same_id(
 
 
 def test_rate_limit_waits_then_resends_same_id(
-    executor: OrderExecutor, fake: FakeExchange, clock: ManualClock
+    fake: FakeExchange, journal: Journal, clock: ManualClock
 ) -> None:
     waits: list[float] = []
-    executor._waiting = waits.append
+    executor = OrderExecutor(exchange=fake, journal=journal, clock=clock, instance="bot",
+                             policy=ORDERS_POLICY, waiting=waits.append)  # fmt: skip
     fake.fault("create_order", RateLimitedError("429 -1003", retry_after_s=2.0))
     done = executor.submit(entry())
     assert done.state is IntentState.FILLED
@@ -237,7 +200,7 @@ def test_sends_are_bounded(executor: OrderExecutor, fake: FakeExchange) -> None:
     fake.fault("create_order", OutcomeUnknownError("reset"), when="before", times=99)
     done = executor.submit(entry(purpose=Purpose.EXIT, reduce_only=True, protective_stop=None))
     assert done.state is IntentState.ABANDONED
-    assert len(creates(fake)) == POLICY.max_sends
+    assert len(creates(fake)) == ORDERS_POLICY.max_sends
     assert fake.orders == []
 
 
@@ -245,10 +208,10 @@ def test_stale_entry_is_not_resent(
     executor: OrderExecutor, fake: FakeExchange, clock: ManualClock
 ) -> None:
     fake.fault("create_order", OutcomeUnknownError("reset"), when="before")
-    fake.fault("fetch_order", TransientExchangeError("502"), times=POLICY.query_attempts)
+    fake.fault("fetch_order", TransientExchangeError("502"), times=ORDERS_POLICY.query_attempts)
     first = executor.submit(entry())
     assert first.state is IntentState.UNKNOWN
-    clock.advance(POLICY.entry_resend_window_ms + 1)
+    clock.advance(ORDERS_POLICY.entry_resend_window_ms + 1)
     done = executor.submit(entry())
     assert done.state is IntentState.ABANDONED  # absent, and the signal is too old
     assert len(creates(fake)) == 1
@@ -281,18 +244,7 @@ def test_cancel_adopts_what_the_order_became(
     executor: OrderExecutor, fake: FakeExchange, journal: Journal
 ) -> None:
     fake.positions[SYMBOL] = D("0.010")
-    stop = executor.submit(
-        IntentSpec(
-            symbol=SYMBOL,
-            side=Side.SELL,
-            type=OrderType.STOP_MARKET,
-            amount=D("0.010"),
-            purpose=Purpose.STOP,
-            candle_time_ms=CANDLE,
-            stop_price=D(49000),
-            reduce_only=True,
-        )
-    )
+    stop = executor.submit(stop_spec())
     assert stop.state is IntentState.ACKED
     fake.trigger_stops()
     gone = executor.cancel(stop, reason="test")
@@ -326,7 +278,7 @@ def test_waiting_out_the_settle_time_is_not_a_failed_query(
     executor: OrderExecutor, fake: FakeExchange
 ) -> None:
     fake.fault("create_order", OutcomeUnknownError("reset"), when="before")
-    fake.fault("fetch_order", TransientExchangeError("502"), times=POLICY.query_attempts - 1)
+    fake.fault("fetch_order", TransientExchangeError("502"), times=ORDERS_POLICY.query_attempts - 1)
     done = executor.submit(entry())
     assert done.state is IntentState.FILLED  # absent confirmed after the wait, then re-sent
     assert done.attempts == 2
@@ -341,7 +293,7 @@ def test_a_clock_that_never_moves_cannot_make_it_wait_forever(
     fake: FakeExchange, journal: Journal
 ) -> None:
     executor = OrderExecutor(
-        exchange=fake, journal=journal, clock=FrozenClock(T0), instance="bot", policy=POLICY
+        exchange=fake, journal=journal, clock=FrozenClock(T0), instance="bot", policy=ORDERS_POLICY
     )
     fake.fault("create_order", OutcomeUnknownError("reset"), when="before")
     done = executor.submit(entry())

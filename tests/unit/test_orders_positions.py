@@ -9,15 +9,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from orders_fakes import SYMBOL, FakeExchange
+from orders_fakes import CANDLE, ORDERS_POLICY, SYMBOL, T0, Bot, FakeExchange, entry_spec
 
 from trendbotd.core.client_ids import parse_client_id
 from trendbotd.core.clock import ManualClock
 from trendbotd.core.domain import (
-    AccountMode,
-    AccountSnapshot,
-    Balance,
-    ClockOffset,
     Order,
     OrderStatus,
     OrderType,
@@ -25,24 +21,11 @@ from trendbotd.core.domain import (
 )
 from trendbotd.core.records import IntentSpec, IntentState, Purpose, TradingMode
 from trendbotd.errors import InvalidOrderError, OutcomeUnknownError, TransientExchangeError
-from trendbotd.journal.store import Journal, open_journal
 from trendbotd.trading.crashpoints import STEPS
-from trendbotd.trading.executor import EntryBlockedError, ExecutorPolicy, OrderExecutor
-from trendbotd.trading.positions import CloseFailedError, PositionManager
+from trendbotd.trading.executor import EntryBlockedError
+from trendbotd.trading.positions import CloseFailedError
 
 D = Decimal
-T0 = 1_700_000_000_000
-CANDLE = T0 - 3_600_000
-POLICY = ExecutorPolicy(
-    query_attempts=4,
-    query_backoff_s=0.5,
-    max_backoff_s=4.0,
-    absent_settle_ms=6000,
-    max_sends=3,
-    entry_resend_window_ms=60_000,
-    fill_polls=3,
-    max_rate_limit_wait_s=30.0,
-)
 
 
 class SimulatedCrash(BaseException):
@@ -62,63 +45,8 @@ class CrashAt:
                 raise SimulatedCrash(step)
 
 
-class Bot:
-    """One 'process': a journal handle, an executor and a position manager."""
-
-    def __init__(
-        self, path: Path, fake: FakeExchange, clock: ManualClock, crash: CrashAt | None = None
-    ) -> None:
-        self.journal: Journal = open_journal(path)
-        self.executor = OrderExecutor(
-            exchange=fake,
-            journal=self.journal,
-            clock=clock,
-            instance="bot",
-            policy=POLICY,
-            crash=crash,
-        )
-        self.pm = PositionManager(executor=self.executor, symbols=[SYMBOL], close_rounds=4)
-        self.fake = fake
-        self.clock = clock
-
-    def snapshot(self) -> AccountSnapshot:
-        return AccountSnapshot(
-            taken_at_ms=self.clock.now_ms(),
-            clock=ClockOffset(0, 1, 0, 5),
-            mode=AccountMode.ONE_WAY,
-            balance=Balance("USDT", D(10000), D(9000)),
-            positions=tuple(self.fake.fetch_positions([SYMBOL])),
-            open_orders=tuple(self.fake.fetch_open_orders([SYMBOL])),
-        )
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(T0)
-
-
-@pytest.fixture
-def fake() -> FakeExchange:
-    return FakeExchange()
-
-
-@pytest.fixture
-def bot(tmp_path: Path, fake: FakeExchange, clock: ManualClock) -> Bot:
-    b = Bot(tmp_path / "bot.db", fake, clock)
-    yield b  # type: ignore[misc]
-    b.journal.close()
-
-
 def entry(side: Side = Side.BUY, stop: str = "49000") -> IntentSpec:
-    return IntentSpec(
-        symbol=SYMBOL,
-        side=side,
-        type=OrderType.MARKET,
-        amount=D("0.010"),
-        purpose=Purpose.ENTRY,
-        candle_time_ms=CANDLE,
-        protective_stop=D(stop),
-    )
+    return entry_spec(side=side, protective_stop=D(stop))
 
 
 def assert_no_duplicates(fake: FakeExchange) -> None:
@@ -224,12 +152,12 @@ def test_wrong_side_stop_in_the_journal_does_not_count(bot: Bot, fake: FakeExcha
         protective_stop=D(49000),
     )  # fmt: skip
     filled = bot.executor.submit(long)  # an entry found filled, e.g. resolved by its id
-    result = bot.pm._protect_entry(filled, D(49000))
+    result = bot.pm.flow.protect_entry(filled, D(49000))
     assert result.protected
     assert result.stop is not None
     assert result.stop.side is Side.SELL
     assert [o.side for o in fake.open_stops()] == [Side.BUY, Side.SELL]
-    assert bot.pm._live_stops(SYMBOL) == [result.stop]
+    assert bot.pm.flow.live_stops(SYMBOL) == [result.stop]
 
 
 def test_stop_placement_through_a_dropped_reply(bot: Bot, fake: FakeExchange) -> None:
@@ -285,7 +213,7 @@ def test_resolved_entry_already_protected_by_sync_gets_no_second_stop(
         when="after",
         match=lambda r: r.type is OrderType.MARKET,
     )
-    fake.fault("fetch_order", TransientExchangeError("502"), times=POLICY.query_attempts)
+    fake.fault("fetch_order", TransientExchangeError("502"), times=ORDERS_POLICY.query_attempts)
     first = bot.pm.open_position(entry())
     assert first.entry.state is IntentState.UNKNOWN
     assert len(fake.open_stops()) == 1  # the stop went first and stays: the entry may exist
@@ -305,7 +233,7 @@ def test_the_stop_of_an_entry_in_doubt_stays_until_the_entry_is_resolved(
         OutcomeUnknownError("reset"),
         match=lambda r: r.type is OrderType.MARKET,
     )  # not executed, but the bot cannot know
-    fake.fault("fetch_order", TransientExchangeError("502"), times=2 * POLICY.query_attempts)
+    fake.fault("fetch_order", TransientExchangeError("502"), times=2 * ORDERS_POLICY.query_attempts)
     first = bot.pm.open_position(entry())
     assert first.entry.state is IntentState.UNKNOWN
     bot.pm.sync(bot.snapshot())  # still no answer: the flat symbol's stop is kept
@@ -401,7 +329,7 @@ def test_crash_at_every_step_recovers_without_duplicates_or_gaps(
     tmp_path: Path, fake: FakeExchange, clock: ManualClock, step: str
 ) -> None:
     path = tmp_path / "bot.db"
-    dying = Bot(path, fake, clock, CrashAt(step))
+    dying = Bot(path, fake, clock, crash=CrashAt(step))
     with pytest.raises(SimulatedCrash):
         dying.pm.open_position(entry())
         dying.pm.close_position(SYMBOL, purpose=Purpose.EXIT, candle_time_ms=CANDLE, reason="x")
@@ -432,7 +360,7 @@ def test_fill_while_down_is_adopted_and_protected(
 ) -> None:
     path = tmp_path / "bot.db"
     # the 2nd reply lost is the entry's (the stop's came first)
-    dying = Bot(path, fake, clock, CrashAt("after_reply_before_journal", nth=2))
+    dying = Bot(path, fake, clock, crash=CrashAt("after_reply_before_journal", nth=2))
     with pytest.raises(SimulatedCrash):
         dying.pm.open_position(entry())
     stop_intent, entry_intent = dying.journal.orders.intents_since(0)

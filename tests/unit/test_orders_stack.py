@@ -9,8 +9,12 @@ from orders_fakes import FakeExchange
 from trendbotd.config import Config, InstanceConfig
 from trendbotd.core.clock import ManualClock
 from trendbotd.errors import JournalError
+from trendbotd.trading.compose.journal import (
+    build_position_manager,
+    journal_location,
+    open_instance_journal,
+)
 from trendbotd.trading.crashpoints import CrashPoints, NoCrashPoints
-from trendbotd.trading.stack import build_position_manager, journal_location, open_instance_journal
 
 
 def config(tmp_path: Path) -> Config:

@@ -9,7 +9,8 @@ import pytest
 from trendbotd.adapters.budget_file import SharedBudgetFile
 from trendbotd.config import load_config
 from trendbotd.errors import ConfigError
-from trendbotd.trading.runner import StartupWaiting, governor_settings
+from trendbotd.trading.compose.exchange import governor_settings
+from trendbotd.trading.compose.root import StartupWaiting
 
 
 def _config(tmp_path: Path, table: str) -> Path:

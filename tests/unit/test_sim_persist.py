@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.sim_paths import limit_the_path_reaches
 
 from trendbotd.core.clock import ManualClock
 from trendbotd.core.domain import OrderStatus
@@ -119,8 +120,9 @@ def test_every_kind_of_change_reaches_the_file_before_the_call_returns(tmp_path:
     saver = persister(sim, path)
     saver.save_now()
     saver.attach()
-    resting = _price_the_path_will_reach(sim, T0 + 1, T0 + 1 + 2 * H)
-    far = sim.state.specs["BTCUSDT"].round_price(float(sim.state.price(SYMBOL)) / 2)
+    state = sim.state
+    resting = limit_the_path_reaches(sim, T0 + 1, T0 + 1 + 2 * H)
+    far = state.specs["BTCUSDT"].round_price(float(state.price(SYMBOL)) / 2)
 
     def cancel(cid: str) -> None:
         sim.desk.cancel(
@@ -191,17 +193,6 @@ def test_every_kind_of_change_reaches_the_file_before_the_call_returns(tmp_path:
     sim.account.open_orders()
     sim.account.balance()
     assert saver.stats.saves == saves  # reads write nothing
-
-
-def _price_the_path_will_reach(sim: SimExchange, t0: int, t1: int) -> tuple[str, Decimal]:
-    """A limit order (side, price) that rests at t0 and fills on the path before t1."""
-    spec = sim.state.specs["BTCUSDT"]
-    now = float(sim.state.price(SYMBOL, t0))
-    path = [p for piece in sim.state.tapes["BTCUSDT"].pieces(t0, t1) for p in (piece.p0, piece.p1)]
-    low, high = min(path), max(path)
-    if now - low > high - now:
-        return "buy", spec.round_price((now + low) / 2)
-    return "sell", spec.round_price((now + high) / 2)
 
 
 def test_a_csv_replay_keeps_its_time_shift_across_a_restart(tmp_path: Path) -> None:

@@ -6,18 +6,16 @@ SQLite journal against the in-memory exchange (orders_fakes)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import orders_fakes
 import pytest
-from orders_fakes import SYMBOL, FakeExchange
+from orders_fakes import SYMBOL, T0, FakeExchange
 
 from trendbotd.core.clock import ManualClock
 from trendbotd.core.domain import (
-    AccountMode,
-    AccountSnapshot,
-    Balance,
-    ClockOffset,
     OrderRequest,
     OrderType,
     Side,
@@ -25,13 +23,9 @@ from trendbotd.core.domain import (
 from trendbotd.core.records import ModeState, TradingMode
 from trendbotd.errors import InvalidOrderError
 from trendbotd.journal.status import collect, format_status, status_dict
-from trendbotd.journal.store import Journal, open_journal
-from trendbotd.trading.executor import ExecutorPolicy, OrderExecutor
-from trendbotd.trading.positions import PositionManager
 from trendbotd.trading.sync_mode import ModeAction, ModeDecision, decide, shown_reason
 
 D = Decimal
-T0 = 1_700_000_000_000
 NORMAL = ModeState(TradingMode.NORMAL, "", 0)
 REDUCE = ModeState(TradingMode.REDUCE_ONLY, "A; B", T0)
 
@@ -57,50 +51,19 @@ def test_decisions(
     assert decide(mode=mode, automatic=automatic, resolved=resolved, found=found) == decision
 
 
-class Bot:
-    def __init__(self, path: Path, fake: FakeExchange, clock: ManualClock) -> None:
-        self.journal: Journal = open_journal(path)
-        executor = OrderExecutor(
-            exchange=fake,
-            journal=self.journal,
-            clock=clock,
-            instance="bot",
-            policy=ExecutorPolicy(
-                query_attempts=4,
-                query_backoff_s=0.5,
-                max_backoff_s=4.0,
-                absent_settle_ms=6000,
-                max_sends=3,
-                entry_resend_window_ms=60_000,
-                fill_polls=3,
-                max_rate_limit_wait_s=30.0,
-            ),
-        )
-        self.pm = PositionManager(executor=executor, symbols=[SYMBOL], close_rounds=4)
-        self.fake = fake
-        self.clock = clock
-
+class Bot(orders_fakes.Bot):
     def sync(self) -> None:
         self.clock.advance(60_000)
-        self.pm.sync(
-            AccountSnapshot(
-                taken_at_ms=self.clock.now_ms(),
-                clock=ClockOffset(0, 1, 0, 5),
-                mode=AccountMode.ONE_WAY,
-                balance=Balance("USDT", D(10000), D(9000)),
-                positions=tuple(self.fake.fetch_positions([SYMBOL])),
-                open_orders=tuple(self.fake.fetch_open_orders([SYMBOL])),
-            )
-        )
+        self.pm.sync(self.snapshot())
 
     def status_text(self) -> str:
         return format_status(collect(self.journal), now_ms=self.clock.now_ms())
 
 
 @pytest.fixture
-def bot(tmp_path: Path) -> Bot:
+def bot(tmp_path: Path) -> Iterator[Bot]:
     b = Bot(tmp_path / "bot.db", FakeExchange(), ManualClock(T0))
-    yield b  # type: ignore[misc]
+    yield b
     b.journal.close()
 
 

@@ -1,7 +1,7 @@
 """Pure decisions behind the trading alerts that are about a change of state, not a single
 act: which mode alerts a mode change means, and when an exchange outage is worth an alert.
 
-The callers (trading/runner.py) read the state and emit; nothing here does I/O.
+The caller (trading/events.py) reads the state and emits; nothing here does I/O.
 """
 
 from __future__ import annotations

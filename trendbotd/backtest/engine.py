@@ -7,11 +7,12 @@ Per bar ``i``, in the order the live daemon meets them against the simulated exc
 2. inside the bar: a stop fills at its price when the bar's range reaches it, or at the
    open when the bar opens beyond it (gap-through);
 3. at the close: ``decide_bar`` -- the function the live loop calls through ``decide`` --
-   sees the bar and the position. A trailing move takes effect from the next bar; a
-   market decision is queued for the next open. An entry is sized there and then, as the
-   live loop sizes it: ``size_position`` with the equity marked at the close (cash plus
-   the open position's profit) and the close as the entry price. A decision at the last
-   bar is dropped.
+   sees the bar and the position, and the live loop's planner (``core/planner.py``) turns
+   the decision into actions: a trailing move (rounded to the price grid) takes effect
+   from the next bar; a close or an entry is queued for the next open. An entry is sized
+   there and then by ``plan_entry``, as the live loop sizes it, with the equity marked at
+   the close (cash plus the open position's profit) and the close as the entry price.
+   The backtest has no pre-trade guards. A decision at the last bar is dropped.
 
 Bars before ``first_decision_ms`` are history only (indicator warm-up), like the candles
 a live daemon fetches at its first tick. Every fill pays ``fee_rate`` of its notional
@@ -29,13 +30,25 @@ import numpy as np
 from numpy.typing import NDArray
 
 from trendbotd.config import StrategyParams
-from trendbotd.core.domain import ZERO, Market
-from trendbotd.core.sizing import round_stop, size_position, to_decimal
+from trendbotd.core.domain import ZERO, Market, Position, Side
+from trendbotd.core.planner import (
+    Close,
+    Enter,
+    EntryDue,
+    EntryView,
+    LiveStop,
+    MoveStop,
+    Planned,
+    SizingRules,
+    SymbolView,
+    plan,
+    plan_entry,
+)
+from trendbotd.core.sizing import to_decimal
 from trendbotd.core.strategy.candles import CandleArrays
 from trendbotd.core.strategy.signals import (
     FLAT,
     Action,
-    Decision,
     Direction,
     PositionView,
     compute_signals,
@@ -116,18 +129,11 @@ class BacktestResult:
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
-    direction: Direction
-    amount: Decimal
-    stop: Decimal
-
-
-@dataclass(frozen=True, slots=True)
 class _Order:
     """A market decision waiting for the next open."""
 
-    decision: Decision
-    entry: _Entry | None  # None: no entry (an exit, or an entry the sizing skipped)
+    close: Close | None
+    entry: Enter | None  # None: no entry (an exit, or an entry the sizing skipped)
 
 
 @dataclass(slots=True)
@@ -168,39 +174,50 @@ class _Book:
         slip = self.settings.slippage_bps / _BPS
         return to_decimal(open_price) * (1 + slip if buy else 1 - slip)
 
-    def size(self, decision: Decision, *, at_ms: int, close: float) -> _Entry | None:
+    def symbol_view(self) -> SymbolView:
+        """The planner's view of the book's position and its stop."""
+        if self.direction is Direction.FLAT:
+            return SymbolView(None, None, (), self.settings.market)
+        position = Position(
+            self.settings.market.symbol, self.direction * self.amount, self.entry_price
+        )
+        return SymbolView(
+            position, self.stop, (LiveStop(self.stop, self.amount),), self.settings.market
+        )
+
+    def size(self, due: EntryDue, *, at_ms: int, close: float) -> Enter | None:
         """Size an entry at the decision close, as the live loop does (None: skipped)."""
-        if decision.stop_price is None or decision.direction is Direction.FLAT:
-            return None
         price = to_decimal(close)
         equity = self.cash
         if self.direction is not Direction.FLAT:
             # a reversal: the live loop sizes on the balance after its close order filled
             equity += self.direction * self.amount * (price - self.entry_price)
             equity -= self._fee(self.amount, price)
-        sized = size_position(
+        s = self.settings
+        view = EntryView(
+            symbol=s.market.symbol,
+            candle_time_ms=at_ms,
+            price=price,
             equity=equity,
-            entry_price=price,
-            stop_price=to_decimal(decision.stop_price),
-            risk_per_trade=self.settings.risk_per_trade,
-            max_leverage=self.settings.max_leverage,
-            max_notional=self.settings.max_notional,
-            market=self.settings.market,
+            market=s.market,
+            sizing=SizingRules(s.risk_per_trade, s.max_leverage, s.max_notional),
         )
-        if not sized.ok:
-            reason = sized.skip_reason or "skipped"
-            self.skipped.append(SkippedEntry(at_ms, decision.direction, reason))
+        outcome = plan_entry(due, view)
+        if not isinstance(outcome, Enter):
+            self.skipped.append(SkippedEntry(at_ms, due.direction, outcome.reason))
             return None
-        return _Entry(decision.direction, sized.amount, sized.stop_price)
+        return outcome
 
-    def enter(self, entry: _Entry, *, at_ms: int, open_price: float) -> None:
-        fill = self._market_price(open_price, buy=entry.direction is Direction.LONG)
-        self.direction, self.amount, self.entry_price = entry.direction, entry.amount, fill
-        self.entry_ms, self.initial_stop, self.stop = at_ms, entry.stop, entry.stop
+    def enter(self, entry: Enter, *, at_ms: int, open_price: float) -> None:
+        long = entry.side is Side.BUY
+        fill = self._market_price(open_price, buy=long)
+        self.direction = Direction.LONG if long else Direction.SHORT
+        self.amount, self.entry_price = entry.amount, fill
+        self.entry_ms, self.initial_stop, self.stop = at_ms, entry.stop_price, entry.stop_price
         self.entry_fee = self._fee(entry.amount, fill)
         self.cash -= self.entry_fee
         self.cash_f, self.amount_f = float(self.cash), float(entry.amount)
-        self.entry_f, self.stop_f = float(fill), float(entry.stop)
+        self.entry_f, self.stop_f = float(fill), float(entry.stop_price)
 
     def close(self, price: Decimal, *, at_ms: int, reason: str) -> None:
         exit_fee = self._fee(self.amount, price)
@@ -238,20 +255,26 @@ class _Book:
             self.close(self.stop, at_ms=at_ms, reason="stop")
         return True
 
-    def move_stop(self, stop_price: float) -> None:
-        long = self.direction is Direction.LONG
-        stop = round_stop(stop_price, long=long, market=self.settings.market)
-        if (stop > self.stop) if long else (stop < self.stop):  # only ever tighten
+    def move_stop(self, move: MoveStop) -> None:
+        stop = move.new_price
+        if (stop > self.stop) if move.long else (stop < self.stop):  # only ever tighten
             self.stop, self.stop_f = stop, float(stop)
 
 
 def _execute(book: _Book, order: _Order, *, at_ms: int, open_price: float) -> None:
-    action = order.decision.action
-    if action in (Action.EXIT, Action.REVERSE) and book.direction is not Direction.FLAT:
-        reason = "reverse" if action is Action.REVERSE else order.decision.reason
+    if order.close is not None and book.direction is not Direction.FLAT:
+        reason = "reverse" if order.close.reverse else order.close.reason
         book.close_at_market(open_price, at_ms=at_ms, reason=reason)
     if order.entry is not None:
         book.enter(order.entry, at_ms=at_ms, open_price=open_price)
+
+
+def _plan_order(book: _Book, actions: list[Planned], *, at_ms: int, close: float) -> _Order:
+    """The close and the sized entry to carry out at the next open."""
+    closing = next((a for a in actions if isinstance(a, Close)), None)
+    due = next((a for a in actions if isinstance(a, EntryDue)), None)
+    entry = book.size(due, at_ms=at_ms, close=close) if due is not None else None
+    return _Order(closing, entry)
 
 
 def run_backtest(
@@ -282,14 +305,13 @@ def run_backtest(
         if first is None or times[i] >= first:
             decision = decide_bar(bar, params, view)
             decisions += 1
-            if decision.action is Action.MOVE_STOP and decision.stop_price is not None:
-                book.move_stop(decision.stop_price)
-                view = book.view()
-            elif decision.action is not Action.HOLD and i + 1 < n:
-                entry = None
-                if decision.action in (Action.ENTER, Action.REVERSE):
-                    entry = book.size(decision, at_ms=times[i], close=closes[i])
-                pending = _Order(decision, entry)
+            actions = [] if decision.action is Action.HOLD else plan(decision, book.symbol_view())
+            for move in actions:
+                if isinstance(move, MoveStop):  # takes effect from the next bar
+                    book.move_stop(move)
+                    view = book.view()
+            if i + 1 < n and any(not isinstance(a, MoveStop) for a in actions):
+                pending = _plan_order(book, actions, at_ms=times[i], close=closes[i])
         equity.append(book.mark(bar.close))
         held.append(book.direction is not Direction.FLAT)
     if n and book.direction is not Direction.FLAT:

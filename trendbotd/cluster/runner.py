@@ -13,11 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
-from trendbotd.adapters.credentials import load_etcd_credentials
-from trendbotd.adapters.etcd_gateway import EtcdGateway
-from trendbotd.alerts.sink import AlertSink
-from trendbotd.cluster import settings
 from trendbotd.cluster.election import Election
 from trendbotd.cluster.states import Role, status_prefix
 from trendbotd.config import Config
@@ -47,11 +44,19 @@ class _Progress:
 
 class ClusterRunner:
     def __init__(
-        self, config: Config, *, notifier: Notifier, alerts: AlertSink | None = None
+        self,
+        config: Config,
+        *,
+        notifier: Notifier,
+        open_election: Callable[[Config], Election],
+        trader: Callable[[Config, Callable[[], bool]], TradingRunner],
     ) -> None:
+        """``open_election``: this node's election (built at start, after its STATUS step).
+        ``trader``: the trading runner behind the given fence, built at the takeover."""
         self._config = config
         self._notifier = notifier
-        self._alerts = alerts
+        self._open_election = open_election
+        self._new_trader = trader
         self._election: Election | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -61,30 +66,7 @@ class ClusterRunner:
     def start(self, progress: StartupProgress) -> str:
         config = self._config
         progress.step("joining the cluster")
-        credentials = load_etcd_credentials(
-            credentials_file=config.cluster.credentials_file,
-            credential_name=config.cluster.credential_name,
-        )
-        gateway = EtcdGateway(
-            config.cluster.endpoints,
-            timeout_s=config.cluster.rpc_timeout_s,
-            ca_file=config.cluster.ca_file,
-            credentials=credentials,
-        )
-        node = settings.node_name(config)
-        self._election = election = Election(
-            gateway,
-            key=settings.leader_key(config),
-            node=node,
-            timing=settings.timing(config),
-            poll_s=min(config.cluster.renew_s, 1.0),
-        )
-        logger.info(
-            "cluster.joined node=%s key=%s endpoints=%s",
-            node,
-            settings.leader_key(config),
-            ",".join(config.cluster.endpoints),
-        )
+        self._election = election = self._open_election(config)
         self._thread = threading.Thread(
             target=election.run, args=(self._stop,), name="election", daemon=True
         )
@@ -120,9 +102,7 @@ class ClusterRunner:
             if not election.may_send():
                 return f"{prefix}: waiting out the margin before the first order"
             logger.warning("cluster.takeover epoch=%d: syncing with the exchange", state.epoch)
-            self._trader = TradingRunner(
-                self._config, notifier=self._notifier, fence=election.may_send, alerts=self._alerts
-            )
+            self._trader = self._new_trader(self._config, election.may_send)
             try:
                 return f"{prefix}: {self._trader.start(_Progress(self._notifier, prefix))}"
             except NotLeaderError as e:

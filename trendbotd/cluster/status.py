@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from trendbotd.adapters.credentials import load_etcd_credentials
-from trendbotd.adapters.etcd_gateway import EtcdGateway
 from trendbotd.cluster import settings
 from trendbotd.config import Config
 from trendbotd.errors import ClusterError, CredentialsError
+from trendbotd.trading.compose.etcd import etcd_gateway
 
 
 def cluster_line(config: Config) -> str:
     node = settings.node_name(config)
     try:
-        credentials = load_etcd_credentials(
-            credentials_file=config.cluster.credentials_file,
-            credential_name=config.cluster.credential_name,
-        )
-        gateway = EtcdGateway(
-            config.cluster.endpoints,
-            timeout_s=config.cluster.rpc_timeout_s,
-            ca_file=config.cluster.ca_file,
-            credentials=credentials,
-        )
-        holder = gateway.get(settings.leader_key(config))
+        holder = etcd_gateway(config).get(settings.leader_key(config))
     except CredentialsError as e:
         return f"cluster: cannot read the etcd credentials: {e}"
     except ClusterError as e:

@@ -34,7 +34,7 @@ from trendbotd.journal.store import open_journal
 from trendbotd.service.instance_lock import InstanceKey, take_lock
 from trendbotd.service.pidlock import query_holder, resolve_lock_path
 from trendbotd.service.signals import OPERATOR_SIGNAL, SignalQueue, StopRequested
-from trendbotd.trading.stack import journal_location
+from trendbotd.trading.compose.journal import journal_location
 
 logger = logging.getLogger(__name__)
 PROG = "trendbotd"
@@ -103,13 +103,13 @@ def _ask_the_holder(config: Config, request: FlattenRequest) -> int:
 
 def _flatten_ourselves(config: Config, request: FlattenRequest, signals: SignalQueue) -> int:
     from trendbotd.service.notify import NullNotifier  # noqa: PLC0415 - heavy path only
-    from trendbotd.trading.runner import TradingRunner  # noqa: PLC0415 - ccxt behind the lock
+    from trendbotd.trading.compose.root import trading_runner  # noqa: PLC0415 - ccxt behind the lock
 
     # What the sync and the closes log (warnings up) is the operator's record of it.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="trendbotd: %(message)s")
     # Our exit must not apply the daemon's shutdown policy: only the request is executed.
     risk = dataclasses.replace(config.risk, shutdown_policy="leave")
-    runner = TradingRunner(dataclasses.replace(config, risk=risk), notifier=NullNotifier())
+    runner, _ = trading_runner(dataclasses.replace(config, risk=risk), notifier=NullNotifier())
     try:
         # The journal opens in start(); the request goes in before the exchange sync, so
         # start() executes it (as a daemon does with one left pending).

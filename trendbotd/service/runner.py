@@ -1,7 +1,7 @@
 """What the lifecycle drives: startup sync, then ticks, reload, stop.
 
 The composition of concrete adapters (exchange, simulated exchange, journal) happens in
-``build_runner``; everything heavy (ccxt, numpy) is imported from here, after the lock.
+trading/compose/, which ``build_runner`` imports after the lock (ccxt, numpy are heavy).
 """
 
 from __future__ import annotations
@@ -36,11 +36,13 @@ class Runner(Protocol):
 
 
 def build_runner(config: Config, *, notifier: Notifier, alerts: AlertSink | None = None) -> Runner:
-    """``alerts``: where trading events go (None: the log only)."""
+    """``alerts``: where trading events go (None: the log only). The parts come from the
+    composition root, trading/compose/, imported here: behind the lock."""
     if config.cluster.enabled:
-        from trendbotd.cluster.runner import ClusterRunner  # noqa: PLC0415 - behind the lock
+        from trendbotd.trading.compose.cluster import cluster_runner  # noqa: PLC0415
 
-        return ClusterRunner(config, notifier=notifier, alerts=alerts)
-    from trendbotd.trading.runner import TradingRunner  # noqa: PLC0415 - heavy imports stay behind the lock
+        return cluster_runner(config, notifier=notifier, alerts=alerts)
+    from trendbotd.trading.compose.root import trading_runner  # noqa: PLC0415
 
-    return TradingRunner(config, notifier=notifier, alerts=alerts)
+    runner, _ = trading_runner(config, notifier=notifier, alerts=alerts)
+    return runner

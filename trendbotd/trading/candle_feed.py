@@ -7,11 +7,16 @@ re-downloading and re-parsing the whole window each candle). Anything that does 
 line up -- a gap, a restart of the exchange's series, a changed window length -- falls
 back to a full fetch, so the window the strategy sees is always the last ``need`` closed
 candles, contiguous and ending at the candle being decided.
+
+Windows of different symbols may be asked for from several threads at once, each with
+an exchange client of its own (``source``): a symbol's window is only ever touched by
+the one call asking for it.
 """
 
 from __future__ import annotations
 
 import itertools
+import threading
 from dataclasses import dataclass, field
 
 from trendbotd.core.domain import Candle
@@ -29,15 +34,26 @@ class CandleFeed:
     _windows: dict[str, list[Candle]] = field(default_factory=dict)
     full_fetches: int = 0
     top_ups: int = 0
+    _count_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def timeframe_ms(self) -> int:
         return timeframe_ms(self.timeframe)
 
-    def window(self, symbol: str, *, need: int, last_open_ms: int, now_ms: int) -> list[Candle]:
+    def window(
+        self,
+        symbol: str,
+        *,
+        need: int,
+        last_open_ms: int,
+        now_ms: int,
+        source: Exchange | None = None,
+    ) -> list[Candle]:
         """Up to ``need`` closed candles ending with the one opening at ``last_open_ms``;
         shorter or ending earlier only when the exchange has no more (the caller checks).
-        Raises what the exchange raises; the cached window is then left as it was."""
+        Raises what the exchange raises; the cached window is then left as it was.
+        ``source``: the client to ask (default: ``exchange``)."""
+        exchange = source if source is not None else self.exchange
         cached = self._windows.get(symbol)
         if cached and len(cached) >= need:
             newest = cached[-1].open_time_ms
@@ -45,15 +61,18 @@ class CandleFeed:
                 return cached[-need:]
             missing = (last_open_ms - newest) // self.timeframe_ms
             if 0 < missing <= MAX_TOP_UP:
-                fresh = self._fetch(symbol, since_ms=newest + self.timeframe_ms,
+                fresh = self._fetch(exchange, symbol, since_ms=newest + self.timeframe_ms,
                                     limit=missing + 1, now_ms=now_ms)  # fmt: skip
                 if _continues(cached, fresh, self.timeframe_ms, last_open_ms):
-                    self.top_ups += 1
+                    with self._count_lock:
+                        self.top_ups += 1
                     window = (cached + fresh)[-need:]
                     self._windows[symbol] = window
                     return window
-        window = self._fetch(symbol, since_ms=None, limit=need + 1, now_ms=now_ms)[-need:]
-        self.full_fetches += 1
+        window = self._fetch(exchange, symbol, since_ms=None, limit=need + 1, now_ms=now_ms)
+        window = window[-need:]
+        with self._count_lock:
+            self.full_fetches += 1
         if (
             window
             and window[-1].open_time_ms == last_open_ms
@@ -64,8 +83,10 @@ class CandleFeed:
             self._windows.pop(symbol, None)  # stale or holed: ask in full next time
         return window
 
-    def _fetch(self, symbol: str, *, since_ms: int | None, limit: int, now_ms: int) -> list[Candle]:
-        rows = self.exchange.fetch_candles(
+    def _fetch(
+        self, exchange: Exchange, symbol: str, *, since_ms: int | None, limit: int, now_ms: int
+    ) -> list[Candle]:
+        rows = exchange.fetch_candles(
             symbol, timeframe=self.timeframe, since_ms=since_ms, limit=limit
         )
         return closed_candles(rows, now_ms=now_ms, timeframe_ms=self.timeframe_ms)

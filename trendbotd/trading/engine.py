@@ -1,49 +1,53 @@
-"""One tick of the trading loop: read state -> signal -> guards -> orders -> persist.
+"""One tick of the trading loop: gather one view -> plan (pure) -> execute the plan -> report.
 
 The engine acts only on CLOSED candles, once per candle per symbol: the journal records
 which candle each symbol last decided on, so a restart (or a crash mid-tick) re-runs the
 same decision with the same deterministic client order ids, and the executor recognises
 what it already sent. Between candles a tick only re-syncs positions and stops. Candles
 come from a CandleFeed: the full window once, then only the candle that just closed.
+What to do is decided by ``core/planner.py`` (the backtest calls the same planner); the
+engine gathers what it needs (trading/account_reads.py, trading/tick_view.py) and
+carries the plan out (trading/plan_executor.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from trendbotd.alerts.sink import AlertSink, NullAlertSink
 from trendbotd.config import Config, ShutdownPolicy
 from trendbotd.core import guards, telemetry
-from trendbotd.core.domain import AccountSnapshot, Balance, Market, OrderType, Position, Side
+from trendbotd.core.domain import AccountSnapshot, Balance, Candle, Market, Position
+from trendbotd.core.planner import (
+    Block,
+    Close,
+    EntryDue,
+    EntryView,
+    GuardInputs,
+    MoveStop,
+    Planned,
+    SizingRules,
+    Skip,
+    decide_symbol,
+    plan,
+    plan_entry,
+)
 from trendbotd.core.ports import Exchange
-from trendbotd.core.reconcile import covering_stop_intents
-from trendbotd.core.records import (
-    DailyStart,
-    Intent,
-    IntentSpec,
-    IntentState,
-    Purpose,
-    TradingMode,
-)
-from trendbotd.core.sizing import round_stop, size_position, to_decimal
-from trendbotd.core.strategy import (
-    Action,
-    CandleArrays,
-    Decision,
-    Direction,
-    PositionView,
-    decide,
-    required_history,
-    timeframe_ms,
-)
+from trendbotd.core.records import DailyStart, IntentState, TradingMode
+from trendbotd.core.sizing import to_decimal
+from trendbotd.core.strategy import required_history, timeframe_ms
 from trendbotd.errors import TransientExchangeError
 from trendbotd.journal.store import Journal
+from trendbotd.trading import status_text
+from trendbotd.trading.account_reads import AccountReads, LastSync
 from trendbotd.trading.candle_feed import CandleFeed
+from trendbotd.trading.plan_executor import PlanExecutor
 from trendbotd.trading.positions import PositionManager
-from trendbotd.trading.sync_mode import shown_reason
+from trendbotd.trading.tick_view import JournalSymbol, WindowAsk, fetch_windows, read_symbol
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +63,21 @@ class SymbolReport:
     pending: bool = False  # the latest closed candle is still to be decided (retry soon)
 
 
+@dataclass(slots=True)
+class _Tick:
+    """What one tick has learned so far."""
+
+    reads: AccountReads
+    now: int
+    snapshot: AccountSnapshot  # the positions decisions are made on
+    moved: bool = True  # the account can have changed since the last full sync
+    mode: TradingMode = TradingMode.NORMAL
+    bar_time: int = 0  # open time of the candle being decided
+    decided: dict[str, int | None] = field(default_factory=dict)
+    daily_start: DailyStart | None = None  # as stored when the tick began, then as rolled
+    expected: dict[str, Decimal] = field(default_factory=dict)  # the journal's, at the start
+
+
 class Engine:
     def __init__(
         self,
@@ -69,23 +88,23 @@ class Engine:
         positions: PositionManager,
         snapshot: AccountSnapshot,
         alerts: AlertSink | None = None,
+        candle_sources: Sequence[Exchange] = (),
     ) -> None:
+        """``candle_sources``: exchange clients of their own for fetching the due symbols'
+        candles at once (one per concurrent fetch; none: one at a time on ``exchange``)."""
         self.config = config
-        self._alerts: AlertSink = alerts if alerts is not None else NullAlertSink()
+        alerts = alerts if alerts is not None else NullAlertSink()
         self._exchange = exchange
         self._journal = journal
         self._positions = positions
-        self._snapshot = snapshot
+        self._plan = PlanExecutor(positions=positions, journal=journal, alerts=alerts)
         self._markets: dict[str, Market] = dict(snapshot.markets)
         self._tf_ms = timeframe_ms(config.trading.timeframe)
         self._candles = CandleFeed(exchange, config.trading.timeframe)
+        self._candle_sources = tuple(candle_sources) or (exchange,)
         self._pending: set[str] = set()
         self._decided_bar = -1  # the oldest "last decided candle" over all symbols
-        self._tick_balance: Balance | _Unfetched | None = _UNFETCHED
-        # The balance the last full sync read (None: that fetch failed), and whether the
-        # account can have changed since: positions moved, or an order went out this tick.
-        self._synced_balance: Balance | None = snapshot.balance
-        self._account_moved = True
+        self._last = LastSync(snapshot, snapshot.balance)
 
     # ----- schedule -----
 
@@ -119,48 +138,34 @@ class Engine:
         """Decide first, re-sync after: the candle-close path costs one positions request
         (plus the balance for an entry) before the orders go out; the full sync --
         balance, positions, open orders, journal reconciliation -- follows every tick."""
+        symbols = self.config.trading.symbols
         now = self._exchange.server_now_ms()
-        self._tick_balance = _UNFETCHED
-        self._account_moved = True
-        reports: dict[str, SymbolReport] = {}
-        due = [s for s in self.config.trading.symbols if self._is_due(s, now)]
-        if due:
-            self._prepare_decisions(now)
-            for symbol in due:
-                reports[symbol] = self._symbol_tick(symbol, now=now)
-        balance = self._balance()
-        snapshot = self._fresh_snapshot(now, balance)
-        self._snapshot = self._positions.sync(snapshot).snapshot
-        self._synced_balance = balance
+        tick = _Tick(AccountReads(self._exchange, symbols, now_ms=now), now, self._last.snapshot)
+        tick.decided = {s: self._journal.controls.decided_candle(s) for s in symbols}
+        tick.daily_start = self._journal.controls.daily_start()
+        last_closed = self._last_closed_open(now)
+        due = [s for s in symbols if _or_minus_one(tick.decided[s]) < last_closed]
+        reports = self._decide(due, tick) if due else {}
+        balance = tick.reads.balance()
+        synced = self._positions.sync(tick.reads.snapshot(tick.snapshot)).snapshot
+        self._last = LastSync(synced, balance)
         telemetry.equity(None if balance is None else balance.total)
-        self._roll_daily_start(now, balance)
-        ordered = [
-            reports.get(symbol) or self._describe_symbol(symbol)
-            for symbol in self.config.trading.symbols
-        ]
-        self._pending = {r.symbol for r in ordered if r.pending}
-        self._decided_bar = min(
-            _or_minus_one(self._journal.controls.decided_candle(symbol))
-            for symbol in self.config.trading.symbols
-        )
-        self._journal.controls.set_last_tick(now)
-        mode = self._journal.controls.mode()
-        equity = f"equity {balance.total}" if balance else "balance unknown"
-        head = f"{mode.mode.value} | {equity}"
-        if mode.mode is not TradingMode.NORMAL:
-            head += f" ({shown_reason(self._journal, mode)})"
-        elif self.config.risk.reduce_only:
-            head = f"{TradingMode.REDUCE_ONLY.value} | {equity} (risk.reduce_only in the config)"
-        return " | ".join([head, *(r.text for r in ordered)])
-
-    def _is_due(self, symbol: str, now: int) -> bool:
-        decided = self._journal.controls.decided_candle(symbol)
-        return decided is None or decided < self._last_closed_open(now)
+        self._roll_daily_start(tick, balance)
+        return self._report(reports, tick, balance)
 
     def _last_closed_open(self, now: int) -> int:
         return (now // self._tf_ms - 1) * self._tf_ms  # open time of the last closed bar
 
-    def _prepare_decisions(self, now: int) -> None:
+    def _decide(self, due: list[str], tick: _Tick) -> dict[str, SymbolReport]:
+        tick.bar_time = self._last_closed_open(tick.now)
+        self._prepare_decisions(tick)
+        tick.mode = self._journal.controls.mode().mode  # after the sync that may set it
+        asks = [WindowAsk(s, required_history(self.config.strategy_for(s))) for s in due]
+        windows = fetch_windows(self._candles, asks, sources=self._candle_sources,
+                                last_open_ms=tick.bar_time, now_ms=tick.now)  # fmt: skip
+        return {s: self._symbol_tick(s, windows[s], tick) for s in due}
+
+    def _prepare_decisions(self, tick: _Tick) -> None:
         """Make the view the decisions use current at the cost of one request.
 
         The last full sync (the previous tick, seconds ago) stands while the exchange's
@@ -168,321 +173,161 @@ class Engine:
         flight; otherwise -- a stop triggered, a fill while we were away -- the full sync
         runs first, as at start.
         """
-        positions = tuple(self._exchange.fetch_positions(self.config.trading.symbols))
+        positions = tick.reads.positions()
         in_flight = any(
             i.state is not IntentState.ACKED for i in self._journal.orders.non_final_intents()
         )
         seen = _amounts(positions)
+        tick.expected = self._journal.account.expected_positions()
         # Both the last sync and the journal must agree with the exchange: a stop that fired
         # between that sync's two reads leaves the snapshot flat and the journal expecting
         # the position; deciding on that would enter on top of an unreconciled journal.
         if (
             not in_flight
-            and seen == _amounts(self._snapshot.positions)
-            and seen == self._journal.account.expected_positions()
+            and seen == _amounts(self._last.snapshot.positions)
+            and seen == tick.expected
         ):
-            self._snapshot = dataclasses.replace(
-                self._snapshot, taken_at_ms=now, positions=positions
+            tick.snapshot = dataclasses.replace(
+                self._last.snapshot, taken_at_ms=tick.now, positions=positions
             )
-            self._account_moved = False
+            tick.moved = False
             return
-        snapshot = self._fresh_snapshot(now, self._balance())
-        self._snapshot = self._positions.sync(snapshot).snapshot
+        tick.snapshot = self._positions.sync(tick.reads.snapshot(self._last.snapshot)).snapshot
+        tick.expected = self._journal.account.expected_positions()  # the sync may adopt
 
-    def _balance(self) -> Balance | None:
-        """The balance, fetched at most once per tick; None when the fetch failed."""
-        if isinstance(self._tick_balance, _Unfetched):
-            try:
-                self._tick_balance = self._exchange.fetch_balance()
-            except TransientExchangeError as e:
-                # Never read a failed fetch as zero: no new entries, exits still run.
-                logger.warning("balance.fetch_failed error=%s", e)
-                self._tick_balance = None
-        return self._tick_balance
-
-    def _entry_balance(self) -> Balance | None:
-        """The balance to size an entry with. Flat on every symbol, with nothing filled or
-        sent since the last full sync, the balance that sync read is still exact (no open
-        profit moves it): the entry need not wait for another request. Otherwise fetched."""
-        flat = all(p.is_flat for p in self._snapshot.positions)
-        if flat and not self._account_moved and self._synced_balance is not None:
-            return self._synced_balance
-        return self._balance()
-
-    def _fresh_snapshot(self, now: int, balance: Balance | None) -> AccountSnapshot:
-        symbols = self.config.trading.symbols
-        # Orders first: a stop that fires between the two reads then shows as a stop on a
-        # flat symbol (harmless), never as a position without its stop.
-        orders = self._exchange.fetch_open_orders(symbols)
-        positions = tuple(self._exchange.fetch_positions(symbols))
-        return dataclasses.replace(
-            self._snapshot,
-            taken_at_ms=now,
-            balance=balance if balance is not None else self._snapshot.balance,
-            positions=positions,
-            open_orders=tuple(orders),
-        )
-
-    def _roll_daily_start(self, now: int, balance: Balance | None) -> DailyStart | None:
-        stored = self._journal.controls.daily_start()
+    def _roll_daily_start(self, tick: _Tick, balance: Balance | None) -> DailyStart | None:
+        stored = tick.daily_start
         rolled = guards.roll_daily_start(
-            stored, now_ms=now, equity=balance.total if balance else None
+            stored, now_ms=tick.now, equity=balance.total if balance else None
         )
         if rolled is not None and rolled != stored:
-            self._journal.controls.set_daily_start(rolled, now_ms=now)
+            self._journal.controls.set_daily_start(rolled, now_ms=tick.now)
             logger.info("daily.start day=%s equity=%s", rolled.day, rolled.equity)
+            tick.daily_start = rolled
         return rolled
 
     # ----- one symbol -----
 
-    def _describe_symbol(self, symbol: str) -> SymbolReport:
-        held = _describe(self._snapshot.position(symbol), self._live_stop_price(symbol))
-        return SymbolReport(symbol, f"{symbol} {held}")
-
-    def _symbol_tick(self, symbol: str, *, now: int) -> SymbolReport:
-        bar_time = self._last_closed_open(now)
-        position = self._snapshot.position(symbol)
-        stop = self._live_stop_price(symbol)
-        held = _describe(position, stop)
-        params = self.config.strategy_for(symbol)
-        try:
-            closed = self._candles.window(
-                symbol, need=required_history(params), last_open_ms=bar_time, now_ms=now
-            )
-        except TransientExchangeError as e:
-            logger.warning("candles.fetch_failed symbol=%s error=%s", symbol, e)
+    def _symbol_tick(
+        self, symbol: str, window: list[Candle] | TransientExchangeError, tick: _Tick
+    ) -> SymbolReport:
+        position = tick.snapshot.position(symbol)
+        journal = JournalSymbol.read(self._journal, symbol, expected=tick.expected)
+        held = status_text.describe(position, journal.stop_price)
+        if isinstance(window, TransientExchangeError):
+            logger.warning("candles.fetch_failed symbol=%s error=%s", symbol, window)
             return SymbolReport(symbol, f"{symbol} {held}, candles unavailable", pending=True)
-        if not closed or closed[-1].open_time_ms != bar_time:
-            last = closed[-1].open_time_ms if closed else None
-            logger.warning("candles.stale symbol=%s expected=%s last=%s", symbol, bar_time, last)
+        if not window or window[-1].open_time_ms != tick.bar_time:
+            last = window[-1].open_time_ms if window else None
+            logger.warning(
+                "candles.stale symbol=%s expected=%s last=%s", symbol, tick.bar_time, last
+            )
             return SymbolReport(symbol, f"{symbol} {held}, candle data stale", pending=True)
-        view = PositionView.from_position(position, stop_price=stop)
-        decision = decide(CandleArrays.from_candles(closed), params, view)
+        view = journal.view(position, self._markets[symbol])
+        decision = decide_symbol(window, self.config.strategy_for(symbol), view)
         logger.info(
             "decision symbol=%s candle=%s action=%s reason=%s",
             symbol,
-            bar_time,
+            tick.bar_time,
             decision.action.value,
             decision.reason,
         )
-        price = to_decimal(closed[-1].close)
-        self._act(symbol, decision, position=position, price=price, bar_time=bar_time,
-                  now=now)  # fmt: skip
-        self._journal.controls.set_decided_candle(symbol, bar_time, now_ms=now)
-        position = self._position_after(symbol)
-        return SymbolReport(
-            symbol, f"{symbol} {_describe(position, self._live_stop_price(symbol))}"
-        )
+        actions = plan(decision, view)
+        self._execute(symbol, actions, tick, held=journal, price=to_decimal(window[-1].close))
+        self._journal.controls.set_decided_candle(symbol, tick.bar_time, now_ms=tick.now)
+        tick.decided[symbol] = tick.bar_time
+        after = read_symbol(self._journal, symbol) if actions else journal  # what acting changed
+        shown = after.position_after(tick.snapshot.position(symbol))
+        return SymbolReport(symbol, f"{symbol} {status_text.describe(shown, after.stop_price)}")
 
-    def _act(
+    def _execute(
         self,
         symbol: str,
-        decision: Decision,
+        actions: list[Planned],
+        tick: _Tick,
         *,
-        position: Position | None,
+        held: JournalSymbol,
         price: Decimal,
-        bar_time: int,
-        now: int,
     ) -> None:
-        action = decision.action
-        if action is Action.HOLD:
-            return
         try:
-            if action is Action.MOVE_STOP:
-                self._move_stop(symbol, decision, position=position, bar_time=bar_time)
-                return
-            if action in (Action.EXIT, Action.REVERSE) and position and not position.is_flat:
-                closed = self._positions.close_position(
-                    symbol, purpose=Purpose.EXIT, candle_time_ms=bar_time, reason=decision.reason
-                )
-                self._account_moved = True  # a reversal's entry sizes on the balance after it
-                if not closed.flat:
-                    return  # never open the other way on top of what is left
-                # The exchange confirmed flat: the entry's guards must not see the old position.
-                self._snapshot = dataclasses.replace(
-                    self._snapshot,
-                    positions=tuple(p for p in self._snapshot.positions if p.symbol != symbol),
-                )
-            if action in (Action.ENTER, Action.REVERSE):
-                self._enter(symbol, decision, price=price, bar_time=bar_time, now=now)
+            for action in actions:
+                if isinstance(action, MoveStop):
+                    position = tick.snapshot.position(symbol)
+                    amount = position.amount if position is not None else Decimal(0)
+                    self._plan.move_stop(symbol, action, position=amount, old=held.stops,
+                                         bar_time=tick.bar_time)  # fmt: skip
+                elif isinstance(action, Close):
+                    tick.moved = True  # a reversal's entry sizes on the balance after it
+                    if not self._plan.close(symbol, action, bar_time=tick.bar_time):
+                        return  # never open the other way on top of what is left
+                    # The exchange confirmed flat: the entry's guards must not see the old
+                    # position.
+                    tick.snapshot = dataclasses.replace(
+                        tick.snapshot,
+                        positions=tuple(p for p in tick.snapshot.positions if p.symbol != symbol),
+                    )
+                else:
+                    self._enter(symbol, action, tick, price=price)
         finally:
-            self._account_moved = True  # whatever this sent, later entries fetch the balance
+            if actions:
+                tick.moved = True  # whatever this sent, later entries fetch the balance
 
-    def _move_stop(
-        self, symbol: str, decision: Decision, *, position: Position | None, bar_time: int
-    ) -> None:
-        if position is None or position.is_flat or decision.stop_price is None:
-            return
-        market = self._markets[symbol]
-        new_stop = round_stop(decision.stop_price, long=position.amount > 0, market=market)
-        old = self._live_stops(symbol)
-        if any(s.stop_price == new_stop and s.amount == abs(position.amount) for s in old):
-            return
-        # New stop first, old one cancelled after: the position is never unprotected.
-        placed = self._positions.protect(
-            symbol,
-            position=position.amount,
-            stop_price=new_stop,
-            candle_time_ms=bar_time,
-            parent=old[-1].parent_client_order_id if old else None,
-            moved_from=old[-1].stop_price if old else None,
-        )
-        if placed.refused_would_trigger:
-            # the market is already past the new stop: the exit it stands for is due now
-            self._positions.close_after_refused_stop(placed, candle_time_ms=bar_time)
-            self._account_moved = True
-            return
-        if placed.state is not IntentState.ACKED:
-            logger.error("stop.move_failed symbol=%s keeping=%s", symbol, len(old))
-            return
-        for stale in old:
-            self._positions.executor.cancel(stale, reason=f"stop moved to {new_stop}")
+    def _enter(self, symbol: str, due: EntryDue, tick: _Tick, *, price: Decimal) -> None:
+        balance = tick.reads.entry_balance(
+            self._last, moved=tick.moved, positions=tick.snapshot.positions
+        )  # sizing and the daily loss guard need it
+        outcome = plan_entry(due, self._entry_view(symbol, tick, balance, price=price))
+        if isinstance(outcome, Skip):
+            self._plan.skip(symbol, outcome.reason)
+        elif isinstance(outcome, Block):
+            self._plan.block(symbol, outcome, now=tick.now)
+        else:
+            self._plan.enter(symbol, outcome, bar_time=tick.bar_time)
 
-    def _enter(
-        self,
-        symbol: str,
-        decision: Decision,
-        *,
-        price: Decimal,
-        bar_time: int,
-        now: int,
-    ) -> None:
-        if decision.stop_price is None or decision.direction is Direction.FLAT:
-            return
-        side = Side.BUY if decision.direction is Direction.LONG else Side.SELL
-        balance = self._entry_balance()  # sizing and the daily loss guard need it
-        daily = self._roll_daily_start(now, balance)
-        if balance is None:
-            self._record_block(symbol, now, "balance_sanity", "balance unknown: no new entries")
-            return
+    def _entry_view(
+        self, symbol: str, tick: _Tick, balance: Balance | None, *, price: Decimal
+    ) -> EntryView:
         risk = self.config.risk
-        sizing = size_position(
-            equity=balance.total,
-            entry_price=price,
-            stop_price=to_decimal(decision.stop_price),
-            risk_per_trade=risk.risk_per_trade,
-            max_leverage=self.config.trading.leverage,
-            max_notional=risk.max_notional,
-            market=self._markets[symbol],
-        )
-        if not sizing.ok:
-            logger.info("entry.skipped symbol=%s reason=%s", symbol, sizing.skip_reason)
-            return
-        spec = IntentSpec(
-            symbol=symbol,
-            side=side,
-            type=OrderType.MARKET,
-            amount=sizing.amount,
-            purpose=Purpose.ENTRY,
-            candle_time_ms=bar_time,
-            protective_stop=sizing.stop_price,
-        )
-        cid = self._positions.executor.client_id(spec)
-        proposed = guards.ProposedOrder(
-            symbol=symbol,
-            side=side,
-            type=OrderType.MARKET,
-            amount=sizing.amount,
-            purpose=Purpose.ENTRY,
-            reference_price=sizing.entry_price,
-            client_order_id=cid,
-        )
         window_ms = int(max(risk.duplicate_window_s, 1) * 1000)
         context = guards.GuardContext(
-            now_ms=now,
-            mode=self._journal.controls.mode().mode,
+            now_ms=tick.now,
+            mode=tick.mode,
             balance=balance,
-            positions={p.symbol: p for p in self._snapshot.positions if not p.is_flat},
+            positions={p.symbol: p for p in tick.snapshot.positions if not p.is_flat},
             expected=self._journal.account.expected_positions(),
-            recent=self._journal.orders.intents_since(now - window_ms, symbol=symbol),
-            daily_start=daily,
+            recent=self._journal.orders.intents_since(tick.now - window_ms, symbol=symbol),
+            daily_start=self._roll_daily_start(tick, balance),
             leverage=self.config.trading.leverage,
         )
-        blocked = guards.first_block(guards.check_all(proposed, context, risk))
-        if blocked is not None:
-            self._record_block(symbol, now, blocked.guard, blocked.reason, cid=cid,
-                               alert=blocked.alert)  # fmt: skip
-            return
-        result = self._positions.open_position(spec)
-        logger.info(
-            "entry.done symbol=%s cid=%s state=%s filled=%s protected=%s",
-            symbol,
-            result.entry.client_order_id,
-            result.entry.state.value,
-            result.entry.filled,
-            result.protected,
-        )
+        inputs = GuardInputs(self._positions.executor.instance, context, risk)
+        sizing = SizingRules(risk.risk_per_trade, self.config.trading.leverage, risk.max_notional)
+        equity = balance.total if balance is not None else None
+        market = self._markets[symbol]
+        return EntryView(symbol, tick.bar_time, price, equity, market, sizing, inputs)
 
-    # ----- helpers -----
+    # ----- the report -----
 
-    def _record_block(
-        self,
-        symbol: str,
-        now: int,
-        guard: str,
-        reason: str,
-        *,
-        cid: str | None = None,
-        alert: bool = False,
-    ) -> None:
-        log = logger.error if alert else logger.warning
-        log("guard.blocked symbol=%s guard=%s reason=%s", symbol, guard, reason)
-        if guard == "daily_loss" and alert:
-            # one per UTC day and symbol: a repeated id is dropped by the outbox
-            self._alerts.emit(
-                "risk.daily_loss_limit",
-                alert_id=f"risk.daily_loss_limit-{now // 86_400_000}-{symbol}",
-                key=symbol,
-                symbol=symbol,
-                reason=reason,
-            )
-        self._journal.decisions.record_guard_decision(
-            at_ms=now, symbol=symbol, guard=guard, allowed=False, reason=reason,
-            client_order_id=cid,
-        )  # fmt: skip
+    def _report(
+        self, reports: dict[str, SymbolReport], tick: _Tick, balance: Balance | None
+    ) -> str:
+        symbols = self.config.trading.symbols
+        expected = self._journal.account.expected_positions()
+        ordered = [reports.get(s) or self._describe_symbol(s, expected) for s in symbols]
+        self._pending = {r.symbol for r in ordered if r.pending}
+        self._decided_bar = min(_or_minus_one(tick.decided[s]) for s in symbols)
+        self._journal.controls.set_last_tick(tick.now)
+        head = status_text.head(self._journal, self._journal.controls.mode(), balance,
+                                config_reduce_only=self.config.risk.reduce_only)  # fmt: skip
+        return " | ".join([head, *(r.text for r in ordered)])
 
-    def _live_stops(self, symbol: str) -> list[Intent]:
-        return [
-            i
-            for i in self._journal.orders.open_intents(symbol, purpose=Purpose.STOP)
-            if i.state is IntentState.ACKED
-        ]
-
-    def _live_stop_price(self, symbol: str) -> Decimal | None:
-        """The newest live stop that closes the expected position (never a stale one on
-        the other side)."""
-        expected = self._journal.account.expected_positions().get(symbol, Decimal(0))
-        stops = covering_stop_intents(self._live_stops(symbol), symbol, expected)
-        return stops[-1].stop_price if stops else None
-
-    def _position_after(self, symbol: str) -> Position | None:
-        expected = self._journal.account.expected_positions().get(symbol)
-        before = self._snapshot.position(symbol)
-        if expected is None:
-            return before
-        entry = before.entry_price if before is not None else Decimal(0)
-        return Position(symbol=symbol, amount=expected, entry_price=entry)
+    def _describe_symbol(self, symbol: str, expected: dict[str, Decimal]) -> SymbolReport:
+        stop = JournalSymbol.read(self._journal, symbol, expected=expected).stop_price
+        held = status_text.describe(self._last.snapshot.position(symbol), stop)
+        return SymbolReport(symbol, f"{symbol} {held}")
 
 
-class _Unfetched:
-    """The balance has not been fetched this tick (None means the fetch failed)."""
-
-
-_UNFETCHED = _Unfetched()
-
-
-def _amounts(positions: tuple[Position, ...]) -> dict[str, Decimal]:
+def _amounts(positions: Sequence[Position]) -> dict[str, Decimal]:
     return {p.symbol: p.amount for p in positions if not p.is_flat}
-
-
-def _describe(position: Position | None, stop: Decimal | None) -> str:
-    if position is None or position.is_flat:
-        return "flat"
-    side = "long" if position.amount > 0 else "short"
-    text = f"{side} {abs(position.amount)}"
-    if position.entry_price:
-        text += f" @{position.entry_price}"
-    return text + (f" stop {stop}" if stop is not None else " NO STOP")
 
 
 def _or_minus_one(candle_ms: int | None) -> int:

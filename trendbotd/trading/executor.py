@@ -1,4 +1,5 @@
-"""The order executor: one intent at a time, write-ahead, never two orders for one intent.
+"""One intent, top to bottom: journal -> gates -> send -> resolve. Write-ahead, never two
+orders for one intent.
 
 Life of an intent::
 
@@ -16,36 +17,40 @@ Life of an intent::
 (plus a margin): after that the exchange would reject a delayed copy of it, so a re-send
 cannot make two orders. A duplicate-id error (-4116) means the order exists: it is
 queried, never treated as a rejection.
+
+The entry with its stop (protect) is ``trading/order_flow.py``, which calls ``submit`` for
+each of its intents; the questions to the exchange are ``trading/order_queries.py``.
+
+Worst case of one order (``ExecutorPolicy.from_config``; each query or read is one adapter
+read: at most 4 requests within 10 s, ``core.retry.DEFAULT_READ_RETRY``):
+- sends: the create request is never retried blindly; it goes again with the same client
+  id only after the exchange refused it unexecuted (429, -1021) or confirmed it absent, at
+  most ``max_sends`` = 3 sends per intent, counted across restarts;
+- one resolution by client id (``OrderQueries.lookup``): at most ``query_attempts`` = 3
+  failed queries (pauses 1, 2, 4 s) and 4 answered ones, so at most 7 x 4 = 28 requests
+  and about 3 x 10 + 7 = 37 s, plus one wait of the recvWindow + 1 s (6 s by default)
+  before "absent" is believed (4 such waits at most, if the clock does not move);
+- an entry the position doubts (``core.absence``) adds at most 3 rounds of a position read,
+  a settle wait and one more resolution;
+- an acknowledged market order is asked for its fill at most ``fill_polls`` = 5 times
+  (pauses 0.1 to 1.6 s), each one resolution without the settle wait.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import TypeVar
 
-from trendbotd.config import Config
 from trendbotd.core import telemetry
-from trendbotd.core.absence import (
-    DOUBT_SETTLE_INTERVALS,
-    AbsenceFacts,
-    AbsentVerdict,
-    judge_absent,
-    unexplained,
-)
-from trendbotd.core.client_ids import make_client_id
 from trendbotd.core.clock import Clock
-from trendbotd.core.domain import ZERO, Order, OrderStatus, OrderType
+from trendbotd.core.domain import ZERO, Order, OrderType
 from trendbotd.core.ports import Exchange
-from trendbotd.core.reconcile import update_from_order
 from trendbotd.core.records import (
     WOULD_TRIGGER,
     Intent,
     IntentSpec,
     IntentState,
-    IntentUpdate,
     Purpose,
     TradingMode,
 )
@@ -63,12 +68,15 @@ from trendbotd.errors import (
 from trendbotd.exitcodes import ExitCode
 from trendbotd.journal.store import Journal
 from trendbotd.trading.crashpoints import CrashHook, NoCrashPoints
+from trendbotd.trading.intent_book import IntentBook
+from trendbotd.trading.order_queries import BELIEVED, ExecutorPolicy, OrderQueries
+
+__all__ = ["EntryBlockedError", "ExecutorPolicy", "OrderExecutor"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 WOULD_TRIGGER_CODE = -2021
-_MAX_SETTLE_WAITS = 3  # a clock that does not move must not make us wait forever
 _DOUBTED = "absent in queries, but the position shows more than the journal expects"
 
 
@@ -76,44 +84,6 @@ class EntryBlockedError(TrendbotError):
     """An entry was submitted while the journal's mode forbids entries (a caller bug)."""
 
     exit_code = ExitCode.FAILURE
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutorPolicy:
-    """Every retry is bounded; no field has a silent default."""
-
-    query_attempts: int  # queries by client id before an outcome stays UNKNOWN
-    query_backoff_s: float  # first pause between failed queries; doubles up to max_backoff_s
-    max_backoff_s: float
-    absent_settle_ms: int  # "absent" counts only this long after the request left
-    max_sends: int  # requests per intent (same client id), counted across restarts
-    entry_resend_window_ms: int  # an absent entry is re-sent only this soon after the decision
-    fill_polls: int  # queries for the fill of an acknowledged market order
-    max_rate_limit_wait_s: float  # a longer Retry-After gives up on the intent
-
-    @classmethod
-    def from_config(cls, config: Config, *, recv_window_ms: int | None = None) -> ExecutorPolicy:
-        """``recv_window_ms``: the window the adapter really signs with, if it differs from
-        the config's (paper mode scales it): a request can be accepted until it expires,
-        so "absent" is believed only after it."""
-        window = config.exchange.recv_window_ms if recv_window_ms is None else recv_window_ms
-        # The adapter already retries each read (bounded); these are rounds on top of it.
-        return cls(
-            query_attempts=3,
-            query_backoff_s=1.0,
-            max_backoff_s=8.0,
-            absent_settle_ms=window + 1000,
-            max_sends=3,
-            entry_resend_window_ms=60_000,
-            fill_polls=5,
-            max_rate_limit_wait_s=30.0,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class _Lookup:
-    order: Order | None
-    absent: bool  # the exchange said "no such order" (and, if asked, the request settled)
 
 
 class OrderExecutor:
@@ -138,23 +108,19 @@ class OrderExecutor:
         self.instance = instance
         self.policy = policy
         self.crash: CrashHook = crash or NoCrashPoints()
-        self._waiting = waiting
+        self.book = IntentBook(journal=journal, clock=clock, instance=instance)
+        self.queries = OrderQueries(exchange=exchange, clock=clock, policy=policy, waiting=waiting)
         self._fence = fence
 
     # ----- public -----
 
     def client_id(self, spec: IntentSpec) -> str:
-        return make_client_id(
-            instance=self.instance,
-            symbol=spec.symbol,
-            candle_time_ms=spec.candle_time_ms,
-            seq=spec.seq,
-            purpose=spec.purpose,
-        )
+        return self.book.client_id(spec)
 
     def submit(self, spec: IntentSpec) -> Intent:
-        """Journal the intent, then send it. An intent already journalled under the same
-        id is driven forward (queried, never blindly re-sent) or returned if final."""
+        """One intent's path: journal -> gates -> send -> resolve. An intent already
+        journalled under the same id is driven forward (queried, never blindly re-sent)
+        or returned if final."""
         cid = self.client_id(spec)
         existing = self.journal.orders.get_intent(cid)
         if existing is not None:
@@ -166,7 +132,7 @@ class OrderExecutor:
         if spec.purpose is Purpose.ENTRY:
             self.require_entries_allowed(cid)
         self.crash.hit("before_journal")
-        intent, _ = self.journal.orders.add_intent(self._new_intent(spec, IntentState.PENDING))
+        intent = self.book.add(spec, IntentState.PENDING)
         logger.info("order.journalled %s", intent.describe())
         return self.drive(intent, allow_resend=True)
 
@@ -175,24 +141,15 @@ class OrderExecutor:
         if mode.mode is not TradingMode.NORMAL:
             raise EntryBlockedError(f"entry {cid} refused: mode is {mode.mode} ({mode.reason})")
 
-    def record_unsent(self, spec: IntentSpec, *, reason: str) -> Intent:
-        """Journal a decision as ABANDONED without sending it, so the same decision made
-        again (a restart) finds it final and sends nothing either."""
-        cid = self.client_id(spec)
-        existing = self.journal.orders.get_intent(cid)
-        if existing is not None:
-            return existing
-        new = self._new_intent(spec, IntentState.ABANDONED, last_error=reason)
-        intent, _ = self.journal.orders.add_intent(new)
-        logger.warning("order.abandoned cid=%s reason=%s", cid, reason)
-        return intent
-
     def drive(self, intent: Intent, *, allow_resend: bool) -> Intent:
         """Move a non-final intent as far as it can go now.
 
         ``allow_resend=False`` is the startup resolver: every intent is queried by id and
         one the exchange confirms absent is abandoned, not re-sent: a decision made before
         a crash is stale and the engine decides afresh.
+
+        A state machine, not a retry: each turn moves the intent (send, resolve) and the
+        sends are bounded by ``max_sends`` across restarts.
         """
         while True:
             state = intent.state
@@ -202,7 +159,7 @@ class OrderExecutor:
                 return self._await_market_fill(intent)
             if state is IntentState.PENDING and allow_resend:
                 if not self._may_resend(intent):
-                    return self._abandon(intent, intent.last_error or "send attempts used up")
+                    return self.book.abandon(intent, intent.last_error or "send attempts used up")
                 intent = self._send(intent)
                 continue
             intent = self._resolve(intent, allow_resend=allow_resend)
@@ -211,20 +168,10 @@ class OrderExecutor:
 
     def refresh(self, intent: Intent) -> Intent:
         """Ask the exchange about one ACKED intent (a resting entry, a live stop)."""
-        found = self._lookup(intent, confirm_absent=False)
+        found = self.queries.lookup(intent, confirm_absent=False)
         if found.order is None:
             return intent
-        return self._adopt(intent, found.order)
-
-    def refresh_from_listing(self, intent: Intent, listed: Order | None) -> Intent:
-        """One ACKED intent against this sync's open-orders listing: still listed and
-        unchanged -> nothing to ask or write; listed with news (a partial fill) -> adopted;
-        not listed (filled, triggered, canceled) -> asked by client id."""
-        if listed is None:
-            return self.refresh(intent)
-        if listed.status is OrderStatus.OPEN and listed.filled == intent.filled:
-            return intent
-        return self._adopt(intent, listed)
+        return self.book.adopt(intent, found.order)
 
     def cancel(self, intent: Intent, *, reason: str) -> Intent:
         """Cancel a resting order of ours; adopt whatever the exchange says it became."""
@@ -242,34 +189,19 @@ class OrderExecutor:
             logger.warning("order.cancel_failed cid=%s error=%s", intent.client_order_id, e)
             order = None
         if order is None:
-            order = self._lookup(intent, confirm_absent=False).order
+            order = self.queries.lookup(intent, confirm_absent=False).order
         if order is None:
             logger.error("order.cancel_unresolved cid=%s", intent.client_order_id)
             return intent
-        return self._adopt(intent, order)
+        return self.book.adopt(intent, order)
 
     def read_with_retry(self, what: str, read: Callable[[], T]) -> T:
         """A read-only exchange call with bounded retries; the last error propagates."""
-        delay = self.policy.query_backoff_s
-        for attempt in range(1, self.policy.query_attempts + 1):
-            try:
-                return read()
-            except ExchangeAuthError:
-                raise
-            except ExchangeError as e:
-                if attempt == self.policy.query_attempts:
-                    raise
-                logger.warning("exchange.read_failed what=%s attempt=%s error=%s", what, attempt, e)
-                if isinstance(e, ClockSkewError):
-                    self._remeasure_clock()
-                    continue
-                wait = delay
-                if isinstance(e, RateLimitedError) and e.retry_after_s is not None:
-                    # the exchange (or the weight budget) said how long: sooner is futile
-                    wait = min(max(delay, e.retry_after_s), self.policy.max_rate_limit_wait_s)
-                self.pause(wait, f"{what}_retry")
-                delay = min(delay * 2, self.policy.max_backoff_s)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self.queries.read_with_retry(what, read)
+
+    def pause(self, seconds: float, why: str) -> None:
+        """Sleep on the executor's clock, telling ``waiting`` first."""
+        self.queries.pause(seconds, why)
 
     # ----- sending -----
 
@@ -291,8 +223,8 @@ class OrderExecutor:
             order = self.exchange.create_order(intent.to_request())
         except ClockNotSyncedError as e:
             # Refused locally before sending: the exchange clock offset is not trusted.
-            intent = self._mark(intent, IntentState.PENDING, f"not sent: {e}")
-            self._remeasure_clock()
+            intent = self.book.mark(intent, IntentState.PENDING, f"not sent: {e}")
+            self.queries.remeasure_clock()
             return intent
         except ExchangeError as e:
             return self._after_send_error(intent, e)
@@ -300,37 +232,37 @@ class OrderExecutor:
         telemetry.order_answered(
             purpose=intent.purpose.value, seconds=(self.clock.now_ms() - intent.created_ms) / 1000
         )
-        return self._adopt(intent, order)
+        return self.book.adopt(intent, order)
 
     def _after_send_error(self, intent: Intent, e: ExchangeError) -> Intent:
         cid = intent.client_order_id
         if isinstance(e, DuplicateClientOrderIdError):
             # -4116: an open order carries this id, i.e. an earlier send went through.
-            return self._mark(intent, IntentState.UNKNOWN, f"duplicate id: order exists ({e})")
+            return self.book.mark(intent, IntentState.UNKNOWN, f"duplicate id: order exists ({e})")
         if isinstance(e, ExchangeAuthError):
-            self._mark(intent, IntentState.REJECTED, f"credentials refused: {e}")
+            self.book.mark(intent, IntentState.REJECTED, f"credentials refused: {e}")
             raise e
         if isinstance(e, InvalidOrderError):
             logger.warning("order.rejected cid=%s code=%s error=%s", cid, e.code, e)
             text = f"{WOULD_TRIGGER}: {e}" if e.code == WOULD_TRIGGER_CODE else str(e)
-            return self._mark(intent, IntentState.REJECTED, text)
+            return self.book.mark(intent, IntentState.REJECTED, text)
         if isinstance(e, RateLimitedError):
             return self._rate_limited(intent, e)
         if isinstance(e, ClockSkewError):
             # -1021 is checked before execution: re-measure, then the same id again.
-            intent = self._mark(intent, IntentState.PENDING, f"clock skew: {e}")
-            self._remeasure_clock()
+            intent = self.book.mark(intent, IntentState.PENDING, f"clock skew: {e}")
+            self.queries.remeasure_clock()
             return intent
         logger.warning("order.outcome_unknown cid=%s error=%s", cid, e)
-        return self._mark(intent, IntentState.UNKNOWN, str(e))
+        return self.book.mark(intent, IntentState.UNKNOWN, str(e))
 
     def _rate_limited(self, intent: Intent, e: RateLimitedError) -> Intent:
         # 429/-1003/418 are refusals: nothing executed. Wait and re-send the same id.
         wait = e.retry_after_s if e.retry_after_s is not None else self.policy.max_backoff_s
         logger.warning("order.rate_limited cid=%s wait_s=%s", intent.client_order_id, wait)
-        intent = self._mark(intent, IntentState.PENDING, f"rate limited: {e}")
+        intent = self.book.mark(intent, IntentState.PENDING, f"rate limited: {e}")
         if wait > self.policy.max_rate_limit_wait_s:
-            return self._abandon(intent, f"rate limited for {wait:.0f}s")
+            return self.book.abandon(intent, f"rate limited for {wait:.0f}s")
         self.pause(wait, "rate_limited")
         return intent
 
@@ -345,12 +277,12 @@ class OrderExecutor:
     # ----- resolving an unknown outcome -----
 
     def _resolve(self, intent: Intent, *, allow_resend: bool) -> Intent:
-        found = self._lookup(intent, confirm_absent=True)
+        found = self.queries.lookup(intent, confirm_absent=True)
         if found.order is not None:
             logger.info(
                 "order.resolved cid=%s found=%s", intent.client_order_id, found.order.status
             )
-            return self._adopt(intent, found.order)
+            return self.book.adopt(intent, found.order)
         if not found.absent:
             logger.error(
                 "order.unresolved cid=%s: no answer after %s queries; outcome stays unknown",
@@ -358,7 +290,7 @@ class OrderExecutor:
                 self.policy.query_attempts,
             )
             if intent.state is not IntentState.UNKNOWN:
-                return self._mark(intent, IntentState.UNKNOWN, "no answer to the query")
+                return self.book.mark(intent, IntentState.UNKNOWN, "no answer to the query")
             return intent
         if intent.purpose is Purpose.ENTRY:
             doubted = self._doubt_absence(intent)
@@ -366,104 +298,29 @@ class OrderExecutor:
                 return doubted
         if allow_resend and self._may_resend(intent):
             logger.warning("order.absent_resend cid=%s", intent.client_order_id)
-            return self._mark(intent, IntentState.PENDING, "confirmed absent; re-sending")
-        return self._abandon(intent, "confirmed absent on the exchange")
+            return self.book.mark(intent, IntentState.PENDING, "confirmed absent; re-sending")
+        return self.book.abandon(intent, "confirmed absent on the exchange")
 
     def _doubt_absence(self, intent: Intent) -> Intent | None:
-        """An entry said to be absent, checked against the position (``absence``): None
-        when the absence is believed, else the intent found, left UNKNOWN or abandoned."""
-        cid = intent.client_order_id
-        for _ in range(DOUBT_SETTLE_INTERVALS + 1):
-            facts = AbsenceFacts(
-                side=intent.side,
-                expected=self.journal.account.expected_positions().get(intent.symbol, ZERO),
-                actual=self._position_or_none(intent.symbol),
-                sent_ms=intent.sent_ms if intent.sent_ms is not None else intent.created_ms,
-                now_ms=self.clock.now_ms(),
-                settle_ms=self.policy.absent_settle_ms,
-            )
-            verdict = judge_absent(facts)
-            if verdict is AbsentVerdict.BELIEVE:
-                return None
-            why = (
-                "position unreadable"
-                if facts.actual is None
-                else f"position {facts.actual} exceeds the expected {facts.expected} "
-                f"by {unexplained(facts)}"
-            )
-            if verdict is AbsentVerdict.GIVE_UP:
-                logger.error("order.absent_unexplained cid=%s %s: abandoned, not re-sent", cid, why)
-                return self._abandon(intent, f"absent in queries but {why}; not re-sent")
-            if verdict is AbsentVerdict.UNKNOWN:
-                break
-            logger.warning("order.absent_doubted cid=%s %s: asking again", cid, why)
-            self.pause(self.policy.absent_settle_ms / 1000, "absent_doubt")
-            found = self._lookup(intent, confirm_absent=True)
-            if found.order is not None:
-                logger.info("order.resolved cid=%s found=%s late", cid, found.order.status)
-                return self._adopt(intent, found.order)
-            if not found.absent:
-                break
-        logger.error("order.absent_doubted cid=%s: outcome stays unknown, asked again", cid)
+        """An entry said to be absent, checked against the position: None when the
+        absence is believed, else the intent found, left UNKNOWN or abandoned."""
+        doubt = self.queries.doubt_absence(
+            intent,
+            expected=lambda: self.journal.account.expected_positions().get(intent.symbol, ZERO),
+        )
+        if doubt is BELIEVED:
+            return None
+        if doubt.order is not None:
+            return self.book.adopt(intent, doubt.order)
+        if doubt.give_up is not None:
+            return self.book.abandon(intent, doubt.give_up)
         if intent.state is IntentState.UNKNOWN and intent.last_error == _DOUBTED:
             return intent
-        return self._mark(intent, IntentState.UNKNOWN, _DOUBTED)
-
-    def _position_or_none(self, symbol: str) -> Decimal | None:
-        try:
-            found = self.exchange.fetch_positions([symbol])
-        except ExchangeAuthError:
-            raise
-        except ExchangeError as e:
-            logger.warning("order.position_unreadable symbol=%s error=%s", symbol, e)
-            return None
-        return sum((p.amount for p in found if p.symbol == symbol), ZERO)
-
-    def _lookup(self, intent: Intent, *, confirm_absent: bool) -> _Lookup:
-        """Query by client id with bounded retries. Only the port's ``None`` (the exchange
-        itself said "no such order") counts as absent, and with ``confirm_absent`` only once
-        the last request is older than the settle time."""
-        delay = self.policy.query_backoff_s
-        failures = settles = 0
-        while failures < self.policy.query_attempts and settles <= _MAX_SETTLE_WAITS:
-            try:
-                order = self.exchange.fetch_order_by_client_id(
-                    intent.symbol, intent.client_order_id, conditional=intent.conditional
-                )
-            except ExchangeAuthError:
-                raise
-            except ClockSkewError as e:
-                failures += 1
-                logger.warning("order.query_skew cid=%s error=%s", intent.client_order_id, e)
-                self._remeasure_clock()
-                continue
-            except ExchangeError as e:
-                failures += 1
-                logger.warning("order.query_failed cid=%s error=%s", intent.client_order_id, e)
-                wait = delay
-                if isinstance(e, RateLimitedError) and e.retry_after_s is not None:
-                    wait = min(e.retry_after_s, self.policy.max_rate_limit_wait_s)
-                self.pause(wait, "query_retry")
-                delay = min(delay * 2, self.policy.max_backoff_s)
-                continue
-            if order is not None:
-                return _Lookup(order, absent=False)
-            settle_left = self._settle_left_ms(intent)
-            if not confirm_absent or settle_left <= 0:
-                return _Lookup(None, absent=True)
-            # Too early to believe "absent": a delayed copy could still arrive. Wait out
-            # the exchange's recvWindow, then ask again (the clock has moved past it).
-            settles += 1
-            self.pause(settle_left / 1000, "absent_settle")
-        return _Lookup(None, absent=False)
-
-    def _settle_left_ms(self, intent: Intent) -> int:
-        if intent.sent_ms is None:
-            return 0
-        return intent.sent_ms + self.policy.absent_settle_ms - self.clock.now_ms()
+        return self.book.mark(intent, IntentState.UNKNOWN, _DOUBTED)
 
     def _await_market_fill(self, intent: Intent) -> Intent:
-        """A market order acknowledged without its fill (ACK response): ask until final."""
+        """A market order acknowledged without its fill (ACK response): ask until final.
+        A poll for a state (the fill), not a retry of an error: stays a loop."""
         if intent.type is not OrderType.MARKET:
             return intent
         delay = 0.1
@@ -476,72 +333,3 @@ class OrderExecutor:
         if intent.state is IntentState.ACKED:
             logger.warning("order.fill_pending cid=%s", intent.client_order_id)
         return intent
-
-    # ----- journal helpers -----
-
-    def _new_intent(
-        self, spec: IntentSpec, state: IntentState, *, last_error: str | None = None
-    ) -> Intent:
-        now = self.clock.now_ms()
-        return Intent(
-            client_order_id=self.client_id(spec),
-            symbol=spec.symbol,
-            side=spec.side,
-            type=spec.type,
-            amount=spec.amount,
-            purpose=spec.purpose,
-            candle_time_ms=spec.candle_time_ms,
-            seq=spec.seq,
-            state=state,
-            created_ms=now,
-            updated_ms=now,
-            price=spec.price,
-            stop_price=spec.stop_price,
-            reduce_only=spec.reduce_only,
-            protective_stop=spec.protective_stop,
-            parent_client_order_id=spec.parent_client_order_id,
-            last_error=last_error,
-        )
-
-    def _adopt(self, intent: Intent, order: Order) -> Intent:
-        update = update_from_order(order)
-        adopted = self.journal.orders.update_intent(
-            intent.client_order_id, update, now_ms=self.clock.now_ms()
-        )
-        if adopted.state != intent.state or adopted.filled != intent.filled:
-            logger.info(
-                "order.%s cid=%s filled=%s avg=%s",
-                adopted.state.value.lower(),
-                adopted.client_order_id,
-                adopted.filled,
-                adopted.average_price,
-            )
-        return adopted
-
-    def _mark(self, intent: Intent, state: IntentState, error: str) -> Intent:
-        return self.journal.orders.update_intent(
-            intent.client_order_id,
-            IntentUpdate(state=state, last_error=error),
-            now_ms=self.clock.now_ms(),
-        )
-
-    def _abandon(self, intent: Intent, reason: str) -> Intent:
-        logger.warning("order.abandoned cid=%s reason=%s", intent.client_order_id, reason)
-        return self._mark(intent, IntentState.ABANDONED, reason)
-
-    def _remeasure_clock(self) -> None:
-        try:
-            offset = self.exchange.measure_clock()
-            logger.info("clock.remeasured offset_ms=%s", offset.offset_ms)
-        except ExchangeError as e:
-            logger.warning("clock.remeasure_failed error=%s", e)
-            self.pause(self.policy.query_backoff_s, "clock_retry")
-
-    def pause(self, seconds: float, why: str) -> None:
-        """Sleep on the executor's clock, telling ``waiting`` first."""
-        if seconds <= 0:
-            return
-        logger.debug("order.wait seconds=%.2f why=%s", seconds, why)
-        if self._waiting is not None:
-            self._waiting(seconds)
-        self.clock.sleep(seconds)

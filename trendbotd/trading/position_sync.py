@@ -21,14 +21,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from trendbotd.core.domain import ZERO, AccountSnapshot, Order, Position, Side
+from trendbotd.core.domain import ZERO, AccountSnapshot, Order, OrderStatus, Position, Side
 from trendbotd.core.reconcile import MissingStop, Reconciliation, position_views, reconcile
 from trendbotd.core.records import Intent, IntentState, Purpose
 from trendbotd.core.stop_placement import emergency_stop_price
+from trendbotd.trading.account_reads import orders_then_positions
 from trendbotd.trading.sync_mode import keep_mode_true
 
 if TYPE_CHECKING:
-    from trendbotd.trading.positions import CloseResult, PositionManager
+    from trendbotd.trading.closes import CloseResult
+    from trendbotd.trading.positions import PositionManager
 
 logger = logging.getLogger(__name__)
 
@@ -163,19 +165,27 @@ def _resolve_all(
     for intent in intents:
         if intent.state is IntentState.ACKED:
             # a live stop still listed open costs no request per sync
-            out.append(pm.executor.refresh_from_listing(intent, by_cid.get(intent.client_order_id)))
+            out.append(_refresh_from_listing(pm, intent, by_cid.get(intent.client_order_id)))
         else:
             logger.warning("resolver.pending %s", intent.describe())
             out.append(pm.executor.drive(intent, allow_resend=False))
     return out
 
 
+def _refresh_from_listing(pm: PositionManager, intent: Intent, listed: Order | None) -> Intent:
+    """One ACKED intent against this sync's open-orders listing: still listed and
+    unchanged -> nothing to ask or write; listed with news (a partial fill) -> adopted;
+    not listed (filled, triggered, canceled) -> asked by client id."""
+    if listed is None:
+        return pm.executor.refresh(intent)
+    if listed.status is OrderStatus.OPEN and listed.filled == intent.filled:
+        return intent
+    return pm.executor.book.adopt(intent, listed)
+
+
 def _refetch(pm: PositionManager, snapshot: AccountSnapshot) -> AccountSnapshot:
-    # Orders first: a stop that fires between the two reads then shows as a stop on a
-    # flat symbol (harmless), never as a position without its stop. Each read is retried
-    # by the adapter alone (one level, see trendbotd.core.retry).
-    orders = tuple(pm.exchange.fetch_open_orders(list(pm.symbols)))
-    positions = tuple(p for p in pm.exchange.fetch_positions(list(pm.symbols)) if not p.is_flat)
+    # Each read is retried by the adapter alone (one level, see trendbotd.core.retry).
+    orders, positions = orders_then_positions(pm.exchange, pm.symbols)
     return dataclasses.replace(
         snapshot,
         positions=positions,

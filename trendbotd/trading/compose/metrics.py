@@ -17,7 +17,7 @@ from trendbotd.errors import TrendbotError
 from trendbotd.journal.metrics_view import JournalView, journal_view
 from trendbotd.journal.status import collect
 from trendbotd.journal.store import Journal, open_journal
-from trendbotd.trading.stack import journal_location
+from trendbotd.trading.compose.journal import journal_location
 
 logger = logging.getLogger(__name__)
 

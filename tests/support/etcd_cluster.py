@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,3 +123,13 @@ class EtcdCluster:
                 m.proc.send_signal(signal.SIGCONT)
                 m.proc.kill()
                 m.proc.wait(10)
+
+
+def running_cluster(base: Path) -> Iterator[EtcdCluster]:
+    """A started cluster under ``base``, stopped at the end: the body of a fixture."""
+    cluster = EtcdCluster(base)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()

@@ -8,12 +8,18 @@ and -4164 would all surface as a plain ExchangeError).
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import ccxt
 
+from trendbotd.core.clock import ManualClock
 from trendbotd.sim import SimExchange
+
+HOUR = 3_600_000
 
 
 class SimBinanceUSDM(ccxt.binanceusdm):  # type: ignore[misc]
@@ -50,3 +56,51 @@ def client(sim: SimExchange, **options: Any) -> SimBinanceUSDM:
 def resync(exchange: SimBinanceUSDM) -> None:
     """Re-learn the sim's clock after a test moved it (ccxt signs with local time + offset)."""
     exchange.load_time_difference()
+
+
+def market_client(sim: SimExchange) -> SimBinanceUSDM:
+    """A client that has loaded the sim's markets, as most tests start."""
+    exchange = client(sim)
+    exchange.load_markets()
+    return exchange
+
+
+def connect(sim: SimExchange) -> SimBinanceUSDM:
+    """A market client on the sim's current clock (after a test moved it)."""
+    exchange = market_client(sim)
+    resync(exchange)
+    return exchange
+
+
+def mid_bar_clock() -> ManualClock:
+    """A hand-moved clock half way through the current hour: real time of day, mid-bar."""
+    now = time.time_ns() // 1_000_000
+    return ManualClock(now - now % HOUR + HOUR // 2)
+
+
+def run_workers(
+    work: Callable[[int], None], *, workers: int, timeout: float
+) -> list[BaseException]:
+    """``work(worker)`` on ``workers`` threads at once; what they raised, for the test to assert."""
+    failures: list[BaseException] = []
+
+    def run(worker: int) -> None:
+        try:
+            work(worker)
+        except BaseException as e:  # collected for the caller to assert
+            failures.append(e)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return failures
+
+
+def place_stop_loss(
+    exchange: SimBinanceUSDM, symbol: str, amount: float, stop: float, *, cid: str
+) -> dict[str, Any]:
+    """A reduce-only stop-market sell (an algo order) that protects a long."""
+    params = {"stopLossPrice": stop, "reduceOnly": True, "clientOrderId": cid}
+    return exchange.create_order(symbol, "market", "sell", amount, None, params)  # type: ignore[no-any-return]
