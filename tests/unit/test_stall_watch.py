@@ -4,9 +4,9 @@ driven by a hand-moved clock (no thread, no sleep)."""
 from __future__ import annotations
 
 import pytest
+from support.alert_sink import RecordingSink
 
 from trendbotd.alerts.events import CATALOGUE, Severity
-from trendbotd.alerts.sink import FieldValue
 from trendbotd.service.stall_watch import (
     MIN_UNWATCHED_STALL_S,
     Stall,
@@ -49,17 +49,6 @@ def test_stall_threshold(
     )
 
 
-class _Sink:
-    def __init__(self) -> None:
-        self.emitted: list[tuple[str, dict[str, FieldValue]]] = []
-
-    def emit(
-        self, event: str, *, alert_id: str | None = None, key: str = "", **fields: FieldValue
-    ) -> str | None:
-        self.emitted.append((event, fields))
-        return "id"
-
-
 class _Clock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -70,7 +59,7 @@ class _Clock:
 
 def test_one_alert_per_stall() -> None:
     assert CATALOGUE["watchdog.stall"].severity is Severity.ERROR
-    sink, clock = _Sink(), _Clock()
+    sink, clock = RecordingSink(), _Clock()
     watcher = StallWatcher(sink, threshold_s=2.0, clock=clock)
     clock.now += 1.9
     assert watcher.check() is Stall.PROGRESSING
@@ -78,15 +67,15 @@ def test_one_alert_per_stall() -> None:
     assert watcher.check() is Stall.NEW
     clock.now += 30
     assert watcher.check() is Stall.ONGOING
-    assert sink.emitted == [("watchdog.stall", {"stalled_s": 2.1, "threshold_s": 2.0})]
+    assert sink.events == [("watchdog.stall", {"stalled_s": 2.1, "threshold_s": 2.0})]
     watcher.beat()  # the loop moves again
     assert watcher.check() is Stall.PROGRESSING
     clock.now += 5  # a second stall: a second alert
     assert watcher.check() is Stall.NEW
-    assert [e for e, _ in sink.emitted] == ["watchdog.stall", "watchdog.stall"]
+    assert [e for e, _ in sink.events] == ["watchdog.stall", "watchdog.stall"]
 
 
 def test_the_thread_stops() -> None:
-    watcher = StallWatcher(_Sink(), threshold_s=0.01)
+    watcher = StallWatcher(RecordingSink(), threshold_s=0.01)
     watcher.start()
     watcher.stop()
