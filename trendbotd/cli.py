@@ -25,7 +25,12 @@ from trendbotd.service.instance_lock import (
     read_instance,
     take_lock,
 )
-from trendbotd.service.pidlock import HolderInfo, LockLocation, query_holder, resolve_lock_path
+from trendbotd.service.pidlock import (
+    HolderInfo,
+    LockLocation,
+    existing_lock_location,
+    query_holder,
+)
 from trendbotd.service.signals import SignalQueue
 
 if TYPE_CHECKING:
@@ -253,15 +258,7 @@ def _operator() -> str:
 
 
 def _existing_lock_location(config: Config) -> LockLocation:
-    """Where the lock is, creating nothing (status and resume only look)."""
-    return resolve_lock_path(
-        config.instance.name,
-        config.instance.runtime_dir,
-        env=os.environ,
-        euid=os.geteuid(),
-        cwd=Path.cwd(),
-        create=False,
-    )
+    return existing_lock_location(config.instance.name, config.instance.runtime_dir)
 
 
 def status_lines(config: Config) -> list[str]:

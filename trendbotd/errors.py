@@ -97,6 +97,11 @@ class RateLimitedError(TransientExchangeError):
         self.retry_after_s = retry_after_s
 
 
+def retry_after_of(error: BaseException) -> float | None:
+    """The wait the exchange asked for, when ``error`` carries one (the retry's hint)."""
+    return error.retry_after_s if isinstance(error, RateLimitedError) else None
+
+
 class RequestHeldError(RateLimitedError):
     """Held back by our own weight budget before sending: nothing left the host."""
 

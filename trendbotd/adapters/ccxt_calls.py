@@ -30,16 +30,13 @@ from trendbotd.errors import (
     RateLimitedError,
     RequestHeldError,
     TransientExchangeError,
+    retry_after_of,
 )
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 DEFAULT_RATE_LIMIT_HOLD_S = 1.0  # a 429 without Retry-After still pauses everything this long
-
-
-def _retry_after(error: BaseException) -> float | None:
-    return error.retry_after_s if isinstance(error, RateLimitedError) else None
 
 
 class CcxtCalls:
@@ -197,9 +194,11 @@ class CcxtCalls:
     ) -> T:
         """Run a read, retrying transient failures within the read policy's bounds (see
         ``trendbotd.core.retry`` for the worst case: 4 requests, no try after 10 s).
-        RequestHeldError (the weight budget said wait longer) is raised as it is: no retry
-        here, nothing was sent. A rate-limit hold-off longer than the policy allows raises
-        RateLimitedError without sending."""
+        RequestHeldError (the weight budget said wait longer; nothing was sent) is waited
+        out here like a Retry-After, within the same attempts and deadline, and raised as
+        it is past them: the callers (the sync's re-reads, the tick) have no retry of their
+        own. A rate-limit hold-off longer than the policy allows raises RateLimitedError
+        without sending."""
         policy = self._retry
         started_ms = self._clock.now_ms()
 
@@ -233,10 +232,9 @@ class CcxtCalls:
         return call_with_retry(
             once,
             on=(TransientExchangeError,),
-            not_on=(RequestHeldError,),
             policy=policy,
             clock=self._clock,
-            retry_after_s=_retry_after,
+            retry_after_s=retry_after_of,
             on_wait=log_retry,
         )
 

@@ -21,7 +21,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from trendbotd.errors import CredentialsError
 
@@ -147,19 +147,11 @@ def load_secret_table(
     from a private file or a systemd credential, checked like the API keys and registered
     for redaction. ``setting`` names the config table in error messages."""
     env = os.environ if environ is None else environ
-    if secret_file is not None:
-        data, where = _read_private_file(secret_file), str(secret_file)
-    elif secret_name:
-        data = _read_systemd_credential(secret_name, env, setting=f"{setting}.secret_name")
-        where = f"$CREDENTIALS_DIRECTORY/{secret_name}"
-    else:
+    source = _read_source(secret_file, secret_name, env, setting=f"{setting}.secret_name")
+    if source is None:
         raise CredentialsError(f"{setting}: set secret_file or secret_name")
-    try:
-        raw = tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise CredentialsError(f"{where}: secret is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as e:
-        raise CredentialsError(f"{where}: not valid TOML ({e})") from None
+    data, where = source
+    raw = _decode_toml(data, where, kind="secret is")
     if set(raw) != set(keys):
         raise CredentialsError(f"{where}: expected exactly the keys {', '.join(keys)}")
     values: dict[str, Secret] = {}
@@ -218,20 +210,44 @@ def _read_nofollow(path: Path) -> tuple[bytes, os.stat_result]:
         os.close(fd)
 
 
-def _parse(data: bytes, path: Path | None, name: str = "") -> Credentials:
-    where = str(path) if path is not None else f"$CREDENTIALS_DIRECTORY/{name}"
+def _read_source(
+    file: Path | None, name: str, env: Mapping[str, str], *, setting: str
+) -> tuple[bytes, str] | None:
+    """A secret's bytes and where they came from: a private file or a systemd credential;
+    None when neither is configured."""
+    if file is not None:
+        return _read_private_file(file), str(file)
+    if name:
+        data = _read_systemd_credential(name, env, setting=setting)
+        return data, f"$CREDENTIALS_DIRECTORY/{name}"
+    return None
+
+
+def _decode_toml(data: bytes, where: str, *, kind: str) -> dict[str, Any]:
+    """``kind`` names what is read, with its verb: "credentials are", "secret is"."""
     try:
-        raw = tomllib.loads(data.decode("utf-8"))
+        return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
-        raise CredentialsError(f"{where}: credentials are not UTF-8 text") from None
+        raise CredentialsError(f"{where}: {kind} not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         # The decoder's message names a line and column, never the text itself.
         raise CredentialsError(f"{where}: not valid TOML ({e})") from None
-    unknown = sorted(set(raw) - set(_KEYS))
+
+
+def _toml_table(data: bytes, where: str, *, kind: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The TOML table of a credentials file holding no key but ``keys``."""
+    raw = _decode_toml(data, where, kind=kind)
+    unknown = sorted(set(raw) - set(keys))
     if unknown:
         raise CredentialsError(
-            f"{where}: unknown keys {', '.join(unknown)} (expected api_key and api_secret)"
+            f"{where}: unknown keys {', '.join(unknown)} (expected {' and '.join(keys)})"
         )
+    return raw
+
+
+def _parse(data: bytes, path: Path | None, name: str = "") -> Credentials:
+    where = str(path) if path is not None else f"$CREDENTIALS_DIRECTORY/{name}"
+    raw = _toml_table(data, where, kind="credentials are", keys=_KEYS)
     values: dict[str, str] = {}
     for key in _KEYS:
         value = raw.get(key)
@@ -262,24 +278,11 @@ def load_etcd_credentials(
     env = os.environ if environ is None else environ
     if credentials_file is not None and credential_name:
         raise CredentialsError("set cluster.credentials_file or credential_name, not both")
-    if credentials_file is not None:
-        data, where = _read_private_file(credentials_file), str(credentials_file)
-    elif credential_name:
-        data = _read_systemd_credential(credential_name, env, setting="cluster.credential_name")
-        where = f"$CREDENTIALS_DIRECTORY/{credential_name}"
-    else:
+    source = _read_source(credentials_file, credential_name, env, setting="cluster.credential_name")
+    if source is None:
         return None
-    try:
-        raw = tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise CredentialsError(f"{where}: etcd credentials are not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as e:
-        raise CredentialsError(f"{where}: not valid TOML ({e})") from None
-    unknown = sorted(set(raw) - {"user", "password"})
-    if unknown:
-        raise CredentialsError(
-            f"{where}: unknown keys {', '.join(unknown)} (expected user and password)"
-        )
+    data, where = source
+    raw = _toml_table(data, where, kind="etcd credentials are", keys=("user", "password"))
     user, password = raw.get("user"), raw.get("password")
     if not isinstance(user, str) or not user.strip():
         raise CredentialsError(f"{where}: user is missing or not a non-empty string")

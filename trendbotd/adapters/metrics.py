@@ -39,6 +39,13 @@ PREFIX = "trendbotd_"
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
+def _unset_gauge(name: str, doc: str, registry: CollectorRegistry) -> Gauge:
+    """A gauge that reads NaN (not a misleading 0) until its first value arrives."""
+    gauge = Gauge(PREFIX + name, doc, registry=registry)
+    gauge.set(float("nan"))
+    return gauge
+
+
 class TelemetrySink:
     """trendbotd.core.telemetry.TelemetrySink over prometheus_client metrics."""
 
@@ -55,13 +62,12 @@ class TelemetrySink:
             ["code"],
             registry=registry,
         )
-        self.weight = Gauge(
-            PREFIX + "request_weight_used",
+        self.weight = _unset_gauge(
+            "request_weight_used",
             "Request weight used in the current window, as the exchange last reported it "
             "(X-MBX-USED-WEIGHT-1M); NaN until it reports one.",
-            registry=registry,
+            registry,
         )
-        self.weight.set(float("nan"))
         self.latency = Histogram(
             PREFIX + "decision_to_order_seconds",
             "From an order's intent being journalled (the decision) to the exchange "
@@ -72,13 +78,12 @@ class TelemetrySink:
         )
         for purpose in PURPOSES:
             self.latency.labels(purpose)  # present at 0 before the first order
-        self.equity_gauge = Gauge(
-            PREFIX + "equity",
+        self.equity_gauge = _unset_gauge(
+            "equity",
             "Total account balance in the settlement currency as the last sync read it; "
             "NaN until the first read.",
-            registry=registry,
+            registry,
         )
-        self.equity_gauge.set(float("nan"))
         self.outbox = Gauge(
             PREFIX + "alert_outbox_depth",
             "Alerts waiting in the outbox to be delivered.",

@@ -12,6 +12,10 @@ accepted order inside the lease, and a new leader waits the same margin after ac
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from trendbotd.config.model import ClusterConfig, ExchangeConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +35,19 @@ class Timing:
     def send_window_s(self) -> float:
         """How long after a renewal was sent orders may go out."""
         return self.ttl_s - self.margin_s
+
+
+def table_timing(cl: ClusterConfig, ex: ExchangeConfig) -> Timing:
+    """The timing that the [cluster] and [exchange] tables give (what the config check
+    validates and what the election runs with)."""
+    return Timing(
+        ttl_s=cl.ttl_s,
+        renew_s=cl.renew_s,
+        rpc_timeout_s=cl.rpc_timeout_s,
+        recv_window_ms=cl.recv_window_ms,
+        clock_bound_ms=ex.max_clock_offset_ms,
+        slack_s=cl.slack_s,
+    )
 
 
 def may_send(now: float, renew_sent_at: float | None, ttl_s: float, margin_s: float) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from trendbotd.cluster.fencing import Timing
+from trendbotd.cluster.fencing import Timing, table_timing
 from trendbotd.config import Config
 
 
@@ -18,12 +18,4 @@ def node_name(config: Config) -> str:
 
 
 def timing(config: Config) -> Timing:
-    cl = config.cluster
-    return Timing(
-        ttl_s=cl.ttl_s,
-        renew_s=cl.renew_s,
-        rpc_timeout_s=cl.rpc_timeout_s,
-        recv_window_ms=cl.recv_window_ms,
-        clock_bound_ms=config.exchange.max_clock_offset_ms,
-        slack_s=cl.slack_s,
-    )
+    return table_timing(config.cluster, config.exchange)

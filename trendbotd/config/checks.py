@@ -113,7 +113,7 @@ _ENDPOINT = re.compile(r"^https?://[^\s/]+(:\d+)?/?$")
 
 
 def _cluster_problems(cl: ClusterConfig, ex: ExchangeConfig) -> list[Problem]:
-    from trendbotd.cluster.fencing import Timing, timing_problem  # noqa: PLC0415 - no cycle
+    from trendbotd.cluster.fencing import table_timing, timing_problem  # noqa: PLC0415 - no cycle
 
     if not cl.enabled:
         # a [cluster] table with settings but no endpoints is a mistake, not "off"
@@ -146,15 +146,7 @@ def _cluster_problems(cl: ClusterConfig, ex: ExchangeConfig) -> list[Problem]:
     ]
     problems = [("cluster", key, message) for ok, key, message in checks if not ok]
     if not problems:
-        timing = Timing(
-            ttl_s=cl.ttl_s,
-            renew_s=cl.renew_s,
-            rpc_timeout_s=cl.rpc_timeout_s,
-            recv_window_ms=cl.recv_window_ms,
-            clock_bound_ms=ex.max_clock_offset_ms,
-            slack_s=cl.slack_s,
-        )
-        why = timing_problem(timing)
+        why = timing_problem(table_timing(cl, ex))
         if why is not None:
             problems.append(("cluster", "ttl_s", why))
     return problems

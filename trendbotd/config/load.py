@@ -8,6 +8,7 @@ import re
 import tomllib
 import types
 import typing
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
@@ -204,7 +205,21 @@ def _show(value: Any) -> str:
     return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
-def _coerce(value: Any, hint: Any) -> Any:  # noqa: PLR0911, PLR0912 - one branch per supported type
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# Scalar field types: what a TOML value must be, how the error names it, the conversion.
+_SCALARS: dict[Any, tuple[Callable[[Any], bool], str, Callable[[Any], Any]]] = {
+    bool: (lambda v: isinstance(v, bool), "true or false", bool),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer", int),
+    float: (_is_number, "a number", float),
+    Path: (lambda v: isinstance(v, str) and bool(v), "a path string", Path),
+    str: (lambda v: isinstance(v, str), "a string", str),
+}
+
+
+def _coerce(value: Any, hint: Any) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
@@ -220,28 +235,14 @@ def _coerce(value: Any, hint: Any) -> Any:  # noqa: PLR0911, PLR0912 - one branc
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise _TypeMismatchError("a list of strings")
         return tuple(value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise _TypeMismatchError("true or false")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _TypeMismatchError("an integer")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _TypeMismatchError("a number")
-        return float(value)
     if hint is Decimal:
         return _to_decimal(value)
-    if hint is Path:
-        if not isinstance(value, str) or not value:
-            raise _TypeMismatchError("a path string")
-        return Path(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise _TypeMismatchError("a string")
-        return value
+    scalar = _SCALARS.get(hint)
+    if scalar is not None:
+        accepts, expected, convert = scalar
+        if not accepts(value):
+            raise _TypeMismatchError(expected)
+        return convert(value)
     raise _TypeMismatchError(str(hint))  # pragma: no cover - a schema field of unsupported type
 
 

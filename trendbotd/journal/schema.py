@@ -6,8 +6,9 @@ times as integer UTC milliseconds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
+from enum import Enum
 from typing import Any
 
 from trendbotd.core.domain import OrderType, Side
@@ -227,22 +228,52 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
-INTENT_COLUMNS = (
-    "client_order_id, symbol, side, type, amount, price, stop_price, reduce_only, purpose, "
-    "candle_time_ms, seq, state, protective_stop, parent_client_order_id, exchange_order_id, "
-    "filled, average_price, attempts, sent_ms, created_ms, updated_ms, last_error"
-)
-# Constant text; every value is bound as a parameter.
-SELECT_INTENT = "SELECT " + INTENT_COLUMNS + " FROM intents"  # noqa: S608
-_PLACEHOLDERS = ", ".join("?" * 22)
-INSERT_INTENT = f"INSERT INTO intents ({INTENT_COLUMNS}) VALUES ({_PLACEHOLDERS})"  # noqa: S608
-
 
 # ----- row layout of the intents table -----
 
 
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
 def dec_or_none(value: Any) -> Decimal | None:
     return None if value is None else Decimal(value)
+
+
+# The intents table's columns in their stored order, each with how its value is read back.
+_INTENT_FIELDS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+    ("client_order_id", str),
+    ("symbol", str),
+    ("side", Side),
+    ("type", OrderType),
+    ("amount", Decimal),
+    ("price", dec_or_none),
+    ("stop_price", dec_or_none),
+    ("reduce_only", bool),
+    ("purpose", Purpose),
+    ("candle_time_ms", int),
+    ("seq", int),
+    ("state", IntentState),
+    ("protective_stop", dec_or_none),
+    ("parent_client_order_id", _as_is),
+    ("exchange_order_id", _as_is),
+    ("filled", Decimal),
+    ("average_price", dec_or_none),
+    ("attempts", int),
+    ("sent_ms", _int_or_none),
+    ("created_ms", int),
+    ("updated_ms", int),
+    ("last_error", _as_is),
+)
+INTENT_COLUMNS = ", ".join(name for name, _ in _INTENT_FIELDS)
+# Constant text; every value is bound as a parameter.
+SELECT_INTENT = "SELECT " + INTENT_COLUMNS + " FROM intents"  # noqa: S608
+_PLACEHOLDERS = ", ".join("?" * len(_INTENT_FIELDS))
+INSERT_INTENT = f"INSERT INTO intents ({INTENT_COLUMNS}) VALUES ({_PLACEHOLDERS})"  # noqa: S608
 
 
 def dec_str(value: Decimal | None) -> str | None:
@@ -250,54 +281,19 @@ def dec_str(value: Decimal | None) -> str | None:
 
 
 def intent_row(i: Intent) -> tuple[Any, ...]:
-    return (
-        i.client_order_id,
-        i.symbol,
-        i.side.value,
-        i.type.value,
-        str(i.amount),
-        dec_str(i.price),
-        dec_str(i.stop_price),
-        int(i.reduce_only),
-        i.purpose.value,
-        i.candle_time_ms,
-        i.seq,
-        i.state.value,
-        dec_str(i.protective_stop),
-        i.parent_client_order_id,
-        i.exchange_order_id,
-        str(i.filled),
-        dec_str(i.average_price),
-        i.attempts,
-        i.sent_ms,
-        i.created_ms,
-        i.updated_ms,
-        i.last_error,
-    )
+    return tuple(_stored(getattr(i, name)) for name, _ in _INTENT_FIELDS)
 
 
 def row_to_intent(row: Sequence[Any]) -> Intent:
-    return Intent(
-        client_order_id=str(row[0]),
-        symbol=str(row[1]),
-        side=Side(row[2]),
-        type=OrderType(row[3]),
-        amount=Decimal(row[4]),
-        price=dec_or_none(row[5]),
-        stop_price=dec_or_none(row[6]),
-        reduce_only=bool(row[7]),
-        purpose=Purpose(row[8]),
-        candle_time_ms=int(row[9]),
-        seq=int(row[10]),
-        state=IntentState(row[11]),
-        protective_stop=dec_or_none(row[12]),
-        parent_client_order_id=row[13],
-        exchange_order_id=row[14],
-        filled=Decimal(row[15]),
-        average_price=dec_or_none(row[16]),
-        attempts=int(row[17]),
-        sent_ms=None if row[18] is None else int(row[18]),
-        created_ms=int(row[19]),
-        updated_ms=int(row[20]),
-        last_error=row[21],
-    )
+    return Intent(**{name: load(v) for (name, load), v in zip(_INTENT_FIELDS, row, strict=True)})
+
+
+def _stored(value: Any) -> Any:
+    """A field as SQLite keeps it: enums by value, decimals as exact text, flags as 0/1."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bool):
+        return int(value)
+    return value

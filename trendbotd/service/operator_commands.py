@@ -32,7 +32,7 @@ from trendbotd.journal.operator_requests import (
 )
 from trendbotd.journal.store import open_journal
 from trendbotd.service.instance_lock import InstanceKey, take_lock
-from trendbotd.service.pidlock import query_holder, resolve_lock_path
+from trendbotd.service.pidlock import existing_lock_location, query_holder
 from trendbotd.service.signals import OPERATOR_SIGNAL, SignalQueue, StopRequested
 from trendbotd.trading.compose.journal import journal_location
 
@@ -175,14 +175,7 @@ def _require_journal(path: Path, what: str) -> None:
 
 
 def _holder_pid(config: Config) -> int | None:
-    location = resolve_lock_path(
-        config.instance.name,
-        config.instance.runtime_dir,
-        env=os.environ,
-        euid=os.geteuid(),
-        cwd=Path.cwd(),
-        create=False,
-    )
+    location = existing_lock_location(config.instance.name, config.instance.runtime_dir)
     holder = query_holder(location.path)
     return None if holder is None else holder.pid
 

@@ -83,6 +83,14 @@ def resolve_lock_path(
     return LockLocation(directory / filename, f"./var/run ({default_dir} not writable)")
 
 
+def existing_lock_location(name: str, runtime_dir: Path | None) -> LockLocation:
+    """Where this process's environment puts the lock, creating nothing (status, resume,
+    halt and flatten only look)."""
+    return resolve_lock_path(
+        name, runtime_dir, env=os.environ, euid=os.geteuid(), cwd=Path.cwd(), create=False
+    )
+
+
 def _writable_dir(path: Path) -> bool:
     return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
 

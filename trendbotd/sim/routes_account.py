@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from trendbotd.sim import errors, views
-from trendbotd.sim.params import Call, Handler
+from trendbotd.sim.params import Call
 
 
 def account_v2(call: Call) -> Any:
@@ -130,21 +130,3 @@ def user_trades(call: Call) -> Any:
                 }
             )
         return rows[-limit:]
-
-
-ROUTES: dict[tuple[str, str], tuple[Handler, int]] = {
-    ("GET", "/fapi/v2/account"): (account_v2, 5),
-    ("GET", "/fapi/v3/account"): (account_v3, 5),
-    ("GET", "/fapi/v2/balance"): (balance, 5),
-    ("GET", "/fapi/v3/balance"): (balance, 5),
-    ("GET", "/fapi/v2/positionRisk"): (position_risk_v2, 5),
-    ("GET", "/fapi/v3/positionRisk"): (position_risk_v3, 5),
-    ("GET", "/fapi/v1/leverageBracket"): (leverage_bracket, 1),
-    ("POST", "/fapi/v1/leverage"): (set_leverage, 1),
-    ("POST", "/fapi/v1/marginType"): (margin_type, 1),
-    ("GET", "/fapi/v1/positionSide/dual"): (get_dual, 30),
-    ("POST", "/fapi/v1/positionSide/dual"): (set_dual, 1),
-    ("GET", "/fapi/v1/multiAssetsMargin"): (get_multi_assets, 30),
-    ("POST", "/fapi/v1/multiAssetsMargin"): (set_multi_assets, 1),
-    ("GET", "/fapi/v1/userTrades"): (user_trades, 5),
-}

@@ -193,17 +193,3 @@ def depth(call: Call) -> Any:
         "bids": [[spec.fmt_price(price - spec.tick * i), qty] for i in range(limit)],
         "asks": [[spec.fmt_price(price + spec.tick * (i + 1)), qty] for i in range(limit)],
     }
-
-
-ROUTES: dict[tuple[str, str], tuple[Handler, int]] = {
-    ("GET", "/fapi/v1/ping"): (ping, 1),
-    ("GET", "/fapi/v1/time"): (server_time, 1),
-    ("GET", "/fapi/v1/exchangeInfo"): (exchange_info, 1),
-    ("GET", "/fapi/v1/klines"): (klines, 5),
-    ("GET", "/fapi/v1/ticker/price"): (ticker_price, 1),
-    ("GET", "/fapi/v2/ticker/price"): (ticker_price, 1),
-    ("GET", "/fapi/v1/ticker/24hr"): (ticker_24h, 1),
-    ("GET", "/fapi/v1/ticker/bookTicker"): (book_ticker, 1),
-    ("GET", "/fapi/v1/premiumIndex"): (premium_index, 1),
-    ("GET", "/fapi/v1/depth"): (depth, 5),
-}

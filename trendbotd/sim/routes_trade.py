@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from trendbotd.sim import errors
 from trendbotd.sim.ledger import ZERO
 from trendbotd.sim.orders import SimAlgoOrder, SimOrder
-from trendbotd.sim.params import Call, Handler, check_price, check_qty
+from trendbotd.sim.params import Call, check_price, check_qty
 from trendbotd.sim.specs import SymbolSpec
 from trendbotd.sim.state import NewOrder
 
@@ -269,20 +269,3 @@ def all_algos(call: Call) -> Any:
 
 def cancel_all_algos(call: Call) -> Any:
     return _cancel_each(call, call.desk.open_algos, call.desk.cancel_algo)
-
-
-ROUTES: dict[tuple[str, str], tuple[Handler, int]] = {
-    ("POST", "/fapi/v1/order"): (new_order, 0),
-    ("GET", "/fapi/v1/order"): (get_order, 1),
-    ("DELETE", "/fapi/v1/order"): (cancel_order, 1),
-    ("GET", "/fapi/v1/openOrder"): (get_open_order, 1),
-    ("GET", "/fapi/v1/openOrders"): (open_orders, 1),
-    ("GET", "/fapi/v1/allOrders"): (all_orders, 5),
-    ("DELETE", "/fapi/v1/allOpenOrders"): (cancel_all, 1),
-    ("POST", "/fapi/v1/algoOrder"): (new_algo, 0),
-    ("GET", "/fapi/v1/algoOrder"): (get_algo, 1),
-    ("DELETE", "/fapi/v1/algoOrder"): (cancel_algo, 1),
-    ("GET", "/fapi/v1/openAlgoOrders"): (open_algos, 1),
-    ("GET", "/fapi/v1/allAlgoOrders"): (all_algos, 5),
-    ("DELETE", "/fapi/v1/algoOpenOrders"): (cancel_all_algos, 1),
-}

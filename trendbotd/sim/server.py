@@ -19,18 +19,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from trendbotd.sim import errors, ratelimit, routes_account, routes_market, routes_trade, signing
+from trendbotd.sim import errors, ratelimit, signing
 from trendbotd.sim.faults import Fault
-from trendbotd.sim.params import Call, Handler
+from trendbotd.sim.params import Call
 from trendbotd.sim.ports import HttpBackend
+from trendbotd.sim.routes import ROUTES, Route
 
 logger = logging.getLogger(__name__)
 
-PUBLIC: dict[tuple[str, str], tuple[Handler, int]] = dict(routes_market.ROUTES)
-SIGNED: dict[tuple[str, str], tuple[Handler, int]] = {
-    **routes_account.ROUTES,
-    **routes_trade.ROUTES,
-}
 MAX_BODY = 1 << 20
 # faults that act like the network or the exchange's front door: nothing is executed
 FAULTS_BEFORE = ("error", "http_status", "drop_before", "rate_limit")
@@ -167,8 +163,8 @@ class SimRequestHandler(BaseHTTPRequestHandler):
     def _execute(self, req: _Request) -> tuple[int, Any, dict[str, str]]:
         sim = self.server.sim
         method, path = req.method, req.path
-        route = PUBLIC.get((method, path)) or SIGNED.get((method, path))
-        weight = ratelimit.request_weight(path, req.params, base=route[1] if route else 1)
+        route = ROUTES.get((method, path))
+        weight = ratelimit.request_weight(path, req.params, base=route.weight if route else 1)
         admission = sim.limiter.admit(weight, order=(method, path) in ratelimit.ORDER_PATHS)
         headers = admission.headers
         try:
@@ -197,17 +193,17 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         if admission.status == 429:
             raise errors.too_many_requests(limiter.limit)
 
-    def _run(self, req: _Request, *, route: tuple[Handler, int] | None) -> Any:
+    def _run(self, req: _Request, *, route: Route | None) -> Any:
         sim = self.server.sim
         if route is None:
             raise errors.not_found_path(req.method, req.path)
         now = sim.server_time_ms()
-        if (req.method, req.path) in SIGNED:
+        if route.signed:
             signing.check_api_key(self.headers.get("X-MBX-APIKEY"), sim.api_key)
             signing.check_signature(req.query, req.body, sim.api_secret)
             signing.check_timestamp(req.params, now)
         call = Call(req.method, req.path, req.params, sim.state, sim.desk, now, req.fill_cap)
-        return route[0](call)
+        return route.handler(call)
 
     def _fail_before(self, fault: Fault) -> None:
         logger.info(

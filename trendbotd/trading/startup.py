@@ -30,9 +30,9 @@ from trendbotd.errors import (
     ClockNotSyncedError,
     ExchangeError,
     OperationalError,
-    RateLimitedError,
     StartupSyncError,
     UnsupportedAccountModeError,
+    retry_after_of,
 )
 
 __all__ = ["StartupBackoff", "StartupProgress", "sync_account"]
@@ -69,23 +69,12 @@ class StartupBackoff:
         )
 
 
-def _retry_after(error: BaseException) -> float | None:
-    return error.retry_after_s if isinstance(error, RateLimitedError) else None
-
-
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Steps:
-    def __init__(
-        self,
-        *,
-        progress: StartupProgress,
-        clock: Clock,
-        deadline_ms: int,
-        backoff: StartupBackoff,
-    ) -> None:
-        self.progress = progress
-        self.clock = clock
-        self.deadline_ms = deadline_ms
-        self.backoff = backoff
+    progress: StartupProgress
+    clock: Clock
+    deadline_ms: int
+    backoff: StartupBackoff
 
     def run(self, step: str, fetch: Callable[[], T]) -> T:
         self.progress.step(step)  # STATUS= and the log line
@@ -116,7 +105,7 @@ class _Steps:
                     deadline_s=(self.deadline_ms - self.clock.now_ms()) / 1000
                 ),
                 clock=self.clock,
-                retry_after_s=_retry_after,
+                retry_after_s=retry_after_of,
                 on_wait=wait,
                 last_try_at_deadline=True,
             )
