@@ -277,11 +277,5 @@ def status_lines(config: Config) -> list[str]:
     _, path = journal_location(config, create=False)
     if not path.exists():
         return [*lines, f"journal: {path} (none yet: the daemon has never run with this config)"]
-    from trendbotd.journal.operator_requests import flatten_status_line  # noqa: PLC0415
-    from trendbotd.journal.store import open_journal  # noqa: PLC0415
-
     report = read_status(path)
-    lines += format_status(report, now_ms=time.time_ns() // 1_000_000).splitlines()
-    with open_journal(path, read_only=True) as journal:
-        flatten = flatten_status_line(journal)
-    return lines if flatten is None else [*lines, flatten]
+    return lines + format_status(report, now_ms=time.time_ns() // 1_000_000).splitlines()

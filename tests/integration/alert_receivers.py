@@ -33,6 +33,7 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     attempts: int = 0
     token: str = ""  # telegram only: the bot token the path must carry
+    fail_status: int = 500  # the answer while ``mode`` is "fail"
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _release: threading.Event = field(default_factory=threading.Event)
     server: ThreadingHTTPServer | None = None
@@ -73,7 +74,7 @@ class Receiver:
         if self.mode == "hang":
             self._release.wait(60)
         if self.mode == "fail":
-            return 500, b'{"error": "down"}'
+            return self.fail_status, b'{"error": "down"}'
         try:
             body = json.loads(raw)
         except ValueError:

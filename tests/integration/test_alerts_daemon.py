@@ -10,27 +10,27 @@ import itertools
 import os
 import signal
 import sqlite3
-import stat
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from alert_daemon import (
+    BOT_TOKEN,
+    alert_config,
+    assert_no_secret,
+    events,
+    start_alerting,
+    stop_alerting,
+)
 from alert_receivers import Receiver, TelegramReceiver, serve
 from conftest import (
-    REAL_CMD,
     DaemonFactory,
-    DaemonHandle,
     NotifyListener,
     clean_env,
     wait_until,
     write_config,
 )
-
-WEBHOOK_SECRET_PATH = "/hook/s3cretWebhookPath9f2c"
-BOT_TOKEN = "123456:TopSecretBotToken-xyz987"
 
 
 @pytest.fixture
@@ -45,75 +45,6 @@ def telegram() -> Iterator[TelegramReceiver]:
         yield receiver
 
 
-def _secret_file(path: Path, text: str) -> Path:
-    path.write_text(text)
-    path.chmod(stat.S_IRUSR | stat.S_IWUSR)
-    return path
-
-
-def alert_config(
-    tmp_path: Path, *, webhook_port: int, telegram_port: int | None = None, extra: str = ""
-) -> Path:
-    hook = _secret_file(
-        tmp_path / "hook.secret", f'url = "http://127.0.0.1:{webhook_port}{WEBHOOK_SECRET_PATH}"\n'
-    )
-    text = f"""
-        [alerts]
-        retry_base_s = 0.2
-        retry_max_s = 0.5
-        coalesce_window_s = 0
-        stop_flush_s = 3
-        {extra}
-
-        [alerts.channels.hook]
-        kind = "webhook"
-        min_severity = "info"
-        secret_file = "{hook}"
-        """
-    if telegram_port is not None:
-        tg = _secret_file(tmp_path / "tg.secret", f'bot_token = "{BOT_TOKEN}"\n')
-        text += f"""
-        [alerts.channels.tg]
-        kind = "telegram"
-        min_severity = "info"
-        base_url = "http://127.0.0.1:{telegram_port}"
-        chat_id = "-100200300"
-        secret_file = "{tg}"
-        """
-    return write_config(tmp_path, textwrap.dedent(text))
-
-
-def _start(
-    daemon: DaemonFactory, config: Path, listener: NotifyListener, **env: str
-) -> DaemonHandle:
-    handle = daemon.start(
-        ["run", "--foreground", "--paper", "--config", str(config)],
-        cmd=REAL_CMD,
-        env=clean_env(NOTIFY_SOCKET=listener.path, **env),
-    )
-    listener.wait_key("READY", "1", timeout=60, proc=handle.proc, after=len(listener.messages()))
-    return handle
-
-
-def _stop(handle: DaemonHandle) -> str:
-    handle.signal(signal.SIGTERM)
-    assert handle.wait(timeout=20) == 0
-    _, err = handle.output()
-    return err
-
-
-def _events(bodies: list[dict[str, Any]]) -> list[str]:
-    return [b["event"] for b in bodies]
-
-
-def _assert_no_secret(*texts: str) -> None:
-    for text in texts:
-        assert WEBHOOK_SECRET_PATH not in text
-        assert "s3cretWebhookPath" not in text
-        assert BOT_TOKEN not in text
-        assert "TopSecretBotToken" not in text
-
-
 def test_lifecycle_alerts_arrive_once_with_severity_and_no_secret(
     tmp_path: Path,
     daemon: DaemonFactory,
@@ -122,11 +53,11 @@ def test_lifecycle_alerts_arrive_once_with_severity_and_no_secret(
     telegram: TelegramReceiver,
 ) -> None:
     config = alert_config(tmp_path, webhook_port=webhook.port, telegram_port=telegram.port)
-    handle = _start(daemon, config, notify_listener)
-    webhook.wait_for(lambda b: _events(b) == ["daemon.started", "daemon.ready"])
-    err = _stop(handle)
+    handle = start_alerting(daemon, config, notify_listener)
+    webhook.wait_for(lambda b: events(b) == ["daemon.started", "daemon.ready"])
+    err = stop_alerting(handle)
     bodies = webhook.wait_for(lambda b: len(b) >= 3)
-    assert _events(bodies) == ["daemon.started", "daemon.ready", "daemon.stopped"]
+    assert events(bodies) == ["daemon.started", "daemon.ready", "daemon.stopped"]
     assert [b["severity"] for b in bodies] == ["info", "info", "info"]
     assert bodies[2]["fields"]["exit_code"] == "0"
     assert all(b["instance"] == "itest" and b["count"] == 1 for b in bodies)
@@ -140,7 +71,7 @@ def test_lifecycle_alerts_arrive_once_with_severity_and_no_secret(
     assert webhook.attempts == 3 and telegram.attempts == 3
     raw = b"".join(r.raw for r in webhook.received + telegram.received).decode()
     outbox = (tmp_path / "state" / "itest.alerts.db").read_bytes().decode("latin-1")
-    _assert_no_secret(raw, err, outbox)
+    assert_no_secret(raw, err, outbox)
     assert "alert.daemon.started" in err
 
 
@@ -153,18 +84,18 @@ def test_channel_down_then_back_delivers_everything_once_in_order(
     with serve(failing):
         port = failing.port
         config = alert_config(tmp_path, webhook_port=port)
-        first = _start(daemon, config, notify_listener)
-        err = _stop(first)
+        first = start_alerting(daemon, config, notify_listener)
+        err = stop_alerting(first)
         assert failing.attempts >= 3  # retried while down
         assert failing.received == []
         assert "alert.delivery_failed channel=hook" in err and "HTTP 500" in err
         assert "alert.unsent channel=hook pending=3" in err
-    second = _start(daemon, config, notify_listener)
+    second = start_alerting(daemon, config, notify_listener)
     with serve(Receiver(), port=port) as back:
         bodies = back.wait_for(lambda b: len(b) >= 5)
-        err = _stop(second)
+        err = stop_alerting(second)
         bodies = back.wait_for(lambda b: len(b) >= 6)
-    assert _events(bodies) == [
+    assert events(bodies) == [
         "daemon.started",
         "daemon.ready",
         "daemon.stopped",
@@ -174,23 +105,23 @@ def test_channel_down_then_back_delivers_everything_once_in_order(
     ]
     assert len({b["id"] for b in bodies}) == 6
     assert [b["created_ms"] for b in bodies] == sorted(b["created_ms"] for b in bodies)
-    _assert_no_secret(err)
+    assert_no_secret(err)
 
 
 def test_sigkill_then_restart_reports_the_unclean_exit_once(
     tmp_path: Path, daemon: DaemonFactory, notify_listener: NotifyListener, webhook: Receiver
 ) -> None:
     config = alert_config(tmp_path, webhook_port=webhook.port)
-    first = _start(daemon, config, notify_listener, INVOCATION_ID="0123abcdfirstrun")
-    webhook.wait_for(lambda b: "daemon.ready" in _events(b))
+    first = start_alerting(daemon, config, notify_listener, INVOCATION_ID="0123abcdfirstrun")
+    webhook.wait_for(lambda b: "daemon.ready" in events(b))
     # kill after the bookkeeping of the send: a kill between send and bookkeeping repeats
     # the alert, by design (at least once, with a stable id)
     outbox = tmp_path / "state" / "itest.alerts.db"
     assert wait_until(lambda: _pending(outbox) == 0, timeout=10)
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
-    second = _start(daemon, config, notify_listener, INVOCATION_ID="4567efsecondrun")
-    bodies = webhook.wait_for(lambda b: _events(b).count("daemon.ready") == 2)
+    second = start_alerting(daemon, config, notify_listener, INVOCATION_ID="4567efsecondrun")
+    bodies = webhook.wait_for(lambda b: events(b).count("daemon.ready") == 2)
     # the alert unit, started by OnFailure= for the same crash, reports nothing new
     fakes = _fake_systemd_tools(tmp_path)
     alert = daemon.run(
@@ -205,16 +136,16 @@ def test_sigkill_then_restart_reports_the_unclean_exit_once(
     )
     assert alert.returncode == 0, alert.stderr
     assert "alert.duplicate event=unit.failed" in alert.stderr
-    _stop(second)
-    bodies = webhook.wait_for(lambda b: "daemon.stopped" in _events(b))
-    assert _events(bodies) == [  # the restart is reported before the new start
+    stop_alerting(second)
+    bodies = webhook.wait_for(lambda b: "daemon.stopped" in events(b))
+    assert events(bodies) == [  # the restart is reported before the new start
         "daemon.started",
         "daemon.ready",
         "daemon.restarted_unclean",
         "daemon.started",
         "daemon.ready",
         "daemon.stopped",
-    ], _events(bodies)
+    ], events(bodies)
     unclean = bodies[2]
     assert unclean["severity"] == "critical"
     assert unclean["id"] == "failed-run-0123abcdfirstrun"
@@ -269,7 +200,7 @@ def test_alert_unit_reports_a_unit_that_failed_for_good(
     again = daemon.run(args, env=env)
     assert again.returncode == 0
     assert webhook.attempts == 1 and telegram.attempts == 1
-    _assert_no_secret(done.stderr, again.stderr)
+    assert_no_secret(done.stderr, again.stderr)
 
 
 def test_alert_test_and_exit_codes(
@@ -278,7 +209,7 @@ def test_alert_test_and_exit_codes(
     config = alert_config(tmp_path, webhook_port=webhook.port)
     done = daemon.run(["alert", "--test", "--config", str(config)])
     assert done.returncode == 0, done.stderr
-    assert _events(webhook.wait_for(lambda b: len(b) >= 1)) == ["alert.test"]
+    assert events(webhook.wait_for(lambda b: len(b) >= 1)) == ["alert.test"]
     assert daemon.run(["alert", "--config", str(config)]).returncode == 64
     webhook.set_mode("fail")
     down = daemon.run(["alert", "--test", "--config", str(config), "--timeout", "1"])
@@ -312,7 +243,7 @@ def test_a_failed_start_is_one_alert_even_with_the_alert_unit(
     )
     assert handle.wait(timeout=60) == 69
     bodies = webhook.wait_for(lambda b: len(b) >= 2)
-    assert _events(bodies) == ["daemon.started", "daemon.failed"]
+    assert events(bodies) == ["daemon.started", "daemon.failed"]
     assert bodies[1]["severity"] == "error"
     assert bodies[1]["fields"]["exit_code"] == "69"
     assert bodies[1]["id"] == "failed-run-69failedstart"
@@ -330,15 +261,15 @@ def test_alerts_queued_before_a_sigkill_are_delivered_after_the_restart(
 ) -> None:
     webhook.set_mode("fail")
     config = alert_config(tmp_path, webhook_port=webhook.port)
-    first = _start(daemon, config, notify_listener)
+    first = start_alerting(daemon, config, notify_listener)
     assert wait_until(lambda: webhook.attempts >= 2, timeout=10)  # retrying, nothing taken
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
     webhook.set_mode("ok")
-    second = _start(daemon, config, notify_listener)
-    bodies = webhook.wait_for(lambda b: _events(b).count("daemon.ready") == 2)
-    _stop(second)
-    assert _events(bodies) == [
+    second = start_alerting(daemon, config, notify_listener)
+    bodies = webhook.wait_for(lambda b: events(b).count("daemon.ready") == 2)
+    stop_alerting(second)
+    assert events(bodies) == [
         "daemon.started",
         "daemon.ready",
         "daemon.restarted_unclean",
@@ -357,7 +288,7 @@ def test_a_hanging_channel_does_not_touch_the_watchdog_cadence(
     config = alert_config(tmp_path, webhook_port=webhook.port, extra="send_timeout_s = 30")
     text = config.read_text().replace("tick_interval_s = 0.2", "tick_interval_s = 5")
     config.write_text(text)
-    handle = _start(daemon, config, notify_listener, WATCHDOG_USEC="1000000")
+    handle = start_alerting(daemon, config, notify_listener, WATCHDOG_USEC="1000000")
     ready_at = len(notify_listener.messages())
     assert wait_until(lambda: webhook.attempts >= 1, timeout=10)
     time.sleep(3)  # the span over which the cadence is measured, not a wait for a condition
@@ -366,6 +297,6 @@ def test_a_hanging_channel_does_not_touch_the_watchdog_cadence(
     print(f"\nwatchdog gaps while the channel hangs: max {max(gaps) * 1000:.0f} ms, n={len(gaps)}")
     assert len(pings) >= 6 and max(gaps) < 0.75, gaps
     sent = time.monotonic()
-    err = _stop(handle)
+    err = stop_alerting(handle)
     assert time.monotonic() - sent < 3 + 2.5  # stop_flush_s plus the usual stop
     assert "alert.unsent channel=hook" in err

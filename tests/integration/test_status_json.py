@@ -12,6 +12,8 @@ from typing import Any
 from conftest import DaemonFactory, NotifyListener, clean_env, write_config
 
 from trendbotd.exitcodes import ExitCode
+from trendbotd.journal.operator_requests import FlattenRequest, finish_flatten, request_flatten
+from trendbotd.journal.store import open_journal
 
 TOP_KEYS = {
     "schema",
@@ -32,6 +34,7 @@ TOP_KEYS = {
     "expected_positions",
     "open_orders",
     "recent_guard_blocks",
+    "flatten",
 }
 HOLDER_KEYS = {
     "pid",
@@ -100,6 +103,7 @@ def test_status_json_before_during_and_after_a_run(
     assert clock is not None and abs(clock["offset_ms"]) <= 100  # same host: no real offset
     assert clock["samples"] == 5 and clock["round_trip_ms"] >= 0
     assert running["positions"] == [] and running["open_orders"] == []
+    assert running["flatten"] == {"pending": None, "last_done": None}
 
     handle.signal(signal.SIGTERM)
     assert handle.wait(timeout=30) == 0
@@ -108,3 +112,32 @@ def test_status_json_before_during_and_after_a_run(
     assert (stopped["running"], stopped["holder"]) == (False, None)
     assert stopped["last_tick_ms"] >= running["last_tick_ms"]
     assert stopped["clock"] == clock or stopped["clock"]["measured_at_ms"] > clock["measured_at_ms"]
+
+    # the operator's flatten, journalled as ``trendbotd flatten`` does: pending, then done
+    request = FlattenRequest("7-1", ("BTC/USDT:USDT",), "alice", "news", stopped["last_tick_ms"])
+    with open_journal(tmp_path / "state" / "itest.db") as journal:
+        request_flatten(journal, request)
+    _, pending = _status_json(daemon, config)
+    assert pending["flatten"] == {
+        "pending": {
+            "id": "7-1",
+            "symbols": ["BTC/USDT:USDT"],
+            "reason": "flatten BTC/USDT:USDT requested by alice: news",
+            "at_ms": request.at_ms,
+        },
+        "last_done": None,
+    }
+    with open_journal(tmp_path / "state" / "itest.db") as journal:
+        finish_flatten(journal, request, "flat: 0 position(s) closed", now_ms=request.at_ms + 1)
+    _, done = _status_json(daemon, config)
+    assert done["flatten"] == {
+        "pending": None,
+        "last_done": {
+            "id": "7-1",
+            "outcome": "flat: 0 position(s) closed",
+            "at_ms": request.at_ms + 1,
+        },
+    }
+    text = daemon.run(["status", "--config", str(config)]).stdout
+    assert "flatten:   last one flat: 0 position(s) closed" in text
+    assert "  last done: request 7-1 at " in text

@@ -110,6 +110,7 @@ JOURNAL_KEYS = {
     "expected_positions",
     "open_orders",
     "recent_guard_blocks",
+    "flatten",
 }
 POSITION_KEYS = {
     "symbol",
@@ -198,6 +199,7 @@ def test_json_of_a_journal_with_a_protected_position_and_a_clock(tmp_path: Path)
     }
     assert set(doc["clock"]) == CLOCK_KEYS
     assert doc["mode"] == "normal" and doc["mode_since_ms"] is None
+    assert doc["flatten"] == {"pending": None, "last_done": None}
     text = format_status(report, now_ms=NOW)
     assert "clock:     exchange -12 ms (±4 ms, round trip 8 ms), measured " in text
 
@@ -208,6 +210,7 @@ def test_json_without_a_journal_has_the_same_keys(tmp_path: Path) -> None:
     assert doc["journal"] == {"path": str(tmp_path / "none.db"), "exists": False,
                               "schema_version": None}  # fmt: skip
     assert (doc["mode"], doc["positions"], doc["clock"]) == (None, [], None)
+    assert doc["flatten"] == {"pending": None, "last_done": None}
 
 
 def test_a_position_without_an_own_stop_covers_nothing_known(tmp_path: Path) -> None:

@@ -4,8 +4,8 @@ any part exists (the composition root hands it the parts, so no exchange is need
 from __future__ import annotations
 
 import pytest
+from support.alert_sink import RecordingSink
 
-from trendbotd.alerts.sink import FieldValue
 from trendbotd.config import Config
 from trendbotd.core.ports import StartupProgress
 from trendbotd.errors import (
@@ -41,17 +41,6 @@ class Steps:
 
     def waiting(self, seconds: float) -> None:
         return None
-
-
-class RecordingSink:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, FieldValue]]] = []
-
-    def emit(
-        self, event: str, *, alert_id: str | None = None, key: str = "", **fields: FieldValue
-    ) -> str | None:
-        self.events.append((event, fields))
-        return "id"
 
 
 @pytest.mark.parametrize(

@@ -133,14 +133,29 @@ def request_flatten(journal: Journal, request: FlattenRequest) -> None:
     logger.warning("operator.flatten_requested id=%s reason=%s", request.id, request.reason)
 
 
-def _flatten_row(journal: Journal) -> tuple[FlattenRequest, str | None, str | None] | None:
+@dataclass(frozen=True, slots=True)
+class FlattenDone:
+    id: str  # the request it carried out
+    outcome: str
+    at_ms: int | None  # None: recorded before the journal kept the time
+
+
+@dataclass(frozen=True, slots=True)
+class FlattenState:
+    """``trendbotd status``: the request still to carry out, and the last one carried out."""
+
+    pending: FlattenRequest | None = None
+    last_done: FlattenDone | None = None
+
+
+def flatten_state(journal: Journal) -> FlattenState:
     rows = journal.db.read(
-        "SELECT request_id, symbols, operator, note, at_ms, done_request_id, done_outcome "
-        "FROM flatten_request"
+        "SELECT request_id, symbols, operator, note, at_ms, done_request_id, done_outcome, "
+        "done_ms FROM flatten_request"
     )
     if not rows:
-        return None
-    rid, symbols, operator, note, at_ms, done_id, outcome = rows[0]
+        return FlattenState()
+    rid, symbols, operator, note, at_ms, done_id, outcome, done_ms = rows[0]
     request = FlattenRequest(
         id=str(rid),
         symbols=None if symbols is None else tuple(str(s) for s in json.loads(symbols)),
@@ -148,15 +163,16 @@ def _flatten_row(journal: Journal) -> tuple[FlattenRequest, str | None, str | No
         note=str(note),
         at_ms=int(at_ms),
     )
-    return request, done_id, outcome
+    done = (
+        None
+        if done_id is None
+        else FlattenDone(str(done_id), str(outcome), None if done_ms is None else int(done_ms))
+    )
+    return FlattenState(None if done_id == request.id else request, done)
 
 
 def pending_flatten(journal: Journal) -> FlattenRequest | None:
-    row = _flatten_row(journal)
-    if row is None:
-        return None
-    request, done_id, _ = row
-    return None if done_id == request.id else request
+    return flatten_state(journal).pending
 
 
 def finish_flatten(journal: Journal, request: FlattenRequest, outcome: str, *, now_ms: int) -> None:
@@ -168,15 +184,31 @@ def finish_flatten(journal: Journal, request: FlattenRequest, outcome: str, *, n
 
 
 def last_flatten_outcome(journal: Journal) -> str | None:
-    row = _flatten_row(journal)
-    return None if row is None else row[2]
+    done = flatten_state(journal).last_done
+    return None if done is None else done.outcome
+
+
+def _utc(ms: int) -> str:
+    return f"{dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def flatten_lines(state: FlattenState) -> list[str]:
+    """Pure, for ``trendbotd status``: the flatten still to do, or how the last one ended,
+    then the request ids and times."""
+    pending, done = state.pending, state.last_done
+    lines: list[str] = []
+    if pending is not None:
+        lines.append(f"flatten:   pending since {_utc(pending.at_ms)} ({pending.reason})")
+        lines.append(f"  pending request {pending.id}: {pending.target}")
+    elif done is not None:
+        lines.append(f"flatten:   last one {done.outcome}")
+    if done is not None:
+        at = "" if done.at_ms is None else f" at {_utc(done.at_ms)}"
+        lines.append(f"  last done: request {done.id}{at}: {done.outcome}")
+    return lines
 
 
 def flatten_status_line(journal: Journal) -> str | None:
-    """``trendbotd status``: the flatten still to do, or how the last one ended."""
-    pending = pending_flatten(journal)
-    if pending is not None:
-        since = dt.datetime.fromtimestamp(pending.at_ms / 1000, tz=dt.UTC)
-        return f"flatten:   pending since {since:%Y-%m-%d %H:%M:%S} UTC ({pending.reason})"
-    outcome = last_flatten_outcome(journal)
-    return None if outcome is None else f"flatten:   last one {outcome}"
+    """The first line of ``flatten_lines``: the flatten still to do, or how the last one ended."""
+    lines = flatten_lines(flatten_state(journal))
+    return lines[0] if lines else None

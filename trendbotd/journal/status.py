@@ -21,6 +21,7 @@ from trendbotd.core.records import (
     PositionView,
 )
 from trendbotd.journal.clock_record import journalled_clock_offset
+from trendbotd.journal.operator_requests import FlattenState, flatten_lines, flatten_state
 from trendbotd.journal.store import Journal, open_journal
 from trendbotd.trading.sync_mode import resolved_since_ms
 
@@ -39,6 +40,7 @@ class StatusReport:
     recent_blocks: tuple[tuple[int, str, str, str], ...]  # (at_ms, symbol, guard, reason)
     clock: ClockOffset | None  # the last offset the daemon measured, if journalled
     mode_resolved_ms: int | None  # since when the mode's reason no longer holds
+    flatten: FlattenState  # the operator's flatten: pending, last done
 
     def stop_covered(self, symbol: str, position: Decimal) -> Decimal | None:
         """What the daemon's own open stops on ``symbol`` that close ``position`` still
@@ -70,6 +72,7 @@ def collect(journal: Journal) -> StatusReport:
         recent_blocks=blocks,
         clock=journalled_clock_offset(journal),
         mode_resolved_ms=resolved_since_ms(journal, mode),
+        flatten=flatten_state(journal),
     )
 
 
@@ -143,6 +146,7 @@ def format_status(report: StatusReport, *, now_ms: int) -> str:
         lines.append("recent guard blocks:")
         for at, symbol, guard, reason in report.recent_blocks:
             lines.append(f"  {_when(at, now_ms)} {symbol} {guard}: {reason}")
+    lines += flatten_lines(report.flatten)
     return "\n".join(lines)
 
 
@@ -198,6 +202,7 @@ def status_dict(report: StatusReport) -> dict[str, Any]:
             {"at_ms": at, "symbol": symbol, "guard": guard, "reason": reason}
             for at, symbol, guard, reason in report.recent_blocks
         ],
+        "flatten": _flatten_dict(report.flatten),
     }
 
 
@@ -217,6 +222,24 @@ def absent_status_dict(journal_path: Path) -> dict[str, Any]:
         "expected_positions": {},
         "open_orders": [],
         "recent_guard_blocks": [],
+        "flatten": _flatten_dict(FlattenState()),
+    }
+
+
+def _flatten_dict(state: FlattenState) -> dict[str, Any]:
+    pending, done = state.pending, state.last_done
+    return {
+        "pending": None
+        if pending is None
+        else {
+            "id": pending.id,
+            "symbols": None if pending.symbols is None else list(pending.symbols),
+            "reason": pending.reason,
+            "at_ms": pending.at_ms,
+        },
+        "last_done": None
+        if done is None
+        else {"id": done.id, "outcome": done.outcome, "at_ms": done.at_ms},
     }
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from trendbotd import __version__
+from trendbotd.alerts.sink import NullAlertSink  # watchdog.stall
 from trendbotd.config import Config
 from trendbotd.core.ports import Notifier
 from trendbotd.errors import StartupSyncError, TrendbotError
@@ -30,6 +31,7 @@ from trendbotd.service.loop import Loop, RunOptions
 from trendbotd.service.notify import NullNotifier, make_notifier
 from trendbotd.service.pidlock import LockLocation, PidLock
 from trendbotd.service.signals import SignalQueue, StopRequested, enable_faulthandler
+from trendbotd.service.stall_watch import start_stall_watch  # watchdog.stall
 
 if TYPE_CHECKING:
     from trendbotd.alerts.wiring import Alerts
@@ -178,14 +180,23 @@ class _Service:
                 self.alerts.sink.emit("daemon.ready", status=ready_text)
             self.notifier.ready(ready_text)
             handshake.ready(ready_text)
+            stall = start_stall_watch(  # watchdog.stall: a thread apart from the loop
+                self.alerts.sink if self.alerts is not None else NullAlertSink(),
+                watchdog_half_s=self.notifier.watchdog_interval_s,
+                tick_interval_s=self.config.service.tick_interval_s,
+            )
             loop = Loop(
                 runner,
                 notifier=self.notifier,
                 signals=self.signals,
                 config=self.config,
                 options=self.options,
+                on_progress=stall.beat,  # watchdog.stall: the loop is alive
             )
-            code = loop.run()
+            try:
+                code = loop.run()
+            finally:
+                stall.stop()  # watchdog.stall
             self.config = loop.config
         finally:
             if runner is not None:

@@ -8,6 +8,7 @@ import logging
 import math
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,14 +47,16 @@ class _Watchdog:
     """WATCHDOG=1 at least every half of WATCHDOG_USEC while the loop runs (sleep slices of
     a quarter, pings closer than an eighth are skipped so fast ticks do not flood)."""
 
-    def __init__(self, notifier: Notifier) -> None:
+    def __init__(self, notifier: Notifier, on_progress: Callable[[], None]) -> None:
         self._notifier = notifier
+        self._on_progress = on_progress  # watchdog.stall: every ping point is progress
         half = notifier.watchdog_interval_s
         self.slice_s = _MAX_SLEEP_S if half is None else min(_MAX_SLEEP_S, half / 2)
         self._min_gap = None if half is None else half / 4
         self._last = -math.inf
 
     def ping(self) -> None:
+        self._on_progress()  # watchdog.stall
         if self._min_gap is None:
             return
         now = time.monotonic()
@@ -75,13 +78,14 @@ class Loop:
         signals: SignalQueue,
         config: Config,
         options: RunOptions,
+        on_progress: Callable[[], None] = lambda: None,  # watchdog.stall
     ) -> None:
         self.config = config
         self._options = options
         self._runner = runner
         self._notifier = notifier
         self._signals = signals
-        self._watchdog = _Watchdog(notifier)
+        self._watchdog = _Watchdog(notifier, on_progress)  # watchdog.stall
         self._failures = 0
         self._retry_at = 0.0
 
