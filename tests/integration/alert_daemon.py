@@ -12,7 +12,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from conftest import REAL_CMD, DaemonFactory, DaemonHandle, NotifyListener, clean_env, write_config
+from support.daemon_harness import (
+    REAL_CMD,
+    DaemonFactory,
+    DaemonHandle,
+    NotifyListener,
+    clean_env,
+    write_config,
+)
 
 WEBHOOK_SECRET_PATH = "/hook/s3cretWebhookPath9f2c"
 BOT_TOKEN = "123456:TopSecretBotToken-xyz987"

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from conftest import REPO, clean_env
+from support.daemon_harness import REPO, clean_env
 
 
 class SimProcess:

@@ -24,7 +24,7 @@ from alert_daemon import (
     stop_alerting,
 )
 from alert_receivers import Receiver, TelegramReceiver, serve
-from conftest import (
+from support.daemon_harness import (
     DaemonFactory,
     NotifyListener,
     clean_env,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from alert_receivers import Receiver, serve
-from conftest import wait_until
+from support.daemon_harness import wait_until
 
 from trendbotd.alerts.wiring import Alerts, open_alerts
 from trendbotd.config import AlertChannelConfig, AlertsConfig, Config, InstanceConfig

@@ -20,8 +20,8 @@ from alert_daemon import (
     stop_alerting,
 )
 from alert_receivers import Receiver, serve
-from conftest import DaemonFactory, NotifyListener, clean_env, wait_until
 from support.daemon_cli import run_cli
+from support.daemon_harness import DaemonFactory, NotifyListener, clean_env, wait_until
 
 WATCHDOG_USEC = 4_000_000  # WatchdogSec=4: the stall threshold is 2 s
 DELAY_MS = 3_500  # each of two requests: the tick hangs about 7 s

@@ -20,7 +20,7 @@ from statistics import median
 import pytest
 from alert_daemon import alert_config, free_port, sim_get
 from alert_receivers import Receiver, serve
-from conftest import REAL_CMD, REPO, NotifyListener, clean_env, wait_until
+from support.daemon_harness import REAL_CMD, REPO, NotifyListener, clean_env, wait_until
 
 if str(REPO) not in sys.path:  # bench/ is a top-level package of the checkout, not installed
     sys.path.insert(0, str(REPO))

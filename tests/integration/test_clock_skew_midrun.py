@@ -19,8 +19,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import NotifyListener, clean_env, wait_until
 from support.daemon_config import live_config
+from support.daemon_harness import NotifyListener, clean_env, wait_until
 from support.live_daemon import seed_owned_long, start_live, status_texts, wait_ticks
 
 from trendbotd.sim import SimConfig, SimExchange

@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, NotifyListener, clean_env
 from sim_process import SimProcess, running_sim
 from support.daemon_config import config_text, sim_exchange_keys
+from support.daemon_harness import REPO, NotifyListener, clean_env
 from support.etcd_cluster import EtcdCluster, running_cluster
 
 TTL, RENEW, RPC = 5, 0.5, 0.8

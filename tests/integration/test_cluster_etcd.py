@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import REPO, clean_env, wait_until
+from support.daemon_harness import REPO, clean_env, wait_until
 from support.etcd_cluster import EtcdCluster, free_ports, running_cluster
 
 from trendbotd.adapters.credentials import EtcdCredentials, Secret

@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 
 import psutil
-from conftest import (
+from support.daemon_harness import (
     REAL_CMD,
     SCRIPTED_CMD,
     DaemonFactory,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import wait_until
 from paper_replay import HOUR_MS, PaperReplay, replay_config
+from support.daemon_harness import wait_until
 
 START_MS = 1_700_000_000_000 // HOUR_MS * HOUR_MS
 ORDER = "/fapi/v1/order"

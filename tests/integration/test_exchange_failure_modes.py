@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import clean_env, wait_until
 from order_invariants import Ledger, books_of, exposure_violations, protection_violations
 from orders_sim_support import (
     PRICE,
@@ -32,6 +31,7 @@ from orders_sim_support import (
     unprotected,
 )
 from support.daemon_config import live_config
+from support.daemon_harness import clean_env, wait_until
 from support.live_daemon import start_live
 from support.sim_ccxt import client
 

@@ -21,8 +21,8 @@ from decimal import ROUND_UP, Decimal
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, wait_until
 from sim_process import SimProcess, running_sim
+from support.daemon_harness import clean_env, wait_until
 
 from trendbotd.core.client_ids import make_client_id
 from trendbotd.core.domain import OrderType, Side

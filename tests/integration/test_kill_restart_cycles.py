@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import REAL_CMD, NotifyListener, clean_env, record_unprotected
 from order_invariants import (
     Books,
     Ledger,
@@ -32,6 +31,7 @@ from order_invariants import (
     exposure_violations,
     protection_violations,
 )
+from support.daemon_harness import REAL_CMD, NotifyListener, clean_env, record_unprotected
 
 from trendbotd.core.records import IntentState, TradingMode
 from trendbotd.journal.store import open_journal

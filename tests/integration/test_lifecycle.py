@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import (
+from support.daemon_harness import (
     REAL_CMD,
     SCRIPTED_CMD,
     DaemonFactory,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil  # imported here so forked children do not each import it
 import pytest
-from conftest import (
+from support.daemon_harness import (
     REAL_CMD,
     DaemonFactory,
     DaemonHandle,

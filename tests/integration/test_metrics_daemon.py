@@ -12,8 +12,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from conftest import DaemonFactory, NotifyListener, clean_env, wait_until, write_config
 from prometheus_client.parser import text_string_to_metric_families
+from support.daemon_harness import (
+    DaemonFactory,
+    NotifyListener,
+    clean_env,
+    wait_until,
+    write_config,
+)
 
 from trendbotd.exitcodes import ExitCode
 

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REAL_CMD, clean_env, write_config
 from support.daemon_cli import journal_mode, run_cli
+from support.daemon_harness import REAL_CMD, clean_env, write_config
 from support.sim_ccxt import client
 from test_resume_daemon import Daemon, daemons  # noqa: F401 - the fixture is used by name
 

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import record_unprotected
 from order_invariants import protection_report
 from orders_sim_support import (
     PRICE,
@@ -27,6 +26,7 @@ from orders_sim_support import (
     snapshot,
     unprotected,
 )
+from support.daemon_harness import record_unprotected
 
 from trendbotd.core.client_ids import parse_client_id
 from trendbotd.core.records import IntentState, Purpose, TradingMode

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import record_unprotected
 from order_invariants import protection_report
 from orders_sim_support import (
     CANDLE,
@@ -26,6 +25,7 @@ from orders_sim_support import (
     synced_manager,
     unprotected,
 )
+from support.daemon_harness import record_unprotected
 
 from trendbotd.core.records import IntentState, Purpose, TradingMode
 from trendbotd.journal.store import Journal, open_journal

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REAL_CMD, Notification, NotifyListener, clean_env, write_config
 from support.daemon_cli import journal_mode, run_cli
+from support.daemon_harness import REAL_CMD, Notification, NotifyListener, clean_env, write_config
 from support.sim_ccxt import client
 
 from trendbotd.core.records import TradingMode

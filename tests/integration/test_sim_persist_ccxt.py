@@ -19,7 +19,7 @@ from typing import Any
 
 import ccxt
 import pytest
-from conftest import wait_until
+from support.daemon_harness import wait_until
 from support.sim_ccxt import (
     SimBinanceUSDM,
     client,

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REAL_CMD, NotifyListener, clean_env, write_config
 from exchange_helpers import SYMBOL, adapter
+from support.daemon_harness import REAL_CMD, NotifyListener, clean_env, write_config
 
 from trendbotd.adapters.clock import SystemClock
 from trendbotd.errors import StartupSyncError

@@ -15,8 +15,14 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from conftest import REAL_CMD, NotifyListener, clean_env, record_unprotected, write_config
 from order_invariants import StateFileReader
+from support.daemon_harness import (
+    REAL_CMD,
+    NotifyListener,
+    clean_env,
+    record_unprotected,
+    write_config,
+)
 from support.sim_ccxt import client
 
 from trendbotd.sim import SimConfig, SimExchange

@@ -11,7 +11,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import (
+from support.daemon_harness import (
     DaemonFactory,
     NotifyListener,
     clean_env,

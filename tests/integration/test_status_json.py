@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from conftest import DaemonFactory, NotifyListener, clean_env, write_config
+from support.daemon_harness import DaemonFactory, NotifyListener, clean_env, write_config
 
 from trendbotd.exitcodes import ExitCode
 from trendbotd.journal.operator_requests import FlattenRequest, finish_flatten, request_flatten

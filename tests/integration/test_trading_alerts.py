@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 from alert_receivers import Receiver, serve
-from conftest import REAL_CMD, NotifyListener, clean_env, wait_until
 from support.daemon_config import live_config
+from support.daemon_harness import REAL_CMD, NotifyListener, clean_env, wait_until
 from support.live_daemon import seed_owned_long, start_live, wait_ticks
 
 from trendbotd.core.domain import Side

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import ccxt
 import pytest
-from conftest import wait_until
 from exchange_helpers import (
     PRICE,
     SYMBOL,
@@ -24,6 +23,7 @@ from exchange_helpers import (
     requests_to,
     stop,
 )
+from support.daemon_harness import wait_until
 from support.sim_ccxt import client
 
 from trendbotd.adapters.budget_file import LocalBudget, SharedBudgetFile
