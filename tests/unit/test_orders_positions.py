@@ -62,6 +62,18 @@ class CrashAt:
                 raise SimulatedCrash(step)
 
 
+class TimedCrash(CrashAt):
+    """A crash point on a clock that moves between steps, as a real one does."""
+
+    def __init__(self, clock: ManualClock, step: str, *, nth: int = 1) -> None:
+        super().__init__(step, nth=nth)
+        self.clock = clock
+
+    def hit(self, step: str) -> None:
+        self.clock.advance(1)
+        super().hit(step)
+
+
 class Bot:
     """One 'process': a journal handle, an executor and a position manager."""
 
@@ -613,3 +625,32 @@ def test_shutdown_flatten(bot: Bot, fake: FakeExchange) -> None:
     assert fake.positions[SYMBOL] == 0
     assert fake.open_stops() == []
     assert bot.journal.orders.non_final_intents() == []
+
+
+def test_stop_that_fired_after_its_lost_entry_fill_is_booked_after_that_fill(
+    tmp_path: Path, fake: FakeExchange, clock: ManualClock
+) -> None:
+    """The stop goes out before its entry, so it is older in the journal; it can only have
+    fired against the position that entry opened. Resolved in journal order, its fill was
+    booked first, on a flat expectation (capped: nothing to reduce), and the entry's fill
+    then counted on top of a position the stop had already closed."""
+    path = tmp_path / "bot.db"
+    # the 2nd reply lost is the entry's (the stop's came first), a moment after the stop
+    dying = Bot(path, fake, clock, TimedCrash(clock, "after_reply_before_journal", nth=2))
+    with pytest.raises(SimulatedCrash):
+        dying.pm.open_position(entry())
+    stop_intent, entry_intent = dying.journal.orders.intents_since(0)
+    assert entry_intent.state is IntentState.SENT
+    assert stop_intent.created_ms < entry_intent.created_ms
+    dying.journal.close()
+    fake.trigger_stops()  # filled entry, then its stop fired while the bot was down
+    assert fake.positions[SYMBOL] == 0
+
+    restarted = Bot(path, fake, clock)
+    result = restarted.pm.sync(restarted.snapshot())
+    assert result.reconciliation.consistent, result.reconciliation.reduce_only_reason()
+    assert result.reconciliation.adoptions == ()  # explained by the fills, nothing adopted
+    assert restarted.journal.account.expected_positions() == {}
+    stop = restarted.journal.orders.get_intent(stop_intent.client_order_id)
+    assert stop is not None and stop.state is IntentState.FILLED
+    restarted.journal.close()
