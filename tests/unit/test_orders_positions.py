@@ -654,3 +654,31 @@ def test_stop_that_fired_after_its_lost_entry_fill_is_booked_after_that_fill(
     stop = restarted.journal.orders.get_intent(stop_intent.client_order_id)
     assert stop is not None and stop.state is IntentState.FILLED
     restarted.journal.close()
+
+
+def test_stop_smaller_than_the_fill_it_cut_leaves_no_size_mismatch(
+    tmp_path: Path, fake: FakeExchange, clock: ManualClock
+) -> None:
+    """The same mechanism with a stop smaller than the position it fired on (here one left
+    by an earlier sizing of the same decision): booked before the entry's fill it was lost,
+    and the sync found "size mismatch: the journal expects 0.010, the exchange has 0.006"."""
+    path = tmp_path / "bot.db"
+    first = Bot(path, fake, clock, TimedCrash(clock, "between_stop_and_entry"))
+    with pytest.raises(SimulatedCrash):
+        first.pm.open_position(dataclasses.replace(entry(), amount=D("0.004")))
+    first.journal.close()
+    # the decision made again, sized larger: its stop is reused, the entry's reply is lost
+    dying = Bot(path, fake, clock, TimedCrash(clock, "after_reply_before_journal"))
+    with pytest.raises(SimulatedCrash):
+        dying.pm.open_position(entry())
+    dying.journal.close()
+    fake.trigger_stops()
+    assert fake.positions[SYMBOL] == D("0.006")
+
+    restarted = Bot(path, fake, clock)
+    result = restarted.pm.sync(restarted.snapshot())
+    assert result.reconciliation.consistent, result.reconciliation.reduce_only_reason()
+    assert restarted.journal.account.expected_positions() == {SYMBOL: D("0.006")}
+    assert restarted.journal.controls.mode().mode is TradingMode.NORMAL
+    assert_protected(fake)
+    restarted.journal.close()
