@@ -123,7 +123,9 @@ class StatePersister:
         self._snapshot_by = 0  # the thread that took the newest snapshot
         # under the save lock:
         self._written = 0
-        self._tried = 0  # the newest seq whose write finished, written or failed
+        # the newest seq whose write finished, written or failed; read without the lock
+        # on release: it only grows, so a stale value costs a wait that ends at once
+        self._tried = 0
         self._records = codec.RecordCache()
         self.stats = SaveStats()
 
