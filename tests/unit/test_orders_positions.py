@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from trendbotd.core.domain import (
     Order,
     OrderStatus,
     OrderType,
+    Position,
     Side,
 )
 from trendbotd.core.records import IntentSpec, IntentState, Purpose, TradingMode
@@ -682,3 +684,29 @@ def test_stop_smaller_than_the_fill_it_cut_leaves_no_size_mismatch(
     assert restarted.journal.controls.mode().mode is TradingMode.NORMAL
     assert_protected(fake)
     restarted.journal.close()
+
+
+@dataclasses.dataclass
+class SlowPositions(FakeExchange):
+    """Each positions read takes half a second of the clock; records when each began."""
+
+    clock: ManualClock = dataclasses.field(default_factory=lambda: ManualClock(T0))
+    read_starts: list[int] = dataclasses.field(default_factory=list)
+
+    def fetch_positions(self, symbols: Sequence[str]) -> list[Position]:
+        self.read_starts.append(self.clock.now_ms())
+        self.clock.advance(500)
+        return super().fetch_positions(symbols)
+
+
+def test_sync_record_is_stamped_before_its_reads(tmp_path: Path, clock: ManualClock) -> None:
+    """A stop that fires while the sync reads again is later than the recorded sync, never
+    before it (the kill cycles compare trigger times with this stamp)."""
+    fake = SlowPositions(clock=clock, positions={SYMBOL: D("0.010")})
+    bot = Bot(tmp_path / "bot.db", fake, clock)
+    result = bot.pm.sync(bot.snapshot())
+    assert result.stops_placed  # acted: the positions were read again after it
+    last = bot.journal.account.last_sync()
+    assert last is not None
+    assert last[0] <= fake.read_starts[-1]
+    bot.journal.close()

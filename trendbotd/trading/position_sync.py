@@ -178,15 +178,12 @@ def _resolve_all(
 def _refetch(pm: PositionManager, snapshot: AccountSnapshot) -> AccountSnapshot:
     # Orders first: a stop that fires between the two reads then shows as a stop on a
     # flat symbol (harmless), never as a position without its stop. Each read is retried
-    # by the adapter alone (one level, see trendbotd.core.retry).
+    # by the adapter alone (one level, see trendbotd.core.retry). Stamped before the reads:
+    # a stop that fires while they run is later than the snapshot, not before it.
+    taken = pm.executor.clock.now_ms()
     orders = tuple(pm.exchange.fetch_open_orders(list(pm.symbols)))
     positions = tuple(p for p in pm.exchange.fetch_positions(list(pm.symbols)) if not p.is_flat)
-    return dataclasses.replace(
-        snapshot,
-        positions=positions,
-        open_orders=orders,
-        taken_at_ms=pm.executor.clock.now_ms(),
-    )
+    return dataclasses.replace(snapshot, positions=positions, open_orders=orders, taken_at_ms=taken)
 
 
 def _reconcile(pm: PositionManager, snapshot: AccountSnapshot) -> Reconciliation:
