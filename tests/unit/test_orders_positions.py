@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from trendbotd.core.domain import (
     Order,
     OrderStatus,
     OrderType,
+    Position,
     Side,
 )
 from trendbotd.core.records import IntentSpec, IntentState, Purpose, TradingMode
@@ -43,6 +45,18 @@ class CrashAt:
             self.left -= 1
             if self.left == 0:
                 raise SimulatedCrash(step)
+
+
+class TimedCrash(CrashAt):
+    """A crash point on a clock that moves between steps, as a real one does."""
+
+    def __init__(self, clock: ManualClock, step: str, *, nth: int = 1) -> None:
+        super().__init__(step, nth=nth)
+        self.clock = clock
+
+    def hit(self, step: str) -> None:
+        self.clock.advance(1)
+        super().hit(step)
 
 
 def entry(side: Side = Side.BUY, stop: str = "49000") -> IntentSpec:
@@ -541,3 +555,86 @@ def test_shutdown_flatten(bot: Bot, fake: FakeExchange) -> None:
     assert fake.positions[SYMBOL] == 0
     assert fake.open_stops() == []
     assert bot.journal.orders.non_final_intents() == []
+
+
+def test_stop_that_fired_after_its_lost_entry_fill_is_booked_after_that_fill(
+    tmp_path: Path, fake: FakeExchange, clock: ManualClock
+) -> None:
+    """The stop goes out before its entry, so it is older in the journal; it can only have
+    fired against the position that entry opened. Resolved in journal order, its fill was
+    booked first, on a flat expectation (capped: nothing to reduce), and the entry's fill
+    then counted on top of a position the stop had already closed."""
+    path = tmp_path / "bot.db"
+    # the 2nd reply lost is the entry's (the stop's came first), a moment after the stop
+    dying = Bot(path, fake, clock, TimedCrash(clock, "after_reply_before_journal", nth=2))
+    with pytest.raises(SimulatedCrash):
+        dying.pm.open_position(entry())
+    stop_intent, entry_intent = dying.journal.orders.intents_since(0)
+    assert entry_intent.state is IntentState.SENT
+    assert stop_intent.created_ms < entry_intent.created_ms
+    dying.journal.close()
+    fake.trigger_stops()  # filled entry, then its stop fired while the bot was down
+    assert fake.positions[SYMBOL] == 0
+
+    restarted = Bot(path, fake, clock)
+    result = restarted.pm.sync(restarted.snapshot())
+    assert result.reconciliation.consistent, result.reconciliation.reduce_only_reason()
+    assert result.reconciliation.adoptions == ()  # explained by the fills, nothing adopted
+    assert restarted.journal.account.expected_positions() == {}
+    stop = restarted.journal.orders.get_intent(stop_intent.client_order_id)
+    assert stop is not None and stop.state is IntentState.FILLED
+    restarted.journal.close()
+
+
+def test_stop_smaller_than_the_fill_it_cut_leaves_no_size_mismatch(
+    tmp_path: Path, fake: FakeExchange, clock: ManualClock
+) -> None:
+    """The same mechanism with a stop smaller than the position it fired on (here one left
+    by an earlier sizing of the same decision): booked before the entry's fill it was lost,
+    and the sync found "size mismatch: the journal expects 0.010, the exchange has 0.006"."""
+    path = tmp_path / "bot.db"
+    first = Bot(path, fake, clock, TimedCrash(clock, "between_stop_and_entry"))
+    with pytest.raises(SimulatedCrash):
+        first.pm.open_position(dataclasses.replace(entry(), amount=D("0.004")))
+    first.journal.close()
+    # the decision made again, sized larger: its stop is reused, the entry's reply is lost
+    dying = Bot(path, fake, clock, TimedCrash(clock, "after_reply_before_journal"))
+    with pytest.raises(SimulatedCrash):
+        dying.pm.open_position(entry())
+    dying.journal.close()
+    fake.trigger_stops()
+    assert fake.positions[SYMBOL] == D("0.006")
+
+    restarted = Bot(path, fake, clock)
+    result = restarted.pm.sync(restarted.snapshot())
+    assert result.reconciliation.consistent, result.reconciliation.reduce_only_reason()
+    assert restarted.journal.account.expected_positions() == {SYMBOL: D("0.006")}
+    assert restarted.journal.controls.mode().mode is TradingMode.NORMAL
+    assert_protected(fake)
+    restarted.journal.close()
+
+
+@dataclasses.dataclass
+class SlowPositions(FakeExchange):
+    """Each positions read takes half a second of the clock; records when each began."""
+
+    clock: ManualClock = dataclasses.field(default_factory=lambda: ManualClock(T0))
+    read_starts: list[int] = dataclasses.field(default_factory=list)
+
+    def fetch_positions(self, symbols: Sequence[str]) -> list[Position]:
+        self.read_starts.append(self.clock.now_ms())
+        self.clock.advance(500)
+        return super().fetch_positions(symbols)
+
+
+def test_sync_record_is_stamped_before_its_reads(tmp_path: Path, clock: ManualClock) -> None:
+    """A stop that fires while the sync reads again is later than the recorded sync, never
+    before it (the kill cycles compare trigger times with this stamp)."""
+    fake = SlowPositions(clock=clock, positions={SYMBOL: D("0.010")})
+    bot = Bot(tmp_path / "bot.db", fake, clock)
+    result = bot.pm.sync(bot.snapshot())
+    assert result.stops_placed  # acted: the positions were read again after it
+    last = bot.journal.account.last_sync()
+    assert last is not None
+    assert last[0] <= fake.read_starts[-1]
+    bot.journal.close()

@@ -454,3 +454,51 @@ def test_fsync_writes_go_through_a_temp_file_in_the_same_directory(tmp_path: Pat
         StateFile(path).write('{"x":1}')
     assert seen == [".sim.json.tmp"]
     assert path.read_text() == '{"x":1}'
+
+
+class HeldFile(StateFile):
+    """A state file whose writes wait until the test lets them through."""
+
+    def __init__(self, path: Path, events: list[str]) -> None:
+        super().__init__(path)
+        self.events = events
+        self.entered = threading.Event()
+        self.go = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.entered.set()
+        assert self.go.wait(30)
+        size = super().write(text)
+        self.events.append("written")
+        return size
+
+
+def test_a_reader_is_answered_only_once_the_change_it_saw_is_on_disk(tmp_path: Path) -> None:
+    """Another thread's change (the matching thread's stop trigger) seen by a request that
+    changes nothing: that answer waits for the change's write, so a kill of the process
+    right after it cannot roll back on disk what the client was told."""
+    clock = ManualClock(T0 + 1)
+    sim = make(clock)
+    events: list[str] = []
+    file = HeldFile(tmp_path / "sim.json", events)
+    saver = StatePersister(
+        sim.state, file, clock_ms=clock.now_ms, market={}, clock_interval_s=3600.0
+    )
+    saver.attach()
+    changer = threading.Thread(target=sim.account.set_balance, args=(Decimal(7),))
+    changer.start()
+    assert file.entered.wait(30)  # snapshot taken, its write held
+
+    def read() -> None:
+        with sim.state.lock:
+            wallet = sim.state.wallet
+        events.append(f"answered {wallet}")
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    reader.join(timeout=0.5)  # time enough for an answer that does not wait
+    file.go.set()
+    changer.join(30)
+    reader.join(30)
+    assert events == ["written", "answered 7"]
+    assert json.loads(file.path.read_text())["account"]["wallet"] == "7"

@@ -9,8 +9,11 @@ Saving is hooked to the account lock (see ``locking.py``): when the outermost ho
 lets go and the account changed, a snapshot is taken under the lock and written right
 after the release, before the request that made the change is answered. Writes are
 ordered by a save lock and a sequence number, so an older snapshot never overwrites a
-newer one. With nothing changed, the sim clock alone is refreshed every few seconds so
-a restarted paper run can resume its clock from about where it stopped.
+newer one. A holder that changed nothing but saw a change whose snapshot is not on disk
+yet (the matching thread's stop trigger) waits for that write before its request is
+answered: what a client was told survives a kill of the process. With nothing changed,
+the sim clock alone is refreshed every few seconds so a restarted paper run can resume
+its clock from about where it stopped.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from trendbotd.sim.locking import AfterRelease
 from trendbotd.sim.state import SimState
 
 logger = logging.getLogger(__name__)
+
+_WAIT_WRITTEN_S = 30.0  # bounds a wait only: a write takes milliseconds
 
 
 class StateFile:
@@ -109,13 +114,18 @@ class StatePersister:
         self._market = market
         self._interval = clock_interval_s
         self._save_lock = threading.Lock()
+        self._saved = threading.Condition(self._save_lock)
         # under the state lock:
         self._seq = 0
         self._revision = -1  # the account revision last snapshotted
         self._clock_at = 0.0  # monotonic time of the last snapshot
         self._clock_seen = -1
+        self._snapshot_by = 0  # the thread that took the newest snapshot
         # under the save lock:
         self._written = 0
+        # the newest seq whose write finished, written or failed; read without the lock
+        # on release: it only grows, so a stale value costs a wait that ends at once
+        self._tried = 0
         self._records = codec.RecordCache()
         self.stats = SaveStats()
 
@@ -174,12 +184,22 @@ class StatePersister:
             if self._clock_ms() != self._clock_seen:
                 return self._snapshot()
             self._clock_at = time.monotonic()
-        return None
+        seq = self._seq
+        if self._tried >= seq or self._snapshot_by == threading.get_ident():
+            return None  # on disk, or this thread's own snapshot: it writes it next
+        return lambda: self._wait_written(seq)
+
+    def _wait_written(self, seq: int) -> None:
+        """Until the write of snapshot ``seq`` (or a newer one) has finished (bounded)."""
+        with self._saved:
+            if not self._saved.wait_for(lambda: self._tried >= seq, timeout=_WAIT_WRITTEN_S):
+                logger.warning("sim.state.save_wait_timeout path=%s seq=%s", self.path, seq)
 
     def _snapshot(self) -> AfterRelease:
         started = time.perf_counter()
         self._seq += 1
         seq = self._seq
+        self._snapshot_by = threading.get_ident()
         self._revision = self._state.revision
         self._clock_at = time.monotonic()
         self._clock_seen = clock = self._clock_ms()
@@ -197,6 +217,9 @@ class StatePersister:
             except SimStateIOError:
                 self._revision = -1  # the next release tries again; the caller logs it
                 raise
+            finally:
+                self._tried = max(self._tried, seq)
+                self._saved.notify_all()
             self._written = seq
             stats = self.stats
             stats.saves += 1

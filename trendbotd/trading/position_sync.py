@@ -160,16 +160,21 @@ def _entry_in_doubt(pm: PositionManager, stop: Intent) -> bool:
 def _resolve_all(
     pm: PositionManager, intents: Sequence[Intent], listed: Sequence[Order]
 ) -> list[Intent]:
+    """Each intent after its resolution, in the order given. Entries are resolved first: a
+    stop goes out before its entry but can only fire against the position an entry opened,
+    so its fill is booked after that entry's (booked first, on a flat expectation, it was
+    capped at flat and the entry's fill then counted on top of the closed position)."""
     by_cid = {o.client_order_id: o for o in listed}
-    out = []
-    for intent in intents:
+    done: dict[str, Intent] = {}
+    for intent in sorted(intents, key=lambda i: i.purpose is not Purpose.ENTRY):
+        cid = intent.client_order_id
         if intent.state is IntentState.ACKED:
             # a live stop still listed open costs no request per sync
-            out.append(_refresh_from_listing(pm, intent, by_cid.get(intent.client_order_id)))
+            done[cid] = _refresh_from_listing(pm, intent, by_cid.get(cid))
         else:
             logger.warning("resolver.pending %s", intent.describe())
-            out.append(pm.executor.drive(intent, allow_resend=False))
-    return out
+            done[cid] = pm.executor.drive(intent, allow_resend=False)
+    return [done[i.client_order_id] for i in intents]
 
 
 def _refresh_from_listing(pm: PositionManager, intent: Intent, listed: Order | None) -> Intent:
@@ -185,13 +190,11 @@ def _refresh_from_listing(pm: PositionManager, intent: Intent, listed: Order | N
 
 def _refetch(pm: PositionManager, snapshot: AccountSnapshot) -> AccountSnapshot:
     # Each read is retried by the adapter alone (one level, see trendbotd.core.retry).
+    # Stamped before the reads: a stop that fires while they run is later than the
+    # snapshot, not before it.
+    taken = pm.executor.clock.now_ms()
     orders, positions = orders_then_positions(pm.exchange, pm.symbols)
-    return dataclasses.replace(
-        snapshot,
-        positions=positions,
-        open_orders=orders,
-        taken_at_ms=pm.executor.clock.now_ms(),
-    )
+    return dataclasses.replace(snapshot, positions=positions, open_orders=orders, taken_at_ms=taken)
 
 
 def _reconcile(pm: PositionManager, snapshot: AccountSnapshot) -> Reconciliation:
