@@ -94,6 +94,12 @@ class FakeExchange:
             if o.conditional and o.symbol == symbol and o.status is OrderStatus.OPEN
         ]
 
+    def expire_stops(self, symbol: str = SYMBOL) -> None:
+        """The market crossed every open stop while nothing was open: a reduce-only stop
+        with nothing to reduce expires (Binance), leaving no order behind."""
+        for stop in self.open_stops(symbol):
+            self._replace(dataclasses.replace(stop, status=OrderStatus.EXPIRED))
+
     def trigger_stops(self, symbol: str = SYMBOL) -> None:
         """The market crossed every open stop: each closes (reduce-only) what is open."""
         for stop in self.open_stops(symbol):

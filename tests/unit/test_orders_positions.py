@@ -93,6 +93,35 @@ def test_entry_fill_gets_a_reduce_only_stop(bot: Bot, fake: FakeExchange) -> Non
     assert result.stop.parent_client_order_id == result.entry.client_order_id
 
 
+class MarketPassesTheStop:
+    """Between the stop and the entry, the market falls through the stop while the account
+    is still flat: the reduce-only stop expires on the exchange (nothing to reduce)."""
+
+    def __init__(self, fake: FakeExchange) -> None:
+        self.fake = fake
+
+    def hit(self, step: str) -> None:
+        if step == "between_stop_and_entry":
+            self.fake.price = D(48500)
+            self.fake.expire_stops()
+
+
+def test_a_stop_that_expired_before_its_entry_filled_does_not_count(
+    tmp_path: Path, fake: FakeExchange, clock: ManualClock
+) -> None:
+    bot = Bot(tmp_path / "bot.db", fake, clock, MarketPassesTheStop(fake))  # type: ignore[arg-type]
+    try:
+        result = bot.pm.open_position(entry())  # long, stop 49000; fills at 48500
+        held = fake.positions.get(SYMBOL, D(0))
+        # never a position without a live stop: the expired stop is not counted; a new one
+        # at 49000 would trigger at once (-2021), so the position is closed at market
+        assert held == 0 or sum(s.amount for s in fake.open_stops()) >= abs(held)
+        assert held == 0 and result.close is not None and result.close.flat
+        assert bot.journal.account.expected_positions() == {}
+    finally:
+        bot.journal.close()
+
+
 def test_short_entry_gets_a_buy_stop(bot: Bot, fake: FakeExchange) -> None:
     result = bot.pm.open_position(entry(Side.SELL, stop="51000"))
     assert result.protected

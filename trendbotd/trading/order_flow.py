@@ -16,8 +16,9 @@ and the engine place (``place_stop``, ``protect_or_close``) take the same path. 
 points fired here: ``between_stop_and_entry``, ``between_fill_and_stop``.
 
 Worst case of one entry: two orders (the stop, then the entry), each as stated in
-``trading/executor.py`` (one send, then bounded queries by client id), plus at most one
-more stop and, if that stop is refused, one close (``trading/closes.py``).
+``trading/executor.py`` (one send, then bounded queries by client id), one query of the
+stop once the entry has filled (still live?), plus at most one more stop and, if that stop
+is refused, one close (``trading/closes.py``).
 """
 
 from __future__ import annotations
@@ -90,6 +91,12 @@ class OrderFlow:
             live = self.live_stops(entry.symbol)
             return EntryOutcome(intent, live[-1] if live else None, None)
         self.executor.crash.hit("between_fill_and_stop")
+        if placed is not None:
+            # The market may have passed the stop while the account was still flat: a
+            # reduce-only stop with nothing to reduce then expires, and the entry fills
+            # with no stop. One query by client id; a stop that is gone leaves a gap that
+            # protect_entry covers (or, the price being past it, closes at market).
+            self.executor.refresh(placed)
         # A partial fill keeps the entry-sized stop: reduce-only, it never closes more
         # than the position, so being larger than the fill is safe.
         return self.protect_entry(intent, entry.protective_stop)
