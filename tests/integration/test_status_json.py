@@ -10,41 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from support.daemon_harness import DaemonFactory, NotifyListener, clean_env, write_config
+from support.status_keys import HOLDER_KEYS, TOP_KEYS
 
 from trendbotd.exitcodes import ExitCode
 from trendbotd.journal.operator_requests import FlattenRequest, finish_flatten, request_flatten
 from trendbotd.journal.store import open_journal
-
-TOP_KEYS = {
-    "schema",
-    "instance",
-    "running",
-    "lock",
-    "holder",
-    "journal",
-    "mode",
-    "mode_reason",
-    "mode_since_ms",
-    "mode_resolved_ms",
-    "last_tick_ms",
-    "last_sync_ms",
-    "clock",
-    "daily_start_equity",
-    "positions",
-    "expected_positions",
-    "open_orders",
-    "recent_guard_blocks",
-    "flatten",
-}
-HOLDER_KEYS = {
-    "pid",
-    "description",
-    "rss_bytes",
-    "cpu_s",
-    "threads",
-    "uptime_s",
-    "resources_unknown",
-}
 
 
 def _status_json(daemon: DaemonFactory, config: Path) -> tuple[int, dict[str, Any]]:

@@ -5,6 +5,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from support.status_keys import CLOCK_KEYS, JOURNAL_KEYS, ORDER_KEYS, POSITION_KEYS
 
 from trendbotd.core.domain import ClockOffset, OrderType, Side
 from trendbotd.core.records import (
@@ -94,47 +95,7 @@ def test_unprotected_position_is_shouted(tmp_path: Path) -> None:
     assert "NO STOP" in format_status(read_status(path), now_ms=NOW)
 
 
-# ----- status --json: the journal's part, keys pinned -----
-
-JOURNAL_KEYS = {
-    "journal",
-    "mode",
-    "mode_reason",
-    "mode_since_ms",
-    "mode_resolved_ms",
-    "last_tick_ms",
-    "last_sync_ms",
-    "clock",
-    "daily_start_equity",
-    "positions",
-    "expected_positions",
-    "open_orders",
-    "recent_guard_blocks",
-    "flatten",
-}
-POSITION_KEYS = {
-    "symbol",
-    "amount",
-    "entry_price",
-    "stop_price",
-    "stop_client_order_id",
-    "stop_covered_amount",
-    "seen_at_ms",
-}
-ORDER_KEYS = {
-    "client_order_id",
-    "state",
-    "purpose",
-    "symbol",
-    "side",
-    "type",
-    "amount",
-    "filled",
-    "stop_price",
-    "created_ms",
-    "last_error",
-}
-CLOCK_KEYS = {"offset_ms", "uncertainty_ms", "round_trip_ms", "measured_at_ms", "samples"}
+# ----- status --json: the journal's part, keys pinned (tests/support/status_keys.py) -----
 
 
 def _stop_intent(cid: str, amount: str, state: IntentState) -> Intent:
