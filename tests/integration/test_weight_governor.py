@@ -59,6 +59,11 @@ def _statuses(sim: SimExchange) -> list[int]:
     return [r.status for r in sim.requests]
 
 
+def _peak_weight(sim: SimExchange) -> int:
+    """The highest used weight the exchange reported; the window's rollover resets it."""
+    return max(r.used_weight for r in sim.requests)
+
+
 def _candles_until_held(ex: CcxtExchange, *, most: int = 40) -> int:
     """Candle reads (weight 5 each) until the governor holds one back; how many went."""
     for sent in range(most):
@@ -88,7 +93,9 @@ def test_the_sim_sends_retry_after_and_bans_a_client_that_ignores_it(
 def test_governed_reads_stay_below_the_share_and_never_see_a_429(tight: SimExchange) -> None:
     ex = adapter(tight, governor=_settings(LocalBudget()))
     sent = _candles_until_held(ex)
-    assert 1 <= sent <= int(0.8 * LIMIT) // 5 + 1  # one more after a minute rolled over
+    assert sent >= 1
+    # Not a count of reads: a minute that rolls over mid-test rightly allows a second share.
+    assert 5 <= _peak_weight(tight) <= int(0.8 * LIMIT)
     assert 429 not in _statuses(tight) and 418 not in _statuses(tight)
 
 
@@ -98,8 +105,9 @@ def test_instances_sharing_the_budget_file_stay_below_the_limit_together(
     path = tmp_path / "ratelimit.json"
     first = adapter(tight, governor=_settings(SharedBudgetFile(path)))
     second = adapter(tight, governor=_settings(SharedBudgetFile(path)))
-    together = _candles_until_held(first) + _candles_until_held(second)
-    assert together <= int(0.8 * LIMIT) // 5 + 1
+    assert _candles_until_held(first) >= 1
+    _candles_until_held(second)  # may send none: the first used the shared budget up
+    assert 5 <= _peak_weight(tight) <= int(0.8 * LIMIT)
     assert 429 not in _statuses(tight)
 
 
@@ -155,7 +163,9 @@ class _Progress:
 
 def test_an_instance_starting_during_a_ban_sends_nothing_until_it_ends(tmp_path: Path) -> None:
     # The account-mode step weighs 60 (two weight-30 reads): the SYNC share must hold it.
-    window_ms, ban_ms, limit = 4000, 3000, 100
+    # The ban outlasts any pause the 429 set (at most one window), as Binance's bans
+    # (minutes to days) do: a shorter one left the sync facing a pause nobody here saw.
+    window_ms, ban_ms, limit = 4000, 4500, 100
     sim = SimExchange(SimConfig(
         symbols=(SYMBOL,), weight_limit_per_minute=limit, weight_window_ms=window_ms,
         ban_ms=ban_ms, ban_grace_ms=0,

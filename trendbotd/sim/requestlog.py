@@ -19,6 +19,7 @@ class RecordedRequest:
     accepted: bool  # executed and answered 2xx (drop_after/timeout count as accepted)
     at_ms: int  # server time
     status: int = 200
+    used_weight: int = 0  # X-MBX-USED-WEIGHT-1M the answer carried (0: none, e.g. a fault)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -33,9 +34,18 @@ class RequestLog:
         self._lock = threading.Lock()
 
     def record(
-        self, method: str, path: str, params: Mapping[str, str], *, accepted: bool, status: int
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        *,
+        accepted: bool,
+        status: int,
+        used_weight: int = 0,
     ) -> None:
-        entry = RecordedRequest(method, path, dict(params), accepted, self._now_ms(), status)
+        entry = RecordedRequest(
+            method, path, dict(params), accepted, self._now_ms(), status, used_weight
+        )
         with self._lock:
             self._entries.append(entry)
 

@@ -115,7 +115,10 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             logger.info("sim.fault.partial_fill path=%s fill_qty=%s", url.path, fill_cap)
         req = _Request(method, url.path, url.query, body, params, fill_cap)
         status, payload, headers = self._execute(req)
-        sim.request_log.record(method, url.path, params, accepted=status < 400, status=status)
+        used = int(headers.get("X-MBX-USED-WEIGHT-1M", "0"))
+        sim.request_log.record(
+            method, url.path, params, accepted=status < 400, status=status, used_weight=used
+        )
         if fault is not None and self._fail_after(fault, req):
             return
         self._network_leg()  # the reply's way back
