@@ -86,6 +86,13 @@ def events(bodies: list[dict[str, Any]]) -> list[str]:
     return [b["event"] for b in bodies]
 
 
+def one(bodies: list[dict[str, Any]], event: str) -> dict[str, Any]:
+    """The only alert of this ``event`` among ``bodies``."""
+    found = [b for b in bodies if b["event"] == event]
+    assert len(found) == 1, events(bodies)
+    return found[0]
+
+
 def assert_no_secret(*texts: str) -> None:
     for text in texts:
         assert WEBHOOK_SECRET_PATH not in text

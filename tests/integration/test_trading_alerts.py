@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alert_daemon import one
 from alert_receivers import Receiver, serve
 from support.daemon_config import live_config
 from support.daemon_harness import REAL_CMD, NotifyListener, clean_env, wait_until
@@ -92,12 +93,6 @@ def _events(bodies: list[dict[str, Any]], *, after: int = 0) -> list[str]:
     return [b["event"] for b in bodies[after:]]
 
 
-def _one(bodies: list[dict[str, Any]], event: str) -> dict[str, Any]:
-    found = [b for b in bodies if b["event"] == event]
-    assert len(found) == 1, _events(bodies)
-    return found[0]
-
-
 def _ticks(listener: NotifyListener, proc: subprocess.Popen[str], n: int) -> None:
     """Until ``n`` more STATUS= lines (one a tick) arrived: time for a repeat to show."""
     wait_ticks(listener, proc, after=len(listener.messages()), ticks=n)
@@ -119,15 +114,15 @@ def test_trading_events_arrive_once_with_severity_and_no_secret(
 
         # (1) the stop could not be placed: critical, once; the owned long was closed
         bodies = webhook.wait_for(lambda b: "position.closed" in _events(b))
-        failed = _one(bodies, "stop.failed")
+        failed = one(bodies, "stop.failed")
         assert failed["severity"] == "critical"
         assert failed["fields"]["symbol"] == SYMBOL
         assert failed["fields"]["state"] == IntentState.REJECTED.value
         assert "-1111" in failed["fields"]["error"] or "recision" in failed["fields"]["error"]
-        gap = _one(bodies, "position.unprotected")
+        gap = one(bodies, "position.unprotected")
         assert gap["severity"] == "critical" and gap["fields"]["owned"] == "true"
         assert gap["fields"]["action"] == f"stop rejected at {STOP}"
-        closed = _one(bodies, "position.closed")
+        closed = one(bodies, "position.closed")
         assert closed["fields"]["purpose"] == "flatten"
         assert closed["fields"]["amount"] == str(AMOUNT)
         assert sim.account.position(SYMBOL).amount == 0
@@ -144,9 +139,9 @@ def test_trading_events_arrive_once_with_severity_and_no_secret(
         )
         _ticks(notify_listener, proc, 4)  # more syncs: no repeat
         bodies = webhook.bodies()[mark:]
-        placed = _one(bodies, "stop.placed")
+        placed = one(bodies, "stop.placed")
         assert placed["severity"] == "info" and placed["fields"]["side"] == Side.BUY.value
-        found = _one(bodies, "position.unprotected")
+        found = one(bodies, "position.unprotected")
         assert found["severity"] == "critical"
         assert found["fields"] == {
             "symbol": SYMBOL,
@@ -155,7 +150,7 @@ def test_trading_events_arrive_once_with_severity_and_no_secret(
             "owned": "false",
             "action": f"stop placed at {placed['fields']['trigger']}",
         }
-        entered = _one(bodies, "mode.reduce_only_entered")
+        entered = one(bodies, "mode.reduce_only_entered")
         assert entered["severity"] == "warning"
         assert entered["fields"]["mode"] == TradingMode.REDUCE_ONLY.value
 
@@ -186,7 +181,7 @@ def test_trading_events_arrive_once_with_severity_and_no_secret(
             "clock.skew_refusing",
             "clock.skew_cleared",
         ]
-        refusing = _one(webhook.bodies()[mark:], "clock.skew_refusing")
+        refusing = one(webhook.bodies()[mark:], "clock.skew_refusing")
         assert refusing["severity"] == "error"
 
         # (4) the exchange unreachable (every connection dropped) beyond 1.5 s, then back
@@ -249,7 +244,7 @@ def test_rejected_credentials_and_a_corrupt_journal_alert_critically(
     log = tmp_path / "daemon.log"
     assert _run_to_exit(config, tmp_path, log) == code, log.read_text()[-3000:]
     bodies = webhook.wait_for(lambda b: "daemon.failed" in _events(b))
-    alert = _one(bodies, event)
+    alert = one(bodies, event)
     assert alert["severity"] == "critical"
     assert alert["fields"]["exit_code"] == str(code)
     assert _events(bodies).index(event) < _events(bodies).index("daemon.failed")
