@@ -37,21 +37,24 @@ def run(*events: Event) -> ElectionState:
         ((), Role.STANDBY, 0),
         ((Observed("b", 9),), Role.STANDBY, 9),
         ((ACQ,), Role.LEADER, 41),
-        ((ACQ, Renewed(105.0)), Role.LEADER, 41),
+        ((ACQ, Renewed(105.0, 105.1)), Role.LEADER, 41),
         ((ACQ, RenewalFailed("timeout")), Role.DEMOTED, 41),
         ((ACQ, LeaseLost("no TTL")), Role.DEMOTED, 41),
         ((ACQ, Tick(123.9)), Role.LEADER, 41),
         ((ACQ, Tick(124.0)), Role.DEMOTED, 41),  # 100 + 30 - 6
-        ((ACQ, Renewed(110.0), Tick(133.9)), Role.LEADER, 41),
-        ((ACQ, Renewed(125.0)), Role.DEMOTED, 41),  # sent after the window closed
+        ((ACQ, Renewed(110.0, 110.1), Tick(133.9)), Role.LEADER, 41),
+        ((ACQ, Renewed(125.0, 125.1)), Role.DEMOTED, 41),  # sent after the window closed
+        # sent in time, answer read after the window it opens had closed (a frozen process)
+        ((ACQ, Renewed(110.0, 134.0)), Role.DEMOTED, 41),
+        ((ACQ, Renewed(110.0, 133.9)), Role.LEADER, 41),
         # a late answer never resurrects a leader
-        ((ACQ, RenewalFailed("x"), Renewed(101.0)), Role.DEMOTED, 41),
-        ((ACQ, LeaseLost("x"), Rejoined(), Renewed(101.0)), Role.STANDBY, 0),
+        ((ACQ, RenewalFailed("x"), Renewed(101.0, 101.1)), Role.DEMOTED, 41),
+        ((ACQ, LeaseLost("x"), Rejoined(), Renewed(101.0, 101.1)), Role.STANDBY, 0),
         ((ACQ, LeaseLost("x"), Acquired(50, 8, 200.0, 200.1)), Role.DEMOTED, 41),
         ((ACQ, LeaseLost("x"), Rejoined(), Acquired(50, 8, 200.0, 200.1)), Role.LEADER, 50),
         ((ACQ, Observed("b", 99)), Role.LEADER, 41),
         ((ACQ, ACQ), Role.LEADER, 41),
-        ((Renewed(100.0), RenewalFailed("x"), LeaseLost("x"), Tick(1e9)), Role.STANDBY, 0),
+        ((Renewed(100.0, 100.1), RenewalFailed("x"), LeaseLost("x"), Tick(1e9)), Role.STANDBY, 0),
     ],
 )
 def test_transitions(events: tuple[Event, ...], role: Role, epoch: int) -> None:
@@ -68,9 +71,13 @@ def test_transitions(events: tuple[Event, ...], role: Role, epoch: int) -> None:
         ((ACQ,), 106.5, True),
         ((ACQ,), 123.99, True),
         ((ACQ,), 124.0, False),
-        ((ACQ, Renewed(115.0)), 138.9, True),
-        ((ACQ, Renewed(115.0), Renewed(110.0)), 138.9, True),  # an older answer never shortens
-        ((ACQ, Renewed(115.0)), 139.0, False),
+        ((ACQ, Renewed(115.0, 115.1)), 138.9, True),
+        (
+            (ACQ, Renewed(115.0, 115.1), Renewed(110.0, 110.1)),
+            138.9,
+            True,
+        ),  # an older answer never shortens
+        ((ACQ, Renewed(115.0, 115.1)), 139.0, False),
         ((ACQ, RenewalFailed("x")), 106.5, False),
         ((ACQ, Tick(124.0)), 106.5, False),
     ],

@@ -70,7 +70,7 @@ def test_window_closes_without_renewal_and_after_a_failed_one(journal: Journal) 
     node.now = 24.0  # renewal sent at 0 + ttl 30 - margin 6
     with pytest.raises(NotLeaderError):
         executor.submit(stop)
-    node.state = apply(node.state, Renewed(20.0))
+    node.state = apply(node.state, Renewed(20.0, 20.1))
     live = executor.drive(journal.orders.get_intent(executor.client_id(stop)), allow_resend=True)  # type: ignore[arg-type]
     assert live.state is IntentState.ACKED
     node.state = apply(node.state, RenewalFailed("etcd unreachable"))

@@ -146,7 +146,7 @@ class Election:
         except ClusterError as e:
             self._apply(RenewalFailed(str(e)))
             return 0.0
-        self._apply(Renewed(sent_at))
+        self._apply(Renewed(sent_at, answered_at=self._clock()))
         return 0.0
 
     def _observe(self, value: bytes, epoch: int) -> None:

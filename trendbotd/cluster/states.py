@@ -32,6 +32,7 @@ class Acquired:
 @dataclass(frozen=True, slots=True)
 class Renewed:
     sent_at: float  # when the successful keepalive was sent
+    answered_at: float  # when its answer was read (later than sent_at by the round trip)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +105,7 @@ def apply(state: ElectionState, event: Event) -> ElectionState:  # noqa: PLR0911
             reason="",
         )
     if isinstance(event, Renewed):
-        if state.role is not Role.LEADER or state.renew_sent_at is None:
-            return state
-        # a renewal sent after the window closed is too late: the Tick demotes instead
-        if not may_send(event.sent_at, state.renew_sent_at, state.ttl_s, state.margin_s):
-            return _demote(state, "renewal came after the send window closed")
-        return replace(state, renew_sent_at=max(state.renew_sent_at, event.sent_at))
+        return _renewed(state, event)
     if isinstance(event, RenewalFailed | LeaseLost):
         if state.role is not Role.LEADER:
             return state
@@ -127,6 +123,20 @@ def apply(state: ElectionState, event: Event) -> ElectionState:  # noqa: PLR0911
     if state.role is Role.DEMOTED:  # Rejoined
         return replace(state, role=Role.STANDBY, lease_id=0, leader_node="", epoch=0)
     return state
+
+
+def _renewed(state: ElectionState, event: Renewed) -> ElectionState:
+    if state.role is not Role.LEADER or state.renew_sent_at is None:
+        return state
+    # a renewal sent after the window closed is too late: the Tick demotes instead
+    if not may_send(event.sent_at, state.renew_sent_at, state.ttl_s, state.margin_s):
+        return _demote(state, "renewal came after the send window closed")
+    renewed = max(state.renew_sent_at, event.sent_at)
+    # an answer read only after the window it opens had closed (the process was frozen in
+    # between) extends nothing: a node never reports leading with a closed window
+    if not may_send(event.answered_at, renewed, state.ttl_s, state.margin_s):
+        return _demote(state, "renewal answered after its send window closed")
+    return dataclasses.replace(state, renew_sent_at=renewed)
 
 
 def _demote(state: ElectionState, reason: str) -> ElectionState:
