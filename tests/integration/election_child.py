@@ -9,6 +9,7 @@ Wall times are time.time(), comparable between processes on the host.
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -39,22 +40,26 @@ def main() -> None:
         sent = f"{wall(new.renew_sent_at):.3f}" if new.renew_sent_at is not None else "-"
         say(f"STATE {time.time():.3f} {new.role.value} {new.epoch} {sent} {new.leader_node or '-'}")
 
+    # SIGINT/SIGTERM only set a flag, as the daemon's handlers do. A KeyboardInterrupt can
+    # land anywhere in the main thread (inside a write to stdout, say); once, on a busy host,
+    # a node so stopped had not exited 30 s later.
+    requested: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _frame: requested.append(signum))
+    signal.signal(signal.SIGTERM, lambda signum, _frame: requested.append(signum))
     gateway = EtcdGateway(endpoints, timeout_s=rpc)
     election = Election(gateway, key=key, node=node, timing=timing, poll_s=0.2, listener=changed)
     stop = threading.Event()
     loop = threading.Thread(target=election.run, args=(stop,), daemon=True)
     loop.start()
     say(f"START {time.time():.3f} {node}")
-    try:
-        while loop.is_alive():
-            if election.may_send():
-                state = election.state
-                assert state.role is Role.LEADER
-                say(f"SEND {time.time():.3f} {state.epoch}")
-            time.sleep(0.05)
-    except KeyboardInterrupt:
-        stop.set()
-        loop.join(5)
+    while loop.is_alive() and not requested:
+        if election.may_send():
+            state = election.state
+            assert state.role is Role.LEADER
+            say(f"SEND {time.time():.3f} {state.epoch}")
+        time.sleep(0.05)
+    stop.set()  # the election resigns: it revokes the lease, so a standby takes over at once
+    loop.join(10)
 
 
 if __name__ == "__main__":
