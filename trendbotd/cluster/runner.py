@@ -104,13 +104,17 @@ class ClusterRunner:
             logger.warning("cluster.takeover epoch=%d: syncing with the exchange", state.epoch)
             self._trader = self._new_trader(self._config, election.may_send)
             try:
-                return f"{prefix}: {self._trader.start(_Progress(self._notifier, prefix))}"
+                started = self._trader.start(_Progress(self._notifier, prefix))
             except NotLeaderError as e:
                 raise LeadershipLostError(f"cluster: demoted during the takeover: {e}") from e
+            self._still_leading(election)
+            return f"{prefix}: {started}"
         try:
-            return f"{prefix}: {self._trader.tick()}"
+            status = self._trader.tick()
         except NotLeaderError as e:
             raise LeadershipLostError(f"cluster: demoted while trading: {e}") from e
+        self._still_leading(election)
+        return f"{prefix}: {status}"
 
     def operator_requests(self) -> str | None:
         """Only the trading leader acts on ``halt`` / ``flatten``; a standby leaves them in
@@ -138,6 +142,13 @@ class ClusterRunner:
             self._stop.set()  # the election resigns: a standby takes over without the TTL
             if self._thread is not None:
                 self._thread.join(timeout=self._config.cluster.rpc_timeout_s * 2 + 1)
+
+    def _still_leading(self, election: Election) -> None:
+        """A tick that began as leader may end after the window closed (the process was
+        frozen mid-tick): its status must not announce a leadership that is gone."""
+        state = election.state
+        if state.role is not Role.LEADER or not election.may_send():
+            raise LeadershipLostError(f"cluster: {status_prefix(state)}; restarting as standby")
 
     def _status_only(self, election: Election) -> str:
         return status_prefix(election.state)
