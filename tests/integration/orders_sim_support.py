@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
+from support.startup_steps import RecordedProgress
+
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
 from trendbotd.adapters.clock import SystemClock
 from trendbotd.core.domain import AccountSnapshot, OrderType, Side
@@ -38,14 +40,6 @@ POLICY = ExecutorPolicy(
     max_rate_limit_wait_s=5.0,
 )
 ORDER_PATHS = ("/fapi/v1/order", "/fapi/v1/algoOrder")
-
-
-class QuietProgress:
-    def step(self, text: str) -> None:
-        return None
-
-    def waiting(self, seconds: float) -> None:
-        return None
 
 
 def adapter(base_url: str, api_key: str, api_secret: str) -> CcxtExchange:
@@ -79,7 +73,7 @@ def snapshot(exchange: CcxtExchange) -> AccountSnapshot:
     return sync_account(
         exchange=exchange,
         symbols=[SYMBOL],
-        progress=QuietProgress(),
+        progress=RecordedProgress(),
         clock=clock,
         deadline_ms=clock.now_ms() + 10_000,
         max_clock_offset_ms=500,

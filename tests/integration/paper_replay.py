@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from support.startup_steps import RecordedProgress
+
 from trendbotd.alerts.sink import AlertSink
 from trendbotd.config import Config, load_config
 from trendbotd.core.clock import ManualClock
@@ -27,11 +29,6 @@ from trendbotd.trading.engine import CANDLE_GRACE_MS
 
 HOUR_MS = 3_600_000
 SYMBOL = "BTC/USDT:USDT"
-
-
-class QuietProgress:
-    def step(self, text: str) -> None: ...
-    def waiting(self, seconds: float) -> None: ...
 
 
 def write_generated_csv(
@@ -190,7 +187,7 @@ class PaperReplay:
         self.statuses: list[str] = []
 
     def __enter__(self) -> PaperReplay:
-        self.runner.start(QuietProgress())
+        self.runner.start(RecordedProgress())
         # The simulator counts request weight per real minute, as Binance does; a replay
         # packs days of exchange time into one, so the budget would stop it, not the bot.
         self.sim.limiter.limit = 0

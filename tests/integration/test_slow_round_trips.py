@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from exchange_helpers import SYMBOL, adapter
 from support.daemon_harness import REAL_CMD, NotifyListener, clean_env, write_config
+from support.startup_steps import RecordedProgress
 
 from trendbotd.adapters.clock import SystemClock
 from trendbotd.errors import StartupSyncError
@@ -35,14 +36,6 @@ def test_the_simulators_reply_delay_leaves_server_time_mid_round_trip() -> None:
     assert abs(offset.offset_ms) <= 60, offset
 
 
-class _Progress:
-    def step(self, text: str) -> None:
-        pass
-
-    def waiting(self, seconds: float) -> None:
-        pass
-
-
 def test_too_slow_to_measure_is_said_and_not_blamed_on_the_host_clock() -> None:
     # A live bound (500 ms) and round trips of 1100 ms: the offset is unknowable to 550 ms.
     clock = SystemClock()
@@ -53,7 +46,7 @@ def test_too_slow_to_measure_is_said_and_not_blamed_on_the_host_clock() -> None:
                 sync_account(
                     exchange=exchange,
                     symbols=(SYMBOL,),
-                    progress=_Progress(),
+                    progress=RecordedProgress(),
                     clock=clock,
                     deadline_ms=clock.now_ms() + 500,  # one attempt
                     max_clock_offset_ms=500,

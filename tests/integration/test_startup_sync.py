@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from exchange_helpers import PRICE, SYMBOL, adapter, requests_to
-from support.startup_steps import STARTUP_STEPS
+from support.startup_steps import STARTUP_STEPS, RecordedProgress
 
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
 from trendbotd.adapters.clock import SystemClock
@@ -22,18 +22,6 @@ SYMBOLS = (SYMBOL, ETH)
 FAST = StartupBackoff(first_s=0.05, max_s=0.2)
 
 
-class Progress:
-    def __init__(self) -> None:
-        self.steps: list[str] = []
-        self.waits: list[float] = []
-
-    def step(self, text: str) -> None:
-        self.steps.append(text)
-
-    def waiting(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
 @pytest.fixture
 def sim() -> Iterator[SimExchange]:
     with SimExchange(SimConfig(symbols=SYMBOLS, seed=21)) as s:
@@ -44,7 +32,7 @@ def sim() -> Iterator[SimExchange]:
 
 def sync(
     sim: SimExchange,
-    progress: Progress,
+    progress: RecordedProgress,
     *,
     within_s: float = 10,
     exchange: CcxtExchange | None = None,
@@ -78,7 +66,7 @@ def seed_account(sim: SimExchange) -> None:
 
 def test_snapshot_equals_the_exchange_state(sim: SimExchange) -> None:
     seed_account(sim)
-    progress = Progress()
+    progress = RecordedProgress()
     snap = sync(sim, progress)
     assert progress.steps == STARTUP_STEPS
     assert progress.waits == []
@@ -99,7 +87,7 @@ def test_snapshot_equals_the_exchange_state(sim: SimExchange) -> None:
 
 def test_skewed_exchange_clock_is_refused_at_startup(sim: SimExchange) -> None:
     sim.set_clock_skew_ms(20_000)
-    progress = Progress()
+    progress = RecordedProgress()
     with pytest.raises(StartupSyncError, match="'syncing time'") as excinfo:
         sync(sim, progress, within_s=0.6)
     assert "exceeds the bound of 500 ms" in str(excinfo.value)
@@ -110,7 +98,7 @@ def test_skewed_exchange_clock_is_refused_at_startup(sim: SimExchange) -> None:
 
 def test_small_skew_is_measured_and_used(sim: SimExchange) -> None:
     sim.set_clock_skew_ms(300)
-    snap = sync(sim, Progress())
+    snap = sync(sim, RecordedProgress())
     assert 250 <= snap.clock.offset_ms <= 350
     # every signed request was accepted: the offset was applied to the timestamps
     assert all(r.accepted for r in sim.requests)
@@ -129,7 +117,7 @@ def test_a_fetch_that_keeps_failing_raises_instead_of_reading_flat(
 ) -> None:
     seed_account(sim)
     sim.faults.add(Fault(path=path, kind="http_status", status=503, times=None))
-    progress = Progress()
+    progress = RecordedProgress()
     with pytest.raises(StartupSyncError, match=f"'{step}'") as excinfo:
         sync(sim, progress, within_s=0.8)
     assert "TransientExchangeError" in str(excinfo.value)
@@ -142,7 +130,7 @@ def test_a_fetch_that_keeps_failing_raises_instead_of_reading_flat(
 def test_dropped_connections_recover_before_the_deadline(sim: SimExchange) -> None:
     seed_account(sim)
     sim.faults.add(Fault(path="/fapi/v3/positionRisk", kind="drop_before", times=5))
-    progress = Progress()
+    progress = RecordedProgress()
     snap = sync(sim, progress)
     assert len(snap.positions) == 2
     assert progress.waits  # the adapter's own retries (3) were not enough: startup waited
@@ -152,7 +140,7 @@ def test_each_startup_read_is_one_request_the_step_retries(sim: SimExchange) -> 
     seed_account(sim)
     sim.faults.add(Fault(path="/fapi/v3/account", kind="http_status", status=502, times=2))
     exchange = adapter(sim)  # whose reads retry 3 times on their own
-    progress = Progress()
+    progress = RecordedProgress()
     snap = sync(sim, progress, exchange=exchange)
     assert snap.balance == sim.account.balance()
     assert len(progress.waits) == 2  # each failed request cost one step attempt ...
@@ -165,7 +153,7 @@ def test_each_startup_read_is_one_request_the_step_retries(sim: SimExchange) -> 
 
 def test_hedge_mode_is_refused_at_once(sim: SimExchange) -> None:
     sim.state.set_hedge_mode(True)
-    progress = Progress()
+    progress = RecordedProgress()
     with pytest.raises(UnsupportedAccountModeError, match="hedge"):
         sync(sim, progress)
     assert progress.waits == []
@@ -175,11 +163,11 @@ def test_hedge_mode_is_refused_at_once(sim: SimExchange) -> None:
 def test_multi_assets_mode_is_refused_at_once(sim: SimExchange) -> None:
     sim.state.set_multi_assets(True)
     with pytest.raises(UnsupportedAccountModeError, match="multi-assets"):
-        sync(sim, Progress())
+        sync(sim, RecordedProgress())
 
 
 def test_bad_credentials_fail_at_once(sim: SimExchange) -> None:
-    progress = Progress()
+    progress = RecordedProgress()
     with pytest.raises(ExchangeAuthError):
         sync(sim, progress, api_key="not-the-key")
     assert progress.waits == []
@@ -202,7 +190,7 @@ def test_rate_limiter_lets_the_startup_burst_through_unpaced(sim: SimExchange) -
     sync_account(
         exchange=exchange,
         symbols=SYMBOLS,
-        progress=Progress(),
+        progress=RecordedProgress(),
         clock=clock,
         deadline_ms=clock.now_ms() + 10_000,
         max_clock_offset_ms=500,

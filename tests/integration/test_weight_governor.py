@@ -25,6 +25,7 @@ from exchange_helpers import (
 )
 from support.daemon_harness import wait_until
 from support.sim_ccxt import client
+from support.startup_steps import RecordedProgress
 
 from trendbotd.adapters.budget_file import LocalBudget, SharedBudgetFile
 from trendbotd.adapters.ccxt_exchange import CcxtExchange
@@ -155,17 +156,6 @@ def test_protective_orders_use_the_reserve_entries_may_not(tight: SimExchange) -
     assert len(posted) == entries >= 8
 
 
-class _Progress:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def step(self, text: str) -> None:
-        return None
-
-    def waiting(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
 def test_an_instance_starting_during_a_ban_sends_nothing_until_it_ends(tmp_path: Path) -> None:
     # The account-mode step weighs 60 (two weight-30 reads): the SYNC share must hold it.
     # The ban outlasts any pause the 429 set (at most one window), as Binance's bans
@@ -193,7 +183,7 @@ def test_an_instance_starting_during_a_ban_sends_nothing_until_it_ends(tmp_path:
         banned_at = sim.requests[-1].at_ms
         seen = len(sim.requests)
         starting = adapter(sim, governor=settings)
-        progress = _Progress()
+        progress = RecordedProgress()
         snapshot = sync_account(
             exchange=starting, symbols=[SYMBOL], progress=progress, clock=SystemClock(),
             deadline_ms=SystemClock().now_ms() + 30_000, max_clock_offset_ms=500,

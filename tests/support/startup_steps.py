@@ -11,3 +11,24 @@ STARTUP_STEPS = [
     "syncing positions",
     "syncing open orders",
 ]
+
+
+class RecordedProgress:
+    """A startup progress sink that keeps what it was told, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str | float]] = []
+
+    def step(self, text: str) -> None:
+        self.events.append(("step", text))
+
+    def waiting(self, seconds: float) -> None:
+        self.events.append(("waiting", seconds))
+
+    @property
+    def steps(self) -> list[str]:
+        return [str(v) for k, v in self.events if k == "step"]
+
+    @property
+    def waits(self) -> list[float]:
+        return [float(v) for k, v in self.events if k == "waiting"]

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from support.config_files import config_file
+from support.startup_steps import RecordedProgress
 
 from trendbotd.adapters.etcd_gateway import CreateResult, KeyValue, Lease
 from trendbotd.cluster import settings
@@ -122,7 +123,7 @@ class _Node:
         return self.trader
 
     def lead_and_trade(self) -> _Trader:
-        self.runner.start(_Progress())
+        self.runner.start(RecordedProgress())
         # the election thread takes the key at once, then sleeps until its renewal is due:
         # an hour away on its (hand-moved) clock, so it does nothing more during a test
         deadline = time.monotonic() + 30
@@ -134,14 +135,6 @@ class _Node:
         assert self.runner.tick() == "leader (epoch 7): ready"
         assert self.trader is not None
         return self.trader
-
-
-class _Progress:
-    def step(self, text: str) -> None:
-        return None
-
-    def waiting(self, seconds: float) -> None:
-        return None
 
 
 @pytest.fixture

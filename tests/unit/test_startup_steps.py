@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from support.startup_steps import STARTUP_STEPS
+from support.startup_steps import STARTUP_STEPS, RecordedProgress
 
 from trendbotd.core.clock import ManualClock
 from trendbotd.core.domain import (
@@ -133,26 +133,7 @@ class ScriptedExchange:
         return None
 
 
-class Progress:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, Any]] = []
-
-    def step(self, text: str) -> None:
-        self.events.append(("step", text))
-
-    def waiting(self, seconds: float) -> None:
-        self.events.append(("waiting", seconds))
-
-    @property
-    def steps(self) -> list[str]:
-        return [v for k, v in self.events if k == "step"]
-
-    @property
-    def waits(self) -> list[float]:
-        return [v for k, v in self.events if k == "waiting"]
-
-
-def run(exchange: ScriptedExchange, clock: ManualClock, progress: Progress, *,
+def run(exchange: ScriptedExchange, clock: ManualClock, progress: RecordedProgress, *,
         deadline_s: float = 60, max_offset: int = 500) -> Any:  # fmt: skip
     return sync_account(
         exchange=exchange,
@@ -171,7 +152,7 @@ def clock() -> ManualClock:
 
 
 def test_happy_path_announces_every_step_in_order(clock: ManualClock) -> None:
-    progress = Progress()
+    progress = RecordedProgress()
     snap = run(ScriptedExchange(clock), clock, progress)
     assert progress.steps == STARTUP_STEPS
     assert progress.waits == []
@@ -186,7 +167,7 @@ def test_happy_path_announces_every_step_in_order(clock: ManualClock) -> None:
 def test_clock_out_of_bound_is_measured_again_until_within(clock: ManualClock) -> None:
     far = ClockOffset(20_000, 3, START, 5)
     ex = ScriptedExchange(clock, measure_clock=[far, far, ClockOffset(40, 3, START, 5)])
-    progress = Progress()
+    progress = RecordedProgress()
     snap = run(ex, clock, progress)
     assert snap.clock.offset_ms == 40
     assert ex.calls.count("measure_clock") == 3
@@ -197,7 +178,7 @@ def test_clock_out_of_bound_is_measured_again_until_within(clock: ManualClock) -
 
 def test_clock_never_within_bound_fails_at_the_deadline(clock: ManualClock) -> None:
     ex = ScriptedExchange(clock, measure_clock=[ClockOffset(20_000, 3, START, 5)])
-    progress = Progress()
+    progress = RecordedProgress()
     with pytest.raises(StartupSyncError, match="syncing time") as excinfo:
         run(ex, clock, progress, deadline_s=10)
     assert "ClockNotSyncedError" in str(excinfo.value)
@@ -210,7 +191,7 @@ def test_clock_never_within_bound_fails_at_the_deadline(clock: ManualClock) -> N
 @pytest.mark.parametrize("failing", ["fetch_balance", "fetch_positions", "fetch_open_orders"])
 def test_a_fetch_that_keeps_failing_is_never_read_as_flat(clock: ManualClock, failing: str) -> None:
     ex = ScriptedExchange(clock, **{failing: [TransientExchangeError("gateway 502")]})
-    progress = Progress()
+    progress = RecordedProgress()
     step = {
         "fetch_balance": "syncing balance",
         "fetch_positions": "syncing positions",
@@ -231,7 +212,7 @@ def test_transient_failure_then_success(clock: ManualClock) -> None:
         fetch_positions=[TransientExchangeError("reset"), TransientExchangeError("reset"),
                          [POSITION]],
     )  # fmt: skip
-    progress = Progress()
+    progress = RecordedProgress()
     snap = run(ex, clock, progress)
     assert snap.positions == (POSITION,)
     assert progress.waits == [0.5, 1.0]
@@ -241,7 +222,7 @@ def test_the_step_is_the_only_level_that_retries(clock: ManualClock) -> None:
     ex = ScriptedExchange(
         clock, fetch_balance=[TransientExchangeError("502"), Balance("USDT", 1, 1)]
     )
-    run(ex, clock, Progress())
+    run(ex, clock, RecordedProgress())
     assert ex.calls.count("fetch_balance") == 2
     assert ex.calls_retried_by_the_adapter == []  # every read was one request
     assert not ex.tried_once  # and the adapter retries again after startup
@@ -251,14 +232,14 @@ def test_rate_limit_waits_at_least_retry_after(clock: ManualClock) -> None:
     ex = ScriptedExchange(
         clock, fetch_balance=[RateLimitedError("429", retry_after_s=7), Balance("USDT", 1, 1)]
     )
-    progress = Progress()
+    progress = RecordedProgress()
     run(ex, clock, progress)
     assert progress.waits == [7]
 
 
 def test_auth_error_is_raised_at_once(clock: ManualClock) -> None:
     ex = ScriptedExchange(clock, fetch_balance=[ExchangeAuthError("-2015 invalid key")])
-    progress = Progress()
+    progress = RecordedProgress()
     with pytest.raises(ExchangeAuthError):
         run(ex, clock, progress)
     assert ex.calls.count("fetch_balance") == 1
@@ -268,7 +249,7 @@ def test_auth_error_is_raised_at_once(clock: ManualClock) -> None:
 def test_hedge_mode_is_refused_with_the_reason(clock: ManualClock) -> None:
     ex = ScriptedExchange(clock, fetch_account_mode=[AccountMode.HEDGE])
     with pytest.raises(UnsupportedAccountModeError, match="hedge position mode"):
-        run(ex, clock, Progress())
+        run(ex, clock, RecordedProgress())
     assert "load_markets" not in ex.calls
 
 
@@ -276,7 +257,7 @@ def test_multi_assets_from_the_adapter_is_not_retried(clock: ManualClock) -> Non
     ex = ScriptedExchange(
         clock, fetch_account_mode=[UnsupportedAccountModeError("multi-assets margin mode")]
     )
-    progress = Progress()
+    progress = RecordedProgress()
     with pytest.raises(UnsupportedAccountModeError, match="multi-assets"):
         run(ex, clock, progress)
     assert ex.calls.count("fetch_account_mode") == 1
@@ -286,5 +267,5 @@ def test_multi_assets_from_the_adapter_is_not_retried(clock: ManualClock) -> Non
 def test_a_bug_is_not_retried_or_disguised(clock: ManualClock) -> None:
     ex = ScriptedExchange(clock, fetch_balance=[KeyError("assets")])
     with pytest.raises(KeyError):
-        run(ex, clock, Progress())
+        run(ex, clock, RecordedProgress())
     assert ex.calls.count("fetch_balance") == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from support.alert_sink import RecordingSink
+from support.startup_steps import RecordedProgress
 
 from trendbotd.config import Config
 from trendbotd.core.ports import StartupProgress
@@ -32,17 +33,6 @@ class FailingAssembly:
         self.closed += 1
 
 
-class Steps:
-    def __init__(self) -> None:
-        self.steps: list[str] = []
-
-    def step(self, text: str) -> None:
-        self.steps.append(text)
-
-    def waiting(self, seconds: float) -> None:
-        return None
-
-
 @pytest.mark.parametrize(
     ("error", "event"),
     [
@@ -53,7 +43,7 @@ class Steps:
 def test_a_fatal_start_is_alerted_and_stop_closes_what_was_opened(
     error: TrendbotError, event: str
 ) -> None:
-    assembly, sink, steps = FailingAssembly(error), RecordingSink(), Steps()
+    assembly, sink, steps = FailingAssembly(error), RecordingSink(), RecordedProgress()
     runner = TradingRunner(Config(), assembly=assembly, notifier=NullNotifier(), alerts=sink)
     with pytest.raises(type(error)):
         runner.start(steps)
@@ -70,7 +60,7 @@ def test_a_transient_start_failure_is_not_alerted() -> None:
     assembly, sink = FailingAssembly(TransientExchangeError("502 Bad Gateway")), RecordingSink()
     runner = TradingRunner(Config(), assembly=assembly, notifier=NullNotifier(), alerts=sink)
     with pytest.raises(TransientExchangeError):
-        runner.start(Steps())
+        runner.start(RecordedProgress())
     runner.stop()
     assert sink.events == []
     assert assembly.closed == 1
