@@ -35,6 +35,7 @@ from trendbotd.sim import SimConfig, SimExchange
 from trendbotd.trading.crashpoints import STEPS
 
 CHILD = str(Path(__file__).with_name("orders_crash_child.py"))
+TESTS = str(Path(__file__).resolve().parents[1])
 
 
 @pytest.fixture
@@ -55,6 +56,8 @@ def run_child(
     sim: SimExchange, path: Path, *, crash_at: str | None, first: int = 0, rounds: int = 1
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "TRENDBOTD_CRASH_AT"}
+    # the child imports `support.*` as the suite does (pyproject's pytest `pythonpath`)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [TESTS, env.get("PYTHONPATH")]))
     if crash_at is not None:
         env["TRENDBOTD_CRASH_AT"] = crash_at
     argv = [sys.executable, CHILD, sim.base_url, sim.api_key, sim.api_secret, str(path)]
