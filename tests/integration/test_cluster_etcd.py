@@ -247,8 +247,14 @@ def test_lost_quorum_demotes_before_the_ttl(etcd: EtcdCluster, spawn: Callable[.
         cut = time.time()
         a.wait(lambda n: n.role() in ("demoted", "standby"), TTL + 5, "demotion")
         demoted = next(x for x in a.states() if x.fields[0] == "demoted").wall
-        last_renewal = max(r for r in a.renewals() if r <= cut + RENEW)
-        print(f"\nlost quorum: demoted {demoted - last_renewal:.2f} s after the last renewal sent")
+        # The window runs from the last renewal the node saw succeed, which may be after the
+        # cut: an etcd leader left without its quorum answers keepalives until it notices
+        # (etcd 3.4; seen on a busy host: renewals went on ~1.5 s after the cut).
+        last_renewal = max(r for r in a.renewals() if r < demoted)
+        print(
+            f"\nlost quorum: demoted {demoted - last_renewal:.2f} s after the last renewal "
+            f"sent, {demoted - cut:.2f} s after the cut"
+        )
         assert demoted - last_renewal < TTL
         late = [x for x in a.sends() if x.wall >= last_renewal + TTL - MARGIN]
         assert late == []
