@@ -5,7 +5,7 @@ symbols' candles are fetched at once when the engine has clients for it."""
 from __future__ import annotations
 
 import dataclasses
-import time
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,7 +36,9 @@ class CountingExchange(FakeExchange):
 
     clock: ManualClock = field(default_factory=lambda: ManualClock(T0))
     rise_from_ms: int | None = None
-    latency_s: float = 0.0  # of a candle request
+    # the first candle request of each client waits here until every client is in one:
+    # proof that they are fetched at once, on any machine however busy
+    together: threading.Barrier | None = None
     balance_error: Exception | None = None
     requests: Counter[str] = field(default_factory=Counter)
 
@@ -65,8 +67,8 @@ class CountingExchange(FakeExchange):
         self, symbol: str, *, timeframe: str, since_ms: int | None, limit: int
     ) -> list[Candle]:
         self.requests["candles"] += 1
-        if self.latency_s:
-            time.sleep(self.latency_s)  # the round trip of a real request
+        if self.together is not None and self.requests["candles"] == 1:
+            self.together.wait(timeout=60)  # BrokenBarrierError: they were not at once
         forming = self.clock.now_ms() // HOUR * HOUR
         start = since_ms if since_ms is not None else forming - (limit - 1) * HOUR
         opens = range(start, forming + 1, HOUR)
@@ -177,17 +179,14 @@ def test_an_entry_from_flat_goes_out_after_the_positions_and_the_candles(
 
 
 def test_ten_due_symbols_fetch_their_candles_at_once(tmp_path: Path, tmp_bots: list[Bot]) -> None:
-    latency = 0.2
-    sources = tuple(CountingExchange(latency_s=latency) for _ in range(4))
+    together = threading.Barrier(4)
+    sources = tuple(CountingExchange(together=together) for _ in range(4))
     bot = make_bot(tmp_path, symbols=TEN, candle_sources=sources)
     tmp_bots.append(bot)
-    started = time.monotonic()
-    _, requests = bot.tick()
-    elapsed = time.monotonic() - started
+    _, requests = bot.tick()  # one after the other, the first request would wait in vain
     assert sum(s.requests["candles"] for s in sources) == 10
+    assert all(s.requests["candles"] >= 1 for s in sources)
     assert requests["candles"] == 0, "the trading client is not used for candles"
-    # one after the other: 10 x 0.2 s; four clients at once: three rounds
-    assert elapsed < 6 * latency
 
 
 def test_a_failed_balance_read_is_asked_once_and_shown_unknown(
