@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from trendbotd.core.clock import Clock
 from trendbotd.core.domain import AccountSnapshot, ClockOffset
@@ -13,8 +13,11 @@ from trendbotd.core.ports import Exchange, StartupProgress
 from trendbotd.core.records import TradingMode
 from trendbotd.core.timesync import ClockGuard
 from trendbotd.journal.store import Journal
-from trendbotd.trading.engine import Engine
 from trendbotd.trading.positions import PositionManager
+
+if TYPE_CHECKING:
+    # the engine (numpy, the strategy) is imported only once the startup sync is done
+    from trendbotd.trading.engine import Engine
 
 
 class ClockedExchange(Exchange, Protocol):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from trendbotd.alerts.sink import AlertSink, NullAlertSink
 from trendbotd.config import Config
@@ -27,9 +28,11 @@ from trendbotd.errors import (
 from trendbotd.journal.operator_requests import finish_flatten, pending_flatten
 from trendbotd.journal.store import Journal
 from trendbotd.trading.clock_watch import ClockWatch
-from trendbotd.trading.engine import Engine
 from trendbotd.trading.events import TradingEvents
 from trendbotd.trading.parts import Assembly, TradingParts
+
+if TYPE_CHECKING:
+    from trendbotd.trading.engine import Engine
 
 logger = logging.getLogger(__name__)
 

@@ -27,9 +27,6 @@ from trendbotd.trading.candle_feed import CandleFeed
 
 logger = logging.getLogger(__name__)
 
-# More clients than this would only move the wait to the exchange's rate limit.
-MAX_CANDLE_WORKERS = 4
-
 
 @dataclass(frozen=True, slots=True)
 class JournalSymbol:
@@ -87,9 +84,10 @@ def fetch_windows(
     last_open_ms: int,
     now_ms: int,
 ) -> Windows:
-    """Each asked symbol's closed candles, or the error its fetch ended in."""
+    """Each asked symbol's closed candles, or the error its fetch ended in: fetched in
+    parallel, one worker per client in ``sources`` (a ccxt client is not thread-safe)."""
     clients: queue.SimpleQueue[Exchange] = queue.SimpleQueue()
-    for source in sources[:MAX_CANDLE_WORKERS]:
+    for source in sources:
         clients.put(source)
 
     def one(ask: WindowAsk) -> list[Candle] | TransientExchangeError:
@@ -102,7 +100,7 @@ def fetch_windows(
         finally:
             clients.put(client)
 
-    workers = min(len(asks), len(sources), MAX_CANDLE_WORKERS)
+    workers = min(len(asks), len(sources))
     if workers <= 1:
         return {ask.symbol: one(ask) for ask in asks}
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="candles") as pool:

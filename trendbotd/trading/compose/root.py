@@ -30,16 +30,17 @@ from trendbotd.trading.compose.exchange import (
     start_paper_exchange,
 )
 from trendbotd.trading.compose.journal import build_position_manager, open_instance_journal
-from trendbotd.trading.engine import Engine
 from trendbotd.trading.parts import TradingParts
 from trendbotd.trading.runner import TradingRunner
 from trendbotd.trading.startup import sync_account
-from trendbotd.trading.tick_view import MAX_CANDLE_WORKERS
 
 if TYPE_CHECKING:
     from trendbotd.sim import SimExchange
 
 logger = logging.getLogger(__name__)
+
+# Candle clients: more than this would only move the wait to the exchange's rate limit.
+MAX_CANDLE_WORKERS = 4
 
 
 class StartupWaiting:
@@ -116,6 +117,10 @@ class TradingAssembly:
         )  # fmt: skip
         mode_before_sync = journal.controls.mode().mode
         synced = positions.sync(snapshot)
+        # Imported only now (numpy, the strategy: a fifth of the start-up's imports): a
+        # position found without a stop has it from the sync above, that much sooner.
+        from trendbotd.trading.engine import Engine  # noqa: PLC0415
+
         engine = Engine(
             config=config,
             exchange=exchange,
