@@ -90,11 +90,11 @@ class ClusterRunner:
         if self._thread is not None and not self._thread.is_alive():
             # the watchdog pings from this loop: it must not vouch for a dead election
             raise LeadershipLostError("cluster: the election loop has stopped; restarting")
-        state = election.state
-        if self._trader is not None and (state.role is not Role.LEADER or not election.may_send()):
+        if self._trader is not None:
             # also a leader whose window closed before its election thread noticed (it was
             # frozen, say): it is no longer the leader, whatever its state still says
-            raise LeadershipLostError(f"cluster: {status_prefix(state)}; restarting as standby")
+            self._still_leading(election)
+        state = election.state
         if state.role is not Role.LEADER:
             return self._status_only(election)
         prefix = status_prefix(state)
